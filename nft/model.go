@@ -1,0 +1,241 @@
+// Package nft owns nftpolicy's one nftables table: a typed model of it, the pure compiler from a
+// resolved selectors.Model, rendering to nft text, diffs between two rulesets, lowering to
+// github.com/google/nftables expressions, the netlink applier and an in-memory fake.
+//
+// The rule language is deliberately small: a closed set of Match kinds that the renderer, the lowering,
+// the diff and the packet tracer all understand. Rules are static; what changes with pods and
+// policies lives in set and map elements wherever it can.
+package nft
+
+import (
+	"net/netip"
+)
+
+// Family is an IP family.
+type Family uint8
+
+const (
+	IPv4 Family = 4
+	IPv6 Family = 6
+)
+
+// FamilyOf returns the family of addr.
+func FamilyOf(addr netip.Addr) Family {
+	if addr.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// Ruleset is the whole content of our inet table.
+type Ruleset struct {
+	Table  string
+	Sets   []Set   // sorted by name
+	Maps   []Map   // sorted by name
+	Chains []Chain // base chains first in declaration order, then regular chains sorted by name
+}
+
+// KeyType is the type of a set's or map's keys, written as nft writes it.
+type KeyType string
+
+const (
+	KeyIPv4          KeyType = "ipv4_addr"
+	KeyIPv6          KeyType = "ipv6_addr"
+	KeyIfname        KeyType = "ifname"
+	KeyIfnameIPv4    KeyType = "ifname . ipv4_addr"
+	KeyIfnameIPv6    KeyType = "ifname . ipv6_addr"
+	KeyIPv4ProtoPort KeyType = "ipv4_addr . inet_proto . inet_service"
+	KeyIPv6ProtoPort KeyType = "ipv6_addr . inet_proto . inet_service"
+)
+
+// Set is a named set.
+type Set struct {
+	Name     string
+	Type     KeyType
+	Interval bool // elements are address ranges (flags interval)
+	Comment  string
+	Elements []Element // sorted, see SortElements
+}
+
+// Element is one set element. Which fields are used depends on the set's KeyType:
+//   - ipv4_addr/ipv6_addr: Addr, and AddrEnd (== Addr for one address) in interval sets;
+//   - ifname: Ifname; ifname . ipvX_addr: Ifname and Addr;
+//   - ipvX_addr . inet_proto . inet_service: Addr, Proto and Port.
+//
+// Element is comparable, so diffs use it as a map key.
+type Element struct {
+	Ifname  string
+	Addr    netip.Addr
+	AddrEnd netip.Addr
+	Proto   uint8
+	Port    uint16
+}
+
+// Map is a named verdict map keyed by one address.
+type Map struct {
+	Name     string
+	Type     KeyType // KeyIPv4 or KeyIPv6
+	Comment  string
+	Elements []MapElement // sorted by key
+}
+
+// MapElement maps one address to a verdict.
+type MapElement struct {
+	Key     netip.Addr
+	Verdict Verdict
+}
+
+// VerdictKind is what a rule does when it matches.
+type VerdictKind uint8
+
+const (
+	VerdictNone VerdictKind = iota // no verdict: a rule that only dispatches through a verdict map
+	Accept
+	Drop
+	Jump
+	Goto
+	Return
+)
+
+// Verdict is a rule's verdict; Chain is set for Jump and Goto.
+type Verdict struct {
+	Kind  VerdictKind
+	Chain string
+}
+
+// Hook is a netfilter hook a base chain attaches to.
+type Hook string
+
+const (
+	HookInput   Hook = "input"
+	HookForward Hook = "forward"
+	HookOutput  Hook = "output"
+)
+
+// BaseHook makes a chain a base chain: type filter, the given hook and priority, policy accept.
+type BaseHook struct {
+	Hook     Hook
+	Priority int32 // relative to the filter priority (0)
+}
+
+// Chain is a base chain (Base != nil) or a regular chain.
+type Chain struct {
+	Name    string
+	Base    *BaseHook
+	Comment string
+	Rules   []Rule
+}
+
+// Rule matches when all of its Matches match; then it applies Verdict, or, when VMap is set, looks the
+// packet up in a verdict map.
+type Rule struct {
+	Matches []Match
+	VMap    *VMapLookup
+	Verdict Verdict
+	Comment string
+}
+
+// Field is a packet field a match or lookup reads.
+type Field uint8
+
+const (
+	SourceAddr Field = iota + 1
+	DestAddr
+	InputIfname
+)
+
+// VMapLookup dispatches on a packet address: `ip saddr vmap @name`.
+type VMapLookup struct {
+	Family Family
+	Field  Field // SourceAddr or DestAddr
+	Map    string
+}
+
+// Match is one condition of a rule. The set of kinds is closed: Render, lowering, Trace and tests
+// switch over exactly the types below.
+type Match interface{ isMatch() }
+
+// CtState matches conntrack states: `ct state established,related`.
+type CtState struct {
+	Established bool
+	Related     bool
+}
+
+// AddrInSet matches an address against a named set: `ip saddr @set` (or `!=` when Negate).
+type AddrInSet struct {
+	Family Family
+	Field  Field // SourceAddr or DestAddr
+	Set    string
+	Negate bool
+}
+
+// IfnameInSet matches the input interface name against a named set: `iifname @set`.
+type IfnameInSet struct {
+	Set    string
+	Negate bool
+}
+
+// IfnameAddrInSet matches the input interface and the source address together:
+// `iifname . ip saddr @set` (or `!=` when Negate).
+type IfnameAddrInSet struct {
+	Family Family
+	Set    string
+	Negate bool
+}
+
+// L4Proto matches the transport protocol: `meta l4proto tcp` or `meta l4proto { tcp, udp }`.
+type L4Proto struct {
+	Protos []uint8 // IANA protocol numbers, sorted
+}
+
+// DestPortIn matches the transport destination port against an anonymous set of ranges:
+// `th dport 80` or `th dport { 80, 8000-8080 }`. It is always preceded by an L4Proto match naming one
+// protocol with ports (TCP, UDP or SCTP).
+type DestPortIn struct {
+	Ranges []PortRange // sorted, disjoint
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct {
+	First uint16
+	Last  uint16
+}
+
+// ServiceInSet matches destination address, protocol and destination port together against a named set:
+// `ip daddr . meta l4proto . th dport @set`.
+type ServiceInSet struct {
+	Family Family
+	Set    string
+}
+
+// ICMPv6TypeIn matches ICMPv6 types: `icmpv6 type { nd-neighbor-solicit, ... }`.
+type ICMPv6TypeIn struct {
+	Types []uint8 // sorted
+}
+
+func (CtState) isMatch()         {}
+func (AddrInSet) isMatch()       {}
+func (IfnameInSet) isMatch()     {}
+func (IfnameAddrInSet) isMatch() {}
+func (L4Proto) isMatch()         {}
+func (DestPortIn) isMatch()      {}
+func (ServiceInSet) isMatch()    {}
+func (ICMPv6TypeIn) isMatch()    {}
+
+// IANA protocol numbers used by the compiler.
+const (
+	ProtoICMP   uint8 = 1
+	ProtoTCP    uint8 = 6
+	ProtoUDP    uint8 = 17
+	ProtoICMPv6 uint8 = 58
+	ProtoSCTP   uint8 = 132
+)
+
+// ICMPv6 neighbour discovery types (RFC 4861).
+const (
+	ICMPv6RouterSolicit   uint8 = 133
+	ICMPv6RouterAdvert    uint8 = 134
+	ICMPv6NeighborSolicit uint8 = 135
+	ICMPv6NeighborAdvert  uint8 = 136
+	ICMPv6Redirect        uint8 = 137
+)

@@ -1,0 +1,320 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Render writes the ruleset as `nft list table` prints it, so that goldens, logs and the kernel's own
+// listing can be compared line by line.
+func Render(rs *Ruleset) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", rs.Table)
+	first := true
+	section := func() {
+		if !first {
+			b.WriteByte('\n')
+		}
+		first = false
+	}
+	for _, s := range rs.Sets {
+		section()
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s.Name, s.Type)
+		if s.Interval {
+			b.WriteString("\t\tflags interval\n")
+		}
+		if s.Comment != "" {
+			fmt.Fprintf(&b, "\t\tcomment %s\n", strconv.Quote(s.Comment))
+		}
+		if len(s.Elements) > 0 {
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", renderElements(s.Type, s.Interval, s.Elements))
+		}
+		b.WriteString("\t}\n")
+	}
+	for _, m := range rs.Maps {
+		section()
+		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype %s : verdict\n", m.Name, m.Type)
+		if m.Comment != "" {
+			fmt.Fprintf(&b, "\t\tcomment %s\n", strconv.Quote(m.Comment))
+		}
+		if len(m.Elements) > 0 {
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", renderMapElements(m.Elements))
+		}
+		b.WriteString("\t}\n")
+	}
+	for _, c := range rs.Chains {
+		section()
+		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
+		if c.Comment != "" {
+			fmt.Fprintf(&b, "\t\tcomment %s\n", strconv.Quote(c.Comment))
+		}
+		if c.Base != nil {
+			fmt.Fprintf(&b, "\t\t%s\n", baseChainSpec(c.Base))
+		}
+		for _, r := range c.Rules {
+			fmt.Fprintf(&b, "\t\t%s\n", RenderRule(r))
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func baseChainSpec(h *BaseHook) string {
+	prio := "filter"
+	switch {
+	case h.Priority > 0:
+		prio = fmt.Sprintf("filter + %d", h.Priority)
+	case h.Priority < 0:
+		prio = fmt.Sprintf("filter - %d", -h.Priority)
+	}
+	return fmt.Sprintf("type filter hook %s priority %s; policy accept;", h.Hook, prio)
+}
+
+func setHeaderInline(s Set) string {
+	out := "type " + string(s.Type) + "; "
+	if s.Interval {
+		out += "flags interval; "
+	}
+	if s.Comment != "" {
+		out += "comment " + strconv.Quote(s.Comment) + "; "
+	}
+	return out
+}
+
+// RenderRule writes one rule in nft syntax.
+func RenderRule(r Rule) string {
+	var parts []string
+	for i := 0; i < len(r.Matches); i++ {
+		m := r.Matches[i]
+		// nft prints `meta l4proto tcp th dport 80` as `tcp dport 80`.
+		if p, ok := m.(L4Proto); ok && len(p.Protos) == 1 && hasPorts(p.Protos[0]) && i+1 < len(r.Matches) {
+			if d, ok := r.Matches[i+1].(DestPortIn); ok {
+				parts = append(parts, protoName(p.Protos[0])+" dport "+renderPorts(d.Ranges))
+				i++
+				continue
+			}
+		}
+		parts = append(parts, renderMatch(m))
+	}
+	if r.VMap != nil {
+		parts = append(parts, fmt.Sprintf("%s %s vmap @%s", ipKeyword(r.VMap.Family), fieldName(r.VMap.Field), r.VMap.Map))
+	}
+	if v := renderVerdict(r.Verdict); v != "" {
+		parts = append(parts, v)
+	}
+	if r.Comment != "" {
+		parts = append(parts, "comment "+strconv.Quote(r.Comment))
+	}
+	return strings.Join(parts, " ")
+}
+
+func renderMatch(m Match) string {
+	switch m := m.(type) {
+	case CtState:
+		var states []string
+		if m.Established {
+			states = append(states, "established")
+		}
+		if m.Related {
+			states = append(states, "related")
+		}
+		return "ct state " + strings.Join(states, ",")
+	case AddrInSet:
+		return fmt.Sprintf("%s %s %s@%s", ipKeyword(m.Family), fieldName(m.Field), negation(m.Negate), m.Set)
+	case IfnameInSet:
+		return fmt.Sprintf("iifname %s@%s", negation(m.Negate), m.Set)
+	case IfnameAddrInSet:
+		return fmt.Sprintf("iifname . %s saddr %s@%s", ipKeyword(m.Family), negation(m.Negate), m.Set)
+	case L4Proto:
+		names := make([]string, len(m.Protos))
+		for i, p := range m.Protos {
+			names[i] = protoName(p)
+		}
+		return "meta l4proto " + braced(names)
+	case DestPortIn:
+		return "th dport " + renderPorts(m.Ranges)
+	case ServiceInSet:
+		return fmt.Sprintf("%s daddr . meta l4proto . th dport @%s", ipKeyword(m.Family), m.Set)
+	case ICMPv6TypeIn:
+		names := make([]string, len(m.Types))
+		for i, t := range m.Types {
+			names[i] = icmpv6TypeName(t)
+		}
+		return "icmpv6 type " + braced(names)
+	default:
+		panic(fmt.Sprintf("nft: unknown match %T", m))
+	}
+}
+
+func renderVerdict(v Verdict) string {
+	switch v.Kind {
+	case Accept:
+		return "accept"
+	case Drop:
+		return "drop"
+	case Jump:
+		return "jump " + v.Chain
+	case Goto:
+		return "goto " + v.Chain
+	case Return:
+		return "return"
+	default:
+		return ""
+	}
+}
+
+func renderPorts(ranges []PortRange) string {
+	items := make([]string, len(ranges))
+	for i, r := range ranges {
+		if r.First == r.Last {
+			items[i] = strconv.Itoa(int(r.First))
+		} else {
+			items[i] = fmt.Sprintf("%d-%d", r.First, r.Last)
+		}
+	}
+	return braced(items)
+}
+
+// braced writes one item bare and several as an anonymous set.
+func braced(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return "{ " + strings.Join(items, ", ") + " }"
+}
+
+func negation(neg bool) string {
+	if neg {
+		return "!= "
+	}
+	return ""
+}
+
+func ipKeyword(f Family) string {
+	if f == IPv6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+func fieldName(f Field) string {
+	switch f {
+	case SourceAddr:
+		return "saddr"
+	case DestAddr:
+		return "daddr"
+	default:
+		return "iifname"
+	}
+}
+
+func hasPorts(proto uint8) bool {
+	return proto == ProtoTCP || proto == ProtoUDP || proto == ProtoSCTP
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	case ProtoSCTP:
+		return "sctp"
+	case ProtoICMP:
+		return "icmp"
+	case ProtoICMPv6:
+		return "ipv6-icmp"
+	default:
+		return strconv.Itoa(int(p))
+	}
+}
+
+func icmpv6TypeName(t uint8) string {
+	switch t {
+	case ICMPv6RouterSolicit:
+		return "nd-router-solicit"
+	case ICMPv6RouterAdvert:
+		return "nd-router-advert"
+	case ICMPv6NeighborSolicit:
+		return "nd-neighbor-solicit"
+	case ICMPv6NeighborAdvert:
+		return "nd-neighbor-advert"
+	case ICMPv6Redirect:
+		return "nd-redirect"
+	default:
+		return strconv.Itoa(int(t))
+	}
+}
+
+func renderElements(t KeyType, interval bool, elems []Element) string {
+	items := make([]string, len(elems))
+	for i, e := range elems {
+		items[i] = renderElement(t, interval, e)
+	}
+	return strings.Join(items, ", ")
+}
+
+func renderElement(t KeyType, interval bool, e Element) string {
+	switch t {
+	case KeyIPv4, KeyIPv6:
+		if interval {
+			return renderAddrRange(e.Addr, e.AddrEnd)
+		}
+		return e.Addr.String()
+	case KeyIfname:
+		return strconv.Quote(e.Ifname)
+	case KeyIfnameIPv4, KeyIfnameIPv6:
+		return strconv.Quote(e.Ifname) + " . " + e.Addr.String()
+	case KeyIPv4ProtoPort, KeyIPv6ProtoPort:
+		return fmt.Sprintf("%s . %s . %d", e.Addr, protoName(e.Proto), e.Port)
+	default:
+		panic(fmt.Sprintf("nft: unknown key type %q", t))
+	}
+}
+
+// renderAddrRange prints a range as nft does: one address, a prefix when the range is exactly one,
+// otherwise first-last.
+func renderAddrRange(from, to netip.Addr) string {
+	if from == to {
+		return from.String()
+	}
+	if p, ok := rangeAsPrefix(from, to); ok {
+		return p.String()
+	}
+	return from.String() + "-" + to.String()
+}
+
+// rangeAsPrefix returns the prefix covering exactly [from, to], if there is one.
+func rangeAsPrefix(from, to netip.Addr) (netip.Prefix, bool) {
+	for bits := 0; bits <= from.BitLen(); bits++ {
+		p := netip.PrefixFrom(from, bits)
+		if p.Masked().Addr() != from {
+			continue
+		}
+		if lastAddr(p) == to {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// lastAddr returns the highest address of a prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+func renderMapElements(elems []MapElement) string {
+	items := make([]string, len(elems))
+	for i, e := range elems {
+		items[i] = e.Key.String() + " : " + renderVerdict(e.Verdict)
+	}
+	return strings.Join(items, ", ")
+}
