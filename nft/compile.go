@@ -1,0 +1,402 @@
+package nft
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
+
+// The static skeleton of our table. Everything that changes with pods and policies is a per-pod chain,
+// a peer set, or an element of one of the sets and maps below.
+const (
+	// Base chains. Egress and ingress are separate base chains on the forward hook, at different
+	// priorities: an accept in the egress chain ends only that base chain, so same-node traffic is
+	// checked against the source pod's egress AND then the destination pod's ingress.
+	chainEgressForward  = "egress-forward"  // hook forward, priority filter: pod -> anywhere but its node
+	chainEgressInput    = "egress-input"    // hook input, priority filter: pod -> its own node
+	chainIngressForward = "ingress-forward" // hook forward, priority filter + 10: anyone -> local pod
+
+	// Regular chains the base chains jump to.
+	chainEgress  = "egress"
+	chainIngress = "ingress"
+
+	// Verdict maps: local pod address -> goto that pod's chain, for pods isolated in that direction.
+	mapEgressPodsV4  = "egress-pods-v4"
+	mapEgressPodsV6  = "egress-pods-v6"
+	mapIngressPodsV4 = "ingress-pods-v4"
+	mapIngressPodsV6 = "ingress-pods-v6"
+
+	// Anti-spoofing: which host interfaces lead to local pods, and which address each may send from.
+	setPodIfaces       = "pod-ifaces"
+	setPodIfaceAddrsV4 = "pod-iface-addrs-v4"
+	setPodIfaceAddrsV6 = "pod-iface-addrs-v6"
+	setPodAddrsV4      = "pod-addrs-v4"
+	setPodAddrsV6      = "pod-addrs-v6"
+
+	// Prefixes of dynamic names.
+	podIngressChainPrefix = "in_"
+	podEgressChainPrefix  = "eg_"
+	peerSetPrefix         = "peers_"
+	serviceSetPrefix      = "svc_"
+
+	// ingressPriorityOffset places the ingress base chain after the egress one on the forward hook.
+	ingressPriorityOffset = 10
+
+	// maxNameLen keeps dynamic names readable; longer ones are truncated and suffixed with a hash.
+	maxNameLen = 64
+	// maxCommentLen is below the kernel's limit on rule user data.
+	maxCommentLen = 128
+)
+
+// ndTypes are the ICMPv6 neighbour discovery messages: always accepted, or IPv6 stops working.
+var ndTypes = []uint8{ICMPv6RouterSolicit, ICMPv6RouterAdvert, ICMPv6NeighborSolicit, ICMPv6NeighborAdvert, ICMPv6Redirect}
+
+// baseChains declares the hooks we attach to.
+var baseChains = []struct {
+	name, target string
+	hook         BaseHook
+}{
+	{chainEgressForward, chainEgress, BaseHook{Hook: HookForward, Priority: 0}},
+	{chainEgressInput, chainEgress, BaseHook{Hook: HookInput, Priority: 0}},
+	{chainIngressForward, chainIngress, BaseHook{Hook: HookForward, Priority: ingressPriorityOffset}},
+}
+
+// dispatch declares the verdict maps, per direction and family.
+var dispatch = []struct {
+	dir    selectors.Direction
+	family Family
+	field  Field
+	name   string
+}{
+	{selectors.Egress, IPv4, SourceAddr, mapEgressPodsV4},
+	{selectors.Egress, IPv6, SourceAddr, mapEgressPodsV6},
+	{selectors.Ingress, IPv4, DestAddr, mapIngressPodsV4},
+	{selectors.Ingress, IPv6, DestAddr, mapIngressPodsV6},
+}
+
+// CompileInput is everything the compiler needs.
+type CompileInput struct {
+	Table string
+	Model *selectors.Model
+	// Interfaces maps each local pod address to the host-side interface its traffic arrives on.
+	// Addresses without an entry get no anti-spoofing.
+	Interfaces map[netip.Addr]string
+}
+
+// Compile turns a resolved model into the full content of our table. It is pure and deterministic.
+func Compile(in CompileInput) *Ruleset {
+	c := compiler{in: in, sets: map[string]*Set{}}
+	rs := &Ruleset{Table: in.Table}
+	c.addAntiSpoofSets()
+	for _, bc := range baseChains {
+		hook := bc.hook
+		rs.Chains = append(rs.Chains, Chain{Name: bc.name, Base: &hook, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: bc.target}}}})
+	}
+	rs.Chains = append(rs.Chains, egressChain(), ingressChain())
+
+	maps := map[string]*Map{}
+	for _, d := range dispatch {
+		maps[d.name] = &Map{Name: d.name, Type: addrKey(d.family), Comment: fmt.Sprintf("local pods isolated for %s", d.dir)}
+	}
+	for _, pod := range in.Model.LocalPods {
+		for _, dir := range []selectors.Direction{selectors.Ingress, selectors.Egress} {
+			iso := pod.Ingress
+			if dir == selectors.Egress {
+				iso = pod.Egress
+			}
+			if iso == nil {
+				continue
+			}
+			chain := c.podChain(pod, dir, iso)
+			rs.Chains = append(rs.Chains, chain)
+			for _, ip := range pod.IPs {
+				name := dispatchMap(dir, FamilyOf(ip))
+				maps[name].Elements = append(maps[name].Elements, MapElement{Key: ip, Verdict: Verdict{Kind: Goto, Chain: chain.Name}})
+			}
+		}
+	}
+	for _, m := range maps {
+		slices.SortFunc(m.Elements, func(a, b MapElement) int { return a.Key.Compare(b.Key) })
+		rs.Maps = append(rs.Maps, *m)
+	}
+	slices.SortFunc(rs.Maps, func(a, b Map) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(rs.Chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
+	for _, s := range c.sets {
+		SortElements(s.Elements)
+		rs.Sets = append(rs.Sets, *s)
+	}
+	slices.SortFunc(rs.Sets, func(a, b Set) int { return strings.Compare(a.Name, b.Name) })
+	return rs
+}
+
+type compiler struct {
+	in   CompileInput
+	sets map[string]*Set
+}
+
+// egressChain holds what applies to every packet leaving a local pod, before its own policy.
+func egressChain() Chain {
+	return Chain{Name: chainEgress, Rules: []Rule{
+		// Neighbour discovery uses link-local and unspecified sources, which anti-spoofing would drop.
+		{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
+		// A pod sends only from its own addresses ...
+		{Matches: []Match{IfnameInSet{Set: setPodIfaces}, IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4, Negate: true}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
+		{Matches: []Match{IfnameInSet{Set: setPodIfaces}, IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6, Negate: true}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
+		// ... and nobody else sends from them.
+		{Matches: []Match{AddrInSet{Family: IPv4, Field: SourceAddr, Set: setPodAddrsV4}, IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4, Negate: true}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
+		{Matches: []Match{AddrInSet{Family: IPv6, Field: SourceAddr, Set: setPodAddrsV6}, IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6, Negate: true}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
+		// Replies of allowed connections, and ICMP errors about them.
+		{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
+		{VMap: &VMapLookup{Family: IPv4, Field: SourceAddr, Map: mapEgressPodsV4}},
+		{VMap: &VMapLookup{Family: IPv6, Field: SourceAddr, Map: mapEgressPodsV6}},
+	}}
+}
+
+// ingressChain holds what applies to every packet routed to a local pod. Traffic from the pod's own
+// node never reaches it: the node's packets leave through the output hook, where we do not filter.
+func ingressChain() Chain {
+	return Chain{Name: chainIngress, Rules: []Rule{
+		{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
+		{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
+		{VMap: &VMapLookup{Family: IPv4, Field: DestAddr, Map: mapIngressPodsV4}},
+		{VMap: &VMapLookup{Family: IPv6, Field: DestAddr, Map: mapIngressPodsV6}},
+	}}
+}
+
+func (c *compiler) addAntiSpoofSets() {
+	ifaces := &Set{Name: setPodIfaces, Type: KeyIfname, Comment: "host interfaces of local pods"}
+	pairs := map[Family]*Set{
+		IPv4: {Name: setPodIfaceAddrsV4, Type: KeyIfnameIPv4, Comment: "local pod interface and address"},
+		IPv6: {Name: setPodIfaceAddrsV6, Type: KeyIfnameIPv6, Comment: "local pod interface and address"},
+	}
+	addrs := map[Family]*Set{
+		IPv4: {Name: setPodAddrsV4, Type: KeyIPv4, Comment: "local pod addresses with a known interface"},
+		IPv6: {Name: setPodAddrsV6, Type: KeyIPv6, Comment: "local pod addresses with a known interface"},
+	}
+	seen := map[string]bool{}
+	for _, pod := range c.in.Model.LocalPods {
+		for _, ip := range pod.IPs {
+			iface, ok := c.in.Interfaces[ip]
+			if !ok {
+				continue
+			}
+			if !seen[iface] {
+				seen[iface] = true
+				ifaces.Elements = append(ifaces.Elements, Element{Ifname: iface})
+			}
+			f := FamilyOf(ip)
+			pairs[f].Elements = append(pairs[f].Elements, Element{Ifname: iface, Addr: ip})
+			addrs[f].Elements = append(addrs[f].Elements, Element{Addr: ip})
+		}
+	}
+	for _, s := range []*Set{ifaces, pairs[IPv4], pairs[IPv6], addrs[IPv4], addrs[IPv6]} {
+		c.sets[s.Name] = s
+	}
+}
+
+// podChain compiles one direction of one isolated pod: every rule of every selecting policy, then drop.
+func (c *compiler) podChain(pod selectors.LocalPod, dir selectors.Direction, iso *selectors.Isolation) Chain {
+	prefix := podIngressChainPrefix
+	if dir == selectors.Egress {
+		prefix = podEgressChainPrefix
+	}
+	chain := Chain{Name: truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key()), Comment: fmt.Sprintf("%s of %s", dir, pod.Key())}
+	for _, f := range podFamilies(pod) {
+		for _, r := range iso.Rules {
+			chain.Rules = append(chain.Rules, c.compileRule(dir, f, r)...)
+		}
+	}
+	chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Drop}, Comment: dropComment(dir, iso)})
+	return chain
+}
+
+// compileRule lowers one policy rule for one family: peers AND (all ports | one of the port ranges |
+// one of the named ports). A rule that can match nothing compiles to no nft rule at all.
+func (c *compiler) compileRule(dir selectors.Direction, f Family, r selectors.Rule) []Rule {
+	comment := truncate(fmt.Sprintf("%s %s[%d]", r.Policy, dir, r.Index), maxCommentLen)
+	var peer []Match
+	if !r.AnyPeer {
+		// The peer is the source of ingress traffic and the destination of egress traffic.
+		field := SourceAddr
+		if dir == selectors.Egress {
+			field = DestAddr
+		}
+		peer = []Match{AddrInSet{Family: f, Field: field, Set: c.peerSet(r.Peers, f)}}
+	}
+	accept := func(ms ...Match) Rule {
+		return Rule{Matches: append(slices.Clone(peer), ms...), Verdict: Verdict{Kind: Accept}, Comment: comment}
+	}
+	if r.AllPorts {
+		return []Rule{accept()}
+	}
+	var out []Rule
+	for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP} {
+		ranges, all := portRangesOf(r.Ports, proto)
+		switch {
+		case all:
+			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}))
+		case len(ranges) > 0:
+			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges}))
+		}
+	}
+	for _, id := range r.NamedPorts {
+		// The service set already holds only peer pods, so the peer match is not repeated.
+		out = append(out, Rule{Matches: []Match{ServiceInSet{Family: f, Set: c.serviceSet(id, f)}}, Verdict: Verdict{Kind: Accept}, Comment: comment})
+	}
+	return out
+}
+
+// peerSet returns the name of the family's half of an AddressSet, creating it on first use.
+func (c *compiler) peerSet(id string, f Family) string {
+	name := fmt.Sprintf("%s%s_v%d", peerSetPrefix, id, f)
+	if _, ok := c.sets[name]; ok {
+		return name
+	}
+	set := &Set{Name: name, Type: addrKey(f), Interval: true}
+	if as, ok := findAddressSet(c.in.Model, id); ok {
+		set.Comment = truncate(as.Description, maxCommentLen)
+		for _, r := range as.Ranges {
+			if FamilyOf(r.From) == f {
+				set.Elements = append(set.Elements, Element{Addr: r.From, AddrEnd: r.To})
+			}
+		}
+	}
+	c.sets[name] = set
+	return name
+}
+
+// serviceSet returns the name of the family's half of a ServiceSet, creating it on first use.
+func (c *compiler) serviceSet(id string, f Family) string {
+	name := fmt.Sprintf("%s%s_v%d", serviceSetPrefix, id, f)
+	if _, ok := c.sets[name]; ok {
+		return name
+	}
+	keyType := KeyIPv4ProtoPort
+	if f == IPv6 {
+		keyType = KeyIPv6ProtoPort
+	}
+	set := &Set{Name: name, Type: keyType}
+	if ss, ok := findServiceSet(c.in.Model, id); ok {
+		set.Comment = truncate(ss.Description, maxCommentLen)
+		for _, s := range ss.Services {
+			if FamilyOf(s.Addr) == f {
+				set.Elements = append(set.Elements, Element{Addr: s.Addr, Proto: protoNumber(s.Protocol), Port: s.Port})
+			}
+		}
+	}
+	c.sets[name] = set
+	return name
+}
+
+func findAddressSet(m *selectors.Model, id string) (selectors.AddressSet, bool) {
+	i, ok := slices.BinarySearchFunc(m.AddressSets, id, func(s selectors.AddressSet, id string) int { return strings.Compare(s.ID, id) })
+	if !ok {
+		return selectors.AddressSet{}, false
+	}
+	return m.AddressSets[i], true
+}
+
+func findServiceSet(m *selectors.Model, id string) (selectors.ServiceSet, bool) {
+	i, ok := slices.BinarySearchFunc(m.ServiceSets, id, func(s selectors.ServiceSet, id string) int { return strings.Compare(s.ID, id) })
+	if !ok {
+		return selectors.ServiceSet{}, false
+	}
+	return m.ServiceSets[i], true
+}
+
+// portRangesOf returns the ranges of one protocol, sorted and merged, and whether they cover every port.
+func portRangesOf(ports []selectors.PortRange, proto corev1.Protocol) ([]PortRange, bool) {
+	var ranges []PortRange
+	for _, p := range ports {
+		if p.Protocol != proto {
+			continue
+		}
+		if p.AllOfProtocol() {
+			return nil, true
+		}
+		ranges = append(ranges, PortRange{First: p.First, Last: p.Last})
+	}
+	return mergePortRanges(ranges), false
+}
+
+func mergePortRanges(ranges []PortRange) []PortRange {
+	slices.SortFunc(ranges, func(a, b PortRange) int { return int(a.First) - int(b.First) })
+	var out []PortRange
+	for _, r := range ranges {
+		if n := len(out); n > 0 && int(r.First) <= int(out[n-1].Last)+1 {
+			out[n-1].Last = max(out[n-1].Last, r.Last)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func protoNumber(p corev1.Protocol) uint8 {
+	switch p {
+	case corev1.ProtocolUDP:
+		return ProtoUDP
+	case corev1.ProtocolSCTP:
+		return ProtoSCTP
+	default:
+		return ProtoTCP
+	}
+}
+
+func podFamilies(pod selectors.LocalPod) []Family {
+	var fams []Family
+	for _, f := range []Family{IPv4, IPv6} {
+		if slices.ContainsFunc(pod.IPs, func(a netip.Addr) bool { return FamilyOf(a) == f }) {
+			fams = append(fams, f)
+		}
+	}
+	return fams
+}
+
+func dispatchMap(dir selectors.Direction, f Family) string {
+	for _, d := range dispatch {
+		if d.dir == dir && d.family == f {
+			return d.name
+		}
+	}
+	panic("nft: no dispatch map for " + string(dir))
+}
+
+func addrKey(f Family) KeyType {
+	if f == IPv6 {
+		return KeyIPv6
+	}
+	return KeyIPv4
+}
+
+func dropComment(dir selectors.Direction, iso *selectors.Isolation) string {
+	names := make([]string, len(iso.Policies))
+	for i, p := range iso.Policies {
+		names[i] = p.String()
+	}
+	return truncate(fmt.Sprintf("%s isolated by %s", dir, strings.Join(names, ", ")), maxCommentLen)
+}
+
+// truncatedName returns name when it is short enough, else a truncated name made unique by a hash of key.
+func truncatedName(name, key string) string {
+	if len(name) <= maxNameLen {
+		return name
+	}
+	sum := sha256.Sum256([]byte(key))
+	hash := hex.EncodeToString(sum[:])[:8]
+	return name[:maxNameLen-len(hash)-1] + "_" + hash
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,227 @@
+package nft
+
+import (
+	"reflect"
+	"slices"
+)
+
+// Diff returns the transaction that turns the table from committed into desired. With committed nil
+// (state unknown) it replaces the whole table. Object definitions never change under one name (names
+// derive from what an object is), so a redefinition also falls back to a whole-table replacement.
+//
+// Order matters inside one batch: new sets and chains exist before rules refer to them, and rules and
+// map elements stop referring to sets and chains before those are deleted.
+func Diff(committed, desired *Ruleset) *Transaction {
+	if committed == nil || committed.Table != desired.Table || redefined(committed, desired) {
+		return fullReplace(desired)
+	}
+	tx := &Transaction{Table: desired.Table}
+	oldSets := indexSets(committed)
+	oldMaps := indexMaps(committed)
+	oldChains := indexChains(committed)
+	newSets := indexSets(desired)
+	newMaps := indexMaps(desired)
+	newChains := indexChains(desired)
+
+	// 1. New sets, and element changes of existing ones (deletions first: interval sets must not
+	// see overlapping ranges).
+	for _, s := range desired.Sets {
+		old, ok := oldSets[s.Name]
+		if !ok {
+			tx.Ops = append(tx.Ops, AddSet{Set: withoutElements(s)})
+			if len(s.Elements) > 0 {
+				tx.Ops = append(tx.Ops, AddElements{Set: s.Name, Type: s.Type, Interval: s.Interval, Elements: s.Elements})
+			}
+			continue
+		}
+		added, deleted := diffElements(old.Elements, s.Elements)
+		if len(deleted) > 0 {
+			tx.Ops = append(tx.Ops, DeleteElements{Set: s.Name, Type: s.Type, Interval: s.Interval, Elements: deleted})
+		}
+		if len(added) > 0 {
+			tx.Ops = append(tx.Ops, AddElements{Set: s.Name, Type: s.Type, Interval: s.Interval, Elements: added})
+		}
+	}
+	// 2. New maps (elements come after the chains they point to).
+	for _, m := range desired.Maps {
+		if _, ok := oldMaps[m.Name]; !ok {
+			tx.Ops = append(tx.Ops, AddMap{Map: withoutMapElements(m)})
+		}
+	}
+	// 3. New chains, then the rules of new and changed chains.
+	for _, c := range desired.Chains {
+		if _, ok := oldChains[c.Name]; !ok {
+			tx.Ops = append(tx.Ops, AddChain{Chain: withoutRules(c)})
+		}
+	}
+	for _, c := range desired.Chains {
+		old, ok := oldChains[c.Name]
+		if ok && reflect.DeepEqual(old.Rules, c.Rules) {
+			continue
+		}
+		if ok {
+			tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
+		}
+		for _, r := range c.Rules {
+			tx.Ops = append(tx.Ops, AddRule{Chain: c.Name, Rule: r})
+		}
+	}
+	// 4. Map elements: removed or re-pointed keys go first, then new ones.
+	for _, m := range desired.Maps {
+		added, deleted := diffMapElements(oldMaps[m.Name].Elements, m.Elements)
+		if len(deleted) > 0 {
+			tx.Ops = append(tx.Ops, DeleteMapElements{Map: m.Name, Type: m.Type, Elements: deleted})
+		}
+		if len(added) > 0 {
+			tx.Ops = append(tx.Ops, AddMapElements{Map: m.Name, Type: m.Type, Elements: added})
+		}
+	}
+	for _, m := range committed.Maps {
+		if _, ok := newMaps[m.Name]; !ok {
+			tx.Ops = append(tx.Ops, DeleteMap{Name: m.Name})
+		}
+	}
+	// 5. Chains and sets nothing refers to any more.
+	for _, c := range committed.Chains {
+		if _, ok := newChains[c.Name]; !ok {
+			tx.Ops = append(tx.Ops, FlushChain{Name: c.Name}, DeleteChain{Name: c.Name})
+		}
+	}
+	for _, s := range committed.Sets {
+		if _, ok := newSets[s.Name]; !ok {
+			tx.Ops = append(tx.Ops, DeleteSet{Name: s.Name})
+		}
+	}
+	return tx
+}
+
+// fullReplace creates the table (so that deleting it cannot fail), deletes it with everything a
+// previous run left in it, and builds desired, all in one batch.
+func fullReplace(desired *Ruleset) *Transaction {
+	tx := &Transaction{Table: desired.Table, Ops: []Op{AddTable{}, DeleteTable{}, AddTable{}}}
+	for _, s := range desired.Sets {
+		tx.Ops = append(tx.Ops, AddSet{Set: withoutElements(s)})
+		if len(s.Elements) > 0 {
+			tx.Ops = append(tx.Ops, AddElements{Set: s.Name, Type: s.Type, Interval: s.Interval, Elements: s.Elements})
+		}
+	}
+	for _, m := range desired.Maps {
+		tx.Ops = append(tx.Ops, AddMap{Map: withoutMapElements(m)})
+	}
+	for _, c := range desired.Chains {
+		tx.Ops = append(tx.Ops, AddChain{Chain: withoutRules(c)})
+	}
+	for _, c := range desired.Chains {
+		for _, r := range c.Rules {
+			tx.Ops = append(tx.Ops, AddRule{Chain: c.Name, Rule: r})
+		}
+	}
+	for _, m := range desired.Maps {
+		if len(m.Elements) > 0 {
+			tx.Ops = append(tx.Ops, AddMapElements{Map: m.Name, Type: m.Type, Elements: m.Elements})
+		}
+	}
+	return tx
+}
+
+// redefined reports whether an object kept its name but changed what it is.
+func redefined(committed, desired *Ruleset) bool {
+	oldSets, oldMaps, oldChains := indexSets(committed), indexMaps(committed), indexChains(committed)
+	for _, s := range desired.Sets {
+		if old, ok := oldSets[s.Name]; ok && (old.Type != s.Type || old.Interval != s.Interval || old.Comment != s.Comment) {
+			return true
+		}
+	}
+	for _, m := range desired.Maps {
+		if old, ok := oldMaps[m.Name]; ok && (old.Type != m.Type || old.Comment != m.Comment) {
+			return true
+		}
+	}
+	for _, c := range desired.Chains {
+		if old, ok := oldChains[c.Name]; ok && (!reflect.DeepEqual(old.Base, c.Base) || old.Comment != c.Comment) {
+			return true
+		}
+	}
+	return false
+}
+
+func diffElements(old, desired []Element) (added, deleted []Element) {
+	had := make(map[Element]struct{}, len(old))
+	for _, e := range old {
+		had[e] = struct{}{}
+	}
+	want := make(map[Element]struct{}, len(desired))
+	for _, e := range desired {
+		want[e] = struct{}{}
+		if _, ok := had[e]; !ok {
+			added = append(added, e)
+		}
+	}
+	for _, e := range old {
+		if _, ok := want[e]; !ok {
+			deleted = append(deleted, e)
+		}
+	}
+	return added, deleted
+}
+
+func diffMapElements(old, desired []MapElement) (added, deleted []MapElement) {
+	had := make(map[MapElement]struct{}, len(old))
+	for _, e := range old {
+		had[e] = struct{}{}
+	}
+	want := make(map[MapElement]struct{}, len(desired))
+	for _, e := range desired {
+		want[e] = struct{}{}
+	}
+	for _, e := range old {
+		if _, ok := want[e]; !ok {
+			deleted = append(deleted, e)
+		}
+	}
+	for _, e := range desired {
+		if _, ok := had[e]; !ok {
+			added = append(added, e)
+		}
+	}
+	return added, deleted
+}
+
+func indexSets(rs *Ruleset) map[string]Set {
+	out := make(map[string]Set, len(rs.Sets))
+	for _, s := range rs.Sets {
+		out[s.Name] = s
+	}
+	return out
+}
+
+func indexMaps(rs *Ruleset) map[string]Map {
+	out := make(map[string]Map, len(rs.Maps))
+	for _, m := range rs.Maps {
+		out[m.Name] = m
+	}
+	return out
+}
+
+func indexChains(rs *Ruleset) map[string]Chain {
+	out := make(map[string]Chain, len(rs.Chains))
+	for _, c := range rs.Chains {
+		out[c.Name] = c
+	}
+	return out
+}
+
+func withoutElements(s Set) Set {
+	s.Elements = nil
+	return s
+}
+
+func withoutMapElements(m Map) Map {
+	m.Elements = nil
+	return m
+}
+
+func withoutRules(c Chain) Chain {
+	c.Rules = slices.Clip([]Rule(nil))
+	return c
+}

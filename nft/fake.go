@@ -1,0 +1,349 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Fake is an in-memory Backend. It applies a transaction to a copy of its table and commits the copy
+// only when every operation succeeded, like the kernel. It rejects what the kernel rejects: rules that
+// refer to missing sets, maps or chains, elements of missing sets, deleting objects still referred to,
+// deleting missing elements.
+type Fake struct {
+	mu    sync.Mutex
+	table string
+	state *fakeTable // nil: the table does not exist
+	log   []*Transaction
+}
+
+var _ Backend = (*Fake)(nil)
+
+// NewFake returns a fake kernel without our table.
+func NewFake(table string) *Fake {
+	return &Fake{table: table}
+}
+
+// Transactions returns every transaction that committed, oldest first.
+func (f *Fake) Transactions() []*Transaction {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.log)
+}
+
+// Ruleset returns the table's content in canonical order, or nil when the table does not exist.
+func (f *Fake) Ruleset() *Ruleset {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state == nil {
+		return nil
+	}
+	return f.state.ruleset(f.table)
+}
+
+// Run applies tx atomically.
+func (f *Fake) Run(tx *Transaction) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if tx.Table != f.table {
+		return fmt.Errorf("fake serves table %q, not %q", f.table, tx.Table)
+	}
+	next := f.state.clone()
+	for i, op := range tx.Ops {
+		var err error
+		next, err = next.apply(op)
+		if err != nil {
+			return fmt.Errorf("operation %d (%s): %w", i, renderOp(tx.Table, op), err)
+		}
+	}
+	f.state = next
+	f.log = append(f.log, tx)
+	return nil
+}
+
+type fakeSet struct {
+	def      Set // without elements
+	elements map[Element]struct{}
+}
+
+type fakeMap struct {
+	def      Map
+	elements map[netip.Addr]Verdict
+}
+
+type fakeTable struct {
+	sets   map[string]*fakeSet
+	maps   map[string]*fakeMap
+	chains map[string]*Chain
+	order  []string // chain creation order, base chains keep theirs
+}
+
+func (t *fakeTable) clone() *fakeTable {
+	if t == nil {
+		return nil
+	}
+	c := &fakeTable{sets: map[string]*fakeSet{}, maps: map[string]*fakeMap{}, chains: map[string]*Chain{}, order: slices.Clone(t.order)}
+	for n, s := range t.sets {
+		els := make(map[Element]struct{}, len(s.elements))
+		for e := range s.elements {
+			els[e] = struct{}{}
+		}
+		c.sets[n] = &fakeSet{def: s.def, elements: els}
+	}
+	for n, m := range t.maps {
+		els := make(map[netip.Addr]Verdict, len(m.elements))
+		for k, v := range m.elements {
+			els[k] = v
+		}
+		c.maps[n] = &fakeMap{def: m.def, elements: els}
+	}
+	for n, ch := range t.chains {
+		cc := *ch
+		cc.Rules = slices.Clone(ch.Rules)
+		c.chains[n] = &cc
+	}
+	return c
+}
+
+func (t *fakeTable) apply(op Op) (*fakeTable, error) {
+	if _, ok := op.(AddTable); ok {
+		if t == nil {
+			return &fakeTable{sets: map[string]*fakeSet{}, maps: map[string]*fakeMap{}, chains: map[string]*Chain{}}, nil
+		}
+		return t, nil
+	}
+	if t == nil {
+		return nil, fmt.Errorf("no such table")
+	}
+	switch o := op.(type) {
+	case DeleteTable:
+		return nil, nil
+	case AddSet:
+		if old, ok := t.sets[o.Set.Name]; ok {
+			if old.def.Type != o.Set.Type || old.def.Interval != o.Set.Interval {
+				return nil, fmt.Errorf("set %s exists with another type", o.Set.Name)
+			}
+			return t, nil
+		}
+		t.sets[o.Set.Name] = &fakeSet{def: withoutElements(o.Set), elements: map[Element]struct{}{}}
+	case DeleteSet:
+		if _, ok := t.sets[o.Name]; !ok {
+			return nil, fmt.Errorf("no such set %s", o.Name)
+		}
+		if user := t.ruleReferring(o.Name); user != "" {
+			return nil, fmt.Errorf("set %s is in use by chain %s", o.Name, user)
+		}
+		delete(t.sets, o.Name)
+	case AddElements:
+		s, ok := t.sets[o.Set]
+		if !ok {
+			return nil, fmt.Errorf("no such set %s", o.Set)
+		}
+		for _, e := range o.Elements {
+			if s.def.Interval {
+				if other, ok := s.overlapping(e); ok {
+					return nil, fmt.Errorf("element %s overlaps %s in set %s", renderElement(s.def.Type, true, e), renderElement(s.def.Type, true, other), o.Set)
+				}
+			}
+			s.elements[e] = struct{}{}
+		}
+	case DeleteElements:
+		s, ok := t.sets[o.Set]
+		if !ok {
+			return nil, fmt.Errorf("no such set %s", o.Set)
+		}
+		for _, e := range o.Elements {
+			if _, ok := s.elements[e]; !ok {
+				return nil, fmt.Errorf("no element %s in set %s", renderElement(s.def.Type, s.def.Interval, e), o.Set)
+			}
+			delete(s.elements, e)
+		}
+	case AddMap:
+		if _, ok := t.maps[o.Map.Name]; !ok {
+			t.maps[o.Map.Name] = &fakeMap{def: withoutMapElements(o.Map), elements: map[netip.Addr]Verdict{}}
+		}
+	case DeleteMap:
+		if _, ok := t.maps[o.Name]; !ok {
+			return nil, fmt.Errorf("no such map %s", o.Name)
+		}
+		if user := t.ruleReferring(o.Name); user != "" {
+			return nil, fmt.Errorf("map %s is in use by chain %s", o.Name, user)
+		}
+		delete(t.maps, o.Name)
+	case AddMapElements:
+		m, ok := t.maps[o.Map]
+		if !ok {
+			return nil, fmt.Errorf("no such map %s", o.Map)
+		}
+		for _, e := range o.Elements {
+			if _, ok := m.elements[e.Key]; ok {
+				return nil, fmt.Errorf("map %s already has key %s", o.Map, e.Key)
+			}
+			if e.Verdict.Chain != "" && t.chains[e.Verdict.Chain] == nil {
+				return nil, fmt.Errorf("map %s element %s points to missing chain %s", o.Map, e.Key, e.Verdict.Chain)
+			}
+			m.elements[e.Key] = e.Verdict
+		}
+	case DeleteMapElements:
+		m, ok := t.maps[o.Map]
+		if !ok {
+			return nil, fmt.Errorf("no such map %s", o.Map)
+		}
+		for _, e := range o.Elements {
+			if _, ok := m.elements[e.Key]; !ok {
+				return nil, fmt.Errorf("no key %s in map %s", e.Key, o.Map)
+			}
+			delete(m.elements, e.Key)
+		}
+	case AddChain:
+		if _, ok := t.chains[o.Chain.Name]; !ok {
+			c := withoutRules(o.Chain)
+			t.chains[c.Name] = &c
+			t.order = append(t.order, c.Name)
+		}
+	case FlushChain:
+		c, ok := t.chains[o.Name]
+		if !ok {
+			return nil, fmt.Errorf("no such chain %s", o.Name)
+		}
+		c.Rules = nil
+	case DeleteChain:
+		c, ok := t.chains[o.Name]
+		if !ok {
+			return nil, fmt.Errorf("no such chain %s", o.Name)
+		}
+		if len(c.Rules) > 0 {
+			return nil, fmt.Errorf("chain %s is not empty", o.Name)
+		}
+		if user := t.chainReferrer(o.Name); user != "" {
+			return nil, fmt.Errorf("chain %s is in use by %s", o.Name, user)
+		}
+		delete(t.chains, o.Name)
+		t.order = slices.DeleteFunc(t.order, func(n string) bool { return n == o.Name })
+	case AddRule:
+		c, ok := t.chains[o.Chain]
+		if !ok {
+			return nil, fmt.Errorf("no such chain %s", o.Chain)
+		}
+		if err := t.checkReferences(o.Rule); err != nil {
+			return nil, err
+		}
+		c.Rules = append(c.Rules, o.Rule)
+	default:
+		return nil, fmt.Errorf("unknown operation %T", op)
+	}
+	return t, nil
+}
+
+func (s *fakeSet) overlapping(e Element) (Element, bool) {
+	for other := range s.elements {
+		if other != e && other.Addr.BitLen() == e.Addr.BitLen() && other.Addr.Compare(e.AddrEnd) <= 0 && e.Addr.Compare(other.AddrEnd) <= 0 {
+			return other, true
+		}
+	}
+	return Element{}, false
+}
+
+// checkReferences rejects a rule naming a set, map or chain that does not exist.
+func (t *fakeTable) checkReferences(r Rule) error {
+	for _, name := range referencedSets(r) {
+		if _, ok := t.sets[name]; !ok {
+			return fmt.Errorf("rule refers to missing set %s", name)
+		}
+	}
+	if r.VMap != nil {
+		if _, ok := t.maps[r.VMap.Map]; !ok {
+			return fmt.Errorf("rule refers to missing map %s", r.VMap.Map)
+		}
+	}
+	if r.Verdict.Chain != "" {
+		if _, ok := t.chains[r.Verdict.Chain]; !ok {
+			return fmt.Errorf("rule jumps to missing chain %s", r.Verdict.Chain)
+		}
+	}
+	return nil
+}
+
+// referencedSets lists the named sets a rule looks up.
+func referencedSets(r Rule) []string {
+	var names []string
+	for _, m := range r.Matches {
+		switch m := m.(type) {
+		case AddrInSet:
+			names = append(names, m.Set)
+		case IfnameInSet:
+			names = append(names, m.Set)
+		case IfnameAddrInSet:
+			names = append(names, m.Set)
+		case ServiceInSet:
+			names = append(names, m.Set)
+		}
+	}
+	return names
+}
+
+func (t *fakeTable) ruleReferring(name string) string {
+	for _, cn := range t.order {
+		for _, r := range t.chains[cn].Rules {
+			if slices.Contains(referencedSets(r), name) || (r.VMap != nil && r.VMap.Map == name) {
+				return cn
+			}
+		}
+	}
+	return ""
+}
+
+func (t *fakeTable) chainReferrer(chain string) string {
+	for _, cn := range t.order {
+		for _, r := range t.chains[cn].Rules {
+			if r.Verdict.Chain == chain {
+				return "chain " + cn
+			}
+		}
+	}
+	for mn, m := range t.maps {
+		for _, v := range m.elements {
+			if v.Chain == chain {
+				return "map " + mn
+			}
+		}
+	}
+	return ""
+}
+
+// ruleset returns the content in the canonical order Compile produces.
+func (t *fakeTable) ruleset(table string) *Ruleset {
+	rs := &Ruleset{Table: table}
+	for _, s := range t.sets {
+		set := s.def
+		for e := range s.elements {
+			set.Elements = append(set.Elements, e)
+		}
+		SortElements(set.Elements)
+		rs.Sets = append(rs.Sets, set)
+	}
+	slices.SortFunc(rs.Sets, func(a, b Set) int { return strings.Compare(a.Name, b.Name) })
+	for _, m := range t.maps {
+		mp := m.def
+		for k, v := range m.elements {
+			mp.Elements = append(mp.Elements, MapElement{Key: k, Verdict: v})
+		}
+		slices.SortFunc(mp.Elements, func(a, b MapElement) int { return a.Key.Compare(b.Key) })
+		rs.Maps = append(rs.Maps, mp)
+	}
+	slices.SortFunc(rs.Maps, func(a, b Map) int { return strings.Compare(a.Name, b.Name) })
+	var base, regular []Chain
+	for _, n := range t.order {
+		c := *t.chains[n]
+		if c.Base != nil {
+			base = append(base, c)
+		} else {
+			regular = append(regular, c)
+		}
+	}
+	slices.SortFunc(regular, func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
+	rs.Chains = append(base, regular...)
+	return rs
+}

@@ -1,0 +1,208 @@
+package nft
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// CtStateValue is the conntrack state of a traced packet.
+type CtStateValue uint8
+
+const (
+	CtNew CtStateValue = iota
+	CtEstablished
+	CtRelated
+)
+
+// Packet is what the tracer walks through a ruleset.
+type Packet struct {
+	Hook       Hook
+	Iifname    string // input interface; "" for locally generated packets
+	Src        netip.Addr
+	Dst        netip.Addr
+	Proto      uint8
+	DstPort    uint16 // for TCP, UDP and SCTP
+	ICMPv6Type uint8  // for ICMPv6
+	Ct         CtStateValue
+}
+
+func (p Packet) String() string {
+	return fmt.Sprintf("%s %s -> %s proto %s dport %d (iif %q)", p.Hook, p.Src, p.Dst, protoName(p.Proto), p.DstPort, p.Iifname)
+}
+
+// TraceStep is one rule that matched on the packet's way.
+type TraceStep struct {
+	Chain string
+	Index int    // position of the rule in its chain; -1 for a base chain's policy
+	Rule  string // the rule in nft syntax
+}
+
+// TraceResult is the final verdict and the rules that decided it.
+type TraceResult struct {
+	Verdict VerdictKind // Accept or Drop
+	Steps   []TraceStep
+}
+
+// Trace evaluates a packet against every base chain of its hook, in priority order, as the kernel
+// does: a drop is final, an accept ends only that base chain.
+func Trace(rs *Ruleset, p Packet) TraceResult {
+	t := tracer{rs: rs, p: p, chains: indexChains(rs), sets: map[string]map[Element]bool{}}
+	var bases []Chain
+	for _, c := range rs.Chains {
+		if c.Base != nil && c.Base.Hook == p.Hook {
+			bases = append(bases, c)
+		}
+	}
+	slices.SortStableFunc(bases, func(a, b Chain) int { return cmp.Compare(a.Base.Priority, b.Base.Priority) })
+	for _, c := range bases {
+		if v := t.run(c.Name, 0); v == Drop {
+			return TraceResult{Verdict: Drop, Steps: t.steps}
+		}
+	}
+	return TraceResult{Verdict: Accept, Steps: t.steps}
+}
+
+type tracer struct {
+	rs     *Ruleset
+	p      Packet
+	chains map[string]Chain
+	sets   map[string]map[Element]bool
+	steps  []TraceStep
+}
+
+// run evaluates a chain and returns Accept, Drop, or VerdictNone when the packet fell off its end
+// (or hit return).
+func (t *tracer) run(chain string, depth int) VerdictKind {
+	if depth > 16 {
+		panic("nft: trace exceeded the jump depth limit in chain " + chain)
+	}
+	c, ok := t.chains[chain]
+	if !ok {
+		panic("nft: trace reached missing chain " + chain)
+	}
+	for i, r := range c.Rules {
+		if !t.matchesAll(r.Matches) {
+			continue
+		}
+		v := r.Verdict
+		if r.VMap != nil {
+			found, ok := t.lookupMap(r.VMap)
+			if !ok {
+				continue
+			}
+			v = found
+		}
+		if v.Kind == VerdictNone {
+			continue
+		}
+		t.steps = append(t.steps, TraceStep{Chain: chain, Index: i, Rule: RenderRule(r)})
+		switch v.Kind {
+		case Accept, Drop:
+			return v.Kind
+		case Return:
+			return VerdictNone
+		case Jump:
+			if res := t.run(v.Chain, depth+1); res != VerdictNone {
+				return res
+			}
+		case Goto:
+			return t.run(v.Chain, depth+1)
+		}
+	}
+	return VerdictNone
+}
+
+func (t *tracer) lookupMap(l *VMapLookup) (Verdict, bool) {
+	addr := t.p.Src
+	if l.Field == DestAddr {
+		addr = t.p.Dst
+	}
+	if FamilyOf(addr) != l.Family {
+		return Verdict{}, false
+	}
+	for _, m := range t.rs.Maps {
+		if m.Name != l.Map {
+			continue
+		}
+		i, ok := slices.BinarySearchFunc(m.Elements, addr, func(e MapElement, a netip.Addr) int { return e.Key.Compare(a) })
+		if ok {
+			return m.Elements[i].Verdict, true
+		}
+	}
+	return Verdict{}, false
+}
+
+func (t *tracer) matchesAll(ms []Match) bool {
+	for _, m := range ms {
+		if !t.matches(m) {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *tracer) matches(m Match) bool {
+	p := t.p
+	switch m := m.(type) {
+	case CtState:
+		return (m.Established && p.Ct == CtEstablished) || (m.Related && p.Ct == CtRelated)
+	case AddrInSet:
+		addr := p.Src
+		if m.Field == DestAddr {
+			addr = p.Dst
+		}
+		if FamilyOf(addr) != m.Family {
+			return false // the implicit `meta nfproto` dependency fails, whatever the negation
+		}
+		return t.inSet(m.Set, Element{Addr: addr}) != m.Negate
+	case IfnameInSet:
+		return t.inSet(m.Set, Element{Ifname: p.Iifname}) != m.Negate
+	case IfnameAddrInSet:
+		if FamilyOf(p.Src) != m.Family {
+			return false
+		}
+		return t.inSet(m.Set, Element{Ifname: p.Iifname, Addr: p.Src}) != m.Negate
+	case L4Proto:
+		return slices.Contains(m.Protos, p.Proto)
+	case DestPortIn:
+		if !hasPorts(p.Proto) {
+			return false
+		}
+		return slices.ContainsFunc(m.Ranges, func(r PortRange) bool { return r.First <= p.DstPort && p.DstPort <= r.Last })
+	case ServiceInSet:
+		if FamilyOf(p.Dst) != m.Family || !hasPorts(p.Proto) {
+			return false
+		}
+		return t.inSet(m.Set, Element{Addr: p.Dst, Proto: p.Proto, Port: p.DstPort})
+	case ICMPv6TypeIn:
+		return p.Proto == ProtoICMPv6 && FamilyOf(p.Src) == IPv6 && slices.Contains(m.Types, p.ICMPv6Type)
+	default:
+		panic(fmt.Sprintf("nft: unknown match %T", m))
+	}
+}
+
+// inSet looks an element up in a named set; in interval sets an address matches the range holding it.
+func (t *tracer) inSet(name string, key Element) bool {
+	for _, s := range t.rs.Sets {
+		if s.Name != name {
+			continue
+		}
+		if s.Interval {
+			return slices.ContainsFunc(s.Elements, func(e Element) bool {
+				return e.Addr.BitLen() == key.Addr.BitLen() && e.Addr.Compare(key.Addr) <= 0 && key.Addr.Compare(e.AddrEnd) <= 0
+			})
+		}
+		members, ok := t.sets[name]
+		if !ok {
+			members = make(map[Element]bool, len(s.Elements))
+			for _, e := range s.Elements {
+				members[e] = true
+			}
+			t.sets[name] = members
+		}
+		return members[key]
+	}
+	panic("nft: trace looked up missing set " + name)
+}
