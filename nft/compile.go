@@ -207,7 +207,7 @@ func (c *compiler) podChain(pod selectors.LocalPod, dir selectors.Direction, iso
 	if dir == selectors.Egress {
 		prefix = podEgressChainPrefix
 	}
-	chain := Chain{Name: truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key()), Comment: fmt.Sprintf("%s of %s", dir, pod.Key())}
+	chain := Chain{Name: truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key())}
 	for _, f := range podFamilies(pod) {
 		for _, r := range iso.Rules {
 			chain.Rules = append(chain.Rules, c.compileRule(dir, f, r)...)

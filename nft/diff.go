@@ -138,7 +138,7 @@ func redefined(committed, desired *Ruleset) bool {
 		}
 	}
 	for _, c := range desired.Chains {
-		if old, ok := oldChains[c.Name]; ok && (!reflect.DeepEqual(old.Base, c.Base) || old.Comment != c.Comment) {
+		if old, ok := oldChains[c.Name]; ok && (!reflect.DeepEqual(old.Base, c.Base)) {
 			return true
 		}
 	}

@@ -118,12 +118,12 @@ type BaseHook struct {
 	Priority int32 // relative to the filter priority (0)
 }
 
-// Chain is a base chain (Base != nil) or a regular chain.
+// Chain is a base chain (Base != nil) or a regular chain. Chains carry no comment: google/nftables
+// cannot set a chain's user data, and the rules of a pod chain name their policies anyway.
 type Chain struct {
-	Name    string
-	Base    *BaseHook
-	Comment string
-	Rules   []Rule
+	Name  string
+	Base  *BaseHook
+	Rules []Rule
 }
 
 // Rule matches when all of its Matches match; then it applies Verdict, or, when VMap is set, looks the

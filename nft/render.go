@@ -47,9 +47,6 @@ func Render(rs *Ruleset) string {
 	for _, c := range rs.Chains {
 		section()
 		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
-		if c.Comment != "" {
-			fmt.Fprintf(&b, "\t\tcomment %s\n", strconv.Quote(c.Comment))
-		}
 		if c.Base != nil {
 			fmt.Fprintf(&b, "\t\t%s\n", baseChainSpec(c.Base))
 		}

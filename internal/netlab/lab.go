@@ -1,0 +1,364 @@
+// Package netlab builds small routed clusters out of network namespaces, for tests that need real
+// packets: "node" namespaces that forward, "pod" namespaces each joined to their node by a veth pair,
+// and a fabric veth between nodes.
+//
+// Address plan (all inside 198.18.0.0/15, reserved for benchmarking, and the ULA fd18::/64):
+//
+//	pod p (1..254) on node n (1..99):   198.18.n.p/32        fd18::n:p/128
+//	pod default route:                  via 169.254.1.1 / fe80::1 on eth0 (the node side answers)
+//	node side of every pod veth:        169.254.1.1/32, fe80::1/64; a /32 and /128 route per pod
+//	fabric between nodes n and m:       198.19.n.m/24 on node n (n<m gets .1 side), fd18:ffff::n/64
+//
+// The layout is routed, like Calico's: the node has a host route per pod address pointing at the
+// pod's veth, forwarding is enabled in node namespaces only, and nothing is bridged. The host's own
+// namespace is only touched to create and delete the namespaces' names under /run/netns.
+package netlab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultPrefix starts the name of every namespace a Lab creates, so that Sweep finds leftovers.
+const DefaultPrefix = "nftplab-"
+
+// PodIfname is the pod side of each pod's veth.
+const PodIfname = "eth0"
+
+var (
+	gatewayV4 = netip.MustParseAddr("169.254.1.1")
+	gatewayV6 = netip.MustParseAddr("fe80::1")
+)
+
+// Lab is a set of namespaces with unique names for one run.
+type Lab struct {
+	prefix string // DefaultPrefix + pid + random, unique per run
+	nodes  []*Node
+	pods   []*Pod
+	netnss []*Netns // everything created, deleted in reverse order
+}
+
+// Node is a node namespace: it routes between its pods and the fabric.
+type Node struct {
+	Netns
+	Index int // n in the address plan
+	lab   *Lab
+	pods  int
+}
+
+// Pod is a pod namespace with one veth to its node.
+type Pod struct {
+	Netns
+	Node       *Node
+	IPv4, IPv6 netip.Addr
+	HostIfname string // the node side of the veth
+}
+
+// New creates an empty lab. Call Close to remove everything it created.
+func New() (*Lab, error) {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("generating a lab name: %w", err)
+	}
+	return &Lab{prefix: fmt.Sprintf("%s%d-%s-", DefaultPrefix, os.Getpid(), hex.EncodeToString(b[:]))}, nil
+}
+
+// NewForTest creates a lab that is removed when the test ends, passed or failed. It skips the test
+// when the process cannot create network namespaces.
+func NewForTest(t testing.TB) *Lab {
+	t.Helper()
+	if reason := Unavailable(); reason != "" {
+		t.Skip(reason)
+	}
+	lab, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("removing lab: %v", err)
+		}
+	})
+	return lab
+}
+
+// Unavailable returns why network namespaces cannot be used here, or "".
+func Unavailable() string {
+	if os.Geteuid() != 0 {
+		return "needs root to create network namespaces"
+	}
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		return "network namespaces are not supported: " + err.Error()
+	}
+	return ""
+}
+
+// Prefix returns the prefix of every namespace name of this lab.
+func (l *Lab) Prefix() string { return l.prefix }
+
+// Close deletes every namespace of the lab, with the interfaces in them.
+func (l *Lab) Close() error {
+	var errs []error
+	for i := len(l.netnss) - 1; i >= 0; i-- {
+		errs = append(errs, l.netnss[i].Delete())
+	}
+	l.netnss = nil
+	return errors.Join(errs...)
+}
+
+func (l *Lab) newNetns(suffix string) (*Netns, error) {
+	n, err := newNetns(l.prefix + suffix)
+	if err != nil {
+		return nil, err
+	}
+	l.netnss = append(l.netnss, n)
+	if err := n.Do(baseSysctls); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// baseSysctls: loopback up, and no duplicate address detection so that IPv6 addresses work at once.
+func baseSysctls() error {
+	if err := writeSysctls(map[string]string{
+		"net/ipv6/conf/all/accept_dad":     "0",
+		"net/ipv6/conf/default/accept_dad": "0",
+	}); err != nil {
+		return err
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("finding lo: %w", err)
+	}
+	return netlink.LinkSetUp(lo)
+}
+
+// writeSysctls writes /proc/sys entries; called inside a namespace (Do), it sets that namespace's.
+func writeSysctls(kv map[string]string) error {
+	for k, v := range kv {
+		if err := os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644); err != nil {
+			return fmt.Errorf("setting %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// AddNode creates a node namespace with forwarding enabled.
+func (l *Lab) AddNode() (*Node, error) {
+	index := len(l.nodes) + 1
+	if index > 99 {
+		return nil, errors.New("too many nodes")
+	}
+	ns, err := l.newNetns(fmt.Sprintf("node%d", index))
+	if err != nil {
+		return nil, err
+	}
+	err = ns.Do(func() error {
+		return writeSysctls(map[string]string{
+			"net/ipv4/ip_forward":          "1",
+			"net/ipv6/conf/all/forwarding": "1",
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	node := &Node{Netns: *ns, Index: index, lab: l}
+	l.nodes = append(l.nodes, node)
+	return node, nil
+}
+
+// AddPod creates a pod namespace on node, joined by a veth pair, with addresses and routes per the
+// address plan.
+func (n *Node) AddPod(name string) (*Pod, error) {
+	if n.pods >= 254 {
+		return nil, errors.New("too many pods on node")
+	}
+	n.pods++
+	p := n.pods
+	ns, err := n.lab.newNetns(fmt.Sprintf("n%d-%s", n.Index, name))
+	if err != nil {
+		return nil, err
+	}
+	pod := &Pod{
+		Netns:      *ns,
+		Node:       n,
+		IPv4:       netip.AddrFrom4([4]byte{198, 18, byte(n.Index), byte(p)}),
+		IPv6:       netip.MustParseAddr(fmt.Sprintf("fd18::%x:%x", n.Index, p)),
+		HostIfname: fmt.Sprintf("lab%d", p),
+	}
+	podNs, err := netns.GetFromPath(pod.Path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", pod.Name, err)
+	}
+	defer podNs.Close()
+	err = n.Do(func() error {
+		veth := &netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: pod.HostIfname},
+			PeerName:      PodIfname,
+			PeerNamespace: netlink.NsFd(podNs),
+		}
+		if err := netlink.LinkAdd(veth); err != nil {
+			return fmt.Errorf("adding veth %s: %w", pod.HostIfname, err)
+		}
+		host, err := netlink.LinkByName(pod.HostIfname)
+		if err != nil {
+			return err
+		}
+		// The gateway addresses the pods route through; the same /32 on every pod veth.
+		if err := addAddr(host, netip.PrefixFrom(gatewayV4, 32)); err != nil {
+			return err
+		}
+		if err := addAddr(host, netip.PrefixFrom(gatewayV6, 64)); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(host); err != nil {
+			return fmt.Errorf("setting %s up: %w", pod.HostIfname, err)
+		}
+		for _, a := range []netip.Addr{pod.IPv4, pod.IPv6} {
+			r := &netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostPrefix(a), Scope: netlink.SCOPE_LINK}
+			if err := netlink.RouteAdd(r); err != nil {
+				return fmt.Errorf("adding route to %s: %w", a, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plumbing pod %s on node %d: %w", name, n.Index, err)
+	}
+	err = pod.Do(func() error {
+		eth, err := netlink.LinkByName(PodIfname)
+		if err != nil {
+			return err
+		}
+		if err := addAddr(eth, netip.PrefixFrom(pod.IPv4, 32)); err != nil {
+			return err
+		}
+		if err := addAddr(eth, netip.PrefixFrom(pod.IPv6, 128)); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(eth); err != nil {
+			return err
+		}
+		// default via 169.254.1.1 dev eth0 onlink; default via fe80::1 dev eth0
+		routes := []*netlink.Route{
+			{LinkIndex: eth.Attrs().Index, Dst: defaultRoute(4), Gw: gatewayV4.AsSlice(), Flags: int(netlink.FLAG_ONLINK)},
+			{LinkIndex: eth.Attrs().Index, Dst: defaultRoute(6), Gw: gatewayV6.AsSlice()},
+		}
+		for _, r := range routes {
+			if err := netlink.RouteAdd(r); err != nil {
+				return fmt.Errorf("adding default route via %s: %w", r.Gw, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuring pod %s: %w", name, err)
+	}
+	n.lab.pods = append(n.lab.pods, pod)
+	return pod, nil
+}
+
+// Connect joins two nodes with a fabric veth and routes each node's pod addresses over it.
+func (l *Lab) Connect(a, b *Node) error {
+	if a.Index > b.Index {
+		a, b = b, a
+	}
+	ifname := func(peer *Node) string { return fmt.Sprintf("fab%d", peer.Index) }
+	addr4 := func(self, peer *Node) netip.Prefix {
+		side := byte(1)
+		if self == b {
+			side = 2
+		}
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(a.Index*10 + b.Index), side}), 24)
+	}
+	addr6 := func(self *Node) netip.Prefix {
+		return netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("fd18:ffff:%x::%x", a.Index*100+b.Index, self.Index)), 64)
+	}
+	bNs, err := netns.GetFromPath(b.Path)
+	if err != nil {
+		return err
+	}
+	defer bNs.Close()
+	err = a.Do(func() error {
+		return netlink.LinkAdd(&netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: ifname(b)},
+			PeerName:      ifname(a),
+			PeerNamespace: netlink.NsFd(bNs),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("adding fabric veth between nodes %d and %d: %w", a.Index, b.Index, err)
+	}
+	for _, side := range []struct{ self, peer *Node }{{a, b}, {b, a}} {
+		self, peer := side.self, side.peer
+		err := self.Do(func() error {
+			link, err := netlink.LinkByName(ifname(peer))
+			if err != nil {
+				return err
+			}
+			if err := addAddr(link, addr4(self, peer)); err != nil {
+				return err
+			}
+			if err := addAddr(link, addr6(self)); err != nil {
+				return err
+			}
+			if err := netlink.LinkSetUp(link); err != nil {
+				return err
+			}
+			// The peer node's pods: 198.18.PEER.0/24 and fd18::PEER:0/112 via the peer's fabric address.
+			routes := []struct {
+				dst netip.Prefix
+				via netip.Addr
+			}{
+				{netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(peer.Index), 0}), 24), addr4(peer, self).Addr()},
+				{netip.MustParsePrefix(fmt.Sprintf("fd18::%x:0/112", peer.Index)), addr6(peer).Addr()},
+			}
+			for _, r := range routes {
+				route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(r.dst), Gw: r.via.AsSlice()}
+				if err := netlink.RouteAdd(route); err != nil {
+					return fmt.Errorf("adding route to %s via %s: %w", r.dst, r.via, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("configuring fabric on node %d: %w", self.Index, err)
+		}
+	}
+	return nil
+}
+
+func addAddr(link netlink.Link, p netip.Prefix) error {
+	a := &netlink.Addr{IPNet: ipNet(p)}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(link, a); err != nil {
+		return fmt.Errorf("adding %s to %s: %w", p, link.Attrs().Name, err)
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func hostPrefix(a netip.Addr) *net.IPNet { return ipNet(netip.PrefixFrom(a, a.BitLen())) }
+
+func defaultRoute(family int) *net.IPNet {
+	if family == 4 {
+		return ipNet(netip.MustParsePrefix("0.0.0.0/0"))
+	}
+	return ipNet(netip.MustParsePrefix("::/0"))
+}

@@ -1,0 +1,238 @@
+package nft
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+)
+
+// maxElementsPerMessage keeps one element message well below the 64 KiB limit of a netlink attribute;
+// larger element lists are split over several messages of the same batch.
+const maxElementsPerMessage = 256
+
+// lowering queues the operations of one transaction on one nftables.Conn.
+//
+// Sets created earlier in the same batch are referenced by name and batch ID (the kernel resolves the
+// ID when the name is not visible yet); sets that already exist in the kernel are referenced by name
+// alone. Chains are always referenced by name.
+type lowering struct {
+	conn   *nftables.Conn
+	table  *nftables.Table
+	setIDs map[string]uint32 // named sets and maps created in this batch
+	nextID uint32
+}
+
+func newLowering(conn *nftables.Conn, table string) *lowering {
+	return &lowering{
+		conn:   conn,
+		table:  &nftables.Table{Name: table, Family: nftables.TableFamilyINet},
+		setIDs: map[string]uint32{},
+	}
+}
+
+func (l *lowering) allocID() uint32 {
+	l.nextID++
+	return l.nextID
+}
+
+func (l *lowering) op(op Op) error {
+	switch o := op.(type) {
+	case AddTable:
+		l.conn.AddTable(l.table)
+	case DeleteTable:
+		l.conn.DelTable(l.table)
+		clear(l.setIDs)
+	case AddSet:
+		return l.addSet(o.Set)
+	case DeleteSet:
+		l.conn.DelSet(l.setRef(o.Name, false))
+		delete(l.setIDs, o.Name)
+	case AddElements:
+		return l.elements(o.Set, o.Type, o.Interval, o.Elements, true)
+	case DeleteElements:
+		return l.elements(o.Set, o.Type, o.Interval, o.Elements, false)
+	case AddMap:
+		return l.addMap(o.Map)
+	case DeleteMap:
+		l.conn.DelSet(l.setRef(o.Name, true))
+		delete(l.setIDs, o.Name)
+	case AddMapElements:
+		return l.mapElements(o.Map, o.Type, o.Elements, true)
+	case DeleteMapElements:
+		return l.mapElements(o.Map, o.Type, o.Elements, false)
+	case AddChain:
+		return l.addChain(o.Chain)
+	case FlushChain:
+		l.conn.FlushChain(l.chainRef(o.Name))
+	case DeleteChain:
+		l.conn.DelChain(l.chainRef(o.Name))
+	case AddRule:
+		return l.addRule(o.Chain, o.Rule)
+	default:
+		return fmt.Errorf("unknown operation %T", op)
+	}
+	return nil
+}
+
+// setRef names a set or map; its ID is known when this batch created it.
+func (l *lowering) setRef(name string, isMap bool) *nftables.Set {
+	return &nftables.Set{Table: l.table, Name: name, ID: l.setIDs[name], IsMap: isMap}
+}
+
+func (l *lowering) chainRef(name string) *nftables.Chain {
+	return &nftables.Chain{Table: l.table, Name: name}
+}
+
+// setKeyTypes maps our key types to nft's datatypes. Concatenations are padded to 4-byte registers
+// by nftables.ConcatSetType, as nft does.
+var setKeyTypes = map[KeyType]nftables.SetDatatype{
+	KeyIPv4:          nftables.TypeIPAddr,
+	KeyIPv6:          nftables.TypeIP6Addr,
+	KeyIfname:        nftables.TypeIFName,
+	KeyIfnameIPv4:    nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr),
+	KeyIfnameIPv6:    nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr),
+	KeyIPv4ProtoPort: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
+	KeyIPv6ProtoPort: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService),
+}
+
+func isConcat(t KeyType) bool {
+	switch t {
+	case KeyIfnameIPv4, KeyIfnameIPv6, KeyIPv4ProtoPort, KeyIPv6ProtoPort:
+		return true
+	}
+	return false
+}
+
+// addSet: `add set inet T NAME { type TYPE; [flags interval;] [comment "..."]; }`.
+func (l *lowering) addSet(s Set) error {
+	kt, ok := setKeyTypes[s.Type]
+	if !ok {
+		return fmt.Errorf("set %s: unknown key type %q", s.Name, s.Type)
+	}
+	set := &nftables.Set{
+		Table:         l.table,
+		ID:            l.allocID(),
+		Name:          s.Name,
+		Interval:      s.Interval,
+		Concatenation: isConcat(s.Type),
+		KeyType:       kt,
+		Comment:       s.Comment,
+	}
+	switch s.Type {
+	case KeyIPv4, KeyIPv6:
+		// Addresses are in network byte order; nft records that in the set's user data too.
+		set.KeyByteOrder = binaryutil.BigEndian
+	case KeyIfname:
+		// Without "host byte order" in the set's user data, nft lists names as "".
+		set.KeyByteOrder = binaryutil.NativeEndian
+	}
+	if err := l.conn.AddSet(set, nil); err != nil {
+		return fmt.Errorf("adding set %s: %w", s.Name, err)
+	}
+	l.setIDs[s.Name] = set.ID
+	return nil
+}
+
+// addMap: `add map inet T NAME { type ipvX_addr : verdict; [comment "..."]; }`.
+func (l *lowering) addMap(m Map) error {
+	kt, ok := setKeyTypes[m.Type]
+	if !ok || (m.Type != KeyIPv4 && m.Type != KeyIPv6) {
+		return fmt.Errorf("map %s: unsupported key type %q", m.Name, m.Type)
+	}
+	set := &nftables.Set{
+		Table:        l.table,
+		ID:           l.allocID(),
+		Name:         m.Name,
+		IsMap:        true,
+		KeyType:      kt,
+		DataType:     nftables.TypeVerdict,
+		KeyByteOrder: binaryutil.BigEndian,
+		Comment:      m.Comment,
+	}
+	if err := l.conn.AddSet(set, nil); err != nil {
+		return fmt.Errorf("adding map %s: %w", m.Name, err)
+	}
+	l.setIDs[m.Name] = set.ID
+	return nil
+}
+
+// elements: `add element inet T NAME { ... }` or `delete element ...`. Interval sets carry each range
+// as a start element and an end element, so deleting a range deletes both.
+func (l *lowering) elements(name string, t KeyType, interval bool, elems []Element, add bool) error {
+	var nelems []nftables.SetElement
+	for _, e := range elems {
+		enc, err := encodeElement(t, interval, e)
+		if err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+		nelems = append(nelems, enc...)
+	}
+	return l.sendElements(l.setRef(name, false), nelems, add)
+}
+
+// mapElements: `add element inet T NAME { ADDR : goto CHAIN, ... }` or `delete element ... { ADDR }`.
+func (l *lowering) mapElements(name string, t KeyType, elems []MapElement, add bool) error {
+	nelems := make([]nftables.SetElement, 0, len(elems))
+	for _, e := range elems {
+		key, err := encodeAddr(t, e.Key)
+		if err != nil {
+			return fmt.Errorf("map %s: %w", name, err)
+		}
+		ne := nftables.SetElement{Key: key}
+		if add {
+			v, err := lowerVerdict(e.Verdict)
+			if err != nil {
+				return fmt.Errorf("map %s element %s: %w", name, e.Key, err)
+			}
+			ne.VerdictData = v
+		}
+		nelems = append(nelems, ne)
+	}
+	return l.sendElements(l.setRef(name, true), nelems, add)
+}
+
+func (l *lowering) sendElements(set *nftables.Set, elems []nftables.SetElement, add bool) error {
+	for len(elems) > 0 {
+		n := min(len(elems), maxElementsPerMessage)
+		// Never split an interval between two messages: an end element follows its start element.
+		if n < len(elems) && elems[n].IntervalEnd {
+			n++
+		}
+		var err error
+		if add {
+			err = l.conn.SetAddElements(set, elems[:n])
+		} else {
+			err = l.conn.SetDeleteElements(set, elems[:n])
+		}
+		if err != nil {
+			return fmt.Errorf("queueing elements of %s: %w", set.Name, err)
+		}
+		elems = elems[n:]
+	}
+	return nil
+}
+
+// addChain: `add chain inet T NAME [{ type filter hook HOOK priority filter + N; policy accept; }]`.
+func (l *lowering) addChain(c Chain) error {
+	ch := l.chainRef(c.Name)
+	if c.Base != nil {
+		hook, ok := chainHooks[c.Base.Hook]
+		if !ok {
+			return fmt.Errorf("chain %s: unknown hook %q", c.Name, c.Base.Hook)
+		}
+		ch.Type = nftables.ChainTypeFilter
+		ch.Hooknum = hook
+		ch.Priority = nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + nftables.ChainPriority(c.Base.Priority))
+		policy := nftables.ChainPolicyAccept
+		ch.Policy = &policy
+	}
+	l.conn.AddChain(ch)
+	return nil
+}
+
+var chainHooks = map[Hook]*nftables.ChainHook{
+	HookInput:   nftables.ChainHookInput,
+	HookForward: nftables.ChainHookForward,
+	HookOutput:  nftables.ChainHookOutput,
+}

@@ -1,0 +1,330 @@
+package nft
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// The expressions below are the ones nft itself generates for the same syntax (compare
+// `nft --debug=netlink`), including the implicit protocol dependencies, so that `nft list table`
+// prints our rules back exactly as Render writes them.
+
+// Registers. nft loads a single value into the 16-byte register 1; the parts of a concatenation go
+// into consecutive 4-byte registers, each part padded to a multiple of 4 bytes.
+const (
+	nftReg1    = unix.NFT_REG_1
+	nftReg32At = unix.NFT_REG32_00
+)
+
+// concatRegister returns the register for a concatenation part that starts `offset` bytes into the
+// key: a whole 16-byte register when aligned to one, else the 4-byte register (as nft chooses).
+func concatRegister(offset uint32) uint32 {
+	if offset%16 == 0 {
+		return nftReg1 + offset/16
+	}
+	return nftReg32At + offset/4
+}
+
+// Header offsets of the fields we read.
+var addrOffsets = map[Family]map[Field]uint32{
+	IPv4: {SourceAddr: 12, DestAddr: 16},
+	IPv6: {SourceAddr: 8, DestAddr: 24},
+}
+
+const (
+	dportOffset     = 2 // transport header: destination port of TCP, UDP and SCTP
+	icmpTypeOffset  = 0 // transport header: ICMPv6 type
+	portLen         = 2
+	protoLen        = 1
+	inetProtoPadded = 4
+)
+
+// addRule: `add rule inet T CHAIN MATCHES... [VERDICT] [comment "..."]`.
+func (l *lowering) addRule(chain string, r Rule) error {
+	var exprs []expr.Any
+	for _, m := range r.Matches {
+		es, err := l.lowerMatch(m)
+		if err != nil {
+			return fmt.Errorf("rule in chain %s: %w", chain, err)
+		}
+		exprs = append(exprs, es...)
+	}
+	if v := r.VMap; v != nil {
+		// ip saddr vmap @NAME
+		es, err := loadAddr(v.Family, v.Field, nftReg1)
+		if err != nil {
+			return fmt.Errorf("rule in chain %s: %w", chain, err)
+		}
+		ref := l.setRef(v.Map, true)
+		exprs = append(exprs, es...)
+		exprs = append(exprs, &expr.Lookup{SourceRegister: nftReg1, IsDestRegSet: true, DestRegister: 0, SetName: ref.Name, SetID: ref.ID})
+	}
+	if r.Verdict.Kind != VerdictNone {
+		v, err := lowerVerdict(r.Verdict)
+		if err != nil {
+			return fmt.Errorf("rule in chain %s: %w", chain, err)
+		}
+		exprs = append(exprs, v)
+	}
+	rule := &nftables.Rule{Table: l.table, Chain: l.chainRef(chain), Exprs: exprs}
+	if r.Comment != "" {
+		rule.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
+	}
+	l.conn.AddRule(rule)
+	return nil
+}
+
+func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
+	switch m := m.(type) {
+	case CtState:
+		// ct state established,related
+		var bits uint32
+		if m.Established {
+			bits |= expr.CtStateBitESTABLISHED
+		}
+		if m.Related {
+			bits |= expr.CtStateBitRELATED
+		}
+		if bits == 0 {
+			return nil, fmt.Errorf("ct state match without states")
+		}
+		return []expr.Any{
+			&expr.Ct{Register: nftReg1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: nftReg1, DestRegister: nftReg1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: nftReg1, Data: make([]byte, 4)},
+		}, nil
+
+	case AddrInSet:
+		// ip saddr [!=] @NAME; nft adds `meta nfproto ipv4` because the table is inet.
+		es, err := loadAddr(m.Family, m.Field, nftReg1)
+		if err != nil {
+			return nil, err
+		}
+		return append(es, l.lookup(m.Set, nftReg1, m.Negate)), nil
+
+	case IfnameInSet:
+		// iifname [!=] @NAME
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: nftReg1},
+			l.lookup(m.Set, nftReg1, m.Negate),
+		}, nil
+
+	case IfnameAddrInSet:
+		// iifname . ip saddr [!=] @NAME: the name fills register 1 (16 bytes), the address follows it.
+		es := nfprotoIs(m.Family)
+		if es == nil {
+			return nil, fmt.Errorf("unknown family %d", m.Family)
+		}
+		es = append(es, &expr.Meta{Key: expr.MetaKeyIIFNAME, Register: nftReg1})
+		addr, err := loadAddrOnly(m.Family, SourceAddr, concatRegister(ifnameLen))
+		if err != nil {
+			return nil, err
+		}
+		return append(append(es, addr), l.lookup(m.Set, nftReg1, m.Negate)), nil
+
+	case L4Proto:
+		// meta l4proto tcp, or meta l4proto { tcp, udp }
+		load := &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg1}
+		switch len(m.Protos) {
+		case 0:
+			return nil, fmt.Errorf("l4proto match without protocols")
+		case 1:
+			return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: []byte{m.Protos[0]}}}, nil
+		}
+		keys := make([][]byte, len(m.Protos))
+		for i, p := range m.Protos {
+			keys[i] = []byte{p}
+		}
+		lookup, err := l.anonymousSet(nftables.TypeInetProto, false, singletons(keys))
+		if err != nil {
+			return nil, err
+		}
+		return []expr.Any{load, lookup}, nil
+
+	case DestPortIn:
+		// th dport 80 / th dport 8000-8080 / th dport { 80, 8000-8080 }. Preceded by
+		// `meta l4proto tcp`, nft lists the pair as `tcp dport ...`.
+		return l.lowerPorts(m.Ranges)
+
+	case ServiceInSet:
+		// ip daddr . meta l4proto . th dport @NAME
+		es := nfprotoIs(m.Family)
+		if es == nil {
+			return nil, fmt.Errorf("unknown family %d", m.Family)
+		}
+		alen := addrLen(m.Family)
+		addr, err := loadAddrOnly(m.Family, DestAddr, nftReg1)
+		if err != nil {
+			return nil, err
+		}
+		es = append(es, addr,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: concatRegister(alen)},
+			&expr.Payload{DestRegister: concatRegister(alen + inetProtoPadded), Base: expr.PayloadBaseTransportHeader,
+				Offset: dportOffset, Len: portLen},
+			l.lookup(m.Set, nftReg1, false))
+		return es, nil
+
+	case ICMPv6TypeIn:
+		// icmpv6 type { nd-neighbor-solicit, ... }: nft adds `meta nfproto ipv6` and
+		// `meta l4proto ipv6-icmp`.
+		es := append(nfprotoIs(IPv6),
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: []byte{ProtoICMPv6}},
+			&expr.Payload{DestRegister: nftReg1, Base: expr.PayloadBaseTransportHeader, Offset: icmpTypeOffset, Len: protoLen})
+		switch len(m.Types) {
+		case 0:
+			return nil, fmt.Errorf("icmpv6 type match without types")
+		case 1:
+			return append(es, &expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: []byte{m.Types[0]}}), nil
+		}
+		keys := make([][]byte, len(m.Types))
+		for i, t := range m.Types {
+			keys[i] = []byte{t}
+		}
+		lookup, err := l.anonymousSet(nftables.TypeICMP6Type, false, singletons(keys))
+		if err != nil {
+			return nil, err
+		}
+		return append(es, lookup), nil
+
+	default:
+		return nil, fmt.Errorf("unknown match %T", m)
+	}
+}
+
+// lowerPorts compares the destination port with one port, one range, or an anonymous interval set.
+func (l *lowering) lowerPorts(ranges []PortRange) ([]expr.Any, error) {
+	load := &expr.Payload{DestRegister: nftReg1, Base: expr.PayloadBaseTransportHeader, Offset: dportOffset, Len: portLen}
+	port := func(p uint16) []byte { return binaryutil.BigEndian.PutUint16(p) }
+	switch {
+	case len(ranges) == 0:
+		return nil, fmt.Errorf("port match without ports")
+	case len(ranges) == 1 && ranges[0].First == ranges[0].Last:
+		return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: port(ranges[0].First)}}, nil
+	case len(ranges) == 1:
+		return []expr.Any{load, &expr.Range{Op: expr.CmpOpEq, Register: nftReg1,
+			FromData: port(ranges[0].First), ToData: port(ranges[0].Last)}}, nil
+	}
+	var elems []nftables.SetElement
+	for _, r := range ranges {
+		if r.Last < r.First {
+			return nil, fmt.Errorf("port range %d-%d ends before it starts", r.First, r.Last)
+		}
+		elems = append(elems, nftables.SetElement{Key: port(r.First)})
+		if r.Last < 0xffff {
+			elems = append(elems, nftables.SetElement{Key: port(r.Last + 1), IntervalEnd: true})
+		}
+	}
+	lookup, err := l.anonymousSet(nftables.TypeInetService, true, elems)
+	if err != nil {
+		return nil, err
+	}
+	return []expr.Any{load, lookup}, nil
+}
+
+// anonymousSet queues a constant anonymous set, which lives as long as the rule that follows it in
+// the batch, and returns the lookup into it. The kernel picks the set's name; the rule finds it by
+// batch ID.
+func (l *lowering) anonymousSet(kt nftables.SetDatatype, interval bool, elems []nftables.SetElement) (expr.Any, error) {
+	set := &nftables.Set{
+		Table:     l.table,
+		ID:        l.allocID(),
+		Name:      "__set%d",
+		Anonymous: true,
+		Constant:  true,
+		Interval:  interval,
+		KeyType:   kt,
+	}
+	if err := l.conn.AddSet(set, elems); err != nil {
+		return nil, fmt.Errorf("adding anonymous set: %w", err)
+	}
+	return &expr.Lookup{SourceRegister: nftReg1, SetName: set.Name, SetID: set.ID}, nil
+}
+
+func singletons(keys [][]byte) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(keys))
+	for i, k := range keys {
+		out[i] = nftables.SetElement{Key: k}
+	}
+	return out
+}
+
+// lookup matches register reg against the named set (`@NAME`, or `!= @NAME` when inverted).
+func (l *lowering) lookup(name string, reg uint32, invert bool) *expr.Lookup {
+	ref := l.setRef(name, false)
+	return &expr.Lookup{SourceRegister: reg, SetName: ref.Name, SetID: ref.ID, Invert: invert}
+}
+
+// nfprotoIs is the dependency nft adds in an inet table before reading an IPv4 or IPv6 header:
+// `meta nfproto ipv4`.
+func nfprotoIs(f Family) []expr.Any {
+	var proto byte
+	switch f {
+	case IPv4:
+		proto = unix.NFPROTO_IPV4
+	case IPv6:
+		proto = unix.NFPROTO_IPV6
+	default:
+		return nil
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: nftReg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: []byte{proto}},
+	}
+}
+
+// loadAddr loads a source or destination address into reg, after the family check.
+func loadAddr(f Family, field Field, reg uint32) ([]expr.Any, error) {
+	es := nfprotoIs(f)
+	if es == nil {
+		return nil, fmt.Errorf("unknown family %d", f)
+	}
+	load, err := loadAddrOnly(f, field, reg)
+	if err != nil {
+		return nil, err
+	}
+	return append(es, load), nil
+}
+
+func loadAddrOnly(f Family, field Field, reg uint32) (expr.Any, error) {
+	off, ok := addrOffsets[f][field]
+	if !ok {
+		return nil, fmt.Errorf("cannot read field %d of family %d", field, f)
+	}
+	return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: addrLen(f)}, nil
+}
+
+func addrLen(f Family) uint32 {
+	if f == IPv6 {
+		return 16
+	}
+	return 4
+}
+
+func lowerVerdict(v Verdict) (*expr.Verdict, error) {
+	switch v.Kind {
+	case Accept:
+		return &expr.Verdict{Kind: expr.VerdictAccept}, nil
+	case Drop:
+		return &expr.Verdict{Kind: expr.VerdictDrop}, nil
+	case Return:
+		return &expr.Verdict{Kind: expr.VerdictReturn}, nil
+	case Jump, Goto:
+		if v.Chain == "" {
+			return nil, fmt.Errorf("%s without a chain", renderVerdict(v))
+		}
+		kind := expr.VerdictJump
+		if v.Kind == Goto {
+			kind = expr.VerdictGoto
+		}
+		return &expr.Verdict{Kind: kind, Chain: v.Chain}, nil
+	default:
+		return nil, fmt.Errorf("unknown verdict kind %d", v.Kind)
+	}
+}
