@@ -23,51 +23,69 @@ func applyAndCheck(t *testing.T, a *Applier, f *Fake, in CompileInput) ApplyResu
 	return res
 }
 
-func TestApplierSequenceConvergesIncrementally(t *testing.T) {
-	f := NewFake("nftpolicy")
-	a := NewApplier(f)
-	in := CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces()}
+// applierSequence is a series of model changes, each of which must be applied incrementally.
+var applierSequence = []struct {
+	name   string
+	change func(m *selectors.Model, ifaces map[netip.Addr]string)
+}{
+	{"a remote guestbook pod joins the peer set", func(m *selectors.Model, _ map[netip.Addr]string) {
+		m.AddressSets[0].Ranges = append(m.AddressSets[0].Ranges, single("198.18.1.22")...)
+	}},
+	{"redis-master's IPv4 address changes", func(m *selectors.Model, ifaces map[netip.Addr]string) {
+		m.LocalPods[1].IPs[0] = addr("198.18.0.11")
+		m.AddressSets[1].Ranges[0] = single("198.18.0.11")[0]
+		delete(ifaces, addr(redisIP))
+		ifaces[addr("198.18.0.11")] = redisIface
+	}},
+	{"guestbook-1's ingress policy is deleted", func(m *selectors.Model, _ map[netip.Addr]string) {
+		m.LocalPods[0].Ingress = nil
+	}},
+	{"redis-policy gains a port restriction", func(m *selectors.Model, _ map[netip.Addr]string) {
+		m.LocalPods[1].Ingress.Rules[0].AllPorts = false
+		m.LocalPods[1].Ingress.Rules[0].Ports = []selectors.PortRange{tcp(6379)}
+	}},
+	{"guestbook's egress policy is deleted: its peer and service sets go too", func(m *selectors.Model, _ map[netip.Addr]string) {
+		m.LocalPods[0].Egress = nil
+		m.AddressSets = m.AddressSets[:1]
+		m.ServiceSets = nil
+	}},
+}
 
-	if res := applyAndCheck(t, a, f, in); !res.FullReplace {
+// runApplierSequence applies the guestbook model and then every change of applierSequence through a,
+// calling check with each desired ruleset after it committed.
+func runApplierSequence(t *testing.T, a *Applier, check func(desired *Ruleset)) {
+	t.Helper()
+	in := CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces()}
+	apply := func() ApplyResult {
+		desired := Compile(in)
+		res, err := a.Apply(desired)
+		if err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+		check(desired)
+		return res
+	}
+	if res := apply(); !res.FullReplace {
 		t.Errorf("first apply must replace the table, got %+v", res)
 	}
-	if res := applyAndCheck(t, a, f, in); !res.Unchanged() {
+	if res := apply(); !res.Unchanged() {
 		t.Errorf("re-applying the same model sent %d operations", res.Ops)
 	}
-
-	steps := []struct {
-		name   string
-		change func(m *selectors.Model, ifaces map[netip.Addr]string)
-	}{
-		{"a remote guestbook pod joins the peer set", func(m *selectors.Model, _ map[netip.Addr]string) {
-			m.AddressSets[0].Ranges = append(m.AddressSets[0].Ranges, single("198.18.1.22")...)
-		}},
-		{"redis-master's IPv4 address changes", func(m *selectors.Model, ifaces map[netip.Addr]string) {
-			m.LocalPods[1].IPs[0] = addr("198.18.0.11")
-			m.AddressSets[1].Ranges[0] = single("198.18.0.11")[0]
-			delete(ifaces, addr(redisIP))
-			ifaces[addr("198.18.0.11")] = redisIface
-		}},
-		{"guestbook-1's ingress policy is deleted", func(m *selectors.Model, _ map[netip.Addr]string) {
-			m.LocalPods[0].Ingress = nil
-		}},
-		{"redis-policy gains a port restriction", func(m *selectors.Model, _ map[netip.Addr]string) {
-			m.LocalPods[1].Ingress.Rules[0].AllPorts = false
-			m.LocalPods[1].Ingress.Rules[0].Ports = []selectors.PortRange{tcp(6379)}
-		}},
-		{"guestbook's egress policy is deleted: its peer and service sets go too", func(m *selectors.Model, _ map[netip.Addr]string) {
-			m.LocalPods[0].Egress = nil
-			m.AddressSets = m.AddressSets[:1]
-			m.ServiceSets = nil
-		}},
-	}
-	for _, step := range steps {
+	for _, step := range applierSequence {
 		step.change(in.Model, in.Interfaces)
-		res := applyAndCheck(t, a, f, in)
-		if res.FullReplace || res.Unchanged() {
+		if res := apply(); res.FullReplace || res.Unchanged() {
 			t.Errorf("%s: want an incremental transaction, got %+v", step.name, res)
 		}
 	}
+}
+
+func TestApplierSequenceConvergesIncrementally(t *testing.T) {
+	f := NewFake("nftpolicy")
+	runApplierSequence(t, NewApplier(f), func(desired *Ruleset) {
+		if got, want := Render(f.Ruleset()), Render(desired); got != want {
+			t.Fatalf("fake table differs from the compiled ruleset\n--- got\n%s\n--- want\n%s", got, want)
+		}
+	})
 	for _, tx := range f.Transactions()[1:] {
 		if strings.Contains(tx.String(), "delete table") {
 			t.Errorf("an incremental transaction deleted the table:\n%s", tx)
