@@ -1,0 +1,171 @@
+package selectors
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+)
+
+// peer is one understood NetworkPolicyPeer. A peer that cannot be understood is never built: it
+// matches nothing, and leaving it out of an OR changes nothing.
+type peer struct {
+	// canonical is the peer's definition; equal definitions select equal addresses.
+	canonical string
+
+	isIPBlock bool
+	ipRanges  []AddrRange // cidr minus every except, when isIPBlock
+
+	// scopeNamespace is the policy's namespace when namespaceSelector is absent.
+	scopeNamespace string
+	namespaces     *parsedSelector // nil: only scopeNamespace
+	pods           parsedSelector  // "{}" when podSelector is absent
+}
+
+// peersField names a rule's peer list: "from" for ingress, "to" for egress.
+func peersField(dir Direction) string {
+	if dir == Ingress {
+		return "from"
+	}
+	return "to"
+}
+
+// compilePeers understands the peers of one rule and returns their canonical definitions, sorted
+// and deduplicated, reporting what cannot be understood.
+func (r *resolver) compilePeers(ref PolicyRef, peers []networkingv1.NetworkPolicyPeer, field string) []peer {
+	out := make([]peer, 0, len(peers))
+	for i := range peers {
+		if p, ok := r.compilePeer(ref, &peers[i], fmt.Sprintf("%s[%d]", field, i)); ok {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].canonical < out[j].canonical })
+	dedup := out[:0]
+	for i, p := range out {
+		if i == 0 || p.canonical != out[i-1].canonical {
+			dedup = append(dedup, p)
+		}
+	}
+	return dedup
+}
+
+func (r *resolver) compilePeer(ref PolicyRef, np *networkingv1.NetworkPolicyPeer, field string) (peer, bool) {
+	hasSelector := np.PodSelector != nil || np.NamespaceSelector != nil
+	switch {
+	case np.IPBlock != nil && hasSelector:
+		// "ipBlock ... If this field is set then neither of the other fields can be."
+		r.problem(ref, field, "ipBlock cannot be combined with podSelector or namespaceSelector; the peer matches nothing")
+		return peer{}, false
+	case np.IPBlock != nil:
+		return r.compileIPBlock(ref, np.IPBlock, field+".ipBlock")
+	case !hasSelector:
+		r.problem(ref, field, "peer sets none of podSelector, namespaceSelector and ipBlock; it matches nothing")
+		return peer{}, false
+	}
+
+	p := peer{pods: parsedSelector{selector: labels.Everything(), canonical: "{}"}}
+	// "podSelector ... if present but empty, it selects all pods." Absent is no constraint.
+	if np.PodSelector != nil {
+		sel, err := parseSelector(np.PodSelector)
+		if err != nil {
+			r.problem(ref, field+".podSelector", err.Error()+"; the peer matches nothing")
+			return peer{}, false
+		}
+		p.pods = sel
+	}
+	if np.NamespaceSelector == nil {
+		// "Otherwise it selects the pods matching podSelector in the policy's own namespace."
+		p.scopeNamespace = ref.Namespace
+		p.canonical = fmt.Sprintf("namespace=%s pods=%s", ref.Namespace, p.pods.canonical)
+		return p, true
+	}
+	// "If podSelector is also set, then the NetworkPolicyPeer as a whole selects the pods matching
+	// podSelector in the namespaces selected by namespaceSelector. Otherwise it selects all pods in
+	// the namespaces selected by namespaceSelector."
+	sel, err := parseSelector(np.NamespaceSelector)
+	if err != nil {
+		r.problem(ref, field+".namespaceSelector", err.Error()+"; the peer matches nothing")
+		return peer{}, false
+	}
+	p.namespaces = &sel
+	p.canonical = fmt.Sprintf("namespaces=%s pods=%s", sel.canonical, p.pods.canonical)
+	return p, true
+}
+
+// peersKey is the canonical definition of a whole peer list (OR of its peers).
+func peersKey(peers []peer) string {
+	if len(peers) == 0 {
+		return "nothing"
+	}
+	parts := make([]string, len(peers))
+	for i, p := range peers {
+		parts[i] = p.canonical
+	}
+	return strings.Join(parts, " | ")
+}
+
+// podsOf returns the eligible pods a selector peer matches, evaluating each distinct definition once.
+func (r *resolver) podsOf(p *peer) []*Pod {
+	if pods, ok := r.peerPods[p.canonical]; ok {
+		return pods
+	}
+	var pods []*Pod
+	if p.namespaces == nil {
+		pods = r.matchPods(p.scopeNamespace, p.pods)
+	} else {
+		for _, ns := range r.namespacesOf(p.namespaces) {
+			pods = append(pods, r.matchPods(ns, p.pods)...)
+		}
+	}
+	r.peerPods[p.canonical] = pods
+	return pods
+}
+
+// namespacesOf returns the names of the namespaces a namespaceSelector matches, sorted.
+func (r *resolver) namespacesOf(sel *parsedSelector) []string {
+	if names, ok := r.nsMatch[sel.canonical]; ok {
+		return names
+	}
+	var names []string
+	for _, ns := range r.idx.namespaces {
+		if sel.selector.Matches(r.idx.namespaceLabels[ns]) {
+			names = append(names, ns)
+		}
+	}
+	r.nsMatch[sel.canonical] = names
+	return names
+}
+
+// matchPods returns the pods of a namespace a pod selector matches, in no particular order. When
+// the selector requires a label value (key=value or key in (...)), only the pods with that value
+// are candidates, found through the index.
+func (r *resolver) matchPods(namespace string, sel parsedSelector) []*Pod {
+	candidates := r.idx.podsByNamespace[namespace]
+	if sel.selector.Empty() {
+		return candidates
+	}
+	reqs, _ := sel.selector.Requirements()
+	for i := range reqs {
+		switch reqs[i].Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+		default:
+			continue
+		}
+		var withValue []*Pod
+		for _, v := range reqs[i].ValuesUnsorted() {
+			withValue = append(withValue, r.idx.podsWithLabel(namespace, reqs[i].Key(), v)...)
+		}
+		candidates = withValue
+		break
+	}
+	var out []*Pod
+	for _, p := range candidates {
+		if sel.selector.Matches(labelsOf(p)) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,124 @@
+package selectors
+
+import (
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// rulePorts is the understood ports list of one rule.
+type rulePorts struct {
+	// all: "If this field is empty or missing, this rule matches all ports".
+	all     bool
+	numeric []PortRange // normalized
+	named   []namedPort
+}
+
+// namedPort is a port given by name: resolved against the local pod for ingress, against every
+// destination pod for egress.
+type namedPort struct {
+	name     string
+	protocol corev1.Protocol
+	field    string // e.g. spec.ingress[0].ports[1].port
+}
+
+func (r *resolver) compilePorts(ref PolicyRef, ports []networkingv1.NetworkPolicyPort, field string) rulePorts {
+	if len(ports) == 0 {
+		return rulePorts{all: true}
+	}
+	var rp rulePorts
+	for i := range ports {
+		np := &ports[i]
+		f := fmt.Sprintf("%s[%d]", field, i)
+		// "If not specified, this field defaults to TCP."
+		protocol := corev1.ProtocolTCP
+		if np.Protocol != nil {
+			protocol = *np.Protocol
+		}
+		switch protocol {
+		case corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP:
+		default:
+			r.problem(ref, f+".protocol", fmt.Sprintf("unsupported protocol %q; the port matches nothing", protocol))
+			continue
+		}
+		switch {
+		case np.Port == nil && np.EndPort != nil:
+			// "This field cannot be defined if the port field is not defined"
+			r.problem(ref, f+".endPort", "endPort without port; the port matches nothing")
+		case np.Port == nil:
+			// "If this field is not provided, this matches all port names and numbers."
+			rp.numeric = append(rp.numeric, PortRange{Protocol: protocol, First: 0, Last: 65535})
+		case np.Port.Type == intstr.String:
+			if np.EndPort != nil {
+				// "... or if the port field is defined as a named (string) port."
+				r.problem(ref, f+".endPort", "endPort with a named port; the port matches nothing")
+				continue
+			}
+			rp.named = append(rp.named, namedPort{name: np.Port.StrVal, protocol: protocol, field: f + ".port"})
+		default:
+			first, last := np.Port.IntVal, np.Port.IntVal
+			if np.EndPort != nil {
+				// "endPort indicates that the range of ports from port to endPort if set, inclusive,
+				// should be allowed by the policy."
+				last = *np.EndPort
+			}
+			switch {
+			case first < 1 || first > 65535:
+				r.problem(ref, f+".port", fmt.Sprintf("port %d is out of range; the port matches nothing", first))
+			case last < first || last > 65535:
+				// "The endPort must be equal or greater than port."
+				r.problem(ref, f+".endPort", fmt.Sprintf("endPort %d is not within [port, 65535]; the port matches nothing", last))
+			default:
+				rp.numeric = append(rp.numeric, PortRange{Protocol: protocol, First: uint16(first), Last: uint16(last)})
+			}
+		}
+	}
+	rp.numeric = normalizePorts(rp.numeric)
+	return rp
+}
+
+// namedPortNumbers returns the numbers a pod declares for a port name and protocol.
+func namedPortNumbers(p *Pod, name string, protocol corev1.Protocol) []uint16 {
+	var out []uint16
+	for _, cp := range p.Ports {
+		cpProtocol := cp.Protocol
+		if cpProtocol == "" {
+			cpProtocol = corev1.ProtocolTCP
+		}
+		if cp.Name == name && cpProtocol == protocol && cp.Number >= 1 && cp.Number <= 65535 {
+			out = append(out, uint16(cp.Number))
+		}
+	}
+	return out
+}
+
+// normalizePorts sorts ranges by protocol and first port and merges overlapping and adjacent ones.
+func normalizePorts(rs []PortRange) []PortRange {
+	if len(rs) == 0 {
+		return nil
+	}
+	sort.Slice(rs, func(i, j int) bool {
+		if rs[i].Protocol != rs[j].Protocol {
+			return rs[i].Protocol < rs[j].Protocol
+		}
+		if rs[i].First != rs[j].First {
+			return rs[i].First < rs[j].First
+		}
+		return rs[i].Last < rs[j].Last
+	})
+	out := []PortRange{rs[0]}
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		if r.Protocol == last.Protocol && uint32(r.First) <= uint32(last.Last)+1 {
+			if r.Last > last.Last {
+				last.Last = r.Last
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
