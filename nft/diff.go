@@ -145,46 +145,71 @@ func redefined(committed, desired *Ruleset) bool {
 	return false
 }
 
+// diffElements walks two element lists in canonical order (see SortElements) side by side: linear,
+// and without the allocations of hashing every element of a large peer set.
 func diffElements(old, desired []Element) (added, deleted []Element) {
-	had := make(map[Element]struct{}, len(old))
-	for _, e := range old {
-		had[e] = struct{}{}
-	}
-	want := make(map[Element]struct{}, len(desired))
-	for _, e := range desired {
-		want[e] = struct{}{}
-		if _, ok := had[e]; !ok {
-			added = append(added, e)
+	old, desired = sortedElements(old), sortedElements(desired)
+	i, j := 0, 0
+	for i < len(old) && j < len(desired) {
+		switch c := compareElements(old[i], desired[j]); {
+		case c == 0:
+			i++
+			j++
+		case c < 0:
+			deleted = append(deleted, old[i])
+			i++
+		default:
+			added = append(added, desired[j])
+			j++
 		}
 	}
-	for _, e := range old {
-		if _, ok := want[e]; !ok {
-			deleted = append(deleted, e)
-		}
-	}
-	return added, deleted
+	return append(added, desired[j:]...), append(deleted, old[i:]...)
 }
 
+// diffMapElements does the same for verdict maps, sorted by key; a key whose verdict changed is
+// deleted and added again.
 func diffMapElements(old, desired []MapElement) (added, deleted []MapElement) {
-	had := make(map[MapElement]struct{}, len(old))
-	for _, e := range old {
-		had[e] = struct{}{}
-	}
-	want := make(map[MapElement]struct{}, len(desired))
-	for _, e := range desired {
-		want[e] = struct{}{}
-	}
-	for _, e := range old {
-		if _, ok := want[e]; !ok {
-			deleted = append(deleted, e)
+	old, desired = sortedMapElements(old), sortedMapElements(desired)
+	i, j := 0, 0
+	for i < len(old) && j < len(desired) {
+		switch c := old[i].Key.Compare(desired[j].Key); {
+		case c == 0:
+			if old[i].Verdict != desired[j].Verdict {
+				deleted = append(deleted, old[i])
+				added = append(added, desired[j])
+			}
+			i++
+			j++
+		case c < 0:
+			deleted = append(deleted, old[i])
+			i++
+		default:
+			added = append(added, desired[j])
+			j++
 		}
 	}
-	for _, e := range desired {
-		if _, ok := had[e]; !ok {
-			added = append(added, e)
-		}
+	return append(added, desired[j:]...), append(deleted, old[i:]...)
+}
+
+// sortedElements returns elems in canonical order, sorting a copy only when a caller built a ruleset
+// by hand out of order.
+func sortedElements(elems []Element) []Element {
+	if slices.IsSortedFunc(elems, compareElements) {
+		return elems
 	}
-	return added, deleted
+	elems = slices.Clone(elems)
+	SortElements(elems)
+	return elems
+}
+
+func sortedMapElements(elems []MapElement) []MapElement {
+	byKey := func(a, b MapElement) int { return a.Key.Compare(b.Key) }
+	if slices.IsSortedFunc(elems, byKey) {
+		return elems
+	}
+	elems = slices.Clone(elems)
+	slices.SortFunc(elems, byKey)
+	return elems
 }
 
 func indexSets(rs *Ruleset) map[string]Set {

@@ -5,6 +5,17 @@ import (
 	"os"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The kernel reads a whole nf_tables batch from one sendmsg, so the socket's send buffer must hold the
+// largest transaction we send (a full replacement of a table with every peer of a large cluster). The
+// *FORCE options lift the sysctl caps (net.core.wmem_max), as the nft tool does; they need
+// CAP_NET_ADMIN, which programming nftables needs anyway. These are limits, not allocations.
+const (
+	sendBufferBytes    = 256 << 20
+	receiveBufferBytes = 16 << 20
 )
 
 // NetlinkBackend runs transactions against the kernel through nf_tables netlink messages. Every
@@ -44,7 +55,7 @@ func (b *NetlinkBackend) Run(tx *Transaction) error {
 	if len(tx.Ops) == 0 {
 		return nil
 	}
-	var opts []nftables.ConnOption
+	opts := []nftables.ConnOption{nftables.WithSockOptions(largeBuffers)}
 	if b.netns != nil {
 		opts = append(opts, nftables.WithNetNSFd(int(b.netns.Fd())))
 	}
@@ -62,4 +73,27 @@ func (b *NetlinkBackend) Run(tx *Transaction) error {
 		return fmt.Errorf("committing %d operations on table inet %s: %w", len(tx.Ops), tx.Table, err)
 	}
 	return nil
+}
+
+// largeBuffers raises the socket's buffer limits so that a large batch fits in one message and the
+// kernel's acknowledgements of it fit in the receive queue.
+func largeBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("reaching the netlink socket: %w", err)
+	}
+	var sockErr error
+	err = raw.Control(func(fd uintptr) {
+		if sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBufferBytes); sockErr != nil {
+			sockErr = fmt.Errorf("raising the netlink send buffer: %w", sockErr)
+			return
+		}
+		if sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBufferBytes); sockErr != nil {
+			sockErr = fmt.Errorf("raising the netlink receive buffer: %w", sockErr)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("reaching the netlink socket: %w", err)
+	}
+	return sockErr
 }

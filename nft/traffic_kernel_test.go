@@ -46,7 +46,7 @@ func trafficRuleset(p trafficPods) *Ruleset {
 	return &Ruleset{
 		Table: kernelTable,
 		Sets: []Set{
-			{Name: "peers_a_v4", Type: KeyIPv4, Interval: true, Elements: sortedElements(single(p.x.IPv4), single(p.c.IPv4))},
+			{Name: "peers_a_v4", Type: KeyIPv4, Interval: true, Elements: sortedTestElements(single(p.x.IPv4), single(p.c.IPv4))},
 			{Name: "peers_a_v6", Type: KeyIPv6, Interval: true, Elements: []Element{single(p.x.IPv6)}},
 			{Name: "peers_b_v4", Type: KeyIPv4, Elements: []Element{{Addr: p.c.IPv4}}},
 		},
@@ -85,7 +85,7 @@ func trafficRuleset(p trafficPods) *Ruleset {
 	}
 }
 
-func sortedElements(es ...Element) []Element {
+func sortedTestElements(es ...Element) []Element {
 	SortElements(es)
 	return es
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Engine benchmarks: runs the Go benchmarks of selectors/ and nft/ several times and writes
+# bench/ENGINE.md, figures as ratios against a baseline measured in the same run (median, min, max).
+# Usage: hack/bench/engine.sh [COUNT]   (default 5; needs root for the kernel benchmarks)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+count=${1:-5}
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+
+echo "running engine benchmarks (count=$count)..." >&2
+go test -run '^$' -bench 'Resolve' -benchtime 3x -count "$count" ./selectors/ | tee -a "$raw" >&2
+go test -run '^$' -bench 'Compile|Diff' -benchtime 10x -count "$count" ./nft/ | tee -a "$raw" >&2
+go test -run '^$' -bench 'KernelApply|KernelElementFloor' -benchtime 10x -count "$count" ./nft/ | tee -a "$raw" >&2
+
+out=bench/ENGINE.md
+{
+  echo "# Engine benchmarks"
+  echo
+  echo "Written by \`hack/bench/engine.sh $count\` on $(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs, $(go version | cut -d' ' -f3)."
+  echo "Each figure is the median of $count runs, with min and max; ratios compare figures of the same run."
+  echo
+  awk -v count="$count" '
+    /^Benchmark/ {
+      name = $1; sub(/-[0-9]+$/, "", name)
+      for (i = 3; i < NF; i++) if ($(i+1) == "ns/op") { v[name, ++n[name]] = $i }
+      if (!(name in seen)) { seen[name] = 1; order[++names] = name }
+    }
+    function median(name,   k, m, a, tmp, i, j) {
+      m = n[name]
+      for (i = 1; i <= m; i++) a[i] = v[name, i]
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { tmp = a[i]; a[i] = a[j]; a[j] = tmp }
+      lo[name] = a[1]; hi[name] = a[m]
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function ms(x) { return sprintf("%.3f", x / 1e6) }
+    function ratio(a, b) { return (b in med && a in med && med[b] > 0) ? sprintf("%.3f", med[a] / med[b]) : "n/a" }
+    END {
+      print "## Figures (ms per operation)"
+      print ""
+      print "| benchmark | median | min | max |"
+      print "|---|---:|---:|---:|"
+      for (i = 1; i <= names; i++) { nm = order[i]; med[nm] = median(nm); printf "| %s | %s | %s | %s |\n", nm, ms(med[nm]), ms(lo[nm]), ms(hi[nm]) }
+      print ""
+      print "## Ratios"
+      print ""
+      print "| what | ratio | meaning |"
+      print "|---|---:|---|"
+      printf "| kernel: one-pod change / full replacement, 50k pods | %s | an incremental update against rebuilding the table |\n", ratio("BenchmarkKernelApply/one-pod/pods=50000", "BenchmarkKernelApply/full/pods=50000")
+      printf "| kernel: one-pod change / one-element delete floor | %s | how close an update gets to the kernel's cheapest deleting commit |\n", ratio("BenchmarkKernelApply/one-pod/pods=50000", "BenchmarkKernelElementFloor/delete")
+      printf "| kernel: element delete floor / element add floor | %s | what deleting costs the kernel beyond adding |\n", ratio("BenchmarkKernelElementFloor/delete", "BenchmarkKernelElementFloor/add")
+      printf "| kernel: full replacement, 50k / 25k pods | %s | growth when the cluster doubles (linear = 2) |\n", ratio("BenchmarkKernelApply/full/pods=50000", "BenchmarkKernelApply/full/pods=25000")
+      printf "| kernel: one-pod change, 50k / 25k pods | %s | growth of an update when the cluster doubles (flat = 1) |\n", ratio("BenchmarkKernelApply/one-pod/pods=50000", "BenchmarkKernelApply/one-pod/pods=25000")
+      printf "| diff: one-pod change / full replacement, 50k pods | %s | computing a diff against listing the whole table |\n", ratio("BenchmarkDiff/one-pod/pods=50000", "BenchmarkDiff/full/pods=50000")
+      printf "| compile: 50k / 25k pods | %s | growth when the cluster doubles |\n", ratio("BenchmarkCompile/pods=50000", "BenchmarkCompile/pods=25000")
+      printf "| resolve: 50k pods, 10k policies / 5k pods, 1k policies | %s | growth for 10x the cluster |\n", ratio("BenchmarkResolve/pods=50k/policies=10k", "BenchmarkResolve/pods=5k/policies=1k")
+    }' "$raw"
+  echo
+  echo "## Raw output"
+  echo
+  echo '```'
+  grep '^Benchmark' "$raw"
+  echo '```'
+} > "$out"
+echo "wrote $out" >&2

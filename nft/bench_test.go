@@ -1,0 +1,197 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
+
+// benchModel is a node with 110 local pods in a cluster of clusterPods pods: every local pod is
+// isolated for ingress by its own policy admitting one of ten peer groups, each holding a tenth of the
+// cluster's pods (addresses 198.18.0.0/15 with stride 2, so no two merge into a range).
+func benchModel(clusterPods int) (*selectors.Model, map[netip.Addr]string) {
+	const localPods, groups = 110, 10
+	m := &selectors.Model{Node: "n1"}
+	ifaces := map[netip.Addr]string{}
+	ranges := make([][]selectors.AddrRange, groups)
+	for i := 0; i < clusterPods; i++ {
+		ip := benchAddr(i)
+		ranges[i%groups] = append(ranges[i%groups], selectors.AddrRange{From: ip, To: ip})
+		if i < localPods {
+			name := fmt.Sprintf("pod-%05d", i)
+			m.LocalPods = append(m.LocalPods, makeLocalPod("bench", name, func(p *selectors.LocalPod) { p.IPs = []netip.Addr{ip} },
+				isolatedIngress("policy-"+name, makeRule(0, fromPeers(fmt.Sprintf("group-%d", i%groups)), onPorts(tcp(80), udp(53))))))
+			ifaces[ip] = fmt.Sprintf("lab%d", i)
+		}
+	}
+	for g := range ranges {
+		m.AddressSets = append(m.AddressSets, selectors.AddressSet{ID: fmt.Sprintf("group-%d", g), Ranges: ranges[g]})
+	}
+	return m, ifaces
+}
+
+func benchAddr(i int) netip.Addr {
+	n := 2 * i
+	return netip.AddrFrom4([4]byte{198, 18 + byte(n>>16), byte(n >> 8), byte(n)})
+}
+
+// movePod changes the address of local pod 0 between two spare addresses: the smallest real change.
+func movePod(m *selectors.Model, ifaces map[netip.Addr]string, to netip.Addr) {
+	p := &m.LocalPods[0]
+	old := p.IPs[0]
+	p.IPs = []netip.Addr{to}
+	ifaces[to] = ifaces[old]
+	delete(ifaces, old)
+	for i, r := range m.AddressSets[0].Ranges {
+		if r.From == old {
+			m.AddressSets[0].Ranges[i] = selectors.AddrRange{From: to, To: to}
+		}
+	}
+}
+
+var benchSizes = []int{25000, 50000}
+
+func BenchmarkCompile(b *testing.B) {
+	for _, pods := range benchSizes {
+		m, ifaces := benchModel(pods)
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			for b.Loop() {
+				Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+			}
+		})
+	}
+}
+
+// BenchmarkDiff compares computing a full replacement (the baseline) with the diff of a one-pod change.
+func BenchmarkDiff(b *testing.B) {
+	for _, pods := range benchSizes {
+		m, ifaces := benchModel(pods)
+		before := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+		movePod(m, ifaces, netip.MustParseAddr("198.19.255.1"))
+		after := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+		b.Run(fmt.Sprintf("full/pods=%d", pods), func(b *testing.B) {
+			for b.Loop() {
+				Diff(nil, after)
+			}
+		})
+		b.Run(fmt.Sprintf("one-pod/pods=%d", pods), func(b *testing.B) {
+			for b.Loop() {
+				Diff(before, after)
+			}
+		})
+	}
+}
+
+// BenchmarkKernelApply programs a node namespace: a full replacement of the table (the baseline) and
+// an incremental one-pod change, both through the netlink backend, one transaction each.
+func BenchmarkKernelApply(b *testing.B) {
+	if reason := netlab.Unavailable(); reason != "" {
+		b.Skip(reason)
+	}
+	lab, err := netlab.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = lab.Close() })
+	node, err := lab.AddNode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	backend, err := NewNetlinkBackend(node.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = backend.Close() })
+	for _, pods := range benchSizes {
+		m, ifaces := benchModel(pods)
+		first := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+		b.Run(fmt.Sprintf("full/pods=%d", pods), func(b *testing.B) {
+			for b.Loop() {
+				if err := backend.Run(Diff(nil, first)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("one-pod/pods=%d", pods), func(b *testing.B) {
+			a := NewApplier(backend)
+			if _, err := a.Apply(first); err != nil {
+				b.Fatal(err)
+			}
+			spare := []netip.Addr{netip.MustParseAddr("198.19.255.1"), netip.MustParseAddr("198.19.255.3")}
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				movePod(m, ifaces, spare[i%2])
+				i++
+				next := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+				b.StartTimer()
+				res, err := a.Apply(next)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.FullReplace {
+					b.Fatal("the one-pod change replaced the table")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkKernelElementFloor is the smallest transaction there is: one element added to, or deleted
+// from, a set. It shows the kernel's own cost per commit, which no layout can go below.
+func BenchmarkKernelElementFloor(b *testing.B) {
+	if reason := netlab.Unavailable(); reason != "" {
+		b.Skip(reason)
+	}
+	lab, err := netlab.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = lab.Close() })
+	node, err := lab.AddNode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	backend, err := NewNetlinkBackend(node.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = backend.Close() })
+	if err := backend.Run(Diff(nil, Compile(CompileInput{Table: "nftpolicy", Model: emptyModel()}))); err != nil {
+		b.Fatal(err)
+	}
+	elems := []Element{{Addr: netip.MustParseAddr("198.18.0.1")}}
+	b.Run("add", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			del := &Transaction{Table: "nftpolicy", Ops: []Op{AddElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}, DeleteElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}
+			if err := backend.Run(del); err != nil { // leaves the set empty, outside the timed part
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := backend.Run(&Transaction{Table: "nftpolicy", Ops: []Op{AddElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := backend.Run(&Transaction{Table: "nftpolicy", Ops: []Op{DeleteElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("delete", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			if err := backend.Run(&Transaction{Table: "nftpolicy", Ops: []Op{AddElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := backend.Run(&Transaction{Table: "nftpolicy", Ops: []Op{DeleteElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
