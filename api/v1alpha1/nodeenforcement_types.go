@@ -1,0 +1,133 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of a NodeEnforcement.
+const (
+	// ConditionProgrammed is True when the node's table holds exactly the rules the current
+	// policies, pods and namespaces call for.
+	ConditionProgrammed = "Programmed"
+	// ConditionDegraded is True when something is enforced more strictly than written (a policy
+	// problem: the part that cannot be understood matches nothing) or the last sync failed.
+	ConditionDegraded = "Degraded"
+)
+
+// Condition reasons of a NodeEnforcement.
+const (
+	ReasonCommitted      = "Committed"
+	ReasonApplyFailed    = "ApplyFailed"
+	ReasonSyncFailed     = "SyncFailed"
+	ReasonPolicyProblems = "PolicyProblems"
+	ReasonHealthy        = "Healthy"
+)
+
+// MaxProblems bounds status.problems so that one broken policy cannot grow the object without limit.
+const MaxProblems = 20
+
+// NodeEnforcementSpec says which node and table the status describes. The node's agent writes it.
+type NodeEnforcementSpec struct {
+	// NodeName is the node whose pods this object describes; it equals metadata.name.
+	// +kubebuilder:validation:MinLength=1
+	NodeName string `json:"nodeName"`
+
+	// Table is the nftables table (family inet) the agent owns on the node.
+	// +kubebuilder:validation:MinLength=1
+	Table string `json:"table"`
+}
+
+// PolicyProblem is something in a NetworkPolicy that the agent cannot enforce as written. The part of
+// the rule that cannot be understood matches nothing: a problem never widens access.
+type PolicyProblem struct {
+	// PolicyNamespace is the namespace of the NetworkPolicy.
+	PolicyNamespace string `json:"policyNamespace"`
+	// PolicyName is the name of the NetworkPolicy.
+	PolicyName string `json:"policyName"`
+	// Field is the path of the offending field, e.g. spec.ingress[0].from[1].ipBlock.cidr.
+	// +optional
+	Field string `json:"field,omitempty"`
+	// Message says what is wrong.
+	Message string `json:"message"`
+}
+
+// NodeEnforcementStatus is what the node's agent last programmed.
+type NodeEnforcementStatus struct {
+	// Conditions are Programmed and Degraded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the generation of this object the status was written for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// LocalPods counts the enforceable pods on the node: not hostNetwork, with an address, not finished.
+	// +optional
+	LocalPods int32 `json:"localPods"`
+	// IsolatedPods counts the local pods that at least one policy isolates, for ingress or egress.
+	// +optional
+	IsolatedPods int32 `json:"isolatedPods"`
+	// PoliciesInEffect counts the NetworkPolicies that select at least one local pod.
+	// +optional
+	PoliciesInEffect int32 `json:"policiesInEffect"`
+	// Chains counts the chains of the programmed table.
+	// +optional
+	Chains int32 `json:"chains"`
+	// SetElements counts the elements of every set and verdict map of the programmed table.
+	// +optional
+	SetElements int32 `json:"setElements"`
+
+	// LastSyncTime is when the agent last finished a sync.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// LastSyncDuration is how long that sync took, from listing the cache to the committed transaction.
+	// +optional
+	LastSyncDuration *metav1.Duration `json:"lastSyncDuration,omitempty"`
+
+	// ProblemCount counts the problems of the policies in effect on the node; Problems lists the first
+	// of them.
+	// +optional
+	ProblemCount int32 `json:"problemCount"`
+	// Problems lists problems of the policies in effect on the node, at most 20.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	Problems []PolicyProblem `json:"problems,omitempty"`
+}
+
+// NodeEnforcement reports how one node's agent enforces NetworkPolicies: whether its table is
+// programmed, how much it holds, and which policies it cannot enforce as written. There is one per
+// node, named after the node and owned by it, written only by that node's agent.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=ne;nodeenf
+// +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].status`
+// +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.localPods`
+// +kubebuilder:printcolumn:name="Isolated",type=integer,JSONPath=`.status.isolatedPods`
+// +kubebuilder:printcolumn:name="Policies",type=integer,JSONPath=`.status.policiesInEffect`
+// +kubebuilder:printcolumn:name="Chains",type=integer,JSONPath=`.status.chains`,priority=1
+// +kubebuilder:printcolumn:name="Elements",type=integer,JSONPath=`.status.setElements`,priority=1
+// +kubebuilder:printcolumn:name="Problems",type=integer,JSONPath=`.status.problemCount`
+// +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSyncTime`
+// +kubebuilder:printcolumn:name="Sync Time",type=string,JSONPath=`.status.lastSyncDuration`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodeEnforcement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   NodeEnforcementSpec   `json:"spec"`
+	Status NodeEnforcementStatus `json:"status,omitempty"`
+}
+
+// NodeEnforcementList is a list of NodeEnforcements.
+//
+// +kubebuilder:object:root=true
+type NodeEnforcementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeEnforcement `json:"items"`
+}

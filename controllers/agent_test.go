@@ -1,0 +1,300 @@
+package controllers_test
+
+import (
+	"net/netip"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/controllers"
+	"github.com/nftpolicy/nftpolicy/nft"
+)
+
+const (
+	redisChain = "in_default_redis"
+	dbChain    = "in_default_db"
+	redisPort  = 6379
+)
+
+// redisPolicy is the guestbook's: only the frontend reaches redis.
+func redisPolicy() *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "redis-policy"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "redis"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "guestbook"}}}},
+			}},
+		},
+	}
+}
+
+// redisFromFrontendTeam also lets every pod of the namespaces labelled team=frontend reach redis.
+func redisFromFrontendTeam() *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "redis-from-frontend-team"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "redis"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "frontend"}}}},
+			}},
+		},
+	}
+}
+
+// problemPolicy lets node-b's pods reach db on a named port that db does not define. The API server
+// accepts it (named ports are resolved per pod), but for db the rule matches nothing: db stays isolated
+// with no way in, and the agent reports the problem.
+func problemPolicy() *networkingv1.NetworkPolicy {
+	postgres := intstr.FromString("postgres")
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db-policy"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.2.0.0/24"}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Port: &postgres}},
+			}},
+		},
+	}
+}
+
+const problemField = "spec.ingress[0].ports[0].port"
+
+// problemCIDRMember is inside the problem policy's ipBlock.
+var problemCIDRMember = netip.MustParseAddr("10.2.0.40")
+
+func nodeEnforcement() *policyv1alpha1.NodeEnforcement {
+	ne := &policyv1alpha1.NodeEnforcement{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Name: thisNode}, ne); err != nil {
+		return nil
+	}
+	return ne
+}
+
+// metricValue returns a gauge's value, or a histogram's sample count.
+func metricValue(name string) float64 {
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name || len(f.GetMetric()) == 0 {
+			continue
+		}
+		m := f.GetMetric()[0]
+		if h := m.GetHistogram(); h != nil {
+			return float64(h.GetSampleCount())
+		}
+		if c := m.GetCounter(); c != nil {
+			sum := 0.0
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+		return m.GetGauge().GetValue()
+	}
+	return -1
+}
+
+// dbPolicyProblems lists the problem Events on db-policy.
+func dbPolicyProblems() []eventsv1.Event {
+	var list eventsv1.EventList
+	Expect(k8sClient.List(ctx, &list, client.InNamespace("default"))).To(Succeed())
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "NetworkPolicy" && e.Regarding.Name == "db-policy" && e.Reason == controllers.ReasonPolicyProblem {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+var _ = Describe("The agent of node-a", Ordered, func() {
+	webNamespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+	otherPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"}}
+
+	BeforeAll(func() {
+		createNamespace("default")
+		createNamespace("web", "team", "web")
+		createPod(makePod("default", "redis", withLabels("app", "redis"), onNode(thisNode), running(redisIP)))
+		createPod(makePod("default", "guestbook", withLabels("app", "guestbook"), onNode(otherNode), running(guestbookIP)))
+		createPod(makePod("default", "other", withLabels("app", "other"), onNode(otherNode), running(otherIP)))
+		createPod(makePod("web", "frontend", withLabels("app", "frontend"), onNode(otherNode), running(frontendIP)))
+		Expect(k8sClient.Create(ctx, redisPolicy())).To(Succeed())
+	})
+
+	It("isolates redis so that only the guestbook reaches it", func() {
+		Eventually(func(g Gomega) {
+			rs := programmed()
+			g.Expect(redisPeers(rs, "default/redis-policy")).To(ConsistOf(guestbookIP))
+		}).Should(Succeed())
+
+		Expect(verdictFor(guestbookIP, redisIP, redisPort)).To(Equal(nft.Accept))
+		Expect(verdictFor(otherIP, redisIP, redisPort)).To(Equal(nft.Drop))
+		Expect(verdictFor(frontendIP, redisIP, redisPort)).To(Equal(nft.Drop))
+		Expect(nft.Render(programmed())).To(ContainSubstring(`"veth-redis" . 10.1.0.10`), "anti-spoofing binds redis's address to its interface")
+	})
+
+	It("reports the enforcement on the node's NodeEnforcement", func() {
+		Eventually(func(g Gomega) {
+			ne := nodeEnforcement()
+			g.Expect(ne).NotTo(BeNil())
+			g.Expect(meta.IsStatusConditionTrue(ne.Status.Conditions, policyv1alpha1.ConditionProgrammed)).To(BeTrue())
+			g.Expect(meta.IsStatusConditionFalse(ne.Status.Conditions, policyv1alpha1.ConditionDegraded)).To(BeTrue())
+			g.Expect(ne.Status.LocalPods).To(BeEquivalentTo(1))
+			g.Expect(ne.Status.IsolatedPods).To(BeEquivalentTo(1))
+			g.Expect(ne.Status.PoliciesInEffect).To(BeEquivalentTo(1))
+			g.Expect(ne.Status.Chains).To(BeEquivalentTo(len(programmed().Chains)))
+			g.Expect(ne.Status.SetElements).To(BeNumerically(">=", 3)) // peer, map entry, anti-spoofing
+			g.Expect(ne.Status.LastSyncTime).NotTo(BeNil())
+			g.Expect(ne.Status.ObservedGeneration).To(Equal(ne.Generation))
+		}).Should(Succeed())
+
+		ne := nodeEnforcement()
+		Expect(ne.Spec).To(Equal(policyv1alpha1.NodeEnforcementSpec{NodeName: thisNode, Table: table}))
+		Expect(ne.OwnerReferences).To(ConsistOf(HaveField("Kind", "Node")))
+		Expect(ne.OwnerReferences[0].Name).To(Equal(thisNode))
+		Expect(reconciler.ReadyCheck(nil)).To(Succeed())
+	})
+
+	It("exports its metrics on controller-runtime's registry", func() {
+		Eventually(func(g Gomega) {
+			g.Expect(metricValue("nftpolicy_isolated_pods")).To(BeNumerically("==", 1))
+			g.Expect(metricValue("nftpolicy_chains")).To(BeNumerically("==", len(programmed().Chains)))
+			g.Expect(metricValue("nftpolicy_set_elements")).To(BeNumerically(">=", 3))
+			g.Expect(metricValue("nftpolicy_sync_duration_seconds")).To(BeNumerically(">", 0), "syncs observed")
+			g.Expect(metricValue("nftpolicy_programming_latency_seconds")).To(BeNumerically(">", 0), "latencies observed")
+		}).Should(Succeed())
+	})
+
+	It("adds a relabelled pod to the peer set with element operations only", func() {
+		relabel(otherPod, "app", "guestbook")
+		Eventually(func() []netip.Addr {
+			return redisPeers(programmed(), "default/redis-policy")
+		}).Should(ConsistOf(guestbookIP, otherIP))
+		Expect(elementOpsOnly(lastTransaction())).To(BeTrue(), lastTransaction().String())
+		Expect(verdictFor(otherIP, redisIP, redisPort)).To(Equal(nft.Accept))
+	})
+
+	It("adds the pods of a relabelled namespace with element operations only", func() {
+		Expect(k8sClient.Create(ctx, redisFromFrontendTeam())).To(Succeed())
+		Eventually(func(g Gomega) {
+			c, ok := findChain(programmed(), redisChain)
+			g.Expect(ok).To(BeTrue())
+			g.Expect(c.Rules).To(ContainElement(HaveField("Comment", HavePrefix("default/redis-from-frontend-team "))))
+		}).Should(Succeed())
+		Expect(redisPeers(programmed(), "default/redis-from-frontend-team")).To(BeEmpty())
+		Expect(verdictFor(frontendIP, redisIP, redisPort)).To(Equal(nft.Drop))
+
+		relabel(webNamespace, "team", "frontend")
+		Eventually(func() []netip.Addr {
+			return redisPeers(programmed(), "default/redis-from-frontend-team")
+		}).Should(ConsistOf(frontendIP))
+		Expect(elementOpsOnly(lastTransaction())).To(BeTrue(), lastTransaction().String())
+		Expect(verdictFor(frontendIP, redisIP, redisPort)).To(Equal(nft.Accept))
+	})
+
+	It("follows a peer's new address with element operations only", func() {
+		setPodIP("web", "frontend", frontendIP2)
+		Eventually(func() []netip.Addr {
+			return redisPeers(programmed(), "default/redis-from-frontend-team")
+		}).Should(ConsistOf(frontendIP2))
+		tx := lastTransaction()
+		Expect(elementOpsOnly(tx)).To(BeTrue(), tx.String())
+		Expect(tx.Ops).To(ContainElement(BeAssignableToTypeOf(nft.DeleteElements{})), tx.String())
+		Expect(verdictFor(frontendIP2, redisIP, redisPort)).To(Equal(nft.Accept))
+		Expect(verdictFor(frontendIP, redisIP, redisPort)).To(Equal(nft.Drop))
+	})
+
+	It("withdraws a deleted policy without replacing the table", func() {
+		deletePolicy("default", "redis-from-frontend-team")
+		Eventually(func(g Gomega) {
+			c, ok := findChain(programmed(), redisChain)
+			g.Expect(ok).To(BeTrue())
+			g.Expect(c.Rules).NotTo(ContainElement(HaveField("Comment", HavePrefix("default/redis-from-frontend-team "))))
+		}).Should(Succeed())
+		tx := lastTransaction()
+		Expect(fullReplace(tx)).To(BeFalse(), tx.String())
+		Expect(tx.Ops).To(ContainElement(nft.FlushChain{Name: redisChain}), tx.String())
+		Expect(tx.Ops).NotTo(ContainElement(BeAssignableToTypeOf(nft.DeleteMapElements{})), "redis stays isolated by redis-policy")
+		Expect(verdictFor(frontendIP2, redisIP, redisPort)).To(Equal(nft.Drop))
+		Expect(verdictFor(guestbookIP, redisIP, redisPort)).To(Equal(nft.Accept))
+	})
+
+	It("retries a failed transaction by replacing the whole table at once", func() {
+		failuresBefore := metricValue("nftpolicy_sync_failures_total")
+		failNextTransactions.Store(1)
+		relabel(otherPod, "app", "other")
+		Eventually(func() []netip.Addr {
+			return redisPeers(programmed(), "default/redis-policy")
+		}).Should(ConsistOf(guestbookIP))
+		tx := lastTransaction()
+		Expect(fullReplace(tx)).To(BeTrue(), "after a failure the kernel's state is unknown: %s", tx.String())
+		Expect(metricValue("nftpolicy_sync_failures_total")).To(BeNumerically(">", failuresBefore))
+		Expect(verdictFor(otherIP, redisIP, redisPort)).To(Equal(nft.Drop))
+		Expect(verdictFor(guestbookIP, redisIP, redisPort)).To(Equal(nft.Accept))
+	})
+
+	Context("with a policy it cannot enforce as written", func() {
+		BeforeAll(func() {
+			createPod(makePod("default", "db", withLabels("app", "db"), onNode(thisNode), running(dbIP)))
+			Expect(k8sClient.Create(ctx, problemPolicy())).To(Succeed())
+		})
+
+		It("keeps the selected pod isolated: the broken part matches nothing", func() {
+			Eventually(func(g Gomega) {
+				c, ok := findChain(programmed(), dbChain)
+				g.Expect(ok).To(BeTrue())
+				g.Expect(c.Rules).To(HaveLen(1), "only the final drop")
+				g.Expect(c.Rules[0].Verdict.Kind).To(Equal(nft.Drop))
+			}).Should(Succeed())
+			for _, src := range []netip.Addr{guestbookIP, otherIP, frontendIP2, problemCIDRMember} {
+				Expect(verdictFor(src, dbIP, 5432)).To(Equal(nft.Drop), "from %s", src)
+			}
+		})
+
+		It("lists the problem in the status and marks the node Degraded", func() {
+			Eventually(func(g Gomega) {
+				ne := nodeEnforcement()
+				g.Expect(ne).NotTo(BeNil())
+				g.Expect(ne.Status.ProblemCount).To(BeEquivalentTo(1))
+				g.Expect(ne.Status.Problems).To(ConsistOf(And(
+					HaveField("PolicyNamespace", "default"),
+					HaveField("PolicyName", "db-policy"),
+					HaveField("Field", problemField),
+				)))
+				degraded := meta.FindStatusCondition(ne.Status.Conditions, policyv1alpha1.ConditionDegraded)
+				g.Expect(degraded).NotTo(BeNil())
+				g.Expect(degraded.Status).To(Equal(metav1.ConditionTrue))
+				g.Expect(degraded.Reason).To(Equal(policyv1alpha1.ReasonPolicyProblems))
+				g.Expect(meta.IsStatusConditionTrue(ne.Status.Conditions, policyv1alpha1.ConditionProgrammed)).To(BeTrue())
+			}).Should(Succeed())
+		})
+
+		It("reports the problem once as an Event on the policy", func() {
+			Eventually(func() []eventsv1.Event { return dbPolicyProblems() }).Should(HaveLen(1))
+			Expect(dbPolicyProblems()[0].Type).To(Equal(corev1.EventTypeWarning))
+			Expect(dbPolicyProblems()[0].Note).To(ContainSubstring(problemField))
+
+			// More syncs, from a relevant change and from the periodic resync, do not repeat it.
+			relabel(otherPod, "app", "guestbook")
+			Eventually(func() []netip.Addr {
+				return redisPeers(programmed(), "default/redis-policy")
+			}).Should(ConsistOf(guestbookIP, otherIP))
+			Consistently(func() []eventsv1.Event { return dbPolicyProblems() }, 3*time.Second).Should(HaveLen(1))
+		})
+	})
+})

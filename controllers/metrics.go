@@ -1,0 +1,51 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics of the agent, served on controller-runtime's registry next to its workqueue and client metrics.
+var (
+	syncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nftpolicy_sync_duration_seconds",
+		Help:    "Time of one sync: listing the cache, resolving, compiling and committing the transaction.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15), // 1ms .. 16s
+	})
+	syncFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nftpolicy_sync_failures_total",
+		Help: "Syncs that failed, by the step that failed.",
+	}, []string{"step"})
+	programmingLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nftpolicy_programming_latency_seconds",
+		Help:    "Time from the agent observing a change of a pod, namespace or policy to the transaction that enforces it.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14), // 5ms .. 41s
+	})
+	isolatedPods = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nftpolicy_isolated_pods",
+		Help: "Local pods isolated for ingress or egress by at least one policy.",
+	})
+	programmedChains = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nftpolicy_chains",
+		Help: "Chains in the programmed table.",
+	})
+	programmedElements = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nftpolicy_set_elements",
+		Help: "Elements of every set and verdict map in the programmed table.",
+	})
+)
+
+// Steps a sync can fail at, the label values of nftpolicy_sync_failures_total.
+const (
+	stepSnapshot   = "snapshot"
+	stepInterfaces = "interfaces"
+	stepApply      = "apply"
+	stepStatus     = "status"
+)
+
+func init() {
+	metrics.Registry.MustRegister(syncDuration, syncFailures, programmingLatency, isolatedPods, programmedChains, programmedElements)
+	for _, step := range []string{stepSnapshot, stepInterfaces, stepApply, stepStatus} {
+		syncFailures.WithLabelValues(step)
+	}
+}

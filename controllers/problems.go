@@ -1,0 +1,93 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
+
+// Event reasons the agent reports.
+const (
+	ReasonPolicyProblem = "PolicyProblem"
+	actionEnforcing     = "Enforcing"
+)
+
+// problemReporter turns policy problems into Events on the NetworkPolicy without flooding the cluster:
+// only an agent on which the policy is in effect (it selects a local pod) reports, and each agent
+// reports a problem once, until it goes away or changes.
+type problemReporter struct {
+	mu       sync.Mutex
+	reported map[selectors.Problem]bool
+}
+
+// reportProblems emits an Event for each problem in effect that was not reported yet, and forgets
+// problems that are gone, so that their return is reported again.
+func (r *NodeReconciler) reportProblems(ctx context.Context, inEffect []selectors.Problem) {
+	log := logf.FromContext(ctx)
+	rep := &r.problems
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+
+	reported := make(map[selectors.Problem]bool, len(inEffect))
+	for _, p := range inEffect {
+		if rep.reported[p] {
+			reported[p] = true
+			continue
+		}
+		policy, err := r.policy(ctx, p.Policy)
+		if err != nil {
+			// The policy went away since the snapshot; the next sync drops the problem.
+			log.V(4).Info("Not reporting a problem of a policy that is gone", "policy", klog.KRef(p.Policy.Namespace, p.Policy.Name), "err", err)
+			continue
+		}
+		log.V(2).Info("Reporting a policy problem", "policy", klog.KObj(policy), "field", p.Field, "problem", p.Message)
+		r.Recorder.Eventf(policy, nil, corev1.EventTypeWarning, ReasonPolicyProblem, actionEnforcing,
+			"%s: %s (node %s enforces it as matching nothing)", p.Field, p.Message, r.NodeName)
+		reported[p] = true
+	}
+	rep.reported = reported
+}
+
+func (r *NodeReconciler) policy(ctx context.Context, ref selectors.PolicyRef) (*networkingv1.NetworkPolicy, error) {
+	var policy networkingv1.NetworkPolicy
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &policy); err != nil {
+		return nil, fmt.Errorf("getting policy %s: %w", ref, err)
+	}
+	return &policy, nil
+}
+
+// problemsInEffect returns the problems of policies that select at least one local pod.
+func problemsInEffect(m *selectors.Model) []selectors.Problem {
+	inEffect := policiesInEffect(m)
+	var out []selectors.Problem
+	for _, p := range m.Problems {
+		if inEffect[p.Policy] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// policiesInEffect returns the policies that isolate at least one local pod in some direction.
+func policiesInEffect(m *selectors.Model) map[selectors.PolicyRef]bool {
+	in := map[selectors.PolicyRef]bool{}
+	for _, pod := range m.LocalPods {
+		for _, iso := range []*selectors.Isolation{pod.Ingress, pod.Egress} {
+			if iso == nil {
+				continue
+			}
+			for _, ref := range iso.Policies {
+				in[ref] = true
+			}
+		}
+	}
+	return in
+}

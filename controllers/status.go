@@ -1,0 +1,219 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
+
+// syncOutcome is what one sync found and did, as the status reports it.
+type syncOutcome struct {
+	started  time.Time
+	duration time.Duration
+	model    *selectors.Model    // nil when the sync failed before resolving
+	ruleset  *nft.Ruleset        // the committed ruleset; nil when nothing is known to be committed
+	problems []selectors.Problem // problems of the policies in effect on this node
+	step     string              // the step that failed, "" on success
+	err      error
+}
+
+// counts are the numbers the status and the gauges report.
+type counts struct {
+	localPods, isolatedPods, policiesInEffect, chains, setElements int
+}
+
+func countsOf(m *selectors.Model, rs *nft.Ruleset) counts {
+	var c counts
+	if m != nil {
+		c.localPods = len(m.LocalPods)
+		for _, pod := range m.LocalPods {
+			if pod.Ingress != nil || pod.Egress != nil {
+				c.isolatedPods++
+			}
+		}
+		c.policiesInEffect = len(policiesInEffect(m))
+	}
+	if rs != nil {
+		c.chains = len(rs.Chains)
+		for _, s := range rs.Sets {
+			c.setElements += len(s.Elements)
+		}
+		for _, mp := range rs.Maps {
+			c.setElements += len(mp.Elements)
+		}
+	}
+	return c
+}
+
+// nodeEnforcement returns this node's NodeEnforcement, creating it, owned by the Node so that it goes
+// away with the node, when it does not exist yet.
+func (r *NodeReconciler) nodeEnforcement(ctx context.Context) (*policyv1alpha1.NodeEnforcement, error) {
+	key := types.NamespacedName{Name: r.NodeName}
+	var ne policyv1alpha1.NodeEnforcement
+	err := r.Client.Get(ctx, key, &ne)
+	if err == nil || !apierrors.IsNotFound(err) {
+		return &ne, err
+	}
+	// The Node is read from the API server directly: caching every node for one owner reference would
+	// cost a watch on all nodes.
+	var node corev1.Node
+	if err := r.APIReader.Get(ctx, key, &node); err != nil {
+		return nil, fmt.Errorf("getting node %s: %w", r.NodeName, err)
+	}
+	ne = policyv1alpha1.NodeEnforcement{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: r.NodeName,
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "v1",
+				Kind:       "Node",
+				Name:       node.Name,
+				UID:        node.UID,
+			}},
+		},
+		Spec: policyv1alpha1.NodeEnforcementSpec{NodeName: r.NodeName, Table: r.Table},
+	}
+	err = r.Client.Create(ctx, &ne, fieldOwner)
+	if apierrors.IsAlreadyExists(err) {
+		// The cache has not seen our earlier create yet.
+		err = r.APIReader.Get(ctx, key, &ne)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating NodeEnforcement %s: %w", r.NodeName, err)
+	}
+	return &ne, nil
+}
+
+// fieldOwner is the field manager of everything the agent writes.
+const fieldOwner = client.FieldOwner("nftpolicy-agent")
+
+// writeStatus records the outcome of a sync on this node's NodeEnforcement, by server-side apply of the
+// whole status: the API server then holds exactly what this sync found, whatever the cache has seen of
+// earlier writes. When only the sync time would change, it writes at most once per resync period, so
+// that steady syncs cost the API server nothing.
+func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error {
+	ne, err := r.nodeEnforcement(ctx)
+	if err != nil {
+		return err
+	}
+	if ne.Spec.Table != r.Table || ne.Spec.NodeName != r.NodeName {
+		before := ne.DeepCopy()
+		ne.Spec = policyv1alpha1.NodeEnforcementSpec{NodeName: r.NodeName, Table: r.Table}
+		if err := r.Client.Patch(ctx, ne, client.MergeFrom(before)); err != nil {
+			return fmt.Errorf("updating spec of NodeEnforcement %s: %w", r.NodeName, err)
+		}
+	}
+
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	next := ne.DeepCopy()
+	if r.written != nil {
+		// What this agent wrote last is newer than what the cache may show.
+		next.Status = *r.written.DeepCopy()
+	}
+	desiredStatus(next, out, r.Table)
+	if r.written != nil && !statusChanged(r.written, &next.Status) &&
+		out.started.Sub(r.written.LastSyncTime.Time) < r.resyncPeriod() {
+		return nil
+	}
+
+	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&next.Status)
+	if err != nil {
+		return fmt.Errorf("converting the status of NodeEnforcement %s: %w", r.NodeName, err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"status": status}}
+	u.SetGroupVersionKind(policyv1alpha1.GroupVersion.WithKind("NodeEnforcement"))
+	u.SetName(r.NodeName)
+	if err := r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), fieldOwner, client.ForceOwnership); err != nil {
+		r.written = nil
+		return fmt.Errorf("applying the status of NodeEnforcement %s: %w", r.NodeName, err)
+	}
+	r.written = next.Status.DeepCopy()
+	return nil
+}
+
+// desiredStatus fills ne's status from a sync's outcome. After a failure, counts keep describing what
+// the table last held.
+func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table string) {
+	st := &ne.Status
+	st.ObservedGeneration = ne.Generation
+	st.LastSyncTime = &metav1.Time{Time: out.started}
+	st.LastSyncDuration = &metav1.Duration{Duration: out.duration.Round(time.Microsecond)}
+
+	if out.err == nil {
+		c := countsOf(out.model, out.ruleset)
+		st.LocalPods = int32(c.localPods)
+		st.IsolatedPods = int32(c.isolatedPods)
+		st.PoliciesInEffect = int32(c.policiesInEffect)
+		st.Chains = int32(c.chains)
+		st.SetElements = int32(c.setElements)
+		st.ProblemCount = int32(len(out.problems))
+		st.Problems = nil
+		for i, p := range out.problems {
+			if i == policyv1alpha1.MaxProblems {
+				break
+			}
+			st.Problems = append(st.Problems, policyv1alpha1.PolicyProblem{
+				PolicyNamespace: p.Policy.Namespace,
+				PolicyName:      p.Policy.Name,
+				Field:           p.Field,
+				Message:         p.Message,
+			})
+		}
+	}
+
+	programmed := metav1.Condition{
+		Type:               policyv1alpha1.ConditionProgrammed,
+		Status:             metav1.ConditionTrue,
+		Reason:             policyv1alpha1.ReasonCommitted,
+		Message:            fmt.Sprintf("table inet %s enforces %d policies on %d local pods", table, st.PoliciesInEffect, st.LocalPods),
+		ObservedGeneration: ne.Generation,
+	}
+	degraded := metav1.Condition{
+		Type:               policyv1alpha1.ConditionDegraded,
+		Status:             metav1.ConditionFalse,
+		Reason:             policyv1alpha1.ReasonHealthy,
+		Message:            "every policy in effect is enforced as written",
+		ObservedGeneration: ne.Generation,
+	}
+	switch {
+	case out.err != nil:
+		programmed.Status = metav1.ConditionFalse
+		programmed.Reason = policyv1alpha1.ReasonSyncFailed
+		if out.step == stepApply {
+			programmed.Reason = policyv1alpha1.ReasonApplyFailed
+		}
+		programmed.Message = out.err.Error()
+		degraded.Status = metav1.ConditionTrue
+		degraded.Reason = programmed.Reason
+		degraded.Message = fmt.Sprintf("the last sync failed at step %s; it is retried with backoff", out.step)
+	case len(out.problems) > 0:
+		degraded.Status = metav1.ConditionTrue
+		degraded.Reason = policyv1alpha1.ReasonPolicyProblems
+		degraded.Message = fmt.Sprintf("%d problems in policies in effect; what cannot be understood matches nothing", len(out.problems))
+	}
+	meta.SetStatusCondition(&st.Conditions, programmed)
+	meta.SetStatusCondition(&st.Conditions, degraded)
+}
+
+// statusChanged compares two statuses, ignoring when and how long the sync ran.
+func statusChanged(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
+	x, y := a.DeepCopy(), b.DeepCopy()
+	for _, s := range []*policyv1alpha1.NodeEnforcementStatus{x, y} {
+		s.LastSyncTime, s.LastSyncDuration = nil, nil
+	}
+	return !equality.Semantic.DeepEqual(x, y)
+}

@@ -1,0 +1,94 @@
+package controllers
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
+
+var (
+	redisPolicy  = selectors.PolicyRef{Namespace: "default", Name: "redis-policy"}
+	remotePolicy = selectors.PolicyRef{Namespace: "default", Name: "remote-policy"}
+)
+
+// modelWithProblems has one local pod isolated by redis-policy; remote-policy selects no local pod.
+func modelWithProblems(n int) *selectors.Model {
+	m := &selectors.Model{LocalPods: []selectors.LocalPod{
+		{Namespace: "default", Name: "redis", IPs: []netip.Addr{netip.MustParseAddr("10.1.0.10")},
+			Ingress: &selectors.Isolation{Policies: []selectors.PolicyRef{redisPolicy}}},
+		{Namespace: "default", Name: "web", IPs: []netip.Addr{netip.MustParseAddr("10.1.0.11")}},
+	}}
+	for i := range n {
+		m.Problems = append(m.Problems, selectors.Problem{Policy: redisPolicy, Field: fmt.Sprintf("spec.ingress[%d].ports[0].port", i), Message: "named port is not defined"})
+	}
+	m.Problems = append(m.Problems, selectors.Problem{Policy: remotePolicy, Field: "spec.ingress[0].ports[0].port", Message: "named port is not defined"})
+	return m
+}
+
+func TestProblemsInEffectKeepsOnlyPoliciesSelectingLocalPods(t *testing.T) {
+	got := problemsInEffect(modelWithProblems(2))
+	if len(got) != 2 {
+		t.Fatalf("got %d problems, want the 2 of redis-policy: %v", len(got), got)
+	}
+	for _, p := range got {
+		if p.Policy != redisPolicy {
+			t.Errorf("problem of %s reported, but it selects no local pod", p.Policy)
+		}
+	}
+}
+
+func TestDesiredStatusBoundsTheProblemList(t *testing.T) {
+	m := modelWithProblems(policyv1alpha1.MaxProblems + 5)
+	ne := &policyv1alpha1.NodeEnforcement{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Generation: 3}}
+	desiredStatus(ne, syncOutcome{started: time.Now(), duration: time.Millisecond, model: m, problems: problemsInEffect(m)}, "nftpolicy")
+
+	st := ne.Status
+	if len(st.Problems) != policyv1alpha1.MaxProblems || st.ProblemCount != int32(policyv1alpha1.MaxProblems+5) {
+		t.Errorf("listed %d of %d problems, want %d of %d", len(st.Problems), st.ProblemCount, policyv1alpha1.MaxProblems, policyv1alpha1.MaxProblems+5)
+	}
+	if st.LocalPods != 2 || st.IsolatedPods != 1 || st.PoliciesInEffect != 1 {
+		t.Errorf("counts: local %d isolated %d policies %d, want 2 1 1", st.LocalPods, st.IsolatedPods, st.PoliciesInEffect)
+	}
+	degraded := meta.FindStatusCondition(st.Conditions, policyv1alpha1.ConditionDegraded)
+	if degraded == nil || degraded.Status != metav1.ConditionTrue || degraded.Reason != policyv1alpha1.ReasonPolicyProblems || degraded.ObservedGeneration != 3 {
+		t.Errorf("Degraded = %+v, want True/PolicyProblems at generation 3", degraded)
+	}
+}
+
+func TestDesiredStatusAfterAFailedApplyKeepsCountsAndSaysWhy(t *testing.T) {
+	ne := &policyv1alpha1.NodeEnforcement{}
+	desiredStatus(ne, syncOutcome{started: time.Now(), model: modelWithProblems(0)}, "nftpolicy")
+	desiredStatus(ne, syncOutcome{started: time.Now(), step: stepApply, err: fmt.Errorf("applying 3 operations: no buffer space")}, "nftpolicy")
+
+	if ne.Status.LocalPods != 2 {
+		t.Errorf("LocalPods = %d after a failure, want the last programmed 2", ne.Status.LocalPods)
+	}
+	programmed := meta.FindStatusCondition(ne.Status.Conditions, policyv1alpha1.ConditionProgrammed)
+	if programmed == nil || programmed.Status != metav1.ConditionFalse || programmed.Reason != policyv1alpha1.ReasonApplyFailed {
+		t.Errorf("Programmed = %+v, want False/ApplyFailed", programmed)
+	}
+	if !meta.IsStatusConditionTrue(ne.Status.Conditions, policyv1alpha1.ConditionDegraded) {
+		t.Error("Degraded is not True after a failed sync")
+	}
+}
+
+func TestStatusChangedIgnoresSyncTimes(t *testing.T) {
+	a := &policyv1alpha1.NodeEnforcement{}
+	desiredStatus(a, syncOutcome{started: time.Now(), duration: time.Millisecond, model: modelWithProblems(1)}, "nftpolicy")
+	b := a.DeepCopy()
+	desiredStatus(b, syncOutcome{started: time.Now().Add(time.Minute), duration: time.Second, model: modelWithProblems(1)}, "nftpolicy")
+	if statusChanged(&a.Status, &b.Status) {
+		t.Error("a later sync with the same outcome counts as a change")
+	}
+	desiredStatus(b, syncOutcome{started: time.Now(), model: &selectors.Model{}}, "nftpolicy")
+	if !statusChanged(&a.Status, &b.Status) {
+		t.Error("a sync with other counts does not count as a change")
+	}
+}

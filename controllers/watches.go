@@ -1,0 +1,134 @@
+package controllers
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// SetupWithManager registers the agent's watches. Every event of every watched kind maps to the same
+// request, this node's name, so a burst of changes coalesces in the workqueue into one sync of the whole
+// world. The controller starts its workers only once the caches of all watches have synced: nothing is
+// programmed from a partial view of the cluster.
+func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("nodeenforcement").
+		Watches(&corev1.Pod{}, r.enqueueNode("Pod"), builder.WithPredicates(podChanged)).
+		Watches(&corev1.Namespace{}, r.enqueueNode("Namespace"), builder.WithPredicates(labelsChanged)).
+		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode("NetworkPolicy"), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}
+
+// request is the one key every event maps to.
+func (r *NodeReconciler) request() reconcile.Request {
+	return reconcile.Request{NamespacedName: types.NamespacedName{Name: r.NodeName}}
+}
+
+// enqueueNode records when a change was observed, for the programming latency, and enqueues this node.
+func (r *NodeReconciler) enqueueNode(kind string) handler.EventHandler {
+	observe := func(obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		r.changes.observe(kind, obj, time.Now())
+		q.Add(r.request())
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			observe(e.Object, q)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			observe(e.ObjectNew, q)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			observe(e.Object, q)
+		},
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			observe(e.Object, q)
+		},
+	}
+}
+
+// podChanged drops pod updates that change nothing selectors read. Status updates of readiness, restart
+// counts and the like are by far the most frequent pod events and never change a rule.
+var podChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*corev1.Pod)
+		cur, okNew := e.ObjectNew.(*corev1.Pod)
+		if !okOld || !okNew {
+			return true
+		}
+		a, b := podOf(old), podOf(cur)
+		return !maps.Equal(a.Labels, b.Labels) ||
+			a.Node != b.Node ||
+			a.Phase != b.Phase ||
+			a.HostNetwork != b.HostNetwork ||
+			!slices.Equal(a.IPs, b.IPs) ||
+			!slices.Equal(a.Ports, b.Ports)
+	},
+}
+
+// labelsChanged drops namespace updates that do not touch labels: namespace selectors read nothing else.
+var labelsChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+	},
+}
+
+// maxPendingChanges bounds the change clock; past it, new objects are not timed until the next sync.
+const maxPendingChanges = 100_000
+
+// changeClock remembers, per object, when the agent first observed a change that is not programmed yet.
+// A sync takes the observations made before it listed the cache and, once its transaction is committed,
+// reports their latency.
+type changeClock struct {
+	mu      sync.Mutex
+	pending map[string]time.Time
+}
+
+func (c *changeClock) observe(kind string, obj client.Object, at time.Time) {
+	key := kind + " " + obj.GetNamespace() + "/" + obj.GetName()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		c.pending = map[string]time.Time{}
+	}
+	if _, ok := c.pending[key]; ok || len(c.pending) >= maxPendingChanges {
+		return // the earliest unprogrammed change of an object is the one that waited longest
+	}
+	c.pending[key] = at
+}
+
+// take returns and forgets the observations made so far.
+func (c *changeClock) take() map[string]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	taken := c.pending
+	c.pending = nil
+	return taken
+}
+
+// putBack returns observations of a failed sync, keeping the earlier time of an object observed again.
+func (c *changeClock) putBack(taken map[string]time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		c.pending = map[string]time.Time{}
+	}
+	for key, at := range taken {
+		if later, ok := c.pending[key]; !ok || at.Before(later) {
+			c.pending[key] = at
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package controllers
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+)
+
+func runningPod() *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "redis", Labels: map[string]string{"app": "redis"},
+			Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Spec: corev1.PodSpec{
+			NodeName: "node-a",
+			Containers: []corev1.Container{
+				{Name: "redis", Image: "redis:7", Ports: []corev1.ContainerPort{{Name: "redis", ContainerPort: 6379}},
+					Env: []corev1.EnvVar{{Name: "MODE", Value: "primary"}}},
+				{Name: "sidecar", Image: "busybox"},
+			},
+		},
+		Status: corev1.PodStatus{
+			Phase:      corev1.PodRunning,
+			PodIPs:     []corev1.PodIP{{IP: "10.1.0.10"}},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+		},
+	}
+}
+
+func TestStripPodKeepsWhatSelectorsRead(t *testing.T) {
+	pod := runningPod()
+	out, err := stripPod(pod.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped := out.(*corev1.Pod)
+	if stripped.Annotations != nil || stripped.ManagedFields != nil || stripped.Status.Conditions != nil {
+		t.Errorf("annotations, managed fields or conditions survived: %+v", stripped)
+	}
+	if len(stripped.Spec.Containers) != 1 || stripped.Spec.Containers[0].Env != nil || stripped.Spec.Containers[0].Image != "" {
+		t.Errorf("containers = %+v, want only redis's ports", stripped.Spec.Containers)
+	}
+	got, want := podOf(stripped), podOf(pod)
+	if got.Name != want.Name || got.Node != want.Node || got.Phase != want.Phase || len(got.IPs) != 1 || len(got.Ports) != 1 || got.Labels["app"] != "redis" {
+		t.Errorf("stripped pod reads as %+v, want %+v", got, want)
+	}
+}
+
+func TestPodChangedDropsUpdatesSelectorsDoNotRead(t *testing.T) {
+	old := runningPod()
+	for _, tc := range []struct {
+		name   string
+		change func(*corev1.Pod)
+		want   bool
+	}{
+		{"readiness", func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }, false},
+		{"annotation", func(p *corev1.Pod) { p.Annotations["note"] = "x" }, false},
+		{"labels", func(p *corev1.Pod) { p.Labels["app"] = "cache" }, true},
+		{"address", func(p *corev1.Pod) { p.Status.PodIPs[0].IP = "10.1.0.99" }, true},
+		{"phase", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }, true},
+		{"node", func(p *corev1.Pod) { p.Spec.NodeName = "node-b" }, true},
+		{"port", func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].ContainerPort = 6380 }, true},
+	} {
+		cur := old.DeepCopy()
+		tc.change(cur)
+		if got := podChanged.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: cur}); got != tc.want {
+			t.Errorf("%s change: podChanged = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

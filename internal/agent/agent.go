@@ -1,0 +1,114 @@
+// Package agent assembles the per-node agent: a controller-runtime manager whose one controller
+// programs this node's nftables table. main parses flags into Options and calls Run or Cleanup.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/controllers"
+	"github.com/nftpolicy/nftpolicy/nft"
+)
+
+// Options configure one agent.
+type Options struct {
+	// NodeName is the node whose pods the agent programs.
+	NodeName string
+	// NetNSPath is the network namespace to program, by path; "" is the agent's own.
+	NetNSPath string
+	// Table is the nftables table (family inet) the agent owns.
+	Table string
+	// MetricsAddr and ProbeAddr are the listen addresses of the metrics and probe servers; "0" disables.
+	MetricsAddr string
+	ProbeAddr   string
+}
+
+// Scheme holds every type the agent reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(policyv1alpha1.AddToScheme(s))
+	return s
+}
+
+// Run runs the agent until ctx is done. It never removes the table on the way out: an isolated pod must
+// not open because its node's agent restarts, crashes or is upgraded.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if opts.NodeName == "" {
+		return errors.New("the node name is required: set --node-name or NODE_NAME")
+	}
+	log := logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table)
+
+	backend, err := nft.NewNetlinkBackend(opts.NetNSPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = backend.Close() }()
+	ifaces, err := nft.NewNetlinkInterfaces(opts.NetNSPath)
+	if err != nil {
+		return err
+	}
+	defer ifaces.Close()
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 Scheme(),
+		Cache:                  controllers.CacheOptions(opts.NodeName),
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress: opts.ProbeAddr,
+		// One agent per node, each programming only its own node: there is nothing to elect.
+		LeaderElection: false,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	r := &controllers.NodeReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("nftpolicy-agent"),
+		NodeName:   opts.NodeName,
+		Table:      opts.Table,
+		Applier:    nft.NewApplier(backend),
+		Interfaces: ifaces,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the liveness check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("first-sync", r.ReadyCheck); err != nil {
+		return fmt.Errorf("adding the readiness check: %w", err)
+	}
+
+	log.Info("Starting the agent", "netns", opts.NetNSPath)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	log.Info("Agent stopped; the table stays programmed")
+	return nil
+}
+
+// Cleanup removes the agent's table, and with it every rule the agent programmed. It is the only way
+// the rules go away: the uninstall step, never a shutdown.
+func Cleanup(ctx context.Context, opts Options) error {
+	backend, err := nft.NewNetlinkBackend(opts.NetNSPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = backend.Close() }()
+	logf.FromContext(ctx).Info("Removing table", "table", opts.Table, "netns", opts.NetNSPath)
+	return nft.RemoveTable(backend, opts.Table)
+}

@@ -1,0 +1,84 @@
+// Command nftpolicy enforces Kubernetes NetworkPolicies with nftables, one agent per node.
+//
+// The default command is the agent. `nftpolicy --cleanup` removes the agent's table and exits: the
+// rules stay in place across agent restarts and crashes, so removing them is a deliberate step.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/nftpolicy/nftpolicy/internal/agent"
+)
+
+// subcommands run instead of the agent when the first argument names them. Each gets the remaining
+// arguments and returns the process's exit code.
+var subcommands = map[string]func(args []string) int{
+	// "lab": lab.Main,
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		if run, ok := subcommands[os.Args[1]]; ok {
+			os.Exit(run(os.Args[2:]))
+		}
+	}
+	os.Exit(runAgent(os.Args[1:]))
+}
+
+// runAgent parses the agent's flags and runs it, or removes its table with --cleanup.
+func runAgent(args []string) int {
+	fs := flag.NewFlagSet("nftpolicy", flag.ContinueOnError)
+	opts := agent.Options{}
+	fs.StringVar(&opts.NodeName, "node-name", os.Getenv("NODE_NAME"), "The node whose pods this agent programs (default $NODE_NAME).")
+	kubeconfig := fs.String("kubeconfig", "", "Path to a kubeconfig; in-cluster configuration or $KUBECONFIG when empty.")
+	fs.StringVar(&opts.NetNSPath, "netns", "", "Program the network namespace at this path instead of the agent's own.")
+	fs.StringVar(&opts.Table, "table", "nftpolicy", "The nftables table (family inet) the agent owns.")
+	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":9474", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":9475", "Address of the /healthz and /readyz endpoints; \"0\" disables them.")
+	cleanup := fs.Bool("cleanup", false, "Remove the agent's table, and with it every rule it programmed, then exit.")
+	klog.InitFlags(fs) // -v and the other klog flags
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "nftpolicy: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	ctrl.SetLogger(klog.NewKlogr())
+	defer klog.Flush()
+
+	ctx := logf.IntoContext(ctrl.SetupSignalHandler(), ctrl.Log.WithName("agent"))
+
+	if *cleanup {
+		if err := agent.Cleanup(ctx, opts); err != nil {
+			klog.ErrorS(err, "Cleanup failed")
+			return 1
+		}
+		return 0
+	}
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		klog.ErrorS(err, "Loading the API server configuration")
+		return 1
+	}
+	if err := agent.Run(ctx, cfg, opts); err != nil {
+		klog.ErrorS(err, "Agent failed")
+		return 1
+	}
+	return 0
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
