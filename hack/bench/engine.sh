@@ -47,7 +47,7 @@ out=bench/ENGINE.md
       print "| what | ratio | meaning |"
       print "|---|---:|---|"
       printf "| kernel: one-pod change / full replacement, 50k pods | %s | an incremental update against rebuilding the table |\n", ratio("BenchmarkKernelApply/one-pod/pods=50000", "BenchmarkKernelApply/full/pods=50000")
-      printf "| kernel: one-pod change / one-element delete floor | %s | how close an update gets to the kernel's cheapest deleting commit |\n", ratio("BenchmarkKernelApply/one-pod/pods=50000", "BenchmarkKernelElementFloor/delete")
+      printf "| kernel: one-pod change / one-element delete floor | %s | how close an update gets to the cheapest deleting commit of the kernel |\n", ratio("BenchmarkKernelApply/one-pod/pods=50000", "BenchmarkKernelElementFloor/delete")
       printf "| kernel: element delete floor / element add floor | %s | what deleting costs the kernel beyond adding |\n", ratio("BenchmarkKernelElementFloor/delete", "BenchmarkKernelElementFloor/add")
       printf "| kernel: full replacement, 50k / 25k pods | %s | growth when the cluster doubles (linear = 2) |\n", ratio("BenchmarkKernelApply/full/pods=50000", "BenchmarkKernelApply/full/pods=25000")
       printf "| kernel: one-pod change, 50k / 25k pods | %s | growth of an update when the cluster doubles (flat = 1) |\n", ratio("BenchmarkKernelApply/one-pod/pods=50000", "BenchmarkKernelApply/one-pod/pods=25000")
