@@ -148,6 +148,9 @@ func redefined(committed, desired *Ruleset) bool {
 // diffElements walks two element lists in canonical order (see SortElements) side by side: linear,
 // and without the allocations of hashing every element of a large peer set.
 func diffElements(old, desired []Element) (added, deleted []Element) {
+	if slices.Equal(old, desired) { // most sets did not change: one cheap pass, no ordering work
+		return nil, nil
+	}
 	old, desired = sortedElements(old), sortedElements(desired)
 	i, j := 0, 0
 	for i < len(old) && j < len(desired) {
@@ -169,6 +172,9 @@ func diffElements(old, desired []Element) (added, deleted []Element) {
 // diffMapElements does the same for verdict maps, sorted by key; a key whose verdict changed is
 // deleted and added again.
 func diffMapElements(old, desired []MapElement) (added, deleted []MapElement) {
+	if slices.Equal(old, desired) {
+		return nil, nil
+	}
 	old, desired = sortedMapElements(old), sortedMapElements(desired)
 	i, j := 0, 0
 	for i < len(old) && j < len(desired) {
