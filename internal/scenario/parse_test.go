@@ -229,7 +229,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad label value", strings.Replace(minimal, `apply: ""`, `relabel: [{kind: Pod, name: x/a, labels: {pod: "not valid!"}}]`, 1), "relabel[0].labels"},
 		{"bad delete reference", strings.Replace(minimal, `apply: ""`, `delete: [deny-all]`, 1), `delete[0]: reference "deny-all"`},
 		{"delete in unknown namespace", strings.Replace(minimal, `apply: ""`, `delete: [w/deny-all]`, 1), `namespace "w" is not in the cluster`},
-		{"unknown field in a policy", policy("      spec: {podSelectr: {}}\n"), `steps[0].apply: document 0: error unmarshaling JSON: while decoding JSON: json: unknown field "podSelectr"`},
+		{"unknown field in a policy", policy("      spec: {podSelectr: {}}\n"), `steps[0].apply: document 0: json: unknown field "podSelectr"`},
 		{"policy in an unknown namespace", strings.Replace(policy("      spec: {}\n"), "namespace: x", "namespace: w", 1), `namespace "w" is not in the cluster`},
 		{"not a NetworkPolicy", strings.Replace(policy("      spec: {}\n"), "kind: NetworkPolicy", "kind: Pod", 1), "only networking.k8s.io/v1 NetworkPolicy"},
 		{"policy without namespace", strings.Replace(policy("      spec: {}\n"), ", namespace: x", "", 1), "needs metadata.name and metadata.namespace"},

@@ -3,13 +3,14 @@ package scenario
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
+	"go.yaml.in/yaml/v3"
 	networkingv1 "k8s.io/api/networking/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 )
 
 // ParsePolicies reads the multi-document YAML of an apply, placeholders already substituted. Every
@@ -41,6 +42,8 @@ func parsePolicy(data []byte) (*networkingv1.NetworkPolicy, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
+	// YAML 1.2, as a person reading the file does: a bare y or n (namespace y of the default cluster)
+	// is a string, not the boolean a YAML 1.1 parser would make of it.
 	var raw any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, err
@@ -48,8 +51,14 @@ func parsePolicy(data []byte) (*networkingv1.NetworkPolicy, error) {
 	if raw == nil {
 		return nil, nil
 	}
+	asJSON, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("converting to JSON: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(asJSON))
+	dec.DisallowUnknownFields()
 	var policy networkingv1.NetworkPolicy
-	if err := yaml.UnmarshalStrict(data, &policy); err != nil {
+	if err := dec.Decode(&policy); err != nil {
 		return nil, err
 	}
 	if policy.APIVersion != "networking.k8s.io/v1" || policy.Kind != "NetworkPolicy" {
