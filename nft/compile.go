@@ -220,7 +220,7 @@ func (c *compiler) podChain(pod selectors.LocalPod, dir selectors.Direction, iso
 // compileRule lowers one policy rule for one family: peers AND (all ports | one of the port ranges |
 // one of the named ports). A rule that can match nothing compiles to no nft rule at all.
 func (c *compiler) compileRule(dir selectors.Direction, f Family, r selectors.Rule) []Rule {
-	comment := truncate(fmt.Sprintf("%s %s[%d]", r.Policy, dir, r.Index), maxCommentLen)
+	comment := truncateComment(fmt.Sprintf("%s %s[%d]", r.Policy, dir, r.Index))
 	var peer []Match
 	if !r.AnyPeer {
 		// The peer is the source of ingress traffic and the destination of egress traffic.
@@ -261,7 +261,7 @@ func (c *compiler) peerSet(id string, f Family) string {
 	}
 	set := &Set{Name: name, Type: addrKey(f), Interval: true}
 	if as, ok := findAddressSet(c.in.Model, id); ok {
-		set.Comment = truncate(as.Description, maxCommentLen)
+		set.Comment = truncateComment(as.Description)
 		for _, r := range as.Ranges {
 			if FamilyOf(r.From) == f {
 				set.Elements = append(set.Elements, Element{Addr: r.From, AddrEnd: r.To})
@@ -284,7 +284,7 @@ func (c *compiler) serviceSet(id string, f Family) string {
 	}
 	set := &Set{Name: name, Type: keyType}
 	if ss, ok := findServiceSet(c.in.Model, id); ok {
-		set.Comment = truncate(ss.Description, maxCommentLen)
+		set.Comment = truncateComment(ss.Description)
 		for _, s := range ss.Services {
 			if FamilyOf(s.Addr) == f {
 				set.Elements = append(set.Elements, Element{Addr: s.Addr, Proto: protoNumber(s.Protocol), Port: s.Port})
@@ -381,7 +381,7 @@ func dropComment(dir selectors.Direction, iso *selectors.Isolation) string {
 	for i, p := range iso.Policies {
 		names[i] = p.String()
 	}
-	return truncate(fmt.Sprintf("%s isolated by %s", dir, strings.Join(names, ", ")), maxCommentLen)
+	return truncateComment(fmt.Sprintf("%s isolated by %s", dir, strings.Join(names, ", ")))
 }
 
 // truncatedName returns name when it is short enough, else a truncated name made unique by a hash of key.
@@ -394,9 +394,10 @@ func truncatedName(name, key string) string {
 	return name[:maxNameLen-len(hash)-1] + "_" + hash
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
+// truncateComment keeps comments within maxCommentLen.
+func truncateComment(s string) string {
+	if len(s) <= maxCommentLen {
 		return s
 	}
-	return s[:n-3] + "..."
+	return s[:maxCommentLen-3] + "..."
 }

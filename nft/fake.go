@@ -108,133 +108,173 @@ func (t *fakeTable) clone() *fakeTable {
 }
 
 func (t *fakeTable) apply(op Op) (*fakeTable, error) {
-	if _, ok := op.(AddTable); ok {
+	switch op.(type) {
+	case AddTable:
 		if t == nil {
 			return &fakeTable{sets: map[string]*fakeSet{}, maps: map[string]*fakeMap{}, chains: map[string]*Chain{}}, nil
 		}
 		return t, nil
+	case DeleteTable:
+		if t == nil {
+			return nil, fmt.Errorf("no such table")
+		}
+		return nil, nil
 	}
 	if t == nil {
 		return nil, fmt.Errorf("no such table")
 	}
-	switch o := op.(type) {
-	case DeleteTable:
-		return nil, nil
-	case AddSet:
+	var err error
+	switch op.(type) {
+	case AddSet, DeleteSet, AddElements, DeleteElements:
+		err = t.applySetOp(op)
+	case AddMap, DeleteMap, AddMapElements, DeleteMapElements:
+		err = t.applyMapOp(op)
+	case AddChain, FlushChain, DeleteChain, AddRule:
+		err = t.applyChainOp(op)
+	default:
+		err = fmt.Errorf("unknown operation %T", op)
+	}
+	return t, err
+}
+
+func (t *fakeTable) applySetOp(op Op) error {
+	if o, ok := op.(AddSet); ok {
 		if old, ok := t.sets[o.Set.Name]; ok {
 			if old.def.Type != o.Set.Type || old.def.Interval != o.Set.Interval {
-				return nil, fmt.Errorf("set %s exists with another type", o.Set.Name)
+				return fmt.Errorf("set %s exists with another type", o.Set.Name)
 			}
-			return t, nil
+			return nil
 		}
 		t.sets[o.Set.Name] = &fakeSet{def: withoutElements(o.Set), elements: map[Element]struct{}{}}
+		return nil
+	}
+	var name string
+	switch o := op.(type) {
 	case DeleteSet:
-		if _, ok := t.sets[o.Name]; !ok {
-			return nil, fmt.Errorf("no such set %s", o.Name)
-		}
-		if user := t.ruleReferring(o.Name); user != "" {
-			return nil, fmt.Errorf("set %s is in use by chain %s", o.Name, user)
-		}
-		delete(t.sets, o.Name)
+		name = o.Name
 	case AddElements:
-		s, ok := t.sets[o.Set]
-		if !ok {
-			return nil, fmt.Errorf("no such set %s", o.Set)
+		name = o.Set
+	case DeleteElements:
+		name = o.Set
+	}
+	s, ok := t.sets[name]
+	if !ok {
+		return fmt.Errorf("no such set %s", name)
+	}
+	switch o := op.(type) {
+	case DeleteSet:
+		if user := t.ruleReferring(name); user != "" {
+			return fmt.Errorf("set %s is in use by chain %s", name, user)
 		}
+		delete(t.sets, name)
+	case AddElements:
 		for _, e := range o.Elements {
 			if s.def.Interval {
 				if other, ok := s.overlapping(e); ok {
-					return nil, fmt.Errorf("element %s overlaps %s in set %s", renderElement(s.def.Type, true, e), renderElement(s.def.Type, true, other), o.Set)
+					return fmt.Errorf("element %s overlaps %s in set %s", renderElement(s.def.Type, true, e), renderElement(s.def.Type, true, other), name)
 				}
 			}
 			s.elements[e] = struct{}{}
 		}
 	case DeleteElements:
-		s, ok := t.sets[o.Set]
-		if !ok {
-			return nil, fmt.Errorf("no such set %s", o.Set)
-		}
 		for _, e := range o.Elements {
 			if _, ok := s.elements[e]; !ok {
-				return nil, fmt.Errorf("no element %s in set %s", renderElement(s.def.Type, s.def.Interval, e), o.Set)
+				return fmt.Errorf("no element %s in set %s", renderElement(s.def.Type, s.def.Interval, e), name)
 			}
 			delete(s.elements, e)
 		}
-	case AddMap:
+	}
+	return nil
+}
+
+func (t *fakeTable) applyMapOp(op Op) error {
+	if o, ok := op.(AddMap); ok {
 		if _, ok := t.maps[o.Map.Name]; !ok {
 			t.maps[o.Map.Name] = &fakeMap{def: withoutMapElements(o.Map), elements: map[netip.Addr]Verdict{}}
 		}
+		return nil
+	}
+	var name string
+	switch o := op.(type) {
 	case DeleteMap:
-		if _, ok := t.maps[o.Name]; !ok {
-			return nil, fmt.Errorf("no such map %s", o.Name)
-		}
-		if user := t.ruleReferring(o.Name); user != "" {
-			return nil, fmt.Errorf("map %s is in use by chain %s", o.Name, user)
-		}
-		delete(t.maps, o.Name)
+		name = o.Name
 	case AddMapElements:
-		m, ok := t.maps[o.Map]
-		if !ok {
-			return nil, fmt.Errorf("no such map %s", o.Map)
+		name = o.Map
+	case DeleteMapElements:
+		name = o.Map
+	}
+	m, ok := t.maps[name]
+	if !ok {
+		return fmt.Errorf("no such map %s", name)
+	}
+	switch o := op.(type) {
+	case DeleteMap:
+		if user := t.ruleReferring(name); user != "" {
+			return fmt.Errorf("map %s is in use by chain %s", name, user)
 		}
+		delete(t.maps, name)
+	case AddMapElements:
 		for _, e := range o.Elements {
 			if _, ok := m.elements[e.Key]; ok {
-				return nil, fmt.Errorf("map %s already has key %s", o.Map, e.Key)
+				return fmt.Errorf("map %s already has key %s", name, e.Key)
 			}
 			if e.Verdict.Chain != "" && t.chains[e.Verdict.Chain] == nil {
-				return nil, fmt.Errorf("map %s element %s points to missing chain %s", o.Map, e.Key, e.Verdict.Chain)
+				return fmt.Errorf("map %s element %s points to missing chain %s", name, e.Key, e.Verdict.Chain)
 			}
 			m.elements[e.Key] = e.Verdict
 		}
 	case DeleteMapElements:
-		m, ok := t.maps[o.Map]
-		if !ok {
-			return nil, fmt.Errorf("no such map %s", o.Map)
-		}
 		for _, e := range o.Elements {
 			if _, ok := m.elements[e.Key]; !ok {
-				return nil, fmt.Errorf("no key %s in map %s", e.Key, o.Map)
+				return fmt.Errorf("no key %s in map %s", e.Key, name)
 			}
 			delete(m.elements, e.Key)
 		}
-	case AddChain:
+	}
+	return nil
+}
+
+func (t *fakeTable) applyChainOp(op Op) error {
+	if o, ok := op.(AddChain); ok {
 		if _, ok := t.chains[o.Chain.Name]; !ok {
 			c := withoutRules(o.Chain)
 			t.chains[c.Name] = &c
 			t.order = append(t.order, c.Name)
 		}
+		return nil
+	}
+	var name string
+	switch o := op.(type) {
 	case FlushChain:
-		c, ok := t.chains[o.Name]
-		if !ok {
-			return nil, fmt.Errorf("no such chain %s", o.Name)
-		}
+		name = o.Name
+	case DeleteChain:
+		name = o.Name
+	case AddRule:
+		name = o.Chain
+	}
+	c, ok := t.chains[name]
+	if !ok {
+		return fmt.Errorf("no such chain %s", name)
+	}
+	switch o := op.(type) {
+	case FlushChain:
 		c.Rules = nil
 	case DeleteChain:
-		c, ok := t.chains[o.Name]
-		if !ok {
-			return nil, fmt.Errorf("no such chain %s", o.Name)
-		}
 		if len(c.Rules) > 0 {
-			return nil, fmt.Errorf("chain %s is not empty", o.Name)
+			return fmt.Errorf("chain %s is not empty", name)
 		}
-		if user := t.chainReferrer(o.Name); user != "" {
-			return nil, fmt.Errorf("chain %s is in use by %s", o.Name, user)
+		if user := t.chainReferrer(name); user != "" {
+			return fmt.Errorf("chain %s is in use by %s", name, user)
 		}
-		delete(t.chains, o.Name)
-		t.order = slices.DeleteFunc(t.order, func(n string) bool { return n == o.Name })
+		delete(t.chains, name)
+		t.order = slices.DeleteFunc(t.order, func(n string) bool { return n == name })
 	case AddRule:
-		c, ok := t.chains[o.Chain]
-		if !ok {
-			return nil, fmt.Errorf("no such chain %s", o.Chain)
-		}
 		if err := t.checkReferences(o.Rule); err != nil {
-			return nil, err
+			return err
 		}
 		c.Rules = append(c.Rules, o.Rule)
-	default:
-		return nil, fmt.Errorf("unknown operation %T", op)
 	}
-	return t, nil
+	return nil
 }
 
 func (s *fakeSet) overlapping(e Element) (Element, bool) {

@@ -106,13 +106,13 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return append(es, l.lookup(m.Set, nftReg1, m.Negate)), nil
+		return append(es, l.lookup(m.Set, m.Negate)), nil
 
 	case IfnameInSet:
 		// iifname [!=] @NAME
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: nftReg1},
-			l.lookup(m.Set, nftReg1, m.Negate),
+			l.lookup(m.Set, m.Negate),
 		}, nil
 
 	case IfnameAddrInSet:
@@ -126,7 +126,7 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return append(append(es, addr), l.lookup(m.Set, nftReg1, m.Negate)), nil
+		return append(append(es, addr), l.lookup(m.Set, m.Negate)), nil
 
 	case L4Proto:
 		// meta l4proto tcp, or meta l4proto { tcp, udp }
@@ -167,7 +167,7 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: concatRegister(alen)},
 			&expr.Payload{DestRegister: concatRegister(alen + inetProtoPadded), Base: expr.PayloadBaseTransportHeader,
 				Offset: dportOffset, Len: portLen},
-			l.lookup(m.Set, nftReg1, false))
+			l.lookup(m.Set, false))
 		return es, nil
 
 	case ICMPv6TypeIn:
@@ -255,10 +255,11 @@ func singletons(keys [][]byte) []nftables.SetElement {
 	return out
 }
 
-// lookup matches register reg against the named set (`@NAME`, or `!= @NAME` when inverted).
-func (l *lowering) lookup(name string, reg uint32, invert bool) *expr.Lookup {
+// lookup matches register 1, where every key is loaded, against the named set (`@NAME`, or
+// `!= @NAME` when inverted).
+func (l *lowering) lookup(name string, invert bool) *expr.Lookup {
 	ref := l.setRef(name, false)
-	return &expr.Lookup{SourceRegister: reg, SetName: ref.Name, SetID: ref.ID, Invert: invert}
+	return &expr.Lookup{SourceRegister: nftReg1, SetName: ref.Name, SetID: ref.ID, Invert: invert}
 }
 
 // nfprotoIs is the dependency nft adds in an inet table before reading an IPv4 or IPv6 header:

@@ -60,7 +60,9 @@ func withPorts(specs ...string) func(*Pod) {
 			var cp ContainerPort
 			parts := strings.Split(spec, "/")
 			cp.Name, cp.Protocol = parts[0], corev1.Protocol(parts[1])
-			fmt.Sscan(parts[2], &cp.Number)
+			if _, err := fmt.Sscan(parts[2], &cp.Number); err != nil {
+				panic(fmt.Sprintf("port spec %q: %v", spec, err))
+			}
 			p.Ports = append(p.Ports, cp)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -55,6 +56,7 @@ type Node struct {
 	Index int // n in the address plan
 	lab   *Lab
 	pods  int
+	free  []int // pod numbers p that RemovePod gave back, reused first
 }
 
 // Pod is a pod namespace with one veth to its node.
@@ -181,11 +183,10 @@ func (l *Lab) AddNode() (*Node, error) {
 // AddPod creates a pod namespace on node, joined by a veth pair, with addresses and routes per the
 // address plan.
 func (n *Node) AddPod(name string) (*Pod, error) {
-	if n.pods >= 254 {
-		return nil, errors.New("too many pods on node")
+	p, err := n.takePodNumber()
+	if err != nil {
+		return nil, err
 	}
-	n.pods++
-	p := n.pods
 	ns, err := n.lab.newNetns(fmt.Sprintf("n%d-%s", n.Index, name))
 	if err != nil {
 		return nil, err
@@ -265,6 +266,12 @@ func (n *Node) AddPod(name string) (*Pod, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring pod %s: %w", name, err)
 	}
+	if err := waitOperUp(&n.Netns, pod.HostIfname); err != nil {
+		return nil, err
+	}
+	if err := waitOperUp(&pod.Netns, PodIfname); err != nil {
+		return nil, err
+	}
 	n.lab.pods = append(n.lab.pods, pod)
 	return pod, nil
 }
@@ -275,7 +282,7 @@ func (l *Lab) Connect(a, b *Node) error {
 		a, b = b, a
 	}
 	ifname := func(peer *Node) string { return fmt.Sprintf("fab%d", peer.Index) }
-	addr4 := func(self, peer *Node) netip.Prefix {
+	addr4 := func(self *Node) netip.Prefix {
 		side := byte(1)
 		if self == b {
 			side = 2
@@ -307,7 +314,7 @@ func (l *Lab) Connect(a, b *Node) error {
 			if err != nil {
 				return err
 			}
-			if err := addAddr(link, addr4(self, peer)); err != nil {
+			if err := addAddr(link, addr4(self)); err != nil {
 				return err
 			}
 			if err := addAddr(link, addr6(self)); err != nil {
@@ -321,7 +328,7 @@ func (l *Lab) Connect(a, b *Node) error {
 				dst netip.Prefix
 				via netip.Addr
 			}{
-				{netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(peer.Index), 0}), 24), addr4(peer, self).Addr()},
+				{netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(peer.Index), 0}), 24), addr4(peer).Addr()},
 				{netip.MustParsePrefix(fmt.Sprintf("fd18::%x:0/112", peer.Index)), addr6(peer).Addr()},
 			}
 			for _, r := range routes {
@@ -336,7 +343,41 @@ func (l *Lab) Connect(a, b *Node) error {
 			return fmt.Errorf("configuring fabric on node %d: %w", self.Index, err)
 		}
 	}
-	return nil
+	if err := waitOperUp(&a.Netns, ifname(b)); err != nil {
+		return err
+	}
+	return waitOperUp(&b.Netns, ifname(a))
+}
+
+// linkReadyTimeout bounds the wait for a new veth to become operationally up.
+const linkReadyTimeout = 5 * time.Second
+
+// waitOperUp waits until a link of the namespace is operationally up. The kernel reports carrier
+// changes with up to a second of delay, and until then IPv6 ignores neighbour solicitations on the
+// link: the first IPv6 packets across it would be lost and retried a second later.
+func waitOperUp(ns *Netns, name string) error {
+	deadline := time.Now().Add(linkReadyTimeout)
+	for {
+		var state netlink.LinkOperState
+		err := ns.Do(func() error {
+			link, err := netlink.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			state = link.Attrs().OperState
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading the state of %s in %s: %w", name, ns.Name, err)
+		}
+		if state == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("link %s in %s is still %s after %v", name, ns.Name, state, linkReadyTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func addAddr(link netlink.Link, p netip.Prefix) error {
