@@ -16,12 +16,13 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/nftpolicy/nftpolicy/internal/agent"
+	"github.com/nftpolicy/nftpolicy/internal/lab"
 )
 
 // subcommands run instead of the agent when the first argument names them. Each gets the remaining
 // arguments and returns the process's exit code.
 var subcommands = map[string]func(args []string) int{
-	// "lab": lab.Main,
+	"lab": lab.Main,
 }
 
 func main() {

@@ -138,3 +138,44 @@ func (n *Netns) RequestUDP(dst netip.AddrPort, timeout time.Duration) error {
 	}
 	return nil
 }
+
+// ServeTCP starts only the TCP server of Serve on port: a pod that declares a TCP port and no UDP
+// port answers nothing over UDP.
+func (n *Netns) ServeTCP(port uint16) (*Server, error) {
+	s := &Server{}
+	err := n.Do(func() error {
+		var err error
+		s.tcp, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listening on TCP port %d in %s: %w", port, n.Name, err)
+	}
+	s.wg.Add(1)
+	go s.acceptTCP()
+	return s, nil
+}
+
+// ServeUDP starts only the UDP echo servers of Serve on port.
+func (n *Netns) ServeUDP(port uint16) (*Server, error) {
+	s := &Server{}
+	err := n.Do(func() error {
+		for _, network := range []string{"udp4", "udp6"} {
+			c, err := net.ListenPacket(network, fmt.Sprintf(":%d", port))
+			if err != nil {
+				return err
+			}
+			s.udp = append(s.udp, c)
+		}
+		return nil
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("listening on UDP port %d in %s: %w", port, n.Name, err)
+	}
+	s.wg.Add(len(s.udp))
+	for _, c := range s.udp {
+		go s.echoUDP(c)
+	}
+	return s, nil
+}

@@ -1,0 +1,163 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/internal/scenario"
+)
+
+// The guestbook tutorial: redis behind a policy that admits only the guestbook frontend.
+const (
+	redisPort        = 6379
+	redisPolicyFile  = "config/samples/networking_v1_networkpolicy_redis.yaml"
+	demoConvergeWait = 30 * time.Second
+)
+
+var (
+	demoRedis   = []string{"default/redis-master", "default/redis-slave-1", "default/redis-slave-2"}
+	demoClients = []string{"default/busybox", "default/guestbook-1", "default/guestbook-2", "default/guestbook-3", "other/guestbook"}
+	// demoBlocked are the clients the policy shuts out: no app=guestbook label, or another namespace.
+	demoBlocked = map[string]string{
+		"default/busybox": "it is not labelled app=guestbook",
+		"other/guestbook": "it is labelled app=guestbook but lives in namespace other, and a podSelector only selects pods of the policy's own namespace",
+	}
+)
+
+// guestbookCluster is the cluster of the tutorial (the same as shared/scenarios/guestbook-redis.yaml).
+func guestbookCluster() scenario.ClusterSpec {
+	frontend := []scenario.Port{{Name: "http-server", Port: 3000, Protocol: scenario.ProtocolTCP}}
+	redis := []scenario.Port{{Name: "redis-server", Port: redisPort, Protocol: scenario.ProtocolTCP}}
+	return scenario.ClusterSpec{Namespaces: []scenario.Namespace{
+		{Name: "default", Pods: []scenario.Pod{
+			{Name: "redis-master", Labels: map[string]string{"app": "redis", "role": "master"}, Ports: redis},
+			{Name: "redis-slave-1", Labels: map[string]string{"app": "redis", "role": "slave"}, Ports: redis},
+			{Name: "redis-slave-2", Labels: map[string]string{"app": "redis", "role": "slave"}, Ports: redis},
+			{Name: "guestbook-1", Labels: map[string]string{"app": "guestbook"}, Ports: frontend},
+			{Name: "guestbook-2", Labels: map[string]string{"app": "guestbook"}, Ports: frontend},
+			{Name: "guestbook-3", Labels: map[string]string{"app": "guestbook"}, Ports: frontend},
+			{Name: "busybox", Labels: map[string]string{"run": "busybox"}},
+		}},
+		{Name: "other", Pods: []scenario.Pod{
+			{Name: "guestbook", Labels: map[string]string{"app": "guestbook"}, Ports: frontend},
+		}},
+	}}
+}
+
+func cmdDemo(ctx context.Context, args []string) int {
+	fs := newFlagSet("demo")
+	var lf labFlags
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return 2
+	}
+	l, err := Start(ctx, lf.options("", os.Stdout))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := 0
+	if err := RunDemo(ctx, l, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "demo failed: %v\n", err)
+		code = 1
+	}
+	if !closeLab(l) {
+		code = 1
+	}
+	return code
+}
+
+// RunDemo replays the guestbook tutorial on l and returns an error when the lab does not behave as
+// the tutorial says.
+func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
+	fmt.Fprintln(w, "\nCreating the guestbook: redis-master, two redis slaves, three guestbook frontends and busybox in")
+	fmt.Fprintln(w, "namespace default, and one more guestbook frontend in namespace other.")
+	if err := l.Setup(ctx, guestbookCluster()); err != nil {
+		return err
+	}
+	defer func() {
+		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		err = errors.Join(err, l.Teardown(cleanupCtx))
+	}()
+	writePods(w, l)
+
+	fmt.Fprintf(w, "\nWithout a NetworkPolicy every pod reaches redis on port %d:\n", redisPort)
+	before := l.redisMatrix(ctx)
+	before.write(w)
+	if err := expectRedis(before, nil); err != nil {
+		return err
+	}
+
+	policies, err := loadPolicies(filepath.Join(l.opts.RepoRoot, redisPolicyFile))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nApplying %s: pods labelled app=redis now accept connections\n", redisPolicyFile)
+	fmt.Fprintln(w, "only from pods labelled app=guestbook in their own namespace.")
+	applied := time.Now()
+	if err := l.ApplyPolicies(ctx, policies); err != nil {
+		return err
+	}
+	after := l.redisMatrix(ctx)
+	for time.Since(applied) < demoConvergeWait && expectRedis(after, demoBlocked) != nil && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+		after = l.redisMatrix(ctx)
+	}
+	fmt.Fprintf(w, "\nAfter %s the agents enforce it:\n", timeSince(applied))
+	after.write(w)
+	fmt.Fprintln(w)
+	for _, src := range demoClients {
+		if why, blocked := demoBlocked[src]; blocked {
+			fmt.Fprintf(w, "%s times out connecting to redis: %s.\n", src, why)
+		} else {
+			fmt.Fprintf(w, "%s still connects to every redis pod.\n", src)
+		}
+	}
+	return expectRedis(after, demoBlocked)
+}
+
+// redisMatrix probes redis from every client.
+func (l *Lab) redisMatrix(ctx context.Context) *matrix {
+	return probeMatrix(ctx, demoClients, demoRedis, scenario.DefaultWorkers, func(ctx context.Context, src, dst string) (bool, error) {
+		return l.Probe(ctx, src, dst, redisPort, scenario.ProtocolTCP, l.Families()[0])
+	})
+}
+
+// expectRedis checks that exactly the clients in blocked are blocked from every redis pod.
+func expectRedis(m *matrix, blocked map[string]string) error {
+	var errs []error
+	for _, src := range m.sources {
+		for _, dst := range m.destinations {
+			pair := [2]string{src, dst}
+			if err := m.errs[pair]; err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			_, wantBlocked := blocked[src]
+			if m.allowed[pair] == wantBlocked {
+				errs = append(errs, fmt.Errorf("%s -> %s: expected allowed=%t", src, dst, !wantBlocked))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func loadPolicies(path string) ([]*networkingv1.NetworkPolicy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	policies, err := scenario.ParsePolicies(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return policies, nil
+}

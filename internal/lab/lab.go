@@ -1,0 +1,246 @@
+// Package lab runs a NetworkPolicy lab on one machine: a real kube-apiserver and etcd on loopback,
+// network namespaces standing in for nodes and pods (internal/netlab), one real agent per node as a
+// child process, and the lab itself acting as the kubelet. A Lab is the scenario.Cluster the scenario
+// runner drives; Main is the `nftpolicy lab` command.
+//
+// Every lab keeps its state under /run/nftpolicy-lab/NAME/: state.json (what to remove), the
+// kubeconfig, etcd's data, the API server's certificates and the agents' logs. Down removes a lab from
+// that file alone, so a lab whose process was killed can still be cleaned up.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nftpolicy/nftpolicy/internal/agent"
+	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/internal/scenario"
+)
+
+// IP families a lab can publish in pod status.
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+	FamilyDual = "dual"
+)
+
+// DefaultNodes is how many nodes a lab has unless told otherwise: enough for same-node and
+// cross-node pairs.
+const DefaultNodes = 2
+
+// Options configure a lab.
+type Options struct {
+	// Name names the lab's state directory; "" picks a unique one.
+	Name string
+	// Nodes is the number of nodes; 0 means DefaultNodes.
+	Nodes int
+	// IPFamily is FamilyIPv4 (the default), FamilyIPv6 or FamilyDual: the addresses pods publish.
+	IPFamily string
+	// AssetsDir holds kube-apiserver and etcd; "" means $KUBEBUILDER_ASSETS, the setup cache, or
+	// hack/build-apiserver.sh.
+	AssetsDir string
+	// AgentPath is the nftpolicy binary run as each node's agent; "" means this executable.
+	AgentPath string
+	// AgentVerbosity is the agents' -v.
+	AgentVerbosity int
+	// RepoRoot is the checkout holding config/crd/bases; "" means found from the working directory or
+	// the executable.
+	RepoRoot string
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Lab is a running lab. Its scenario.Cluster methods are safe for concurrent use.
+type Lab struct {
+	opts      Options
+	state     *State
+	net       *netlab.Lab
+	plane     *controlPlane
+	client    client.Client
+	clientset kubernetes.Interface
+	nodes     []*node
+	agents    []*agentProcess
+
+	mu   sync.RWMutex
+	pods map[string]*labPod // by "namespace/name"
+	// namespaces are the namespaces the current cluster created or took over.
+	namespaces []string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// node is one node namespace and its Node object.
+type node struct {
+	name string
+	net  *netlab.Node
+}
+
+var _ scenario.Cluster = (*Lab)(nil)
+
+// Start brings a lab up: control plane, nodes, agents. It returns once every agent is ready. On
+// failure everything made so far is removed.
+func Start(ctx context.Context, opts Options) (l *Lab, err error) {
+	if reason := netlab.Unavailable(); reason != "" {
+		return nil, errors.New(reason)
+	}
+	opts, err = opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	netLab, err := netlab.New()
+	if err != nil {
+		return nil, err
+	}
+	name := opts.Name
+	if name == "" {
+		name = strings.TrimSuffix(strings.TrimPrefix(netLab.Prefix(), netlab.DefaultPrefix), "-")
+	}
+	l = &Lab{opts: opts, net: netLab, pods: map[string]*labPod{}}
+	state, err := newState(name, netLab.Prefix(), opts.IPFamily)
+	if err != nil {
+		return nil, err
+	}
+	l.state = state
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, l.Close())
+		}
+	}()
+	begin := time.Now()
+	l.logf("Starting lab %s (state in %s)", name, state.Dir)
+	if err := l.startControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.addNodes(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.startAgents(ctx); err != nil {
+		return nil, err
+	}
+	l.logf("Lab %s is up in %s: %d nodes, kubeconfig %s", name, time.Since(begin).Round(10*time.Millisecond), len(l.nodes), state.Kubeconfig)
+	return l, nil
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Nodes <= 0 {
+		o.Nodes = DefaultNodes
+	}
+	if o.Nodes > 99 {
+		return o, errors.New("a lab has at most 99 nodes")
+	}
+	switch o.IPFamily {
+	case "":
+		o.IPFamily = FamilyIPv4
+	case FamilyIPv4, FamilyIPv6, FamilyDual:
+	default:
+		return o, fmt.Errorf("unknown IP family %q: want ipv4, ipv6 or dual", o.IPFamily)
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.AgentPath == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return o, fmt.Errorf("finding the agent binary: %w", err)
+		}
+		o.AgentPath = exe
+	}
+	if o.RepoRoot == "" {
+		root, err := findRepoRoot()
+		if err != nil {
+			return o, err
+		}
+		o.RepoRoot = root
+	}
+	return o, nil
+}
+
+// Name is the lab's name, the one `nftpolicy lab down --name` takes.
+func (l *Lab) Name() string { return l.state.Name }
+
+// Kubeconfig is the path of a kubeconfig for the lab's API server.
+func (l *Lab) Kubeconfig() string { return l.state.Kubeconfig }
+
+// Client is a client of the lab's API server that knows the agent's types.
+func (l *Lab) Client() client.Client { return l.client }
+
+// State is what Down needs to remove the lab.
+func (l *Lab) State() State { return *l.state }
+
+// Families are the scenario families the lab publishes: one, or both on a dual-stack lab.
+func (l *Lab) Families() []scenario.Family {
+	switch l.opts.IPFamily {
+	case FamilyIPv6:
+		return []scenario.Family{scenario.IPv6}
+	case FamilyDual:
+		return []scenario.Family{scenario.IPv4, scenario.IPv6}
+	}
+	return []scenario.Family{scenario.IPv4}
+}
+
+func (l *Lab) logf(format string, args ...any) {
+	fmt.Fprintf(l.opts.Log, format+"\n", args...)
+}
+
+// Close removes the lab: pods and their servers, agents, control plane, namespaces, state directory.
+// It runs once; later calls return the first call's result.
+func (l *Lab) Close() error {
+	l.closeOnce.Do(func() {
+		var errs []error
+		l.mu.Lock()
+		for _, p := range l.pods {
+			p.closeServers()
+		}
+		l.pods = map[string]*labPod{}
+		l.mu.Unlock()
+		errs = append(errs, l.stopAgents())
+		if l.plane != nil {
+			errs = append(errs, l.plane.stop())
+		}
+		errs = append(errs, l.net.Close())
+		// Whatever the steps above missed (a half-started process, a namespace of a failed AddPod).
+		errs = append(errs, removeLab(l.state, false))
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
+
+// findRepoRoot walks up from the working directory, then from the executable, to the checkout of
+// this module.
+func findRepoRoot() (string, error) {
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if exe, err := os.Executable(); err == nil {
+		starts = append(starts, filepath.Dir(exe))
+	}
+	for _, dir := range starts {
+		for range 32 {
+			data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+			if err == nil && strings.Contains(string(data), "module github.com/nftpolicy/nftpolicy\n") {
+				return dir, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", errors.New("finding the nftpolicy checkout (for config/crd/bases): run from inside it")
+}
+
+// scheme is what the lab's client reads and writes: the agent's scheme.
+var scheme = agent.Scheme()

@@ -1,0 +1,268 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nftpolicy/nftpolicy/internal/netlab"
+)
+
+// StateRoot holds one directory per lab.
+const StateRoot = "/run/nftpolicy-lab"
+
+const stateFile = "state.json"
+
+// State is what a lab writes about itself as it starts, so that Down can remove it even after the
+// process that made it was killed.
+type State struct {
+	Name string `json:"name"`
+	Dir  string `json:"dir"`
+	// NetnsPrefix starts the name of every network namespace of the lab.
+	NetnsPrefix string `json:"netnsPrefix"`
+	Kubeconfig  string `json:"kubeconfig"`
+	IPFamily    string `json:"ipFamily"`
+	// Owner is the process running the lab (`lab up`, `lab scenario`, a test).
+	Owner Process `json:"owner"`
+	// Agents are the agents' processes; the control plane's are found by their arguments, which all
+	// name a path inside Dir.
+	Agents []AgentState `json:"agents"`
+	Nodes  []NodeState  `json:"nodes"`
+	// Ready is set once the lab is up.
+	Ready bool `json:"ready"`
+}
+
+// NodeState is one node of a lab.
+type NodeState struct {
+	Name  string `json:"name"`
+	Netns string `json:"netns"`
+}
+
+// AgentState is one node's agent.
+type AgentState struct {
+	Node        string  `json:"node"`
+	Process     Process `json:"process"`
+	Log         string  `json:"log"`
+	HealthAddr  string  `json:"healthAddr"`
+	MetricsAddr string  `json:"metricsAddr"`
+}
+
+// Process names a process by id and start time, so that a recycled id is never signalled.
+type Process struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"` // field 22 of /proc/PID/stat, in clock ticks since boot
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][-a-z0-9]{0,40}$`)
+
+// newState creates the lab's state directory and writes a first state file. A directory whose owner
+// still runs is another lab's: the name is refused.
+func newState(name, prefix, family string) (*State, error) {
+	if !namePattern.MatchString(name) {
+		return nil, fmt.Errorf("lab name %q: want lower-case letters, digits and dashes", name)
+	}
+	dir := filepath.Join(StateRoot, name)
+	if old, err := ReadState(name); err == nil && old.Owner.alive() {
+		return nil, fmt.Errorf("lab %s is running (process %d); remove it with `nftpolicy lab down --name %s`", name, old.Owner.PID, name)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the lab's state directory: %w", err)
+	}
+	self, err := processOf(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	s := &State{
+		Name: name, Dir: dir, NetnsPrefix: prefix, IPFamily: family, Owner: self,
+		Kubeconfig: filepath.Join(dir, "kubeconfig"),
+	}
+	return s, s.write()
+}
+
+// write replaces the state file atomically.
+func (s *State) write() error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.Dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("writing the lab's state: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(s.Dir, stateFile))
+}
+
+// ReadState reads the state file of the lab called name.
+func ReadState(name string) (*State, error) {
+	data, err := os.ReadFile(filepath.Join(StateRoot, name, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("reading the state of lab %s: %w", name, err)
+	}
+	return &s, nil
+}
+
+// Labs lists the names of the labs that have a state directory.
+func Labs() ([]string, error) {
+	entries, err := os.ReadDir(StateRoot)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// Down removes the lab called name: it asks a living owner to stop (which cleans up), then kills
+// whatever process of the lab is left, deletes its network namespaces (and with them the agents'
+// tables) and its state directory.
+func Down(name string) error {
+	s, err := ReadState(name)
+	if err != nil {
+		return fmt.Errorf("finding lab %s: %w", name, err)
+	}
+	return removeLab(s, true)
+}
+
+// ownerStopTimeout bounds how long Down waits for a living owner to clean up by itself.
+const ownerStopTimeout = 60 * time.Second
+
+func removeLab(s *State, stopOwner bool) error {
+	var errs []error
+	if stopOwner && s.Owner.PID != os.Getpid() && s.Owner.alive() {
+		_ = syscall.Kill(s.Owner.PID, syscall.SIGTERM)
+		if !waitGone(s.Owner, ownerStopTimeout) {
+			errs = append(errs, fmt.Errorf("lab process %d did not stop in %s; killing it", s.Owner.PID, ownerStopTimeout))
+			_ = syscall.Kill(s.Owner.PID, syscall.SIGKILL)
+			waitGone(s.Owner, 5*time.Second)
+		}
+	}
+	var leftovers []Process
+	for _, a := range s.Agents {
+		if a.Process.alive() {
+			leftovers = append(leftovers, a.Process)
+		}
+	}
+	leftovers = append(leftovers, processesOf(s)...)
+	for _, p := range leftovers {
+		if p.PID != os.Getpid() && p.alive() {
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+		}
+	}
+	for _, p := range leftovers {
+		if !waitGone(p, 10*time.Second) {
+			errs = append(errs, fmt.Errorf("process %d of lab %s survived SIGKILL", p.PID, s.Name))
+		}
+	}
+	if s.NetnsPrefix != "" && strings.HasPrefix(s.NetnsPrefix, netlab.DefaultPrefix) {
+		errs = append(errs, netlab.Sweep(s.NetnsPrefix))
+	}
+	if s.Dir != "" && strings.HasPrefix(s.Dir, StateRoot+"/") {
+		errs = append(errs, os.RemoveAll(s.Dir))
+	}
+	return errors.Join(errs...)
+}
+
+// processOf reads the identity of a running process.
+func processOf(pid int) (Process, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Process{}, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count fields after the last ")".
+	rest := string(data)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	fields := strings.Fields(rest)
+	if len(fields) < 20 {
+		return Process{}, fmt.Errorf("reading /proc/%d/stat: too few fields", pid)
+	}
+	start, err := strconv.ParseUint(fields[19], 10, 64) // field 22 overall
+	if err != nil {
+		return Process{}, fmt.Errorf("reading /proc/%d/stat: %w", pid, err)
+	}
+	return Process{PID: pid, Start: start}, nil
+}
+
+// alive reports whether the process still runs (a zombie counts as gone) and is the same process.
+func (p Process) alive() bool {
+	if p.PID <= 0 {
+		return false
+	}
+	now, err := processOf(p.PID)
+	if err != nil || now.Start != p.Start {
+		return false
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID))
+	return err == nil && !strings.Contains(string(status), "State:\tZ")
+}
+
+func waitGone(p Process, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for p.alive() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
+// processesOf lists the lab's processes by their arguments: etcd's --data-dir and kube-apiserver's
+// --cert-dir are inside the state directory, an agent's --netns is one of the lab's namespaces. A
+// shell or kubectl that merely names a file of the lab is left alone.
+func processesOf(s *State) []Process {
+	marks := []string{"--data-dir=" + s.Dir + "/", "--cert-dir=" + s.Dir + "/"}
+	if s.NetnsPrefix != "" {
+		marks = append(marks, "/run/netns/"+s.NetnsPrefix)
+	}
+	return processesWithArg(func(arg string) bool {
+		return slices.ContainsFunc(marks, func(m string) bool { return strings.HasPrefix(arg, m) })
+	})
+}
+
+// processesWithArg lists the processes one of whose arguments satisfies match.
+func processesWithArg(match func(arg string) bool) []Process {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var found []Process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if !slices.ContainsFunc(args, match) {
+			continue
+		}
+		if p, err := processOf(pid); err == nil {
+			found = append(found, p)
+		}
+	}
+	return found
+}
