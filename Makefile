@@ -117,8 +117,8 @@ run: manifests generate fmt vet ## Run nftpolicy from your host against the curr
 	go run .
 
 .PHONY: demo
-demo: build ## Build and run the local lab demo (bin/nftpolicy lab demo, needs root).
-	"$(LOCALBIN)/nftpolicy" lab demo
+demo: setup envtest-assets build ## Install what the lab needs, build, and run the guestbook demo (needs root).
+	KUBEBUILDER_ASSETS="$$(hack/build-apiserver.sh | tail -n1)" "$(LOCALBIN)/nftpolicy" lab demo
 
 # docker-build needs a container engine (docker or podman via CONTAINER_TOOL)
 # and a Dockerfile at the repository root; neither is part of the development

@@ -12,7 +12,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LOCALBIN="${LOCALBIN:-$(pwd)/bin}"
-GO_TEST_FLAGS="${GO_TEST_FLAGS:--race -count=1 -timeout 30m}"
+GO_TEST_FLAGS="${GO_TEST_FLAGS:--race -count=1 -timeout 45m}"
 
 export PATH="/usr/local/go/bin:${PATH}"
 export GOTOOLCHAIN=local
