@@ -137,6 +137,7 @@ docker-push: ## Push the container image.
 .PHONY: build-installer
 build-installer: manifests generate $(KUSTOMIZE) ## Generate dist/install.yaml with CRDs, RBAC and the DaemonSet.
 	mkdir -p dist
+	cd config/manager && $(KUSTOMIZE) edit set image agent=$(IMG)
 	$(KUSTOMIZE) build config/default > dist/install.yaml
 
 .PHONY: clean
