@@ -25,9 +25,10 @@ GOTESTSUM_VERSION="${GOTESTSUM_VERSION:-v1.13.0}"
 DEBIAN_PACKAGES=(
   nftables       # nft: the dataplane tests compare the kernel's listing
   iproute2       # ip netns / veth pairs for the network-namespace tests
-  conntrack      # conntrack cleanup after a policy starts denying a flow
-  iptables       # checks that no iptables rules are left behind
+  conntrack      # inspecting connection tracking when debugging a lab
+  iptables       # the iptables + ipset baseline of the benchmarks (make bench)
   ipset
+  strace         # the benchmarks count the netlink bytes a transaction sends
   etcd-server    # /usr/bin/etcd, started by envtest next to kube-apiserver
   procps         # pkill/pgrep/sysctl used by test helpers
   kmod           # modprobe nf_tables / nf_conntrack when not yet loaded

@@ -1,0 +1,260 @@
+package harness
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/test/bench/baselines"
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
+)
+
+// Table is the name of nftpolicy's table in the benchmark namespaces.
+const Table = "nftpolicy"
+
+// withNode runs fn with a fresh node namespace that is removed afterwards, whatever fn returns.
+func withNode(fn func(node *netlab.Node) error) (err error) {
+	lab, err := netlab.New()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := lab.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	node, err := lab.AddNode()
+	if err != nil {
+		return err
+	}
+	return fn(node)
+}
+
+// Interfaces gives every local pod a made-up host interface, so that the anti-spoofing sets are
+// filled as on a real node (the kernel does not check that the interfaces exist).
+func Interfaces(m *selectors.Model) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	for i, p := range m.LocalPods {
+		for _, ip := range p.IPs {
+			out[ip] = fmt.Sprintf("bench%d", i)
+		}
+	}
+	return out
+}
+
+// MeasureFull is measurement 1 at the size of params: every backend programs the same resolved
+// model into a fresh namespace, repeats times, backends interleaved within each repetition.
+func MeasureFull(params generator.Params, repeats int, cfg Config) (FullScale, error) {
+	fs := FullScale{Pods: params.Pods, Skipped: map[string]string{}}
+	c, err := generator.Generate(params)
+	if err != nil {
+		return fs, err
+	}
+	var m *selectors.Model
+	for range repeats {
+		start := time.Now()
+		m = selectors.Resolve(c.Snapshot)
+		fs.ResolveMS = append(fs.ResolveMS, ms(time.Since(start)))
+	}
+	fs.ModelCounts = ModelCounts(m)
+	ifaces := Interfaces(m)
+	a := FullBackend{Backend: BackendA}
+	ah := FullBackend{Backend: BackendAHash}
+	b := FullBackend{Backend: BackendB}
+	cc := FullBackend{Backend: BackendC}
+	if cfg.SkipNaive {
+		fs.Skipped[BackendB] = "skipped by configuration"
+	}
+	for rep := range repeats {
+		if err := fullA(m, ifaces, &a, rep == 0, nil); err != nil {
+			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendA, params.Pods, err)
+		}
+		if err := fullA(m, ifaces, &ah, rep == 0, hashPeerSets); err != nil {
+			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendAHash, params.Pods, err)
+		}
+		if !cfg.SkipNaive {
+			if err := fullB(m, &b, rep == 0); err != nil {
+				return fs, fmt.Errorf("programming %s at %d pods: %w", BackendB, params.Pods, err)
+			}
+		}
+		if err := fullC(m, cfg.IPTablesRestore, &cc, rep == 0); err != nil {
+			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendC, params.Pods, err)
+		}
+	}
+	fs.Backends = append(fs.Backends, a, ah)
+	if !cfg.SkipNaive {
+		fs.Backends = append(fs.Backends, b)
+	}
+	fs.Backends = append(fs.Backends, cc)
+	return fs, nil
+}
+
+// ModelCounts sizes a resolved model.
+func ModelCounts(m *selectors.Model) map[string]int {
+	counts := map[string]int{"localPods": len(m.LocalPods), "addressSets": len(m.AddressSets), "serviceSets": len(m.ServiceSets), "problems": len(m.Problems)}
+	for _, p := range m.LocalPods {
+		for _, iso := range []*selectors.Isolation{p.Ingress, p.Egress} {
+			if iso != nil {
+				counts["isolations"]++
+				counts["rules"] += len(iso.Rules)
+			}
+		}
+	}
+	for _, s := range m.AddressSets {
+		counts["addressRanges"] += len(s.Ranges)
+	}
+	for _, s := range m.ServiceSets {
+		counts["services"] += len(s.Services)
+	}
+	return counts
+}
+
+func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, first bool, rewrite func(*nft.Ruleset) *nft.Ruleset) error {
+	start := time.Now()
+	rs := nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: ifaces})
+	if rewrite != nil {
+		rs = rewrite(rs)
+	}
+	out.CompileMS = append(out.CompileMS, ms(time.Since(start)))
+	if first {
+		out.Rules, out.Sets, out.Elements = RulesetCounts(rs)
+		out.TextBytes = len(nft.Diff(nil, rs).String())
+	}
+	return withNode(func(node *netlab.Node) error {
+		backend, err := nft.NewNetlinkBackend(node.Path)
+		if err != nil {
+			return err
+		}
+		defer backend.Close()
+		cpu := startCPU(false)
+		start := time.Now()
+		if _, err := nft.NewApplier(backend).Apply(rs); err != nil {
+			return err
+		}
+		out.ProgramMS = append(out.ProgramMS, ms(time.Since(start)))
+		cpu.stop(out)
+		return nil
+	})
+}
+
+// hashPeerSets is the what-if of BackendAHash: peer sets whose elements are all single addresses
+// (pod selectors) become plain sets, which the kernel stores in a hash table with one element per
+// address instead of a start and an end element in an interval tree.
+func hashPeerSets(rs *nft.Ruleset) *nft.Ruleset {
+	out := *rs
+	out.Sets = slices.Clone(rs.Sets)
+	for i := range out.Sets {
+		s := &out.Sets[i]
+		if !s.Interval || !strings.HasPrefix(s.Name, "peers_") {
+			continue
+		}
+		single := !slices.ContainsFunc(s.Elements, func(e nft.Element) bool { return e.AddrEnd.IsValid() && e.AddrEnd != e.Addr })
+		if !single {
+			continue
+		}
+		s.Interval = false
+		s.Elements = slices.Clone(s.Elements)
+		for j := range s.Elements {
+			s.Elements[j].AddrEnd = netip.Addr{}
+		}
+	}
+	return &out
+}
+
+// RulesetCounts returns the rules, the named sets and maps, and their elements.
+func RulesetCounts(rs *nft.Ruleset) (rules, sets, elements int) {
+	for _, c := range rs.Chains {
+		rules += len(c.Rules)
+	}
+	for _, s := range rs.Sets {
+		elements += len(s.Elements)
+	}
+	for _, m := range rs.Maps {
+		elements += len(m.Elements)
+	}
+	return rules, len(rs.Sets) + len(rs.Maps), elements
+}
+
+func fullB(m *selectors.Model, out *FullBackend, first bool) error {
+	start := time.Now()
+	n, err := baselines.NaiveLayout(m)
+	if err != nil {
+		return err
+	}
+	out.CompileMS = append(out.CompileMS, ms(time.Since(start)))
+	if first {
+		out.Rules = n.Rules()
+		out.TextBytes = len(n.Render())
+	}
+	return withNode(func(node *netlab.Node) error {
+		cpu := startCPU(false)
+		start := time.Now()
+		if err := baselines.ProgramNaive(node.Path, n); err != nil {
+			return err
+		}
+		out.ProgramMS = append(out.ProgramMS, ms(time.Since(start)))
+		cpu.stop(out)
+		return nil
+	})
+}
+
+func fullC(m *selectors.Model, restore string, out *FullBackend, first bool) error {
+	start := time.Now()
+	c, err := baselines.IPTablesLayout(m)
+	if err != nil {
+		return err
+	}
+	out.CompileMS = append(out.CompileMS, ms(time.Since(start)))
+	return withNode(func(node *netlab.Node) error {
+		syncer := &baselines.IPTablesSyncer{Netns: node.Name, Restore: restore}
+		cpu := startCPU(true)
+		res, err := syncer.Sync(c)
+		if err != nil {
+			return err
+		}
+		out.ProgramMS = append(out.ProgramMS, ms(res.Duration))
+		cpu.stop(out)
+		if first {
+			out.Rules, out.Sets, out.Elements, out.TextBytes = c.Rules, len(c.Sets), c.Elements(), res.Bytes()
+		}
+		return nil
+	})
+}
+
+// cpuMeter measures the CPU time of a programming: this process's, or its children's (the tools of
+// baseline C). A GC runs first, so that collecting earlier garbage is not counted.
+type cpuMeter struct {
+	who       int
+	user, sys float64
+}
+
+func startCPU(children bool) cpuMeter {
+	m := cpuMeter{who: syscall.RUSAGE_SELF}
+	if children {
+		m.who = syscall.RUSAGE_CHILDREN
+	}
+	runtime.GC()
+	m.user, m.sys = rusage(m.who)
+	return m
+}
+
+func (m cpuMeter) stop(out *FullBackend) {
+	user, sys := rusage(m.who)
+	out.UserMS = append(out.UserMS, user-m.user)
+	out.SysMS = append(out.SysMS, sys-m.sys)
+}
+
+func rusage(who int) (user, sys float64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0, 0
+	}
+	return float64(ru.Utime.Nano()) / 1e6, float64(ru.Stime.Nano()) / 1e6
+}

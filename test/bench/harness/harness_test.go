@@ -1,0 +1,147 @@
+package harness
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
+)
+
+func smallParams(pods, policies int) generator.Params {
+	p := generator.Defaults(pods, policies, generator.DistinctSelectors)
+	p.LocalPods, p.Namespaces = 20, 40
+	return p
+}
+
+// TestEventCostIndependentOfScale is the unit-level check of measurement 2's goal: what an
+// element-only event sends is bounded by what it changes (the sets it touches, the elements it adds
+// or deletes), whatever the size of the cluster and the number of policies. The same rounds of events
+// run against nftpolicy's fake backend at two scales, four times apart.
+func TestEventCostIndependentOfScale(t *testing.T) {
+	const (
+		bytesPerElement = 160 // an element of a concatenated set renders in under 80 characters
+		bytesPerOp      = 120 // "add element inet nftpolicy <set name> { }"
+	)
+	maxPerElement := map[int]float64{}
+	for _, scale := range []struct{ pods, policies int }{{2000, 400}, {8000, 1600}} {
+		c, err := generator.Generate(smallParams(scale.pods, scale.policies))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := selectors.Resolve(c.Snapshot)
+		TargetPeers(c, m)
+		applier := nft.NewApplier(nft.NewFake(Table))
+		if _, err := applier.Apply(nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})); err != nil {
+			t.Fatal(err)
+		}
+		changed := 0
+		reached := map[generator.EventKind]int{}
+		for range 8 {
+			for _, kind := range generator.EventKinds {
+				step, err := NextEvent(c, kind, applier.Committed())
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := applier.Apply(step.Ruleset)
+				if err != nil {
+					t.Fatalf("%s: %v", step.Description, err)
+				}
+				if res.Ops != step.Ops {
+					t.Fatalf("%s: the applier sent %d operations, the measured diff has %d", step.Description, res.Ops, step.Ops)
+				}
+				if step.Ops > 0 {
+					reached[kind]++
+				}
+				if !kind.ElementOnly() || step.Ops == 0 {
+					continue
+				}
+				changed++
+				ev := step.Event
+				if ev.FullReplace || ev.Rules > 0 {
+					t.Errorf("P=%d: %s replaced the table or added rules", scale.pods, ev.Description)
+				}
+				if ev.Ops > 2*ev.SetsTouched {
+					t.Errorf("P=%d: %s: %d operations for %d sets touched", scale.pods, ev.Description, ev.Ops, ev.SetsTouched)
+				}
+				if limit := bytesPerElement*ev.Elements + bytesPerOp*ev.Ops; ev.TextBytes > limit {
+					t.Errorf("P=%d: %s: %d bytes for %d elements in %d operations (limit %d)", scale.pods, ev.Description, ev.TextBytes, ev.Elements, ev.Ops, limit)
+				}
+				maxPerElement[scale.pods] = max(maxPerElement[scale.pods], float64(ev.TextBytes)/float64(ev.Elements))
+			}
+		}
+		for _, kind := range generator.EventKinds {
+			if reached[kind] == 0 {
+				t.Errorf("P=%d: no %s event reached the table", scale.pods, kind)
+			}
+		}
+		if changed < 8 {
+			t.Errorf("P=%d: only %d element-only events reached the table; the events do not exercise it", scale.pods, changed)
+		}
+	}
+	if small, large := maxPerElement[2000], maxPerElement[8000]; large > 1.5*small {
+		t.Errorf("bytes per changed element grow with the cluster: %.0f at P=2000, %.0f at P=8000", small, large)
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3}
+	if s := summarize(xs); s.Median != 3 || s.Min != 1 || s.Max != 5 || s.N != 5 {
+		t.Errorf("summarize = %+v", s)
+	}
+	if got := summarize([]float64{4, 1, 3, 2}).Median; got != 2.5 {
+		t.Errorf("median of an even count = %v, want 2.5", got)
+	}
+	var hundred []float64
+	for i := 1; i <= 100; i++ {
+		hundred = append(hundred, float64(i))
+	}
+	if got := percentileOf(hundred, 99); got != 99 {
+		t.Errorf("p99 of 1..100 = %v, want 99", got)
+	}
+	if r := ratios([]float64{2, 4}, []float64{1, 1}); r.Median != 3 {
+		t.Errorf("ratios = %+v", r)
+	}
+}
+
+// TestReportStatesMissedGoals renders a run whose figures miss some goals and meet others.
+func TestReportStatesMissedGoals(t *testing.T) {
+	cSync := 300.0
+	r := &Run{
+		Started: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Finished: time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC),
+		Params: generator.Defaults(50000, 10000, generator.DistinctSelectors),
+		Config: Config{IPTablesRestore: "iptables-restore"},
+		Full: []FullScale{
+			{Pods: 50000, ResolveMS: []float64{60}, Backends: []FullBackend{
+				{Backend: BackendA, CompileMS: []float64{10}, ProgramMS: []float64{1490}, Elements: 100},
+				{Backend: BackendB, CompileMS: []float64{10}, ProgramMS: []float64{9990}},
+				{Backend: BackendC, CompileMS: []float64{10}, ProgramMS: []float64{490}},
+			}},
+			{Pods: 25000, ResolveMS: []float64{30}, Backends: []FullBackend{
+				{Backend: BackendA, CompileMS: []float64{5}, ProgramMS: []float64{995}, Elements: 50},
+			}},
+		},
+		Probe: &ProbeResult{Resyncs: 3, Sent: 100, Received: 100, DeniedBefore: true},
+		Incr: &Incremental{Events: []Event{
+			{Kind: generator.PodAdd, ApplyMS: 1, Ops: 1, Elements: 1, SetsTouched: 1, TextBytes: 60, CSyncMS: &cSync, CBytes: 60000},
+		}},
+	}
+	out := Report(r, "run.json")
+	for _, want := range []string{
+		"| 1. full programming (P=50000, N=10000, L=110) at most 1 s | A: 1500",
+		"**missed**",
+		"B-naive-nftables/A = 6.67x",
+		"| 1. no packet of an allowed established flow lost during a full resync | 0 lost of 100 over 3 resyncs | met |",
+		"C/A = 1000x",
+		"3. per-packet cost",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "**missed**") != 3 { // 1 s, 2x against C, growth 1.5x
+		t.Errorf("want 3 missed goals:\n%s", out)
+	}
+}
