@@ -29,11 +29,11 @@ var applierSequence = []struct {
 	change func(m *selectors.Model, ifaces map[netip.Addr]string)
 }{
 	{"a remote guestbook pod joins the peer set", func(m *selectors.Model, _ map[netip.Addr]string) {
-		m.AddressSets[0].Ranges = append(m.AddressSets[0].Ranges, single("198.18.1.22")...)
+		m.AddressSets[1].Ranges = append(m.AddressSets[1].Ranges, single("198.18.1.22")...)
 	}},
 	{"redis-master's IPv4 address changes", func(m *selectors.Model, ifaces map[netip.Addr]string) {
 		m.LocalPods[1].IPs[0] = addr("198.18.0.11")
-		m.AddressSets[1].Ranges[0] = single("198.18.0.11")[0]
+		m.AddressSets[2].Ranges[0] = single("198.18.0.11")[0]
 		delete(ifaces, addr(redisIP))
 		ifaces[addr("198.18.0.11")] = redisIface
 	}},
@@ -46,7 +46,7 @@ var applierSequence = []struct {
 	}},
 	{"guestbook's egress policy is deleted: its peer and service sets go too", func(m *selectors.Model, _ map[netip.Addr]string) {
 		m.LocalPods[0].Egress = nil
-		m.AddressSets = m.AddressSets[:1]
+		m.AddressSets = m.AddressSets[1:2]
 		m.ServiceSets = nil
 	}},
 }
@@ -158,7 +158,7 @@ func TestFakeRejectsWhatTheKernelRejects(t *testing.T) {
 		{"deleting a set in use", DeleteSet{Name: setPodIfaces}, "in use"},
 		{"deleting a chain a map points to", DeleteChain{Name: "in_default_redis-master"}, "not empty"},
 		{"deleting a missing element", DeleteElements{Set: setPodIfaces, Type: KeyIfname, Elements: []Element{{Ifname: "nope"}}}, "no element"},
-		{"an overlapping interval", AddElements{Set: "peers_guestbook_v4", Type: KeyIPv4, Interval: true, Elements: []Element{{Addr: addr("198.18.0.0"), AddrEnd: addr("198.18.0.255")}}}, "overlaps"},
+		{"an overlapping interval", AddElements{Set: "peers_external_v4", Type: KeyIPv4, Interval: true, Elements: []Element{{Addr: addr("203.0.113.100"), AddrEnd: addr("203.0.113.200")}}}, "overlaps"},
 		{"a duplicate map key", AddMapElements{Map: mapIngressPodsV4, Type: KeyIPv4, Elements: []MapElement{{Key: addr(redisIP), Verdict: Verdict{Kind: Drop}}}}, "already has key"},
 	}
 	for _, tc := range cases {

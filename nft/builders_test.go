@@ -105,8 +105,9 @@ func udp(port uint16) selectors.PortRange {
 // guestbookModel is the guestbook demo as resolved for node n1, with a few extra allowances so that
 // every kind of rule appears:
 //   - redis-master (dual-stack) accepts anything from guestbook pods (peers "guestbook");
-//   - guestbook-1 may reach redis on TCP 6379, DNS anywhere on UDP 53, and other guestbook pods on
-//     their named port http-server (service set "http"); nobody may connect to it.
+//   - guestbook-1 may reach redis on TCP 6379, DNS anywhere on UDP 53, other guestbook pods on
+//     their named port http-server (service set "http"), and 203.0.113.0/24 except 203.0.113.128/25
+//     on TCP 443 (an ipBlock: peers "external"); nobody may connect to it.
 func guestbookModel() *selectors.Model {
 	return &selectors.Model{
 		Node: "n1",
@@ -115,12 +116,15 @@ func guestbookModel() *selectors.Model {
 				isolatedEgress("guestbook-egress",
 					makeRule(0, fromPeers("redis"), onPorts(tcp(6379))),
 					makeRule(1, onPorts(udp(53))),
-					makeRule(2, fromPeers("guestbook"), onNamedPorts("http"))),
+					makeRule(2, fromPeers("guestbook"), onNamedPorts("http")),
+					makeRule(3, fromPeers("external"), onPorts(tcp(443)))),
 				isolatedIngress("deny-guestbook-ingress")),
 			makeLocalPod("default", "redis-master", withIPs(redisIP, redisIPv6),
 				isolatedIngress("redis-policy", makeRule(0, fromPeers("guestbook")))),
 		},
 		AddressSets: []selectors.AddressSet{
+			{ID: "external", Description: "ipBlock 203.0.113.0/24 except 203.0.113.128/25", HasIPBlocks: true,
+				Ranges: []selectors.AddrRange{{From: addr("203.0.113.0"), To: addr("203.0.113.127")}}},
 			{ID: "guestbook", Description: "default: pods app=guestbook", Ranges: single(guestbookIP, remoteGBIP)},
 			{ID: "redis", Description: "default: pods app=redis", Ranges: single(redisIP, redisIPv6)},
 		},

@@ -259,12 +259,22 @@ func (c *compiler) peerSet(id string, f Family) string {
 	if _, ok := c.sets[name]; ok {
 		return name
 	}
-	set := &Set{Name: name, Type: addrKey(f), Interval: true}
-	if as, ok := findAddressSet(c.in.Model, id); ok {
-		set.Comment = truncateComment(as.Description)
-		for _, r := range as.Ranges {
-			if FamilyOf(r.From) == f {
-				set.Elements = append(set.Elements, Element{Addr: r.From, AddrEnd: r.To})
+	as, _ := findAddressSet(c.in.Model, id)
+	// Peers chosen only by selectors are pod addresses: a hash set, one element per address and an
+	// O(1) lookup. Only a definition with an ipBlock needs an interval set, for its ranges.
+	set := &Set{Name: name, Type: addrKey(f), Interval: as.HasIPBlocks, Comment: truncateComment(as.Description)}
+	for _, r := range as.Ranges {
+		if FamilyOf(r.From) != f {
+			continue
+		}
+		if set.Interval {
+			set.Elements = append(set.Elements, Element{Addr: r.From, AddrEnd: r.To})
+			continue
+		}
+		for a := r.From; ; a = a.Next() {
+			set.Elements = append(set.Elements, Element{Addr: a})
+			if a == r.To {
+				break
 			}
 		}
 	}

@@ -23,8 +23,9 @@ func (r *resolver) addressSet(peers []peer) string {
 	if _, ok := r.addressSets[id]; ok {
 		return id
 	}
-	size := 0
+	size, hasIPBlocks := 0, false
 	for i := range peers {
+		hasIPBlocks = hasIPBlocks || peers[i].isIPBlock
 		if peers[i].isIPBlock {
 			size += len(peers[i].ipRanges)
 		} else {
@@ -44,7 +45,7 @@ func (r *resolver) addressSet(peers []peer) string {
 			}
 		}
 	}
-	r.addressSets[id] = &AddressSet{ID: id, Description: def, Ranges: normalizeRanges(ranges)}
+	r.addressSets[id] = &AddressSet{ID: id, Description: def, Ranges: normalizeRanges(ranges), HasIPBlocks: hasIPBlocks}
 	return id
 }
 

@@ -143,6 +143,10 @@ type AddressSet struct {
 	ID          string      // short, stable, derived from the peers' definition (not their members)
 	Description string      // the peers' definition, for people
 	Ranges      []AddrRange // sorted, disjoint and non-adjacent; both families
+	// HasIPBlocks is true when the definition includes an ipBlock, so that a range may cover addresses
+	// no pod has. Without one, every address in Ranges is a pod's (a range only joins neighbours).
+	// It follows from the definition, like ID, so it never changes for a given ID.
+	HasIPBlocks bool
 }
 
 // ServiceSet holds (destination pod address, protocol, port) triples: a named port of an egress rule
