@@ -151,8 +151,12 @@ func setAddrs(rs *nft.Ruleset, name string) []netip.Addr {
 		if s.Name != name {
 			continue
 		}
-		// Peer sets are interval sets: adjacent pod addresses merge into one range.
+		// Peer sets of pods are hash sets of addresses; those with ipBlocks are interval sets.
 		for _, e := range s.Elements {
+			if !s.Interval {
+				addrs = append(addrs, e.Addr)
+				continue
+			}
 			for a := e.Addr; a.Compare(e.AddrEnd) <= 0 && len(addrs) < 1024; a = a.Next() {
 				addrs = append(addrs, a)
 			}

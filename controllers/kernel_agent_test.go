@@ -1,0 +1,171 @@
+package controllers_test
+
+import (
+	"context"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/nftpolicy/nftpolicy/controllers"
+	"github.com/nftpolicy/nftpolicy/internal/agent"
+	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/nft"
+)
+
+// kernelAgent is one node's agent wired as agent.Run wires it — the netlink backend and the route-lookup
+// interface resolver of the node's network namespace, a fresh nft.Applier — with two differences a test
+// needs: the controller name may repeat (two nodes, and a restart, in one process), and the backend
+// records the transactions it committed. Each kernelAgent is one "process": its applier starts knowing
+// nothing of the kernel, like an agent after a restart or a crash.
+type kernelAgent struct {
+	nodeName   string
+	reconciler *controllers.NodeReconciler
+	kernel     *recordingBackend
+
+	netlinkBackend *nft.NetlinkBackend
+	ifaces         *nft.NetlinkInterfaces
+	mgr            ctrl.Manager
+	cancel         context.CancelFunc
+	done           chan error
+	stopOnce       sync.Once
+}
+
+// kernelResyncPeriod is short so that periodic resyncs happen while the specs watch the kernel: a steady
+// state must cost no transaction.
+const kernelResyncPeriod = time.Second
+
+// newKernelAgent builds, without starting it, the agent of nodeName programming node's namespace.
+func newKernelAgent(nodeName string, node *netlab.Node) *kernelAgent {
+	backend, err := nft.NewNetlinkBackend(node.Path)
+	Expect(err).NotTo(HaveOccurred())
+	ifaces, err := nft.NewNetlinkInterfaces(node.Path)
+	Expect(err).NotTo(HaveOccurred())
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 agent.Scheme(),
+		Cache:                  controllers.CacheOptions(nodeName),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		LeaderElection:         false,
+		Logger:                 logf.Log.WithValues("node", nodeName, "netns", node.Name),
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	a := &kernelAgent{
+		nodeName:       nodeName,
+		kernel:         &recordingBackend{Backend: backend},
+		netlinkBackend: backend,
+		ifaces:         ifaces,
+		mgr:            mgr,
+		done:           make(chan error, 1),
+	}
+	a.reconciler = &controllers.NodeReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     mgr.GetEventRecorder("nftpolicy-agent"),
+		NodeName:     nodeName,
+		Table:        table,
+		Applier:      nft.NewApplier(a.kernel),
+		Interfaces:   ifaces,
+		ResyncPeriod: kernelResyncPeriod,
+	}
+	Expect(a.reconciler.SetupWithManager(mgr)).To(Succeed())
+	return a
+}
+
+// start runs the manager until stop.
+func (a *kernelAgent) start() {
+	var mgrCtx context.Context
+	mgrCtx, a.cancel = context.WithCancel(ctx)
+	go func() { a.done <- a.mgr.Start(mgrCtx) }()
+}
+
+// stop stops the manager, if it runs, and waits for it, as a SIGTERM stops the agent: the table is left
+// programmed. It releases the agent's handles on the namespace; calling it again does nothing.
+func (a *kernelAgent) stop() {
+	a.stopOnce.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+			var err error
+			Eventually(a.done, 30*time.Second).Should(Receive(&err), "the manager of %s stops", a.nodeName)
+			Expect(err).NotTo(HaveOccurred(), "the manager of %s", a.nodeName)
+		}
+		a.ifaces.Close()
+		Expect(a.netlinkBackend.Close()).To(Succeed())
+	})
+}
+
+// recordingBackend passes transactions to the kernel and keeps those the kernel committed.
+type recordingBackend struct {
+	nft.Backend
+
+	mu        sync.Mutex
+	committed []*nft.Transaction
+}
+
+func (b *recordingBackend) Run(tx *nft.Transaction) error {
+	if err := b.Backend.Run(tx); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.committed = append(b.committed, tx)
+	return nil
+}
+
+func (b *recordingBackend) transactions() []*nft.Transaction {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*nft.Transaction(nil), b.committed...)
+}
+
+func (b *recordingBackend) last() *nft.Transaction {
+	txs := b.transactions()
+	if len(txs) == 0 {
+		return &nft.Transaction{}
+	}
+	return txs[len(txs)-1]
+}
+
+// kernelListing returns the kernel's listing of our table in node's namespace, as `nft list table`
+// prints it, or the error when the table does not exist.
+func kernelListing(node *netlab.Node) (string, error) {
+	out, err := exec.Command("ip", "netns", "exec", node.Name, "nft", "list", "table", "inet", table).CombinedOutput()
+	return string(out), err
+}
+
+// tableContent splits a listing of our table, the kernel's or nft.Render's, into its sets, maps and
+// chains, sorted: the kernel lists them in creation order, which differs between a table built by one
+// full replacement and one grown by incremental transactions. Element lists are sorted too: nft wraps
+// long ones and lists hashed sets in the kernel's iteration order.
+func tableContent(listing string) []string {
+	listing = strings.ReplaceAll(listing, ",\n\t\t\t     ", ", ")
+	const open, closing = "elements = { ", " }"
+	lines := strings.Split(listing, "\n")
+	for i, l := range lines {
+		start := strings.Index(l, open)
+		if start < 0 || !strings.HasSuffix(l, closing) {
+			continue
+		}
+		items := strings.Split(l[start+len(open):len(l)-len(closing)], ", ")
+		slices.Sort(items)
+		lines[i] = l[:start+len(open)] + strings.Join(items, ", ") + closing
+	}
+	var blocks []string
+	for _, b := range strings.Split(strings.Join(lines, "\n"), "\n\n") {
+		b = strings.TrimPrefix(b, "table inet "+table+" {\n")
+		b = strings.TrimSuffix(strings.TrimSuffix(b, "}\n"), "\n")
+		blocks = append(blocks, b)
+	}
+	slices.Sort(blocks)
+	return blocks
+}
