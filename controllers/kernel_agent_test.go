@@ -33,6 +33,7 @@ type kernelAgent struct {
 
 	netlinkBackend *nft.NetlinkBackend
 	ifaces         *nft.NetlinkInterfaces
+	conntrack      *nft.NetlinkConntrack
 	mgr            ctrl.Manager
 	cancel         context.CancelFunc
 	done           chan error
@@ -48,6 +49,8 @@ func newKernelAgent(nodeName string, node *netlab.Node) *kernelAgent {
 	backend, err := nft.NewNetlinkBackend(node.Path)
 	Expect(err).NotTo(HaveOccurred())
 	ifaces, err := nft.NewNetlinkInterfaces(node.Path)
+	Expect(err).NotTo(HaveOccurred())
+	conntrack, err := nft.NewNetlinkConntrack(node.Path)
 	Expect(err).NotTo(HaveOccurred())
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -65,6 +68,7 @@ func newKernelAgent(nodeName string, node *netlab.Node) *kernelAgent {
 		kernel:         &recordingBackend{Backend: backend},
 		netlinkBackend: backend,
 		ifaces:         ifaces,
+		conntrack:      conntrack,
 		mgr:            mgr,
 		done:           make(chan error, 1),
 	}
@@ -76,6 +80,7 @@ func newKernelAgent(nodeName string, node *netlab.Node) *kernelAgent {
 		Table:        table,
 		Applier:      nft.NewApplier(a.kernel),
 		Interfaces:   ifaces,
+		Conntrack:    conntrack,
 		ResyncPeriod: kernelResyncPeriod,
 	}
 	Expect(a.reconciler.SetupWithManager(mgr)).To(Succeed())
@@ -100,6 +105,7 @@ func (a *kernelAgent) stop() {
 			Expect(err).NotTo(HaveOccurred(), "the manager of %s", a.nodeName)
 		}
 		a.ifaces.Close()
+		a.conntrack.Close()
 		Expect(a.netlinkBackend.Close()).To(Succeed())
 	})
 }

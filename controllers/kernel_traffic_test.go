@@ -162,13 +162,6 @@ var _ = Describe("The agents of two nodes on the kernel", Ordered, Label("kernel
 		Eventually(reachability).WithArguments(clients, servers).WithTimeout(20 * time.Second).WithPolling(200 * time.Millisecond).
 			Should(Equal(isolated))
 
-		// UDP exchanges of the denied pairs from before the policy, by the probes above, are still
-		// tracked and would accept a later probe that happens to reuse one's source port (see
-		// kernel_conntrack_test.go). Forget them, as a conntrack cleanup would, so that the specs below
-		// judge only the table.
-		for _, pair := range deniedPairs() {
-			forgetFlows(pair[0], pair[1])
-		}
 	})
 
 	It("reports Programmed with the table's chains on each node's NodeEnforcement", func() {
@@ -268,9 +261,9 @@ var _ = Describe("The agents of two nodes on the kernel", Ordered, Label("kernel
 		}
 	})
 
-	// Pending until the agent deletes the tracked flows of pairs that a new ruleset denies: today a UDP
-	// flow from before the policy keeps passing (kernel_conntrack_test.go).
-	PIt("ends the tracked flows of pairs that a new policy denies", func() {
+	// Our chains accept tracked connections before any policy: the agent ends those that a new ruleset
+	// denies, or a UDP flow from before the policy would keep passing.
+	It("ends the tracked flows of pairs that a new policy denies", func() {
 		dst := netip.AddrPortFrom(redisLeader.net.IPv4, redisPort)
 		const srcPort = 40000
 		Expect(requestUDPFromPort(busybox1, srcPort, dst, probeTimeout)).To(Succeed(), "allowed before the policy")

@@ -40,12 +40,13 @@ const (
 	stepSnapshot   = "snapshot"
 	stepInterfaces = "interfaces"
 	stepApply      = "apply"
+	stepConntrack  = "conntrack"
 	stepStatus     = "status"
 )
 
 func init() {
 	metrics.Registry.MustRegister(syncDuration, syncFailures, programmingLatency, isolatedPods, programmedChains, programmedElements)
-	for _, step := range []string{stepSnapshot, stepInterfaces, stepApply, stepStatus} {
+	for _, step := range []string{stepSnapshot, stepInterfaces, stepApply, stepConntrack, stepStatus} {
 		syncFailures.WithLabelValues(step)
 	}
 }

@@ -46,12 +46,16 @@ type NodeReconciler struct {
 	Applier *nft.Applier
 	// Interfaces finds the host interface of each local pod address, for anti-spoofing. Nil: none.
 	Interfaces nft.InterfaceResolver
+	// Conntrack ends tracked connections that a committed ruleset no longer allows. Nil: none.
+	Conntrack nft.ConntrackCleaner
 	// ResyncPeriod defaults to DefaultResyncPeriod.
 	ResyncPeriod time.Duration
 
 	changes  changeClock
 	problems problemReporter
 	synced   atomic.Bool
+	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
+	cleanupPending bool
 
 	statusMu sync.Mutex
 	written  *policyv1alpha1.NodeEnforcementStatus // the status last applied; nil: unknown
@@ -140,6 +144,9 @@ func (r *NodeReconciler) sync(ctx context.Context) (syncOutcome, nft.ApplyResult
 		return fail(stepApply, err)
 	}
 	out.ruleset = desired
+	if err := r.endDeniedConnections(ctx, desired, ifaces, !res.Unchanged()); err != nil {
+		return fail(stepConntrack, err)
+	}
 	out.duration = time.Since(out.started)
 	if res.Unchanged() {
 		log.V(4).Info("Table already up to date", "table", r.Table, "duration", out.duration)
@@ -148,6 +155,26 @@ func (r *NodeReconciler) sync(ctx context.Context) (syncOutcome, nft.ApplyResult
 			"ops", res.Ops, "elements", res.Elements, "rules", res.Rules, "duration", out.duration)
 	}
 	return out, res
+}
+
+// endDeniedConnections deletes the tracked connections that the committed ruleset would not let
+// start: our chains accept tracked connections before any policy, so without this a connection
+// allowed before a policy change would outlive it. It runs after every committed change, and again
+// on later syncs until it has succeeded once.
+func (r *NodeReconciler) endDeniedConnections(ctx context.Context, rs *nft.Ruleset, ifaces map[netip.Addr]string, changed bool) error {
+	if r.Conntrack == nil || (!changed && !r.cleanupPending) {
+		return nil
+	}
+	r.cleanupPending = true
+	n, err := r.Conntrack.Cleanup(rs, ifaces)
+	if err != nil {
+		return fmt.Errorf("ending connections the new rules deny: %w", err)
+	}
+	r.cleanupPending = false
+	if n > 0 {
+		logf.FromContext(ctx).V(2).Info("Ended connections the new rules deny", "connections", n)
+	}
+	return nil
 }
 
 // hostInterfaces resolves the host-side interface of every local pod address.

@@ -48,9 +48,27 @@ type TraceResult struct {
 // Trace evaluates a packet against every base chain of its hook, in priority order, as the kernel
 // does: a drop is final, an accept ends only that base chain.
 func Trace(rs *Ruleset, p Packet) TraceResult {
-	t := tracer{rs: rs, p: p, chains: indexChains(rs), sets: map[string]map[Element]bool{}}
+	return NewTracer(rs).Trace(p)
+}
+
+// Tracer traces many packets through one ruleset, building each set's lookup table once. It is not
+// safe for concurrent use.
+type Tracer struct {
+	rs     *Ruleset
+	chains map[string]Chain
+	sets   map[string]map[Element]bool
+}
+
+// NewTracer returns a tracer over rs, which must not change while the tracer is used.
+func NewTracer(rs *Ruleset) *Tracer {
+	return &Tracer{rs: rs, chains: indexChains(rs), sets: map[string]map[Element]bool{}}
+}
+
+// Trace evaluates one packet; see the function Trace.
+func (tr *Tracer) Trace(p Packet) TraceResult {
+	t := tracer{Tracer: tr, p: p}
 	var bases []Chain
-	for _, c := range rs.Chains {
+	for _, c := range tr.rs.Chains {
 		if c.Base != nil && c.Base.Hook == p.Hook {
 			bases = append(bases, c)
 		}
@@ -64,12 +82,11 @@ func Trace(rs *Ruleset, p Packet) TraceResult {
 	return TraceResult{Verdict: Accept, Steps: t.steps}
 }
 
+// tracer is the state of one packet's walk.
 type tracer struct {
-	rs     *Ruleset
-	p      Packet
-	chains map[string]Chain
-	sets   map[string]map[Element]bool
-	steps  []TraceStep
+	*Tracer
+	p     Packet
+	steps []TraceStep
 }
 
 // run evaluates a chain and returns Accept, Drop, or VerdictNone when the packet fell off its end

@@ -61,6 +61,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	defer ifaces.Close()
+	conntrack, err := nft.NewNetlinkConntrack(opts.NetNSPath)
+	if err != nil {
+		return err
+	}
+	defer conntrack.Close()
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
@@ -82,6 +87,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		Table:      opts.Table,
 		Applier:    nft.NewApplier(backend),
 		Interfaces: ifaces,
+		Conntrack:  conntrack,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)
