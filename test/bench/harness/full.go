@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
-	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -66,18 +64,14 @@ func MeasureFull(params generator.Params, repeats int, cfg Config) (FullScale, e
 	fs.ModelCounts = ModelCounts(m)
 	ifaces := Interfaces(m)
 	a := FullBackend{Backend: BackendA}
-	ah := FullBackend{Backend: BackendAHash}
 	b := FullBackend{Backend: BackendB}
 	cc := FullBackend{Backend: BackendC}
 	if cfg.SkipNaive {
 		fs.Skipped[BackendB] = "skipped by configuration"
 	}
 	for rep := range repeats {
-		if err := fullA(m, ifaces, &a, rep == 0, nil); err != nil {
+		if err := fullA(m, ifaces, &a, rep == 0); err != nil {
 			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendA, params.Pods, err)
-		}
-		if err := fullA(m, ifaces, &ah, rep == 0, hashPeerSets); err != nil {
-			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendAHash, params.Pods, err)
 		}
 		if !cfg.SkipNaive {
 			if err := fullB(m, &b, rep == 0); err != nil {
@@ -88,7 +82,7 @@ func MeasureFull(params generator.Params, repeats int, cfg Config) (FullScale, e
 			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendC, params.Pods, err)
 		}
 	}
-	fs.Backends = append(fs.Backends, a, ah)
+	fs.Backends = append(fs.Backends, a)
 	if !cfg.SkipNaive {
 		fs.Backends = append(fs.Backends, b)
 	}
@@ -116,12 +110,9 @@ func ModelCounts(m *selectors.Model) map[string]int {
 	return counts
 }
 
-func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, first bool, rewrite func(*nft.Ruleset) *nft.Ruleset) error {
+func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, first bool) error {
 	start := time.Now()
 	rs := nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: ifaces})
-	if rewrite != nil {
-		rs = rewrite(rs)
-	}
 	out.CompileMS = append(out.CompileMS, ms(time.Since(start)))
 	if first {
 		out.Rules, out.Sets, out.Elements = RulesetCounts(rs)
@@ -142,30 +133,6 @@ func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, f
 		cpu.stop(out)
 		return nil
 	})
-}
-
-// hashPeerSets is the what-if of BackendAHash: peer sets whose elements are all single addresses
-// (pod selectors) become plain sets, which the kernel stores in a hash table with one element per
-// address instead of a start and an end element in an interval tree.
-func hashPeerSets(rs *nft.Ruleset) *nft.Ruleset {
-	out := *rs
-	out.Sets = slices.Clone(rs.Sets)
-	for i := range out.Sets {
-		s := &out.Sets[i]
-		if !s.Interval || !strings.HasPrefix(s.Name, "peers_") {
-			continue
-		}
-		single := !slices.ContainsFunc(s.Elements, func(e nft.Element) bool { return e.AddrEnd.IsValid() && e.AddrEnd != e.Addr })
-		if !single {
-			continue
-		}
-		s.Interval = false
-		s.Elements = slices.Clone(s.Elements)
-		for j := range s.Elements {
-			s.Elements[j].AddrEnd = netip.Addr{}
-		}
-	}
-	return &out
 }
 
 // RulesetCounts returns the rules, the named sets and maps, and their elements.

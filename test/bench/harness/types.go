@@ -58,11 +58,8 @@ type Machine struct {
 // Backend names, as the figures and the report use them.
 const (
 	BackendA = "A-nftpolicy"
-	// BackendAHash is a what-if, not nftpolicy: A's ruleset with every peer set that holds single
-	// addresses only made a plain hash set instead of an interval set.
-	BackendAHash = "A'-what-if-hash-peer-sets"
-	BackendB     = "B-naive-nftables"
-	BackendC     = "C-iptables-ipset"
+	BackendB = "B-naive-nftables"
+	BackendC = "C-iptables-ipset"
 )
 
 // FullScale is measurement 1 at one cluster size.
