@@ -13,7 +13,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/nftpolicy/nftpolicy/controllers"
 	"github.com/nftpolicy/nftpolicy/internal/agent"
@@ -21,19 +20,17 @@ import (
 	"github.com/nftpolicy/nftpolicy/nft"
 )
 
-// kernelAgent is one node's agent wired as agent.Run wires it — the netlink backend and the route-lookup
-// interface resolver of the node's network namespace, a fresh nft.Applier — with two differences a test
-// needs: the controller name may repeat (two nodes, and a restart, in one process), and the backend
-// records the transactions it committed. Each kernelAgent is one "process": its applier starts knowing
-// nothing of the kernel, like an agent after a restart or a crash.
+// kernelAgent is one node's agent built by agent.New on the dataplane agent.OpenDataplane opens, as
+// agent.Run does, with two differences a test needs: the controller name may repeat (two nodes, and a
+// restart, in one process), and the backend records the transactions it committed. Each kernelAgent is
+// one "process": its applier starts knowing nothing of the kernel, like an agent after a restart or a
+// crash.
 type kernelAgent struct {
 	nodeName   string
 	reconciler *controllers.NodeReconciler
 	kernel     *recordingBackend
 
-	netlinkBackend *nft.NetlinkBackend
-	ifaces         *nft.NetlinkInterfaces
-	conntrack      *nft.NetlinkConntrack
+	closeDataplane func()
 	mgr            ctrl.Manager
 	cancel         context.CancelFunc
 	done           chan error
@@ -46,45 +43,22 @@ const kernelResyncPeriod = time.Second
 
 // newKernelAgent builds, without starting it, the agent of nodeName programming node's namespace.
 func newKernelAgent(nodeName string, node *netlab.Node) *kernelAgent {
-	backend, err := nft.NewNetlinkBackend(node.Path)
+	dp, closeDataplane, err := agent.OpenDataplane(node.Path)
 	Expect(err).NotTo(HaveOccurred())
-	ifaces, err := nft.NewNetlinkInterfaces(node.Path)
+	recording := &recordingBackend{Backend: dp.Backend}
+	dp.Backend = recording
+	mgr, r, err := agent.New(logf.IntoContext(ctx, logf.Log.WithValues("netns", node.Name)), cfg,
+		agent.Options{NodeName: nodeName, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: kernelResyncPeriod},
+		dp, func(o *ctrl.Options) { o.Controller = config.Controller{SkipNameValidation: ptr.To(true)} })
 	Expect(err).NotTo(HaveOccurred())
-	conntrack, err := nft.NewNetlinkConntrack(node.Path)
-	Expect(err).NotTo(HaveOccurred())
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 agent.Scheme(),
-		Cache:                  controllers.CacheOptions(nodeName),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		LeaderElection:         false,
-		Logger:                 logf.Log.WithValues("node", nodeName, "netns", node.Name),
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	a := &kernelAgent{
+	return &kernelAgent{
 		nodeName:       nodeName,
-		kernel:         &recordingBackend{Backend: backend},
-		netlinkBackend: backend,
-		ifaces:         ifaces,
-		conntrack:      conntrack,
+		reconciler:     r,
+		kernel:         recording,
+		closeDataplane: closeDataplane,
 		mgr:            mgr,
 		done:           make(chan error, 1),
 	}
-	a.reconciler = &controllers.NodeReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("nftpolicy-agent"),
-		NodeName:     nodeName,
-		Table:        table,
-		Applier:      nft.NewApplier(a.kernel),
-		Interfaces:   ifaces,
-		Conntrack:    conntrack,
-		ResyncPeriod: kernelResyncPeriod,
-	}
-	Expect(a.reconciler.SetupWithManager(mgr)).To(Succeed())
-	return a
 }
 
 // start runs the manager until stop.
@@ -104,9 +78,7 @@ func (a *kernelAgent) stop() {
 			Eventually(a.done, 30*time.Second).Should(Receive(&err), "the manager of %s stops", a.nodeName)
 			Expect(err).NotTo(HaveOccurred(), "the manager of %s", a.nodeName)
 		}
-		a.ifaces.Close()
-		a.conntrack.Close()
-		Expect(a.netlinkBackend.Close()).To(Succeed())
+		a.closeDataplane()
 	})
 }
 

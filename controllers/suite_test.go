@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/nftpolicy/nftpolicy/controllers"
 	"github.com/nftpolicy/nftpolicy/internal/agent"
@@ -97,27 +96,14 @@ var _ = BeforeSuite(func() {
 		Expect(k8sClient.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
 	}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 agent.Scheme(),
-		Cache:                  controllers.CacheOptions(thisNode),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	Expect(err).NotTo(HaveOccurred())
 	kernel = nft.NewFake(table)
-	reconciler = &controllers.NodeReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("nftpolicy-agent"),
-		NodeName:   thisNode,
-		Table:      table,
-		Applier:    nft.NewApplier(&flakyKernel{Backend: kernel}),
-		Interfaces: hostInterfaces,
-		// Short, so that the status heartbeat is exercised too.
-		ResyncPeriod: 2 * time.Second,
-	}
-	Expect(reconciler.SetupWithManager(mgr)).To(Succeed())
+	mgr, r, err := agent.New(ctx, cfg,
+		// A short resync period, so that the status heartbeat is exercised too.
+		agent.Options{NodeName: thisNode, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: 2 * time.Second},
+		agent.Dataplane{Backend: &flakyKernel{Backend: kernel}, Interfaces: hostInterfaces},
+		func(o *ctrl.Options) { o.Controller = config.Controller{SkipNameValidation: ptr.To(true)} })
+	Expect(err).NotTo(HaveOccurred())
+	reconciler = r
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

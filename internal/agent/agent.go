@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -33,6 +34,8 @@ type Options struct {
 	// MetricsAddr and ProbeAddr are the listen addresses of the metrics and probe servers; "0" disables.
 	MetricsAddr string
 	ProbeAddr   string
+	// ResyncPeriod is how often an idle agent re-syncs; 0 is controllers.DefaultResyncPeriod.
+	ResyncPeriod time.Duration
 }
 
 // Scheme holds every type the agent reads or writes.
@@ -43,62 +46,101 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// Run runs the agent until ctx is done. It never removes the table on the way out: an isolated pod must
-// not open because its node's agent restarts, crashes or is upgraded.
-func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+// Dataplane is what an agent programs through: the kernel's seams, or fakes of them in tests.
+type Dataplane struct {
+	Backend    nft.Backend
+	Interfaces nft.InterfaceResolver // nil: no anti-spoofing
+	Conntrack  nft.ConntrackCleaner  // nil: tracked connections are not ended
+}
+
+// OpenDataplane opens the netlink seams of the network namespace at netnsPath ("" = the agent's own).
+// close releases them; it leaves the table programmed.
+func OpenDataplane(netnsPath string) (dp Dataplane, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	backend, err := nft.NewNetlinkBackend(netnsPath)
+	if err != nil {
+		return dp, closeAll, err
+	}
+	closers = append(closers, func() { _ = backend.Close() })
+	ifaces, err := nft.NewNetlinkInterfaces(netnsPath)
+	if err != nil {
+		closeAll()
+		return dp, func() {}, err
+	}
+	closers = append(closers, ifaces.Close)
+	conntrack, err := nft.NewNetlinkConntrack(netnsPath)
+	if err != nil {
+		closeAll()
+		return dp, func() {}, err
+	}
+	closers = append(closers, conntrack.Close)
+	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack}, closeAll, nil
+}
+
+// New assembles an agent, without starting it: a manager with the agent's cache, its node's reconciler,
+// and the health and readiness checks. tweak, when not nil, adjusts the manager's options (tests run
+// several agents in one process).
+func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, tweak func(*ctrl.Options)) (ctrl.Manager, *controllers.NodeReconciler, error) {
 	if opts.NodeName == "" {
-		return errors.New("the node name is required: set --node-name or NODE_NAME")
+		return nil, nil, errors.New("the node name is required: set --node-name or NODE_NAME")
 	}
-	log := logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table)
-
-	backend, err := nft.NewNetlinkBackend(opts.NetNSPath)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = backend.Close() }()
-	ifaces, err := nft.NewNetlinkInterfaces(opts.NetNSPath)
-	if err != nil {
-		return err
-	}
-	defer ifaces.Close()
-	conntrack, err := nft.NewNetlinkConntrack(opts.NetNSPath)
-	if err != nil {
-		return err
-	}
-	defer conntrack.Close()
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 Scheme(),
 		Cache:                  controllers.CacheOptions(opts.NodeName),
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.ProbeAddr,
 		// One agent per node, each programming only its own node: there is nothing to elect.
 		LeaderElection: false,
-		Logger:         log,
-	})
+		Logger:         logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table),
+	}
+	if tweak != nil {
+		tweak(&mgrOpts)
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
+		return nil, nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	r := &controllers.NodeReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("nftpolicy-agent"),
-		NodeName:   opts.NodeName,
-		Table:      opts.Table,
-		Applier:    nft.NewApplier(backend),
-		Interfaces: ifaces,
-		Conntrack:  conntrack,
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     mgr.GetEventRecorder("nftpolicy-agent"),
+		NodeName:     opts.NodeName,
+		Table:        opts.Table,
+		Applier:      nft.NewApplier(dp.Backend),
+		Interfaces:   dp.Interfaces,
+		Conntrack:    dp.Conntrack,
+		ResyncPeriod: opts.ResyncPeriod,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the controller: %w", err)
+		return nil, nil, fmt.Errorf("setting up the controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return fmt.Errorf("adding the liveness check: %w", err)
+		return nil, nil, fmt.Errorf("adding the liveness check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("first-sync", r.ReadyCheck); err != nil {
-		return fmt.Errorf("adding the readiness check: %w", err)
+		return nil, nil, fmt.Errorf("adding the readiness check: %w", err)
 	}
+	return mgr, r, nil
+}
 
+// Run runs the agent until ctx is done. It never removes the table on the way out: an isolated pod must
+// not open because its node's agent restarts, crashes or is upgraded.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	dp, closeDataplane, err := OpenDataplane(opts.NetNSPath)
+	if err != nil {
+		return err
+	}
+	defer closeDataplane()
+	mgr, _, err := New(ctx, cfg, opts, dp, nil)
+	if err != nil {
+		return err
+	}
+	log := mgr.GetLogger()
 	log.Info("Starting the agent", "netns", opts.NetNSPath)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
