@@ -14,17 +14,21 @@ import (
 
 // snapshot lists the world this node resolves, from the cache: every pod and namespace (peers may live
 // anywhere) and every NetworkPolicy.
+//
+// The lists share the cache's objects instead of deep-copying them on every sync (most of a sync's
+// allocations otherwise): the snapshot and selectors.Resolve only read them, and nothing keeps them
+// past the sync.
 func snapshot(ctx context.Context, c client.Reader, node string) (*selectors.Snapshot, error) {
 	var pods corev1.PodList
-	if err := c.List(ctx, &pods); err != nil {
+	if err := c.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	var namespaces corev1.NamespaceList
-	if err := c.List(ctx, &namespaces); err != nil {
+	if err := c.List(ctx, &namespaces, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing namespaces: %w", err)
 	}
 	var policies networkingv1.NetworkPolicyList
-	if err := c.List(ctx, &policies); err != nil {
+	if err := c.List(ctx, &policies, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing network policies: %w", err)
 	}
 
