@@ -72,7 +72,7 @@ type NodeReconciler struct {
 func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	changes := r.changes.take()
-	out, res := r.sync(ctx)
+	out := r.sync(ctx)
 
 	if out.err != nil {
 		r.changes.putBack(changes)
@@ -87,10 +87,9 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 	syncDuration.Observe(out.duration.Seconds())
 	// A change is programmed by the transaction that follows its observation. Changes that needed no
 	// transaction (the table already matched) are not latencies of anything and are dropped.
-	if !res.Unchanged() {
-		committed := time.Now()
+	if !out.committed.IsZero() {
 		for _, observed := range changes {
-			programmingLatency.Observe(committed.Sub(observed).Seconds())
+			programmingLatency.Observe(out.committed.Sub(observed).Seconds())
 		}
 	}
 	c := countsOf(out.model, out.ruleset)
@@ -112,12 +111,12 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 // sync builds the desired ruleset from the cache and commits it in one transaction. On failure the
 // applier has forgotten what the kernel holds, so the next sync replaces the whole table at once: a
 // table is never left half-programmed.
-func (r *NodeReconciler) sync(ctx context.Context) (syncOutcome, nft.ApplyResult) {
+func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	log := logf.FromContext(ctx)
 	out := syncOutcome{started: time.Now(), ruleset: r.Applier.Committed()}
-	fail := func(step string, err error) (syncOutcome, nft.ApplyResult) {
+	fail := func(step string, err error) syncOutcome {
 		out.step, out.err, out.duration = step, err, time.Since(out.started)
-		return out, nft.ApplyResult{}
+		return out
 	}
 
 	log.V(4).Info("Listing pods, namespaces and policies from the cache")
@@ -144,6 +143,10 @@ func (r *NodeReconciler) sync(ctx context.Context) (syncOutcome, nft.ApplyResult
 		return fail(stepApply, err)
 	}
 	out.ruleset = desired
+	if !res.Unchanged() {
+		// The verdicts change here; ending old connections below is not part of the latency.
+		out.committed = time.Now()
+	}
 	if err := r.endDeniedConnections(ctx, desired, ifaces, !res.Unchanged()); err != nil {
 		return fail(stepConntrack, err)
 	}
@@ -154,7 +157,7 @@ func (r *NodeReconciler) sync(ctx context.Context) (syncOutcome, nft.ApplyResult
 		log.V(2).Info("Committed transaction", "table", r.Table, "fullReplace", res.FullReplace,
 			"ops", res.Ops, "elements", res.Elements, "rules", res.Rules, "duration", out.duration)
 	}
-	return out, res
+	return out
 }
 
 // endDeniedConnections deletes the tracked connections that the committed ruleset would not let

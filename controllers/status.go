@@ -22,13 +22,14 @@ import (
 
 // syncOutcome is what one sync found and did, as the status reports it.
 type syncOutcome struct {
-	started  time.Time
-	duration time.Duration
-	model    *selectors.Model    // nil when the sync failed before resolving
-	ruleset  *nft.Ruleset        // the committed ruleset; nil when nothing is known to be committed
-	problems []selectors.Problem // problems of the policies in effect on this node
-	step     string              // the step that failed, "" on success
-	err      error
+	started   time.Time
+	committed time.Time // when the transaction committed; zero when none was needed
+	duration  time.Duration
+	model     *selectors.Model    // nil when the sync failed before resolving
+	ruleset   *nft.Ruleset        // the committed ruleset; nil when nothing is known to be committed
+	problems  []selectors.Problem // problems of the policies in effect on this node
+	step      string              // the step that failed, "" on success
+	err       error
 }
 
 // counts are the numbers the status and the gauges report.
