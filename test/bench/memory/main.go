@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
+	"github.com/nftpolicy/nftpolicy/test/bench/harness"
+)
+
+// Run is one run of the measurement, as written to bench/runs/memory-*.json.
+type Run struct {
+	Started  time.Time       `json:"started"`
+	Seconds  float64         `json:"seconds"`
+	Machine  harness.Machine `json:"machine"`
+	Agent    string          `json:"agent"`
+	Assets   string          `json:"assets"`
+	Settings Settings        `json:"settings"`
+	Scales   []Scale         `json:"scales"`
+	Notes    []string        `json:"notes,omitempty"`
+}
+
+// Settings are the knobs of the run.
+type Settings struct {
+	Workers        int     `json:"workers"`
+	SettleSeconds  float64 `json:"settleSeconds"`
+	EventsPerKind  int     `json:"eventsPerKind"`
+	ChurnSeconds   float64 `json:"churnSeconds"`
+	ChurnRate      float64 `json:"churnEventsPerSecond"`
+	SampleSeconds  float64 `json:"sampleSeconds"`
+	IdleSeconds    float64 `json:"idleSeconds"`
+	ChurnAllScales bool    `json:"churnAllScales"`
+}
+
+// Scale is everything measured at one cluster size.
+type Scale struct {
+	Params    generator.Params `json:"params"`
+	Load      LoadFigures      `json:"load"`
+	Baseline  *ProcessFigures  `json:"baseline,omitempty"`
+	Agent     *ProcessFigures  `json:"agent,omitempty"`
+	Idle      *IdleFigures     `json:"idle,omitempty"`
+	Events    []EventFigures   `json:"events,omitempty"`
+	Churn     *ChurnFigures    `json:"churn,omitempty"`
+	InProcess *InProcess       `json:"inProcess,omitempty"`
+	Error     string           `json:"error,omitempty"`
+}
+
+type runner struct {
+	agentPath, assets, repoRoot, tmpfs, logDir string
+	workers, eventsPerKind                     int
+	settle, idle, churnFor, sampleEvery        time.Duration
+	readyTimeout                               time.Duration
+	churnRate                                  float64
+	scaleIndex                                 int
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "baseline" {
+		if err := runBaseline(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	// envtest logs through controller-runtime; the progress lines of this command are enough.
+	ctrllog.SetLogger(logr.Discard())
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "memory:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("memory", flag.ContinueOnError)
+	r := &runner{}
+	scales := fs.String("scales", "10000:2000,25000:5000,50000:10000", "comma-separated pods:policies, measured in this order, one API server each")
+	fs.StringVar(&r.agentPath, "agent", "bin/nftpolicy", "the agent binary")
+	fs.StringVar(&r.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory with kube-apiserver and etcd")
+	fs.StringVar(&r.repoRoot, "repo", ".", "repository root (for the CRDs)")
+	fs.StringVar(&r.tmpfs, "tmpfs", "/dev/shm", "where etcd keeps its data")
+	fs.IntVar(&r.workers, "workers", 32, "concurrent writers while loading")
+	fs.IntVar(&r.eventsPerKind, "events", 20, "events per kind for allocations per event")
+	fs.DurationVar(&r.settle, "settle", 15*time.Second, "wait after ready before sampling")
+	fs.DurationVar(&r.idle, "idle", 30*time.Second, "idle window for the background allocation rate")
+	fs.DurationVar(&r.churnFor, "churn", 3*time.Minute, "churn run at the largest scale; 0 skips it")
+	fs.Float64Var(&r.churnRate, "churn-rate", 2, "churn events per second")
+	fs.DurationVar(&r.sampleEvery, "sample", 10*time.Second, "churn sampling interval")
+	fs.DurationVar(&r.readyTimeout, "ready-timeout", 5*time.Minute, "how long a process may take to sync")
+	churnAll := fs.Bool("churn-all-scales", false, "churn at every scale, not only the largest")
+	outJSON := fs.String("json", "", "write the run here (default bench/runs/memory-TIMESTAMP.json)")
+	outMD := fs.String("md", "bench/MEMORY.md", "write the report here")
+	render := fs.String("render", "", "only re-render --md from this run's JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *render != "" {
+		b, err := os.ReadFile(*render)
+		if err != nil {
+			return err
+		}
+		var out Run
+		if err := json.Unmarshal(b, &out); err != nil {
+			return fmt.Errorf("reading %s: %w", *render, err)
+		}
+		return os.WriteFile(*outMD, []byte(report(&out, *render)), 0o644)
+	}
+	if r.assets == "" {
+		return errors.New("set --assets or KUBEBUILDER_ASSETS")
+	}
+	sizes, err := parseScales(*scales)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	begin := time.Now().UTC()
+	if *outJSON == "" {
+		*outJSON = filepath.Join("bench", "runs", "memory-"+begin.Format("20060102T150405Z")+".json")
+	}
+	if r.logDir, err = os.MkdirTemp("", "nftpolicy-memory-logs-"); err != nil {
+		return err
+	}
+	r.logf("logs of the measured processes in %s", r.logDir)
+	out := &Run{Started: begin, Machine: harness.DescribeMachine("iptables-restore"), Agent: r.agentPath, Assets: r.assets,
+		Settings: Settings{Workers: r.workers, SettleSeconds: r.settle.Seconds(), EventsPerKind: r.eventsPerKind,
+			ChurnSeconds: r.churnFor.Seconds(), ChurnRate: r.churnRate, SampleSeconds: r.sampleEvery.Seconds(),
+			IdleSeconds: r.idle.Seconds(), ChurnAllScales: *churnAll}}
+	for i, size := range sizes {
+		r.scaleIndex = i
+		churn := *churnAll || i == len(sizes)-1
+		sc, err := r.measureScale(ctx, size[0], size[1], churn)
+		if err != nil {
+			sc.Error = err.Error()
+			r.logf("scale P=%d N=%d failed: %v", size[0], size[1], err)
+		}
+		out.Scales = append(out.Scales, sc)
+		out.Seconds = time.Since(begin).Seconds()
+		if werr := write(out, *outJSON, *outMD); werr != nil {
+			return werr
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	r.logf("wrote %s and %s in %s", *outJSON, *outMD, time.Since(begin).Round(time.Second))
+	return nil
+}
+
+func parseScales(s string) ([][2]int, error) {
+	var out [][2]int
+	for _, part := range strings.Split(s, ",") {
+		p, n, ok := strings.Cut(part, ":")
+		pods, err1 := strconv.Atoi(p)
+		policies, err2 := strconv.Atoi(n)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("scale %q is not pods:policies", part)
+		}
+		out = append(out, [2]int{pods, policies})
+	}
+	return out, nil
+}
+
+// measureScale runs every phase at one cluster size against a fresh API server.
+func (r *runner) measureScale(ctx context.Context, pods, policies int, churn bool) (Scale, error) {
+	params := generator.Defaults(pods, policies, generator.DistinctSelectors)
+	sc := Scale{Params: params}
+	r.logf("P=%d N=%d: generating and starting the API server", pods, policies)
+	c, err := generator.Generate(params)
+	if err != nil {
+		return sc, err
+	}
+	sc.InProcess = measureInProcess(c)
+	r.logf("  in-process resolve + compile: %.1f MiB allocated per call, %.0f ms", mib(sc.InProcess.BytesPerCall), sc.InProcess.MillisPerCall)
+	cp, err := startControlPlane(r.assets, r.repoRoot, r.tmpfs)
+	if err != nil {
+		return sc, err
+	}
+	defer func() {
+		if err := cp.stop(); err != nil {
+			r.logf("stopping the control plane: %v", err)
+		}
+	}()
+	cs, err := newClientset(cp.cfg)
+	if err != nil {
+		return sc, err
+	}
+	if sc.Load, err = load(ctx, cs, c, r.workers, r.logf); err != nil {
+		return sc, err
+	}
+	r.logf("  loaded %d pods, %d policies in %.0fs (%.0f pods/s)", pods, policies, sc.Load.Seconds, sc.Load.PodsPerSecond)
+
+	bc, base, err := r.startBaseline(ctx, cp)
+	if err != nil {
+		return sc, fmt.Errorf("measuring the baseline: %w", err)
+	}
+	defer bc.stop()
+	sc.Baseline = &base
+	start := time.Now()
+	err = r.measureAgent(ctx, cp, cs, c, &sc, churn)
+	if late, lerr := bc.sample(ctx, start); lerr == nil {
+		sc.Baseline.Late = &late
+		r.logf("  baseline late: RSS %.1f MiB, heap in use %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse))
+	}
+	return sc, err
+}
+
+func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, cs *kubernetes.Clientset, c *generator.Cluster, sc *Scale, churn bool) error {
+	ns, err := addNetns(fmt.Sprintf("nftpolicy-mem-%d", os.Getpid()))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ns.remove(); err != nil {
+			r.logf("%v", err)
+		}
+	}()
+	a, err := startChild("agent", filepath.Join(r.logDir, fmt.Sprintf("agent-%d.log", r.scaleIndex)),
+		r.agentPath, "--node-name", generator.Node, "--kubeconfig", cp.kubeconfig, "--netns", ns.path())
+	if err != nil {
+		return err
+	}
+	defer a.stop()
+	begin := time.Now()
+	defer func() {
+		if late, err := a.sample(ctx, begin); err == nil {
+			sc.Agent.Late = &late
+			r.logf("  agent late: RSS %.1f MiB, heap in use %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse))
+		}
+	}()
+	fig, err := r.afterSync(ctx, a, "nftpolicy agent (bin/nftpolicy) programming a fresh network namespace")
+	if err != nil {
+		return err
+	}
+	sc.Agent = &fig
+
+	idle, err := r.measureIdle(ctx, a, r.idle)
+	if err != nil {
+		return err
+	}
+	sc.Idle = &idle
+	r.logf("  idle: %.1f KiB/s allocated, %.0f syncs", idle.BytesPerSecond/1024, idle.Syncs)
+
+	// Pace events well apart from one sync each: three times the mean sync so far, at least a second.
+	gap := time.Second
+	if m := fig.AfterSync; m.Syncs > 0 {
+		gap = max(gap, time.Duration(3*float64(time.Second)*m.SyncSeconds/m.Syncs))
+	}
+	w := newEventWriter(cs, c)
+	harness.TargetPeers(c, selectors.Resolve(c.Snapshot))
+	for _, kind := range measuredKinds {
+		ev, err := r.measureEvents(ctx, a, w, kind, r.eventsPerKind, gap, idle)
+		if err != nil {
+			return err
+		}
+		sc.Events = append(sc.Events, ev)
+	}
+	if churn && r.churnFor > 0 {
+		r.logf("  churn: %s at %.1f events/s, sampling every %s", r.churnFor, r.churnRate, r.sampleEvery)
+		ch, err := r.churn(ctx, a, w, r.churnFor, r.churnRate, r.sampleEvery)
+		if err != nil {
+			return err
+		}
+		sc.Churn = &ch
+		r.logf("  churn: RSS %.1f -> %.1f MiB (max %.1f), slope %.2f MiB/min", kib(ch.RSSFirstKiB), kib(ch.RSSLastKiB), kib(ch.RSSMaxKiB), ch.RSSSlopeMiBPerMin)
+	}
+	return nil
+}
+
+// InProcess is the labelled complement: selectors.Resolve + nft.Compile of the generated snapshot in
+// this process, the pure core of one sync without the cache list and the conversions before it.
+type InProcess struct {
+	Calls          int     `json:"calls"`
+	BytesPerCall   float64 `json:"bytesPerCall"`
+	ObjectsPerCall float64 `json:"objectsPerCall"`
+	MillisPerCall  float64 `json:"millisPerCall"`
+	// SnapshotBytes is the heap the selectors.Snapshot itself holds (measured by building it).
+	SnapshotBytes float64 `json:"snapshotBytes"`
+}
+
+func measureInProcess(c *generator.Cluster) *InProcess {
+	const calls = 3
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	for range calls {
+		m := selectors.Resolve(c.Snapshot)
+		_ = nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: m, Interfaces: harness.Interfaces(m)})
+	}
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	ip := &InProcess{
+		Calls:          calls,
+		BytesPerCall:   float64(after.TotalAlloc-before.TotalAlloc) / calls,
+		ObjectsPerCall: float64(after.Mallocs-before.Mallocs) / calls,
+		MillisPerCall:  float64(elapsed.Milliseconds()) / calls,
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	again, _ := generator.Generate(c.Params)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	ip.SnapshotBytes = float64(after.HeapAlloc) - float64(before.HeapAlloc)
+	runtime.KeepAlive(again)
+	return ip
+}
+
+func write(out *Run, jsonPath, mdPath string) error {
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(mdPath, []byte(report(out, jsonPath)), 0o644)
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
+)
+
+// ProcessFigures are one process's figures after its first sync.
+type ProcessFigures struct {
+	What         string  `json:"what"`
+	ReadySeconds float64 `json:"readySeconds"` // start to /readyz passing (agent: first sync committed)
+	AfterSync    Memory  `json:"afterSync"`    // after settling
+	// Late is sampled at the end of the scale, minutes later (after the runtime's periodic GC): the
+	// baseline idle all along, the agent after the events and the churn.
+	Late *Memory `json:"late,omitempty"`
+}
+
+// EventFigures are the allocations of one kind of event, paced so that each gets its own sync.
+type EventFigures struct {
+	Kind       generator.EventKind `json:"kind"`
+	Events     int                 `json:"events"`
+	GapSeconds float64             `json:"gapSeconds"`
+	Syncs      float64             `json:"syncs"` // syncs the agent ran meanwhile; about Events when pacing worked
+	// RawBytesPerEvent is the growth of the allocation counter over the window divided by Events;
+	// BytesPerEvent subtracts the idle rate (scrapes, timers) over the same time first.
+	RawBytesPerEvent   float64 `json:"rawBytesPerEvent"`
+	BytesPerEvent      float64 `json:"bytesPerEvent"`
+	ObjectsPerEvent    float64 `json:"objectsPerEvent"`
+	SyncSecondsPerSync float64 `json:"syncSecondsPerSync"`
+	RSSAfterKiB        int64   `json:"rssAfterKiB"`
+	Example            string  `json:"example"`
+}
+
+// IdleFigures are the agent's background allocations with nothing changing.
+type IdleFigures struct {
+	Seconds        float64 `json:"seconds"`
+	BytesPerSecond float64 `json:"bytesPerSecond"`
+	Syncs          float64 `json:"syncs"`
+}
+
+// ChurnFigures are the agent's memory over a run of steady events.
+type ChurnFigures struct {
+	Seconds         float64  `json:"seconds"`
+	EventsPerSecond float64  `json:"eventsPerSecond"`
+	Events          int      `json:"events"`
+	Syncs           float64  `json:"syncs"`
+	Samples         []Memory `json:"samples"`
+	// Least-squares slopes over the samples.
+	RSSSlopeMiBPerMin  float64 `json:"rssSlopeMiBPerMin"`
+	HeapSlopeMiBPerMin float64 `json:"heapInuseSlopeMiBPerMin"`
+	RSSFirstKiB        int64   `json:"rssFirstKiB"`
+	RSSLastKiB         int64   `json:"rssLastKiB"`
+	RSSMaxKiB          int64   `json:"rssMaxKiB"`
+}
+
+// startBaseline runs the baseline process until it synced and samples it. It keeps running, idle,
+// until the caller stops it.
+func (r *runner) startBaseline(ctx context.Context, cp *controlPlane) (*child, ProcessFigures, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, ProcessFigures{}, err
+	}
+	c, err := startChild("baseline", filepath.Join(r.logDir, fmt.Sprintf("baseline-%d.log", r.scaleIndex)),
+		self, "baseline", "--node-name", generator.Node, "--kubeconfig", cp.kubeconfig)
+	if err != nil {
+		return nil, ProcessFigures{}, err
+	}
+	fig, err := r.afterSync(ctx, c, "bare controller-runtime manager: agent scheme and controllers.CacheOptions, informers for Pod, Namespace, NetworkPolicy, NodeEnforcement, no reconciler")
+	if err != nil {
+		c.stop()
+		return nil, fig, err
+	}
+	return c, fig, nil
+}
+
+func (r *runner) afterSync(ctx context.Context, c *child, what string) (ProcessFigures, error) {
+	start := time.Now()
+	ready, err := c.waitReady(ctx, r.readyTimeout)
+	if err != nil {
+		return ProcessFigures{}, err
+	}
+	r.logf("  %s ready in %s; settling %s", c.name, ready.Round(time.Millisecond), r.settle)
+	if err := sleep(ctx, r.settle); err != nil {
+		return ProcessFigures{}, err
+	}
+	m, err := c.sample(ctx, start)
+	if err != nil {
+		return ProcessFigures{}, err
+	}
+	r.logf("  %s after sync: RSS %.1f MiB (peak %.1f), heap alloc %.1f MiB, heap in use %.1f MiB", c.name,
+		kib(m.RSSKiB), kib(m.PeakKiB), mib(m.HeapAlloc), mib(m.HeapInuse))
+	return ProcessFigures{What: what, ReadySeconds: ready.Seconds(), AfterSync: m}, nil
+}
+
+// measureIdle samples the agent's allocation counter over a window with no events.
+func (r *runner) measureIdle(ctx context.Context, c *child, window time.Duration) (IdleFigures, error) {
+	start := time.Now()
+	before, err := c.sample(ctx, start)
+	if err != nil {
+		return IdleFigures{}, err
+	}
+	if err := sleep(ctx, window); err != nil {
+		return IdleFigures{}, err
+	}
+	after, err := c.sample(ctx, start)
+	if err != nil {
+		return IdleFigures{}, err
+	}
+	secs := after.AtSeconds - before.AtSeconds
+	return IdleFigures{Seconds: secs, BytesPerSecond: (after.AllocsBytes - before.AllocsBytes) / secs, Syncs: after.Syncs - before.Syncs}, nil
+}
+
+// measureEvents sends n events of kind, one every gap, and divides the allocations by n.
+func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, kind generator.EventKind, n int, gap time.Duration, idle IdleFigures) (EventFigures, error) {
+	fig := EventFigures{Kind: kind, Events: n, GapSeconds: gap.Seconds()}
+	start := time.Now()
+	before, err := c.sample(ctx, start)
+	if err != nil {
+		return fig, err
+	}
+	for i := range n {
+		desc, err := w.send(ctx, kind)
+		if err != nil {
+			return fig, err
+		}
+		if i == 0 {
+			fig.Example = desc
+		}
+		if err := sleep(ctx, gap); err != nil {
+			return fig, err
+		}
+	}
+	after, err := c.sample(ctx, start)
+	if err != nil {
+		return fig, err
+	}
+	delta := after.AllocsBytes - before.AllocsBytes
+	secs := after.AtSeconds - before.AtSeconds
+	fig.Syncs = after.Syncs - before.Syncs
+	fig.RawBytesPerEvent = delta / float64(n)
+	fig.BytesPerEvent = (delta - idle.BytesPerSecond*secs) / float64(n)
+	fig.ObjectsPerEvent = (after.AllocsObjs - before.AllocsObjs) / float64(n)
+	if fig.Syncs > 0 {
+		fig.SyncSecondsPerSync = (after.SyncSeconds - before.SyncSeconds) / fig.Syncs
+	}
+	fig.RSSAfterKiB = after.RSSKiB
+	r.logf("  %s: %d events, %.0f syncs, %.2f MiB allocated per event (raw %.2f), %.0f objects, sync %.0f ms",
+		kind, n, fig.Syncs, mib(fig.BytesPerEvent), mib(fig.RawBytesPerEvent), fig.ObjectsPerEvent, 1000*fig.SyncSecondsPerSync)
+	return fig, nil
+}
+
+// churn sends events of the measured kinds round robin at rate per second for d, sampling every
+// interval.
+func (r *runner) churn(ctx context.Context, c *child, w *eventWriter, d time.Duration, rate float64, interval time.Duration) (ChurnFigures, error) {
+	fig := ChurnFigures{EventsPerSecond: rate}
+	start := time.Now()
+	first, err := c.sample(ctx, start)
+	if err != nil {
+		return fig, err
+	}
+	fig.Samples = append(fig.Samples, first)
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	sampleTick := time.NewTicker(interval)
+	defer sampleTick.Stop()
+	deadline := time.After(d)
+	for {
+		select {
+		case <-ctx.Done():
+			return fig, ctx.Err()
+		case <-deadline:
+			last, err := c.sample(ctx, start)
+			if err != nil {
+				return fig, err
+			}
+			fig.Samples = append(fig.Samples, last)
+			fig.Seconds = last.AtSeconds
+			fig.Syncs = last.Syncs - first.Syncs
+			summarizeChurn(&fig)
+			return fig, nil
+		case <-tick.C:
+			if _, err := w.send(ctx, measuredKinds[fig.Events%len(measuredKinds)]); err != nil {
+				return fig, err
+			}
+			fig.Events++
+		case <-sampleTick.C:
+			m, err := c.sample(ctx, start)
+			if err != nil {
+				return fig, err
+			}
+			fig.Samples = append(fig.Samples, m)
+			r.logf("  churn %3.0fs: RSS %.1f MiB, heap in use %.1f MiB, %d events, %.0f syncs", m.AtSeconds, kib(m.RSSKiB), mib(m.HeapInuse), fig.Events, m.Syncs-first.Syncs)
+		}
+	}
+}
+
+func summarizeChurn(fig *ChurnFigures) {
+	var xs, rss, heap []float64
+	for _, s := range fig.Samples {
+		xs = append(xs, s.AtSeconds/60)
+		rss = append(rss, kib(s.RSSKiB))
+		heap = append(heap, mib(s.HeapInuse))
+		fig.RSSMaxKiB = max(fig.RSSMaxKiB, s.RSSKiB)
+	}
+	fig.RSSSlopeMiBPerMin = slope(xs, rss)
+	fig.HeapSlopeMiBPerMin = slope(xs, heap)
+	fig.RSSFirstKiB = fig.Samples[0].RSSKiB
+	fig.RSSLastKiB = fig.Samples[len(fig.Samples)-1].RSSKiB
+}
+
+// slope is the least-squares slope of ys over xs.
+func slope(xs, ys []float64) float64 {
+	n := float64(len(xs))
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx += xs[i]
+		sy += ys[i]
+		sxx += xs[i] * xs[i]
+		sxy += xs[i] * ys[i]
+	}
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func kib(v int64) float64   { return float64(v) / 1024 }
+func mib(v float64) float64 { return v / (1 << 20) }
