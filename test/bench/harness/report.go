@@ -60,7 +60,9 @@ func Report(r *Run, source string) string {
 	p("| goal | figure | verdict | what limits it / notes |")
 	p("|---|---|---|---|")
 	w.WriteString(goals.String())
-	p("| 3. per-packet cost, 4. agent memory, 5. end-to-end latency | not measured | n/a | need the lab (another issue); the harness takes them as further steps (`harness.Steps`) |")
+	p("| 3. per-packet cost | see bench/PACKET.md | | measured by hack/bench/packet.sh |")
+	p("| 4. agent memory | see bench/MEMORY.md | | measured by hack/bench/memory.sh |")
+	p("| 5. end-to-end enforcement latency | see bench/LATENCY.md | | measured by hack/bench/latency.sh |")
 	p("")
 	if len(r.Notes) > 0 {
 		p("## Notes")
