@@ -41,6 +41,12 @@ func (l *Lab) startPod(ctx context.Context, n *node, namespace string, spec scen
 	if err != nil {
 		return nil, fmt.Errorf("creating the network namespace of %s: %w", ref, err)
 	}
+	return l.runPod(ctx, n, netPod, namespace, spec)
+}
+
+// runPod serves the pod's ports in its network namespace and creates the Pod with its status.
+func (l *Lab) runPod(ctx context.Context, n *node, netPod *netlab.Pod, namespace string, spec scenario.Pod) (*labPod, error) {
+	ref := namespace + "/" + spec.Name
 	p := &labPod{ref: ref, node: n, net: netPod}
 	if err := p.serve(spec.Ports); err != nil {
 		return p, err
