@@ -88,23 +88,7 @@ func BenchmarkDiff(b *testing.B) {
 // BenchmarkKernelApply programs a node namespace: a full replacement of the table (the baseline) and
 // an incremental one-pod change, both through the netlink backend, one transaction each.
 func BenchmarkKernelApply(b *testing.B) {
-	if reason := netlab.Unavailable(); reason != "" {
-		b.Skip(reason)
-	}
-	lab, err := netlab.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = lab.Close() })
-	node, err := lab.AddNode()
-	if err != nil {
-		b.Fatal(err)
-	}
-	backend, err := NewNetlinkBackend(node.Path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = backend.Close() })
+	backend := benchNamespace(b)
 	for _, pods := range benchSizes {
 		m, ifaces := benchModel(pods)
 		first := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
@@ -143,23 +127,7 @@ func BenchmarkKernelApply(b *testing.B) {
 // BenchmarkKernelElementFloor is the smallest transaction there is: one element added to, or deleted
 // from, a set. It shows the kernel's own cost per commit, which no layout can go below.
 func BenchmarkKernelElementFloor(b *testing.B) {
-	if reason := netlab.Unavailable(); reason != "" {
-		b.Skip(reason)
-	}
-	lab, err := netlab.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = lab.Close() })
-	node, err := lab.AddNode()
-	if err != nil {
-		b.Fatal(err)
-	}
-	backend, err := NewNetlinkBackend(node.Path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = backend.Close() })
+	backend := benchNamespace(b)
 	if err := backend.Run(Diff(nil, Compile(CompileInput{Table: "nftpolicy", Model: emptyModel()}))); err != nil {
 		b.Fatal(err)
 	}
@@ -194,4 +162,28 @@ func BenchmarkKernelElementFloor(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchNamespace returns a backend for a fresh node namespace, removed when the benchmark ends, or
+// skips the benchmark where namespaces cannot be made.
+func benchNamespace(b *testing.B) *NetlinkBackend {
+	b.Helper()
+	if reason := netlab.Unavailable(); reason != "" {
+		b.Skip(reason)
+	}
+	lab, err := netlab.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = lab.Close() })
+	node, err := lab.AddNode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	backend, err := NewNetlinkBackend(node.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = backend.Close() })
+	return backend
 }
