@@ -64,7 +64,7 @@ vet: ## Run go vet against code.
 	go vet ./...
 
 # -count=1: the dataplane tests read kernel state, so cached results lie.
-GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
+GO_TEST_FLAGS ?= -race -count=1 -timeout 45m
 
 # test runs every check even when an earlier one fails and fails at the end
 # (hack/test.sh), so one CI run reports vet, gofmt, lint and test results.

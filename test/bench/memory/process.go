@@ -72,7 +72,7 @@ func (c *child) waitReady(ctx context.Context, timeout time.Duration) (time.Dura
 		}
 		select {
 		case <-c.exited:
-			return 0, fmt.Errorf("the %s exited (%v); see %s", c.name, c.err, c.log.Name())
+			return 0, fmt.Errorf("the %s exited (%w); see %s", c.name, c.err, c.log.Name())
 		case <-ctx.Done():
 			return 0, fmt.Errorf("waiting for the %s to be ready: %w; see %s", c.name, ctx.Err(), c.log.Name())
 		case <-time.After(200 * time.Millisecond):
@@ -192,7 +192,7 @@ type netns struct{ name string }
 
 func addNetns(name string) (*netns, error) {
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("adding network namespace %s: %v: %s", name, err, out)
+		return nil, fmt.Errorf("adding network namespace %s: %w: %s", name, err, out)
 	}
 	return &netns{name: name}, nil
 }
@@ -201,7 +201,7 @@ func (n *netns) path() string { return "/var/run/netns/" + n.name }
 
 func (n *netns) remove() error {
 	if out, err := exec.Command("ip", "netns", "delete", n.name).CombinedOutput(); err != nil {
-		return fmt.Errorf("deleting network namespace %s: %v: %s", n.name, err, out)
+		return fmt.Errorf("deleting network namespace %s: %w: %s", n.name, err, out)
 	}
 	return nil
 }
