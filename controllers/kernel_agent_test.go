@@ -3,8 +3,6 @@ package controllers_test
 import (
 	"context"
 	"os/exec"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/nftpolicy/nftpolicy/controllers"
 	"github.com/nftpolicy/nftpolicy/internal/agent"
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/internal/nftlisting"
 	"github.com/nftpolicy/nftpolicy/nft"
 )
 
@@ -121,29 +120,9 @@ func kernelListing(node *netlab.Node) (string, error) {
 	return string(out), err
 }
 
-// tableContent splits a listing of our table, the kernel's or nft.Render's, into its sets, maps and
-// chains, sorted: the kernel lists them in creation order, which differs between a table built by one
-// full replacement and one grown by incremental transactions. Element lists are sorted too: nft wraps
-// long ones and lists hashed sets in the kernel's iteration order.
+// tableContent is a listing of our table as sorted blocks of sets, maps and chains: the kernel lists
+// them in creation order, which differs between a table built by one full replacement and one grown by
+// incremental transactions.
 func tableContent(listing string) []string {
-	listing = strings.ReplaceAll(listing, ",\n\t\t\t     ", ", ")
-	const open, closing = "elements = { ", " }"
-	lines := strings.Split(listing, "\n")
-	for i, l := range lines {
-		start := strings.Index(l, open)
-		if start < 0 || !strings.HasSuffix(l, closing) {
-			continue
-		}
-		items := strings.Split(l[start+len(open):len(l)-len(closing)], ", ")
-		slices.Sort(items)
-		lines[i] = l[:start+len(open)] + strings.Join(items, ", ") + closing
-	}
-	var blocks []string
-	for _, b := range strings.Split(strings.Join(lines, "\n"), "\n\n") {
-		b = strings.TrimPrefix(b, "table inet "+table+" {\n")
-		b = strings.TrimSuffix(strings.TrimSuffix(b, "}\n"), "\n")
-		blocks = append(blocks, b)
-	}
-	slices.Sort(blocks)
-	return blocks
+	return nftlisting.Blocks(nftlisting.NormalizeElements(listing), table)
 }

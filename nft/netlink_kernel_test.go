@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/internal/nftlisting"
 )
 
 // Kernel tests: they program a fresh network namespace through NetlinkBackend and compare the
@@ -169,27 +170,7 @@ func listTable(t *testing.T, ns *netlab.Node, table string) string {
 	if err != nil {
 		t.Fatalf("nft list table: %v\n%s", err, out)
 	}
-	return normalizeElements(string(out))
-}
-
-// normalizeElements undoes nft's wrapping of long element lists (Render writes each list on one
-// line) and sorts the items of every `elements = { ... }` list. The kernel keeps the elements of a
-// set without flags interval, and of a verdict map, in a hash table, and nft lists them in the
-// table's iteration order, which no renderer can predict.
-func normalizeElements(listing string) string {
-	listing = strings.ReplaceAll(listing, ",\n\t\t\t     ", ", ")
-	const open, close = "elements = { ", " }"
-	lines := strings.Split(listing, "\n")
-	for i, l := range lines {
-		start := strings.Index(l, open)
-		if start < 0 || !strings.HasSuffix(l, close) {
-			continue
-		}
-		items := strings.Split(l[start+len(open):len(l)-len(close)], ", ")
-		slices.Sort(items)
-		lines[i] = l[:start+len(open)] + strings.Join(items, ", ") + close
-	}
-	return strings.Join(lines, "\n")
+	return nftlisting.NormalizeElements(string(out))
 }
 
 func tableExists(t *testing.T, ns *netlab.Node, table string) bool {
@@ -207,7 +188,7 @@ func run(t *testing.T, b Backend, tx *Transaction) {
 
 func assertListing(t *testing.T, ns *netlab.Node, rs *Ruleset) {
 	t.Helper()
-	got, want := listTable(t, ns, rs.Table), normalizeElements(Render(rs))
+	got, want := listTable(t, ns, rs.Table), nftlisting.NormalizeElements(Render(rs))
 	if got != want {
 		t.Errorf("kernel listing differs from Render\n--- kernel\n%s\n--- Render\n%s\n--- diff\n%s", got, want, lineDiff(want, got))
 	}
@@ -218,21 +199,10 @@ func assertListing(t *testing.T, ns *netlab.Node, rs *Ruleset) {
 // Render sorts them by name.
 func assertSameContent(t *testing.T, ns *netlab.Node, rs *Ruleset) {
 	t.Helper()
-	got, want := listTable(t, ns, rs.Table), normalizeElements(Render(rs))
-	if gb, wb := blocks(got), blocks(want); !slices.Equal(gb, wb) {
+	got, want := listTable(t, ns, rs.Table), nftlisting.NormalizeElements(Render(rs))
+	if gb, wb := nftlisting.Blocks(got, rs.Table), nftlisting.Blocks(want, rs.Table); !slices.Equal(gb, wb) {
 		t.Errorf("kernel listing has other content than Render\n--- kernel\n%s\n--- Render\n%s\n--- diff\n%s", got, want, lineDiff(want, got))
 	}
-}
-
-func blocks(listing string) []string {
-	var out []string
-	for _, b := range strings.Split(listing, "\n\n") {
-		b = strings.TrimPrefix(b, "table inet "+kernelTable+" {\n")
-		b = strings.TrimSuffix(strings.TrimSuffix(b, "}\n"), "\n")
-		out = append(out, b)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // lineDiff lists the lines only in want (-) and only in got (+).

@@ -1,0 +1,40 @@
+// Package nftlisting compares `nft list table` output, the kernel's or nft.Render's, for tests: the
+// kernel lists hashed elements in its own iteration order, wraps long element lists, and lists sets,
+// maps and chains in creation order, none of which a renderer can predict.
+package nftlisting
+
+import (
+	"slices"
+	"strings"
+)
+
+// NormalizeElements undoes nft's wrapping of element lists (one list per line) and sorts the items of
+// every `elements = { ... }` list.
+func NormalizeElements(listing string) string {
+	listing = strings.ReplaceAll(listing, ",\n\t\t\t     ", ", ")
+	const open, closing = "elements = { ", " }"
+	lines := strings.Split(listing, "\n")
+	for i, l := range lines {
+		start := strings.Index(l, open)
+		if start < 0 || !strings.HasSuffix(l, closing) {
+			continue
+		}
+		items := strings.Split(l[start+len(open):len(l)-len(closing)], ", ")
+		slices.Sort(items)
+		lines[i] = l[:start+len(open)] + strings.Join(items, ", ") + closing
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Blocks splits a normalized listing of table into its sets, maps and chains, sorted, so that two
+// tables with the same content compare equal whatever order their objects were created in.
+func Blocks(listing, table string) []string {
+	var out []string
+	for _, b := range strings.Split(listing, "\n\n") {
+		b = strings.TrimPrefix(b, "table inet "+table+" {\n")
+		b = strings.TrimSuffix(strings.TrimSuffix(b, "}\n"), "\n")
+		out = append(out, b)
+	}
+	slices.Sort(out)
+	return out
+}
