@@ -92,7 +92,52 @@ type CompileInput struct {
 
 // Compile turns a resolved model into the full content of our table. It is pure and deterministic.
 func Compile(in CompileInput) *Ruleset {
-	c := compiler{in: in, sets: map[string]*Set{}}
+	return new(Compiler).Compile(in)
+}
+
+// Compiler compiles models one after the other, remembering what it lowered last time so that the
+// parts of a model that did not change cost nothing: a peer or service set whose members are the very
+// same slice as in the previous model (selectors.Resolver hands out unchanged sets that way) keeps its
+// element slice, and a pod chain whose isolation is the same *Isolation keeps its rules. The Ruleset
+// it returns then shares those slices with the previous one, which lets Diff skip them without
+// comparing a single element.
+//
+// Compile's output is the same as the package-level Compile's for the same input. Models must not
+// be modified after they were compiled (selectors never does). A Compiler is not safe for concurrent
+// use; the zero value is ready.
+type Compiler struct {
+	peers    map[string]peerMemo    // by set name
+	services map[string]serviceMemo // by set name
+	chains   map[string]chainMemo   // by chain name
+}
+
+type peerMemo struct {
+	ranges      []selectors.AddrRange // kept, so that its array cannot be reused for other content
+	hasIPBlocks bool
+	description string
+	set         *Set
+}
+
+type serviceMemo struct {
+	services    []selectors.Service
+	description string
+	set         *Set
+}
+
+type chainMemo struct {
+	iso      *selectors.Isolation
+	families []Family
+	rules    []Rule
+}
+
+// Compile turns a resolved model into the full content of our table, reusing what the previous call
+// lowered for unchanged sets and chains.
+func (cc *Compiler) Compile(in CompileInput) *Ruleset {
+	c := compiler{in: in, sets: map[string]*Set{}, memo: cc, next: Compiler{
+		peers:    make(map[string]peerMemo, len(cc.peers)),
+		services: make(map[string]serviceMemo, len(cc.services)),
+		chains:   make(map[string]chainMemo, len(cc.chains)),
+	}}
 	rs := &Ruleset{Table: in.Table}
 	c.addAntiSpoofSets()
 	for _, bc := range baseChains {
@@ -128,17 +173,20 @@ func Compile(in CompileInput) *Ruleset {
 	}
 	slices.SortFunc(rs.Maps, func(a, b Map) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(rs.Chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
+	rs.Sets = make([]Set, 0, len(c.sets))
 	for _, s := range c.sets {
-		SortElements(s.Elements)
-		rs.Sets = append(rs.Sets, *s)
+		rs.Sets = append(rs.Sets, *s) // elements sorted where each set was built
 	}
 	slices.SortFunc(rs.Sets, func(a, b Set) int { return strings.Compare(a.Name, b.Name) })
+	*cc = c.next
 	return rs
 }
 
 type compiler struct {
 	in   CompileInput
 	sets map[string]*Set
+	memo *Compiler // what the previous call lowered
+	next Compiler  // what this call lowered, for the next one
 }
 
 // egressChain holds what applies to every packet leaving a local pod, before its own policy.
@@ -197,6 +245,7 @@ func (c *compiler) addAntiSpoofSets() {
 		}
 	}
 	for _, s := range []*Set{ifaces, pairs[IPv4], pairs[IPv6], addrs[IPv4], addrs[IPv6]} {
+		SortElements(s.Elements)
 		c.sets[s.Name] = s
 	}
 }
@@ -208,13 +257,40 @@ func (c *compiler) podChain(pod selectors.LocalPod, dir selectors.Direction, iso
 		prefix = podEgressChainPrefix
 	}
 	chain := Chain{Name: truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key())}
-	for _, f := range podFamilies(pod) {
+	families := podFamilies(pod)
+	if m, ok := c.memo.chains[chain.Name]; ok && m.iso == iso && slices.Equal(m.families, families) {
+		// The same isolation compiles to the same rules, and names the same sets; they still have to
+		// be declared in this ruleset.
+		for _, r := range iso.Rules {
+			c.declareSets(r, families)
+		}
+		chain.Rules = m.rules
+		c.next.chains[chain.Name] = m
+		return chain
+	}
+	for _, f := range families {
 		for _, r := range iso.Rules {
 			chain.Rules = append(chain.Rules, c.compileRule(dir, f, r)...)
 		}
 	}
 	chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Drop}, Comment: dropComment(dir, iso)})
+	c.next.chains[chain.Name] = chainMemo{iso: iso, families: families, rules: chain.Rules}
 	return chain
+}
+
+// declareSets declares the sets one rule refers to in every family, as compileRule would.
+func (c *compiler) declareSets(r selectors.Rule, families []Family) {
+	for _, f := range families {
+		if !r.AnyPeer {
+			c.peerSet(r.Peers, f)
+		}
+		if r.AllPorts {
+			continue
+		}
+		for _, id := range r.NamedPorts {
+			c.serviceSet(id, f)
+		}
+	}
 }
 
 // compileRule lowers one policy rule for one family: peers AND (all ports | one of the port ranges |
@@ -260,6 +336,11 @@ func (c *compiler) peerSet(id string, f Family) string {
 		return name
 	}
 	as, _ := findAddressSet(c.in.Model, id)
+	if m, ok := c.memo.peers[name]; ok && sameSlice(m.ranges, as.Ranges) && m.hasIPBlocks == as.HasIPBlocks && m.description == as.Description {
+		c.sets[name] = m.set
+		c.next.peers[name] = m
+		return name
+	}
 	// Peers chosen only by selectors are pod addresses: a hash set, one element per address and an
 	// O(1) lookup. Only a definition with an ipBlock needs an interval set, for its ranges.
 	set := &Set{Name: name, Type: addrKey(f), Interval: as.HasIPBlocks, Comment: truncateComment(as.Description)}
@@ -278,7 +359,9 @@ func (c *compiler) peerSet(id string, f Family) string {
 			}
 		}
 	}
+	SortElements(set.Elements)
 	c.sets[name] = set
+	c.next.peers[name] = peerMemo{ranges: as.Ranges, hasIPBlocks: as.HasIPBlocks, description: as.Description, set: set}
 	return name
 }
 
@@ -288,21 +371,35 @@ func (c *compiler) serviceSet(id string, f Family) string {
 	if _, ok := c.sets[name]; ok {
 		return name
 	}
+	ss, found := findServiceSet(c.in.Model, id)
+	if m, ok := c.memo.services[name]; ok && found && sameSlice(m.services, ss.Services) && m.description == ss.Description {
+		c.sets[name] = m.set
+		c.next.services[name] = m
+		return name
+	}
 	keyType := KeyIPv4ProtoPort
 	if f == IPv6 {
 		keyType = KeyIPv6ProtoPort
 	}
 	set := &Set{Name: name, Type: keyType}
-	if ss, ok := findServiceSet(c.in.Model, id); ok {
+	if found {
 		set.Comment = truncateComment(ss.Description)
 		for _, s := range ss.Services {
 			if FamilyOf(s.Addr) == f {
 				set.Elements = append(set.Elements, Element{Addr: s.Addr, Proto: protoNumber(s.Protocol), Port: s.Port})
 			}
 		}
+		c.next.services[name] = serviceMemo{services: ss.Services, description: ss.Description, set: set}
 	}
+	SortElements(set.Elements)
 	c.sets[name] = set
 	return name
+}
+
+// sameSlice reports whether a and b are the very same slice (same array, same length). Empty slices
+// are the same whatever their arrays: they hold nothing.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func findAddressSet(m *selectors.Model, id string) (selectors.AddressSet, bool) {

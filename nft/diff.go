@@ -3,6 +3,7 @@ package nft
 import (
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // Diff returns the transaction that turns the table from committed into desired. With committed nil
@@ -11,22 +12,25 @@ import (
 //
 // Order matters inside one batch: new sets and chains exist before rules refer to them, and rules and
 // map elements stop referring to sets and chains before those are deleted.
+//
+// Unchanged parts cost little: objects are looked up by name without building indexes of sorted
+// rulesets, and element lists and rule lists that are the very same slices in both rulesets (as
+// Compiler makes them for what did not change) are skipped without comparing their contents.
 func Diff(committed, desired *Ruleset) *Transaction {
-	if committed == nil || committed.Table != desired.Table || redefined(committed, desired) {
+	if committed == nil || committed.Table != desired.Table {
+		return fullReplace(desired)
+	}
+	oldSets, oldMaps, oldChains := indexSets(committed), indexMaps(committed), indexChains(committed)
+	newSets, newMaps, newChains := indexSets(desired), indexMaps(desired), indexChains(desired)
+	if redefined(desired, oldSets, oldMaps, oldChains) {
 		return fullReplace(desired)
 	}
 	tx := &Transaction{Table: desired.Table}
-	oldSets := indexSets(committed)
-	oldMaps := indexMaps(committed)
-	oldChains := indexChains(committed)
-	newSets := indexSets(desired)
-	newMaps := indexMaps(desired)
-	newChains := indexChains(desired)
 
 	// 1. New sets, and element changes of existing ones (deletions first: interval sets must not
 	// see overlapping ranges).
 	for _, s := range desired.Sets {
-		old, ok := oldSets[s.Name]
+		old, ok := oldSets.find(s.Name)
 		if !ok {
 			tx.Ops = append(tx.Ops, AddSet{Set: withoutElements(s)})
 			if len(s.Elements) > 0 {
@@ -44,19 +48,19 @@ func Diff(committed, desired *Ruleset) *Transaction {
 	}
 	// 2. New maps (elements come after the chains they point to).
 	for _, m := range desired.Maps {
-		if _, ok := oldMaps[m.Name]; !ok {
+		if _, ok := oldMaps.find(m.Name); !ok {
 			tx.Ops = append(tx.Ops, AddMap{Map: withoutMapElements(m)})
 		}
 	}
 	// 3. New chains, then the rules of new and changed chains.
 	for _, c := range desired.Chains {
-		if _, ok := oldChains[c.Name]; !ok {
+		if _, ok := oldChains.find(c.Name); !ok {
 			tx.Ops = append(tx.Ops, AddChain{Chain: withoutRules(c)})
 		}
 	}
 	for _, c := range desired.Chains {
-		old, ok := oldChains[c.Name]
-		if ok && reflect.DeepEqual(old.Rules, c.Rules) {
+		old, ok := oldChains.find(c.Name)
+		if ok && (sameSlice(old.Rules, c.Rules) || reflect.DeepEqual(old.Rules, c.Rules)) {
 			continue
 		}
 		if ok {
@@ -68,7 +72,11 @@ func Diff(committed, desired *Ruleset) *Transaction {
 	}
 	// 4. Map elements: removed or re-pointed keys go first, then new ones.
 	for _, m := range desired.Maps {
-		added, deleted := diffMapElements(oldMaps[m.Name].Elements, m.Elements)
+		var oldElements []MapElement
+		if old, ok := oldMaps.find(m.Name); ok {
+			oldElements = old.Elements
+		}
+		added, deleted := diffMapElements(oldElements, m.Elements)
 		if len(deleted) > 0 {
 			tx.Ops = append(tx.Ops, DeleteMapElements{Map: m.Name, Type: m.Type, Elements: deleted})
 		}
@@ -77,18 +85,18 @@ func Diff(committed, desired *Ruleset) *Transaction {
 		}
 	}
 	for _, m := range committed.Maps {
-		if _, ok := newMaps[m.Name]; !ok {
+		if _, ok := newMaps.find(m.Name); !ok {
 			tx.Ops = append(tx.Ops, DeleteMap{Name: m.Name})
 		}
 	}
 	// 5. Chains and sets nothing refers to any more.
 	for _, c := range committed.Chains {
-		if _, ok := newChains[c.Name]; !ok {
+		if _, ok := newChains.find(c.Name); !ok {
 			tx.Ops = append(tx.Ops, FlushChain{Name: c.Name}, DeleteChain{Name: c.Name})
 		}
 	}
 	for _, s := range committed.Sets {
-		if _, ok := newSets[s.Name]; !ok {
+		if _, ok := newSets.find(s.Name); !ok {
 			tx.Ops = append(tx.Ops, DeleteSet{Name: s.Name})
 		}
 	}
@@ -125,20 +133,19 @@ func fullReplace(desired *Ruleset) *Transaction {
 }
 
 // redefined reports whether an object kept its name but changed what it is.
-func redefined(committed, desired *Ruleset) bool {
-	oldSets, oldMaps, oldChains := indexSets(committed), indexMaps(committed), indexChains(committed)
+func redefined(desired *Ruleset, oldSets finder[Set], oldMaps finder[Map], oldChains finder[Chain]) bool {
 	for _, s := range desired.Sets {
-		if old, ok := oldSets[s.Name]; ok && (old.Type != s.Type || old.Interval != s.Interval || old.Comment != s.Comment) {
+		if old, ok := oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Comment != s.Comment) {
 			return true
 		}
 	}
 	for _, m := range desired.Maps {
-		if old, ok := oldMaps[m.Name]; ok && (old.Type != m.Type || old.Comment != m.Comment) {
+		if old, ok := oldMaps.find(m.Name); ok && (old.Type != m.Type || old.Comment != m.Comment) {
 			return true
 		}
 	}
 	for _, c := range desired.Chains {
-		if old, ok := oldChains[c.Name]; ok && (!reflect.DeepEqual(old.Base, c.Base)) {
+		if old, ok := oldChains.find(c.Name); ok && (!reflect.DeepEqual(old.Base, c.Base)) {
 			return true
 		}
 	}
@@ -148,7 +155,7 @@ func redefined(committed, desired *Ruleset) bool {
 // diffElements walks two element lists in canonical order (see SortElements) side by side: linear,
 // and without the allocations of hashing every element of a large peer set.
 func diffElements(old, desired []Element) (added, deleted []Element) {
-	if slices.Equal(old, desired) { // most sets did not change: one cheap pass, no ordering work
+	if sameSlice(old, desired) || slices.Equal(old, desired) { // most sets did not change
 		return nil, nil
 	}
 	old, desired = sortedElements(old), sortedElements(desired)
@@ -172,7 +179,7 @@ func diffElements(old, desired []Element) (added, deleted []Element) {
 // diffMapElements does the same for verdict maps, sorted by key; a key whose verdict changed is
 // deleted and added again.
 func diffMapElements(old, desired []MapElement) (added, deleted []MapElement) {
-	if slices.Equal(old, desired) {
+	if sameSlice(old, desired) || slices.Equal(old, desired) {
 		return nil, nil
 	}
 	old, desired = sortedMapElements(old), sortedMapElements(desired)
@@ -218,28 +225,62 @@ func sortedMapElements(elems []MapElement) []MapElement {
 	return elems
 }
 
-func indexSets(rs *Ruleset) map[string]Set {
-	out := make(map[string]Set, len(rs.Sets))
-	for _, s := range rs.Sets {
-		out[s.Name] = s
-	}
-	return out
+// finder looks objects up by name. Rulesets keep their objects sorted by name (chains after their
+// leading base chains), so a lookup is a binary search and building the finder allocates nothing; a
+// hand-built ruleset out of order gets a map instead.
+type finder[T any] struct {
+	items  []T
+	prefix int // items[:prefix] are searched one by one, items[prefix:] by binary search
+	name   func(*T) string
+	byName map[string]int // set when items[prefix:] is not sorted
 }
 
-func indexMaps(rs *Ruleset) map[string]Map {
-	out := make(map[string]Map, len(rs.Maps))
-	for _, m := range rs.Maps {
-		out[m.Name] = m
+func newFinder[T any](items []T, prefix int, name func(*T) string) finder[T] {
+	f := finder[T]{items: items, prefix: prefix, name: name}
+	if !slices.IsSortedFunc(items[prefix:], func(a, b T) int { return strings.Compare(name(&a), name(&b)) }) {
+		f.byName = make(map[string]int, len(items))
+		for i := range items {
+			f.byName[name(&items[i])] = i
+		}
 	}
-	return out
+	return f
 }
 
-func indexChains(rs *Ruleset) map[string]Chain {
-	out := make(map[string]Chain, len(rs.Chains))
-	for _, c := range rs.Chains {
-		out[c.Name] = c
+func (f finder[T]) find(name string) (*T, bool) {
+	if f.byName != nil {
+		i, ok := f.byName[name]
+		if !ok {
+			return nil, false
+		}
+		return &f.items[i], true
 	}
-	return out
+	for i := range f.items[:f.prefix] {
+		if f.name(&f.items[i]) == name {
+			return &f.items[i], true
+		}
+	}
+	rest := f.items[f.prefix:]
+	i, ok := slices.BinarySearchFunc(rest, name, func(item T, name string) int { return strings.Compare(f.name(&item), name) })
+	if !ok {
+		return nil, false
+	}
+	return &rest[i], true
+}
+
+func indexSets(rs *Ruleset) finder[Set] {
+	return newFinder(rs.Sets, 0, func(s *Set) string { return s.Name })
+}
+
+func indexMaps(rs *Ruleset) finder[Map] {
+	return newFinder(rs.Maps, 0, func(m *Map) string { return m.Name })
+}
+
+func indexChains(rs *Ruleset) finder[Chain] {
+	base := 0
+	for base < len(rs.Chains) && rs.Chains[base].Base != nil {
+		base++
+	}
+	return newFinder(rs.Chains, base, func(c *Chain) string { return c.Name })
 }
 
 func withoutElements(s Set) Set {

@@ -55,7 +55,7 @@ func Trace(rs *Ruleset, p Packet) TraceResult {
 // safe for concurrent use.
 type Tracer struct {
 	rs     *Ruleset
-	chains map[string]Chain
+	chains finder[Chain]
 	sets   map[string]map[Element]bool
 }
 
@@ -95,7 +95,7 @@ func (t *tracer) run(chain string, depth int) VerdictKind {
 	if depth > 16 {
 		panic("nft: trace exceeded the jump depth limit in chain " + chain)
 	}
-	c, ok := t.chains[chain]
+	c, ok := t.chains.find(chain)
 	if !ok {
 		panic("nft: trace reached missing chain " + chain)
 	}

@@ -1,0 +1,122 @@
+package nft
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
+
+// withAddressSet returns a copy of m (sharing everything else) whose set id has new ranges.
+func withAddressSet(m *selectors.Model, id string, ranges []selectors.AddrRange) *selectors.Model {
+	next := *m
+	next.AddressSets = slices.Clone(m.AddressSets)
+	for i := range next.AddressSets {
+		if next.AddressSets[i].ID == id {
+			next.AddressSets[i].Ranges = ranges
+		}
+	}
+	return &next
+}
+
+func setByName(t *testing.T, rs *Ruleset, name string) Set {
+	t.Helper()
+	s, ok := indexSets(rs).find(name)
+	if !ok {
+		t.Fatalf("ruleset has no set %s", name)
+	}
+	return *s
+}
+
+func TestCompilerReusesUnchangedSetsAndChains(t *testing.T) {
+	var cc Compiler
+	first := guestbookModel()
+	in := CompileInput{Table: "nftpolicy", Model: first, Interfaces: guestbookInterfaces()}
+	before := cc.Compile(in)
+	if want := Compile(in); !reflect.DeepEqual(before, want) {
+		t.Fatalf("Compiler.Compile differs from Compile on a first call:\n%s\nwant\n%s", Render(before), Render(want))
+	}
+
+	// One peer set gains an address; the model shares everything else with the first one.
+	second := withAddressSet(first, "redis", single(redisIP, "10.244.9.9", redisIPv6))
+	in.Model = second
+	after := cc.Compile(in)
+	if want := Compile(in); !reflect.DeepEqual(after, want) {
+		t.Fatalf("Compiler.Compile differs from Compile after a change:\n%s\nwant\n%s", Render(after), Render(want))
+	}
+
+	for _, name := range []string{"peers_guestbook_v4", "peers_guestbook_v6", "peers_external_v4", "svc_http_v4"} {
+		if !sameSlice(setByName(t, before, name).Elements, setByName(t, after, name).Elements) {
+			t.Errorf("set %s did not change but its elements were lowered again", name)
+		}
+	}
+	if sameSlice(setByName(t, before, "peers_redis_v4").Elements, setByName(t, after, "peers_redis_v4").Elements) {
+		t.Error("set peers_redis_v4 changed but kept its old elements")
+	}
+	for _, c := range after.Chains {
+		old, ok := indexChains(before).find(c.Name)
+		static := c.Base != nil || c.Name == chainEgress || c.Name == chainIngress
+		if ok && !static && !sameSlice(old.Rules, c.Rules) {
+			t.Errorf("chain %s: same isolation, but its rules were compiled again", c.Name)
+		}
+	}
+
+	// The diff sends only the new address, without comparing the unchanged sets' elements.
+	tx := Diff(before, after)
+	want := []Op{AddElements{Set: "peers_redis_v4", Type: KeyIPv4, Elements: []Element{{Addr: addr("10.244.9.9")}}}}
+	if !reflect.DeepEqual(tx.Ops, want) {
+		t.Fatalf("diff after one new peer address:\n%s\nwant one element added", tx)
+	}
+
+	// The earlier ruleset is untouched by the later compile.
+	if again := Compile(CompileInput{Table: "nftpolicy", Model: first, Interfaces: guestbookInterfaces()}); !reflect.DeepEqual(before, again) {
+		t.Fatal("compiling a later model modified the ruleset of an earlier one")
+	}
+}
+
+func TestCompilerMatchesCompileOverRandomModels(t *testing.T) {
+	// Successive models from random clusters, some sharing sets with the previous model by identity
+	// (as selectors.Resolver produces them) and some rebuilt: Compiler must always agree with Compile.
+	r := rand.New(rand.NewPCG(7, 11))
+	var cc Compiler
+	var prev *selectors.Model
+	for i := range 200 {
+		snap := randomSnapshot(r)
+		m := selectors.Resolve(snap)
+		if prev != nil && r.IntN(2) == 0 {
+			// Keep the previous model's slices for every set whose content is equal.
+			shared := *m
+			shared.AddressSets = slices.Clone(m.AddressSets)
+			for j := range shared.AddressSets {
+				for _, old := range prev.AddressSets {
+					if old.ID == shared.AddressSets[j].ID && reflect.DeepEqual(old, shared.AddressSets[j]) {
+						shared.AddressSets[j] = old
+					}
+				}
+			}
+			m = &shared
+		}
+		in := CompileInput{Table: "nftpolicy", Model: m}
+		if got, want := cc.Compile(in), Compile(in); !reflect.DeepEqual(got, want) {
+			t.Fatalf("model %d: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
+		}
+		prev = m
+	}
+}
+
+func TestDiffFindsObjectsOfHandBuiltRulesetsOutOfOrder(t *testing.T) {
+	sorted := compileGuestbook()
+	shuffled := *sorted
+	shuffled.Sets = slices.Clone(sorted.Sets)
+	slices.Reverse(shuffled.Sets)
+	shuffled.Chains = slices.Clone(sorted.Chains)
+	slices.Reverse(shuffled.Chains[len(baseChains):])
+	if tx := Diff(sorted, &shuffled); len(tx.Ops) != 0 {
+		t.Fatalf("the same ruleset in another order needs no change, got:\n%s", tx)
+	}
+	if tx := Diff(&shuffled, sorted); len(tx.Ops) != 0 {
+		t.Fatalf("the same ruleset in another order needs no change, got:\n%s", tx)
+	}
+}
