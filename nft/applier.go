@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -23,6 +24,9 @@ type ApplyResult struct {
 	Ops         int  // operations sent
 	Elements    int  // set and map elements added or deleted
 	Rules       int  // rules added
+	// OnlyWidens is true when the transaction did nothing but add addresses to peer and service sets:
+	// every packet allowed before is still allowed, so no tracked connection can have become denied.
+	OnlyWidens bool
 }
 
 // Unchanged reports whether nothing had to be sent.
@@ -75,8 +79,11 @@ func RemoveTable(b Backend, table string) error {
 }
 
 func summarize(tx *Transaction) ApplyResult {
-	res := ApplyResult{Ops: len(tx.Ops)}
+	res := ApplyResult{Ops: len(tx.Ops), OnlyWidens: true}
 	for _, op := range tx.Ops {
+		if add, ok := op.(AddElements); !ok || !strings.HasPrefix(add.Set, peerSetPrefix) && !strings.HasPrefix(add.Set, serviceSetPrefix) {
+			res.OnlyWidens = false
+		}
 		switch o := op.(type) {
 		case DeleteTable:
 			res.FullReplace = true

@@ -26,6 +26,8 @@ const (
 	// Regular chains the base chains jump to.
 	chainEgress  = "egress"
 	chainIngress = "ingress"
+	// chainEgressChecked is where egress continues once the source address is known to be genuine.
+	chainEgressChecked = "egress-checked"
 
 	// Verdict maps: local pod address -> goto that pod's chain, for pods isolated in that direction.
 	mapEgressPodsV4  = "egress-pods-v4"
@@ -144,7 +146,8 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 		hook := bc.hook
 		rs.Chains = append(rs.Chains, Chain{Name: bc.name, Base: &hook, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: bc.target}}}})
 	}
-	rs.Chains = append(rs.Chains, egressChain(), ingressChain())
+	rs.Chains = append(rs.Chains, egressChains()...)
+	rs.Chains = append(rs.Chains, ingressChain())
 
 	maps := map[string]*Map{}
 	for _, d := range dispatch {
@@ -189,22 +192,36 @@ type compiler struct {
 	next Compiler  // what this call lowered, for the next one
 }
 
-// egressChain holds what applies to every packet leaving a local pod, before its own policy.
-func egressChain() Chain {
-	return Chain{Name: chainEgress, Rules: []Rule{
-		// Neighbour discovery uses link-local and unspecified sources, which anti-spoofing would drop.
-		{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
-		// A pod sends only from its own addresses ...
-		{Matches: []Match{IfnameInSet{Set: setPodIfaces}, IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4, Negate: true}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
-		{Matches: []Match{IfnameInSet{Set: setPodIfaces}, IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6, Negate: true}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
-		// ... and nobody else sends from them.
-		{Matches: []Match{AddrInSet{Family: IPv4, Field: SourceAddr, Set: setPodAddrsV4}, IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4, Negate: true}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
-		{Matches: []Match{AddrInSet{Family: IPv6, Field: SourceAddr, Set: setPodAddrsV6}, IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6, Negate: true}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
-		// Replies of allowed connections, and ICMP errors about them.
-		{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
-		{VMap: &VMapLookup{Family: IPv4, Field: SourceAddr, Map: mapEgressPodsV4}},
-		{VMap: &VMapLookup{Family: IPv6, Field: SourceAddr, Map: mapEgressPodsV6}},
-	}}
+// egressChains hold what applies to every packet leaving a local pod, before its own policy: the
+// source address must be genuine, then tracked connections pass and the pod's policy judges the rest.
+//
+// The order serves the common packet: an IPv4 packet from a pod's own interface with its own address
+// is recognised by one lookup and moves on. Everything else meets the checks one by one; a packet is
+// dropped as spoofed when it comes from a pod interface with an address that is not that pod's, or
+// from any other interface with a local pod's address.
+func egressChains() []Chain {
+	checked := Verdict{Kind: Goto, Chain: chainEgressChecked}
+	return []Chain{
+		{Name: chainEgress, Rules: []Rule{
+			{Matches: []Match{IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4}}, Verdict: checked},
+			// Neighbour discovery uses link-local and unspecified sources, which anti-spoofing would
+			// drop, and must not meet a pod's egress policy either.
+			{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
+			{Matches: []Match{IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6}}, Verdict: checked},
+			// Not a pod's own interface and address: a pod sends only from its own addresses ...
+			{Matches: []Match{IfnameInSet{Set: setPodIfaces}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
+			// ... and nobody else sends from them.
+			{Matches: []Match{AddrInSet{Family: IPv4, Field: SourceAddr, Set: setPodAddrsV4}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
+			{Matches: []Match{AddrInSet{Family: IPv6, Field: SourceAddr, Set: setPodAddrsV6}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
+			{Verdict: checked},
+		}},
+		{Name: chainEgressChecked, Rules: []Rule{
+			// Replies of allowed connections, and ICMP errors about them.
+			{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
+			{VMap: &VMapLookup{Family: IPv4, Field: SourceAddr, Map: mapEgressPodsV4}},
+			{VMap: &VMapLookup{Family: IPv6, Field: SourceAddr, Map: mapEgressPodsV6}},
+		}},
+	}
 }
 
 // ingressChain holds what applies to every packet routed to a local pod. Traffic from the pod's own

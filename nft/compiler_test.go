@@ -57,7 +57,7 @@ func TestCompilerReusesUnchangedSetsAndChains(t *testing.T) {
 	}
 	for _, c := range after.Chains {
 		old, ok := indexChains(before).find(c.Name)
-		static := c.Base != nil || c.Name == chainEgress || c.Name == chainIngress
+		static := c.Base != nil || c.Name == chainEgress || c.Name == chainEgressChecked || c.Name == chainIngress
 		if ok && !static && !sameSlice(old.Rules, c.Rules) {
 			t.Errorf("chain %s: same isolation, but its rules were compiled again", c.Name)
 		}
@@ -118,5 +118,32 @@ func TestDiffFindsObjectsOfHandBuiltRulesetsOutOfOrder(t *testing.T) {
 	}
 	if tx := Diff(&shuffled, sorted); len(tx.Ops) != 0 {
 		t.Fatalf("the same ruleset in another order needs no change, got:\n%s", tx)
+	}
+}
+
+func TestApplyResultTellsWhetherAChangeOnlyWidens(t *testing.T) {
+	a := NewApplier(NewFake("nftpolicy"))
+	first := guestbookModel()
+	apply := func(m *selectors.Model) ApplyResult {
+		t.Helper()
+		res, err := a.Apply(Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: guestbookInterfaces()}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := apply(first); res.OnlyWidens {
+		t.Error("creating the table counted as only widening")
+	}
+	if res := apply(withAddressSet(first, "redis", single(redisIP, "10.244.9.9", redisIPv6))); !res.OnlyWidens || res.Elements != 1 {
+		t.Errorf("adding one peer address: %+v, want one element, only widening", res)
+	}
+	if res := apply(first); res.OnlyWidens || res.Elements != 1 {
+		t.Errorf("removing one peer address: %+v, want one element, not only widening", res)
+	}
+	newPod := *first
+	newPod.LocalPods = append(slices.Clone(first.LocalPods), makeLocalPod("default", "new", withIPs("10.244.1.77"), isolatedIngress("deny")))
+	if res := apply(&newPod); res.OnlyWidens {
+		t.Errorf("isolating a new pod counted as only widening: %+v", res)
 	}
 }
