@@ -44,6 +44,7 @@ func runAgent(args []string) int {
 	fs.StringVar(&opts.Table, "table", "nftpolicy", "The nftables table (family inet) the agent owns.")
 	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":9474", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":9475", "Address of the /healthz and /readyz endpoints; \"0\" disables them.")
+	fs.BoolVar(&opts.VerifyIncremental, "verify-incremental", false, "Check every incremental sync against a full resolve of the cache and repair any difference (costs a full resolve per sync; for tests and debugging).")
 	cleanup := fs.Bool("cleanup", false, "Remove the agent's table, and with it every rule it programmed, then exit.")
 	klog.InitFlags(fs) // -v and the other klog flags
 	if err := fs.Parse(args); err != nil {

@@ -18,6 +18,7 @@ import (
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/controllers"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 const (
@@ -83,6 +84,39 @@ func nodeEnforcement() *policyv1alpha1.NodeEnforcement {
 		return nil
 	}
 	return ne
+}
+
+// counterValue returns the value of a counter with one label set to value.
+func counterValue(name, label, value string) float64 {
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// fullyResolved is the table a full resolve of the cluster as the API server holds it gives.
+func fullyResolved(g Gomega) *nft.Ruleset {
+	snap, err := controllers.SnapshotOf(ctx, k8sClient, thisNode)
+	g.Expect(err).NotTo(HaveOccurred())
+	m := selectors.Resolve(snap)
+	var addrs []netip.Addr
+	for _, p := range m.LocalPods {
+		addrs = append(addrs, p.IPs...)
+	}
+	ifaces, err := hostInterfaces.Interfaces(addrs)
+	g.Expect(err).NotTo(HaveOccurred())
+	return nft.Compile(nft.CompileInput{Table: table, Model: m, Interfaces: ifaces})
 }
 
 // metricValue returns a gauge's value, or a histogram's sample count.
@@ -232,6 +266,19 @@ var _ = Describe("The agent of node-a", Ordered, func() {
 		Expect(tx.Ops).NotTo(ContainElement(BeAssignableToTypeOf(nft.DeleteMapElements{})), "redis stays isolated by redis-policy")
 		Expect(verdictFor(frontendIP2, redisIP, redisPort)).To(Equal(nft.Drop))
 		Expect(verdictFor(guestbookIP, redisIP, redisPort)).To(Equal(nft.Accept))
+	})
+
+	It("programs, after the events above, what a full resolve of the cluster gives", func() {
+		Eventually(func(g Gomega) {
+			g.Expect(nft.Render(programmed())).To(Equal(nft.Render(fullyResolved(g))))
+		}).Should(Succeed())
+		Expect(counterValue("nftpolicy_cache_reads_total", "scope", "changed")).To(BeNumerically(">", 0),
+			"the events above were synced by reading only the changed objects")
+		Expect(counterValue("nftpolicy_cache_reads_total", "scope", "all")).To(BeNumerically(">", 0),
+			"the first sync and the periodic resyncs read the whole cache")
+		// The suite runs the agent with VerifyIncremental: every one of those syncs was compared with a
+		// full resolve of the cache.
+		Expect(metricValue("nftpolicy_incremental_mismatches_total")).To(BeZero())
 	})
 
 	It("retries a failed transaction by replacing the whole table at once", func() {

@@ -47,7 +47,7 @@ func newKernelAgent(nodeName string, node *netlab.Node) *kernelAgent {
 	recording := &recordingBackend{Backend: dp.Backend}
 	dp.Backend = recording
 	mgr, r, err := agent.New(logf.IntoContext(ctx, logf.Log.WithValues("netns", node.Name)), cfg,
-		agent.Options{NodeName: nodeName, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: kernelResyncPeriod},
+		agent.Options{NodeName: nodeName, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: kernelResyncPeriod, VerifyIncremental: true},
 		dp, func(o *ctrl.Options) { o.Controller = config.Controller{SkipNameValidation: ptr.To(true)} })
 	Expect(err).NotTo(HaveOccurred())
 	return &kernelAgent{

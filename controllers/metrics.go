@@ -9,13 +9,21 @@ import (
 var (
 	syncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "nftpolicy_sync_duration_seconds",
-		Help:    "Time of one sync: listing the cache, resolving, compiling and committing the transaction.",
+		Help:    "Time of one sync: reading the changed objects (or the whole cache), resolving, compiling and committing the transaction.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15), // 1ms .. 16s
 	})
 	syncFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nftpolicy_sync_failures_total",
 		Help: "Syncs that failed, by the step that failed.",
 	}, []string{"step"})
+	cacheReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nftpolicy_cache_reads_total",
+		Help: "Syncs by what they read from the cache: only the objects that changed, or all of them (first sync, periodic resync, overflow).",
+	}, []string{"scope"})
+	incrementalMismatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nftpolicy_incremental_mismatches_total",
+		Help: "Syncs whose incremental model differed from a full resolve of the cache (only checked with --verify-incremental); each was repaired by a rebuild.",
+	})
 	programmingLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "nftpolicy_programming_latency_seconds",
 		Help:    "Time from the agent observing a change of a pod, namespace or policy to the transaction that enforces it.",
@@ -35,6 +43,12 @@ var (
 	})
 )
 
+// What a sync read from the cache, the label values of nftpolicy_cache_reads_total.
+const (
+	readChanged = "changed"
+	readAll     = "all"
+)
+
 // Steps a sync can fail at, the label values of nftpolicy_sync_failures_total.
 const (
 	stepSnapshot   = "snapshot"
@@ -45,8 +59,11 @@ const (
 )
 
 func init() {
-	metrics.Registry.MustRegister(syncDuration, syncFailures, programmingLatency, isolatedPods, programmedChains, programmedElements)
+	metrics.Registry.MustRegister(syncDuration, syncFailures, cacheReads, incrementalMismatches, programmingLatency, isolatedPods, programmedChains, programmedElements)
 	for _, step := range []string{stepSnapshot, stepInterfaces, stepApply, stepConntrack, stepStatus} {
 		syncFailures.WithLabelValues(step)
+	}
+	for _, scope := range []string{readChanged, readAll} {
+		cacheReads.WithLabelValues(scope)
 	}
 }

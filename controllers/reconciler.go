@@ -1,10 +1,13 @@
 // Package controllers is the shell around nftpolicy's pure core: it watches pods, namespaces and
-// NetworkPolicies, and on every change syncs this node's whole table in one step —
-// cache -> selectors.Snapshot -> selectors.Resolve -> nft.Compile -> nft.Applier (one transaction) —
-// then reports the outcome on the node's NodeEnforcement, in Events and in metrics.
+// NetworkPolicies, and on every change syncs this node's table in one step —
+// changed objects from the cache -> selectors.Resolver -> nft.Compiler -> nft.Applier (one
+// transaction) — then reports the outcome on the node's NodeEnforcement, in Events and in metrics.
 //
-// The sync is level-triggered: it never looks at what changed, only at the world as the cache holds
-// it, so a missed or coalesced event costs nothing but latency.
+// A sync costs what changed: the event handlers only note which objects changed, the sync reads those
+// from the cache into a long-lived selectors.Resolver, and the resolver, the compiler and the diff
+// skip everything else. It stays level-triggered where it matters: a sync reads an object's latest
+// state from the cache (never the event's), and the periodic resync rebuilds the resolver from the
+// whole cache, so a missed or coalesced event costs nothing but latency.
 package controllers
 
 import (
@@ -13,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,15 +54,32 @@ type NodeReconciler struct {
 	Conntrack nft.ConntrackCleaner
 	// ResyncPeriod defaults to DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// VerifyIncremental makes every sync that read only the changed objects also resolve the whole
+	// cache and compare: a difference is logged, counted in nftpolicy_incremental_mismatches_total and
+	// repaired by rebuilding from the whole cache. It costs a full resolve per sync; for tests and for
+	// chasing a suspected bug.
+	VerifyIncremental bool
 
 	changes  changeClock
+	dirty    dirtyObjects
 	problems problemReporter
-	synced   atomic.Bool
+
+	// Owned by the sync (one worker): the resolved view of the cluster, kept across syncs, when it was
+	// last rebuilt from the whole cache, and the compiler that remembers the last ruleset.
+	resolver  *selectors.Resolver
+	rebuiltAt time.Time
+	compiler  nft.Compiler
+	// ifaces remembers the host interface of each local pod address found so far; the addresses of
+	// pods that changed are looked up again, and a rebuild forgets everything.
+	ifaces map[netip.Addr]string
+	synced atomic.Bool
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
 	cleanupPending bool
 
 	statusMu sync.Mutex
 	written  *policyv1alpha1.NodeEnforcementStatus // the status last applied; nil: unknown
+	// statusDeferred is set when a change of counts was not written yet (see writeStatus).
+	statusDeferred bool
 }
 
 // +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
@@ -105,7 +126,13 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		syncFailures.WithLabelValues(stepStatus).Inc()
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: r.resyncPeriod()}, nil
+	requeue := r.resyncPeriod()
+	r.statusMu.Lock()
+	if r.statusDeferred {
+		requeue = min(requeue, statusCountsInterval)
+	}
+	r.statusMu.Unlock()
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // sync builds the desired ruleset from the cache and commits it in one transaction. On failure the
@@ -119,21 +146,17 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 		return out
 	}
 
-	log.V(4).Info("Listing pods, namespaces and policies from the cache")
-	snap, err := snapshot(ctx, r.Client, r.NodeName)
-	if err != nil {
+	if err := r.updateResolver(ctx); err != nil {
 		return fail(stepSnapshot, err)
 	}
-	out.model = selectors.Resolve(snap)
+	out.model = r.resolver.Model()
 	out.problems = problemsInEffect(out.model)
-	log.V(4).Info("Resolved policies", "pods", len(snap.Pods), "policies", len(snap.Policies),
-		"localPods", len(out.model.LocalPods), "problems", len(out.model.Problems))
 
 	ifaces, err := r.hostInterfaces(out.model)
 	if err != nil {
 		return fail(stepInterfaces, err)
 	}
-	desired := nft.Compile(nft.CompileInput{Table: r.Table, Model: out.model, Interfaces: ifaces})
+	desired := r.compiler.Compile(nft.CompileInput{Table: r.Table, Model: out.model, Interfaces: ifaces})
 	if log := log.V(6); log.Enabled() {
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}
@@ -147,7 +170,8 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 		// The verdicts change here; ending old connections below is not part of the latency.
 		out.committed = time.Now()
 	}
-	if err := r.endDeniedConnections(ctx, desired, ifaces, !res.Unchanged()); err != nil {
+	// A change that only added peers cannot have denied a tracked connection.
+	if err := r.endDeniedConnections(ctx, desired, ifaces, !res.Unchanged() && !res.OnlyWidens); err != nil {
 		return fail(stepConntrack, err)
 	}
 	out.duration = time.Since(out.started)
@@ -158,6 +182,68 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 			"ops", res.Ops, "elements", res.Elements, "rules", res.Rules, "duration", out.duration)
 	}
 	return out
+}
+
+// updateResolver brings the resolver up to date with the cache: only the objects that changed since
+// the last sync, or everything when the resolver is new, when too many objects changed, or on the
+// periodic resync (a sync that no event asked for).
+func (r *NodeReconciler) updateResolver(ctx context.Context) error {
+	log := logf.FromContext(ctx)
+	objects, full := r.dirty.take()
+	if full || r.resolver == nil || (len(objects) == 0 && time.Since(r.rebuiltAt) >= r.resyncPeriod()/2) {
+		log.V(4).Info("Reading every pod, namespace and policy from the cache")
+		res, err := rebuildResolver(ctx, r.Client, r.NodeName)
+		if err != nil {
+			r.dirty.putBack(objects, true)
+			return err
+		}
+		r.resolver, r.rebuiltAt, r.ifaces = res, time.Now(), nil
+		cacheReads.WithLabelValues(readAll).Inc()
+		return nil
+	}
+	log.V(4).Info("Reading changed objects from the cache", "objects", len(objects))
+	changedLocal, err := refresh(ctx, r.Client, r.resolver, r.NodeName, objects)
+	if err != nil {
+		r.dirty.putBack(objects, false)
+		return err
+	}
+	for _, a := range changedLocal {
+		delete(r.ifaces, a)
+	}
+	cacheReads.WithLabelValues(readChanged).Inc()
+	if r.VerifyIncremental {
+		return r.verifyIncremental(ctx)
+	}
+	return nil
+}
+
+// verifyIncremental compares the resolver's model with a full resolve of the cache, and rebuilds the
+// resolver when they differ. A change that reaches the cache between the two reads is not a
+// difference: it is pending for the next sync, so the comparison is skipped then.
+func (r *NodeReconciler) verifyIncremental(ctx context.Context) error {
+	snap, err := snapshot(ctx, r.Client, r.NodeName)
+	if err != nil {
+		return err
+	}
+	want, got := selectors.Resolve(snap), r.resolver.Model()
+	if reflect.DeepEqual(got, want) {
+		return nil
+	}
+	// The event handlers note a change just after the cache holds it: give them a moment.
+	time.Sleep(100 * time.Millisecond)
+	if r.dirty.pending() {
+		return nil
+	}
+	incrementalMismatches.Inc()
+	logf.FromContext(ctx).Error(nil, "The incremental model differs from a full resolve of the cache; rebuilding from the cache",
+		"localPods", len(got.LocalPods), "wantLocalPods", len(want.LocalPods), "addressSets", len(got.AddressSets), "wantAddressSets", len(want.AddressSets))
+	r.resolver, r.rebuiltAt, r.ifaces = nil, time.Time{}, nil
+	res, err := rebuildResolver(ctx, r.Client, r.NodeName)
+	if err != nil {
+		return err
+	}
+	r.resolver, r.rebuiltAt = res, time.Now()
+	return nil
 }
 
 // endDeniedConnections deletes the tracked connections that the committed ruleset would not let
@@ -180,20 +266,35 @@ func (r *NodeReconciler) endDeniedConnections(ctx context.Context, rs *nft.Rules
 	return nil
 }
 
-// hostInterfaces resolves the host-side interface of every local pod address.
+// hostInterfaces resolves the host-side interface of every local pod address. Addresses found before
+// are not looked up again (see ifaces); addresses without an interface are, on every sync, until the
+// pod's interface shows up.
 func (r *NodeReconciler) hostInterfaces(m *selectors.Model) (map[netip.Addr]string, error) {
 	if r.Interfaces == nil {
 		return nil, nil
 	}
-	var addrs []netip.Addr
+	found := make(map[netip.Addr]string, len(r.ifaces))
+	var missing []netip.Addr
 	for _, pod := range m.LocalPods {
-		addrs = append(addrs, pod.IPs...)
+		for _, a := range pod.IPs {
+			if iface, ok := r.ifaces[a]; ok {
+				found[a] = iface
+			} else {
+				missing = append(missing, a)
+			}
+		}
 	}
-	ifaces, err := r.Interfaces.Interfaces(addrs)
-	if err != nil {
-		return nil, fmt.Errorf("resolving host interfaces of %d local pod addresses: %w", len(addrs), err)
+	if len(missing) > 0 {
+		looked, err := r.Interfaces.Interfaces(missing)
+		if err != nil {
+			return nil, fmt.Errorf("resolving host interfaces of %d local pod addresses: %w", len(missing), err)
+		}
+		for a, iface := range looked {
+			found[a] = iface
+		}
 	}
-	return ifaces, nil
+	r.ifaces = found
+	return found, nil
 }
 
 // ReadyCheck is the readiness probe: ready once the first sync committed.

@@ -126,10 +126,20 @@ func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error
 		next.Status = *r.written.DeepCopy()
 	}
 	desiredStatus(next, out, r.Table)
-	if r.written != nil && !statusChanged(r.written, &next.Status) &&
-		out.started.Sub(r.written.LastSyncTime.Time) < r.resyncPeriod() {
-		return nil
+	if r.written != nil {
+		sinceWritten := out.started.Sub(r.written.LastSyncTime.Time)
+		switch {
+		case sinceWritten >= r.resyncPeriod(): // the heartbeat is due
+		case !statusChanged(r.written, &next.Status):
+			return nil
+		case !meaningfulChange(r.written, &next.Status) && sinceWritten < statusCountsInterval:
+			// Only counts moved: a peer joining a set changes the element count on every event, and
+			// an API write per event would cost more than the event. Written a little later.
+			r.statusDeferred = true
+			return nil
+		}
 	}
+	r.statusDeferred = false
 
 	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&next.Status)
 	if err != nil {
@@ -211,6 +221,19 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 }
 
 // statusChanged compares two statuses, ignoring when and how long the sync ran.
+// statusCountsInterval is the longest a change of counts alone waits before it is written.
+const statusCountsInterval = 5 * time.Second
+
+// meaningfulChange reports whether a status change is more than counts: conditions, problems, the
+// observed generation.
+func meaningfulChange(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
+	x, y := a.DeepCopy(), b.DeepCopy()
+	for _, s := range []*policyv1alpha1.NodeEnforcementStatus{x, y} {
+		s.LocalPods, s.IsolatedPods, s.PoliciesInEffect, s.Chains, s.SetElements = 0, 0, 0, 0, 0
+	}
+	return statusChanged(x, y)
+}
+
 func statusChanged(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
 	x, y := a.DeepCopy(), b.DeepCopy()
 	for _, s := range []*policyv1alpha1.NodeEnforcementStatus{x, y} {

@@ -21,15 +21,15 @@ import (
 )
 
 // SetupWithManager registers the agent's watches. Every event of every watched kind maps to the same
-// request, this node's name, so a burst of changes coalesces in the workqueue into one sync of the whole
-// world. The controller starts its workers only once the caches of all watches have synced: nothing is
+// request, this node's name, so a burst of changes coalesces in the workqueue into one sync of every
+// object that changed. The controller starts its workers only once the caches of all watches have synced: nothing is
 // programmed from a partial view of the cluster.
 func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("nodeenforcement").
-		Watches(&corev1.Pod{}, r.enqueueNode("Pod"), builder.WithPredicates(podChanged)).
-		Watches(&corev1.Namespace{}, r.enqueueNode("Namespace"), builder.WithPredicates(labelsChanged)).
-		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode("NetworkPolicy"), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Pod{}, r.enqueueNode(kindPod), builder.WithPredicates(podChanged)).
+		Watches(&corev1.Namespace{}, r.enqueueNode(kindNamespace), builder.WithPredicates(labelsChanged)).
+		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Complete(r)
 }
 
@@ -38,9 +38,11 @@ func (r *NodeReconciler) request() reconcile.Request {
 	return reconcile.Request{NamespacedName: types.NamespacedName{Name: r.NodeName}}
 }
 
-// enqueueNode records when a change was observed, for the programming latency, and enqueues this node.
+// enqueueNode notes which object changed (the sync reads it again) and when, for the programming
+// latency, and enqueues this node.
 func (r *NodeReconciler) enqueueNode(kind string) handler.EventHandler {
 	observe := func(obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		r.dirty.add(kind, obj)
 		r.changes.observe(kind, obj, time.Now())
 		q.Add(r.request())
 	}

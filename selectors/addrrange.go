@@ -58,18 +58,45 @@ func normalizeRanges(rs []AddrRange) []AddrRange {
 		}
 		return a.To.Compare(b.To)
 	})
-	out := rs[:1] // merged in place
-	for _, r := range rs[1:] {
-		last := &out[len(out)-1]
-		next := last.To.Next() // invalid when last.To is the family's highest address
-		sameFamily := last.From.BitLen() == r.From.BitLen()
-		if sameFamily && (!next.IsValid() || r.From.Compare(next) <= 0) {
-			if last.To.Less(r.To) {
-				last.To = r.To
-			}
-			continue
+	out := rs[:0] // merged in place: out never passes the range being read
+	var m rangeMerger
+	for _, r := range rs {
+		if done, ok := m.push(r); ok {
+			out = append(out, done)
 		}
-		out = append(out, r)
+	}
+	if done, ok := m.flush(); ok {
+		out = append(out, done)
 	}
 	return out
+}
+
+// rangeMerger merges ranges pushed in order of From into sorted, disjoint, non-adjacent ranges.
+type rangeMerger struct {
+	open    bool
+	current AddrRange
+}
+
+// push adds the next range; it returns a finished range when r starts past the current one.
+func (m *rangeMerger) push(r AddrRange) (AddrRange, bool) {
+	if m.open {
+		next := m.current.To.Next() // invalid when To is the family's highest address
+		sameFamily := m.current.From.BitLen() == r.From.BitLen()
+		if sameFamily && (!next.IsValid() || r.From.Compare(next) <= 0) {
+			if m.current.To.Less(r.To) {
+				m.current.To = r.To
+			}
+			return AddrRange{}, false
+		}
+	}
+	done, ok := m.current, m.open
+	m.current, m.open = r, true
+	return done, ok
+}
+
+// flush returns the last range, if any.
+func (m *rangeMerger) flush() (AddrRange, bool) {
+	done, ok := m.current, m.open
+	*m = rangeMerger{}
+	return done, ok
 }

@@ -82,16 +82,24 @@ func FuzzResolveAgreesWithAllows(f *testing.F) {
 	f.Add([]byte{5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30})
 	f.Add([]byte{255, 254, 3, 2, 9, 7, 1, 0, 4, 4, 4, 4, 200, 100, 50, 25, 12, 6, 3, 1, 99, 98, 97, 96, 95, 94, 93, 92})
 	// Plain `go test` runs the seeds: enough random clusters to exercise every shape.
-	rng := rand.New(rand.NewSource(7))
-	for range 300 {
-		b := make([]byte, 256)
-		rng.Read(b)
+	for _, b := range randomSeeds(7, 300, 256) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := randomSnapshot(&chooser{data: data})
 		checkAgainstOracle(t, s)
 	})
+}
+
+// randomSeeds returns count random inputs of size bytes, the same for the same seed.
+func randomSeeds(seed int64, count, size int) [][]byte {
+	rng := rand.New(rand.NewSource(seed))
+	out := make([][]byte, count)
+	for i := range out {
+		out[i] = make([]byte, size)
+		rng.Read(out[i])
+	}
+	return out
 }
 
 // chooser turns fuzz bytes into choices; past the end every choice is 0.
@@ -127,52 +135,68 @@ func randomSnapshot(c *chooser) *Snapshot {
 		s.Namespaces = append(s.Namespaces, Namespace{Name: ns, Labels: randomLabels(c)})
 	}
 	for i := range 2 + c.pick(5) {
-		ns := c.pick(len(fuzzNamespaces))
-		p := makePod(fuzzNamespaces[ns], fmt.Sprintf("p%d", i), withIPs(fmt.Sprintf("198.18.%d.%d", ns+1, i+1)))
-		p.Labels = randomLabels(c)
-		if c.coin() {
-			p.IPs = append(p.IPs, netip.MustParseAddr(fmt.Sprintf("fd18::%d:%d", ns+1, i+1)))
-		}
-		if c.coin() {
-			p.Node = "n2"
-		}
-		switch c.pick(8) {
-		case 0:
-			p.HostNetwork = true
-		case 1:
-			p.Phase = corev1.PodSucceeded
-		case 2:
-			p.IPs = nil
-		}
-		for range c.pick(3) {
-			p.Ports = append(p.Ports, ContainerPort{
-				Name:     fuzzPortNames[c.pick(2)],
-				Number:   []int32{53, 80, 8080}[c.pick(3)],
-				Protocol: []corev1.Protocol{"", tcp, udp}[c.pick(3)],
-			})
-		}
-		s.Pods = append(s.Pods, p)
+		s.Pods = append(s.Pods, randomPod(c, i))
 	}
 	for i := range 1 + c.pick(4) {
-		np := makePolicy(fuzzNamespaces[c.pick(len(fuzzNamespaces))], fmt.Sprintf("np%d", i))
-		np.Spec.PodSelector = *randomSelector(c)
-		switch c.pick(4) {
-		case 1:
-			np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
-		case 2:
-			np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
-		case 3:
-			np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
-		}
-		for range c.pick(3) {
-			np.Spec.Ingress = append(np.Spec.Ingress, ingressRule(randomPeers(c), randomPorts(c)...))
-		}
-		for range c.pick(3) {
-			np.Spec.Egress = append(np.Spec.Egress, egressRule(randomPeers(c), randomPorts(c)...))
-		}
-		s.Policies = append(s.Policies, np)
+		s.Policies = append(s.Policies, randomPolicy(c, fmt.Sprintf("np%d", i)))
 	}
 	return s
+}
+
+// randomPod is pod p<i> of a random namespace, with address 198.18.<namespace>.<i+1>.
+func randomPod(c *chooser, i int) Pod {
+	ns := c.pick(len(fuzzNamespaces))
+	p := makePod(fuzzNamespaces[ns], fmt.Sprintf("p%d", i), withIPs(fmt.Sprintf("198.18.%d.%d", ns+1, i+1)))
+	p.Labels = randomLabels(c)
+	if c.coin() {
+		p.IPs = append(p.IPs, netip.MustParseAddr(fmt.Sprintf("fd18::%d:%d", ns+1, i+1)))
+	}
+	if c.coin() {
+		p.Node = "n2"
+	}
+	switch c.pick(8) {
+	case 0:
+		p.HostNetwork = true
+	case 1:
+		p.Phase = corev1.PodSucceeded
+	case 2:
+		p.IPs = nil
+	}
+	p.Ports = randomContainerPorts(c)
+	return p
+}
+
+func randomContainerPorts(c *chooser) []ContainerPort {
+	var ports []ContainerPort
+	for range c.pick(3) {
+		ports = append(ports, ContainerPort{
+			Name:     fuzzPortNames[c.pick(2)],
+			Number:   []int32{53, 80, 8080}[c.pick(3)],
+			Protocol: []corev1.Protocol{"", tcp, udp}[c.pick(3)],
+		})
+	}
+	return ports
+}
+
+// randomPolicy is a policy of a random namespace with random selectors, types, peers and ports.
+func randomPolicy(c *chooser, name string) *networkingv1.NetworkPolicy {
+	np := makePolicy(fuzzNamespaces[c.pick(len(fuzzNamespaces))], name)
+	np.Spec.PodSelector = *randomSelector(c)
+	switch c.pick(4) {
+	case 1:
+		np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	case 2:
+		np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
+	case 3:
+		np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
+	}
+	for range c.pick(3) {
+		np.Spec.Ingress = append(np.Spec.Ingress, ingressRule(randomPeers(c), randomPorts(c)...))
+	}
+	for range c.pick(3) {
+		np.Spec.Egress = append(np.Spec.Egress, egressRule(randomPeers(c), randomPorts(c)...))
+	}
+	return np
 }
 
 func randomLabels(c *chooser) map[string]string {

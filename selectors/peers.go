@@ -66,7 +66,7 @@ func (r *resolver) compilePeer(ref PolicyRef, np *networkingv1.NetworkPolicyPeer
 		return peer{}, false
 	}
 
-	p := peer{pods: parsedSelector{selector: labels.Everything(), canonical: "{}"}}
+	pods := everything()
 	// "podSelector ... if present but empty, it selects all pods." Absent is no constraint.
 	if np.PodSelector != nil {
 		sel, err := parseSelector(np.PodSelector)
@@ -74,25 +74,37 @@ func (r *resolver) compilePeer(ref PolicyRef, np *networkingv1.NetworkPolicyPeer
 			r.problem(ref, field+".podSelector", err.Error()+"; the peer matches nothing")
 			return peer{}, false
 		}
-		p.pods = sel
+		pods = sel
 	}
 	if np.NamespaceSelector == nil {
 		// "Otherwise it selects the pods matching podSelector in the policy's own namespace."
-		p.scopeNamespace = ref.Namespace
-		p.canonical = fmt.Sprintf("namespace=%s pods=%s", ref.Namespace, p.pods.canonical)
-		return p, true
+		return namespacedPeer(ref.Namespace, pods), true
 	}
 	// "If podSelector is also set, then the NetworkPolicyPeer as a whole selects the pods matching
 	// podSelector in the namespaces selected by namespaceSelector. Otherwise it selects all pods in
 	// the namespaces selected by namespaceSelector."
-	sel, err := parseSelector(np.NamespaceSelector)
+	namespaces, err := parseSelector(np.NamespaceSelector)
 	if err != nil {
 		r.problem(ref, field+".namespaceSelector", err.Error()+"; the peer matches nothing")
 		return peer{}, false
 	}
-	p.namespaces = &sel
-	p.canonical = fmt.Sprintf("namespaces=%s pods=%s", sel.canonical, p.pods.canonical)
-	return p, true
+	return crossNamespacePeer(namespaces, pods), true
+}
+
+// everything is the empty selector, which selects everything.
+func everything() parsedSelector {
+	return parsedSelector{selector: labels.Everything(), canonical: "{}"}
+}
+
+// namespacedPeer selects the pods of one namespace that a pod selector matches.
+func namespacedPeer(namespace string, pods parsedSelector) peer {
+	return peer{canonical: fmt.Sprintf("namespace=%s pods=%s", namespace, pods.canonical), scopeNamespace: namespace, pods: pods}
+}
+
+// crossNamespacePeer selects the pods a pod selector matches in the namespaces a namespace
+// selector matches.
+func crossNamespacePeer(namespaces, pods parsedSelector) peer {
+	return peer{canonical: fmt.Sprintf("namespaces=%s pods=%s", namespaces.canonical, pods.canonical), namespaces: &namespaces, pods: pods}
 }
 
 // peersKey is the canonical definition of a whole peer list (OR of its peers).

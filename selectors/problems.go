@@ -1,32 +1,37 @@
 package selectors
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
+// problemSet collects problems without repeats.
+type problemSet map[Problem]struct{}
 
 func (r *resolver) problem(ref PolicyRef, field, message string) {
 	r.problems[Problem{Policy: ref, Field: field, Message: message}] = struct{}{}
 }
 
 // sortedProblems orders problems by policy, field, then message.
-func (r *resolver) sortedProblems() []Problem {
-	if len(r.problems) == 0 {
+func (r *resolver) sortedProblems() []Problem { return r.problems.sorted() }
+
+// sorted orders problems by policy, field, then message; nil when there are none.
+func (ps problemSet) sorted() []Problem {
+	if len(ps) == 0 {
 		return nil
 	}
-	out := make([]Problem, 0, len(r.problems))
-	for p := range r.problems {
+	out := make([]Problem, 0, len(ps))
+	for p := range ps {
 		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Policy != b.Policy {
-			if a.Policy.Namespace != b.Policy.Namespace {
-				return a.Policy.Namespace < b.Policy.Namespace
-			}
-			return a.Policy.Name < b.Policy.Name
-		}
-		if a.Field != b.Field {
-			return a.Field < b.Field
-		}
-		return a.Message < b.Message
+	slices.SortFunc(out, func(a, b Problem) int {
+		return cmp.Or(comparePolicyRefs(a.Policy, b.Policy), strings.Compare(a.Field, b.Field), strings.Compare(a.Message, b.Message))
 	})
 	return out
+}
+
+// comparePolicyRefs orders policies by namespace, then name.
+func comparePolicyRefs(a, b PolicyRef) int {
+	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 }

@@ -13,7 +13,7 @@ import (
 // evaluated once.
 type resolver struct {
 	idx         *clusterIndex
-	problems    map[Problem]struct{}
+	problems    problemSet
 	peerPods    map[string][]*Pod      // by peer canonical definition
 	nsMatch     map[string][]string    // by namespace selector canonical form
 	selected    map[string][]int       // local pods a policy podSelector selects, by namespace and selector
@@ -31,7 +31,7 @@ type resolver struct {
 func Resolve(s *Snapshot) *Model {
 	r := &resolver{
 		idx:         newClusterIndex(s),
-		problems:    make(map[Problem]struct{}),
+		problems:    make(problemSet),
 		peerPods:    make(map[string][]*Pod),
 		nsMatch:     make(map[string][]string),
 		selected:    make(map[string][]int),
@@ -64,6 +64,9 @@ func (r *resolver) applyPolicy(m *Model, np *networkingv1.NetworkPolicy) {
 	}
 	for _, dir := range r.effectivePolicyTypes(ref, np) {
 		rules := r.compileRules(ref, np, dir)
+		for i := range rules {
+			r.buildSets(&rules[i])
+		}
 		for _, i := range selected {
 			iso := isolationOf(&m.LocalPods[i], dir)
 			iso.Policies = append(iso.Policies, ref)
@@ -78,9 +81,8 @@ func (r *resolver) applyPolicy(m *Model, np *networkingv1.NetworkPolicy) {
 func (r *resolver) selectedLocalPods(ref PolicyRef, np *networkingv1.NetworkPolicy) ([]int, bool) {
 	// "podSelector selects the pods to which this NetworkPolicy object applies. ... An empty
 	// selector matches all pods in the policy's namespace."
-	sel, err := parseSelector(&np.Spec.PodSelector)
-	if err != nil {
-		r.problem(ref, "spec.podSelector", err.Error()+"; the policy selects no pod")
+	sel, ok := r.policySelector(ref, np)
+	if !ok {
 		return nil, false
 	}
 	key := ref.Namespace + "\x00" + sel.canonical
@@ -95,6 +97,16 @@ func (r *resolver) selectedLocalPods(ref PolicyRef, np *networkingv1.NetworkPoli
 	}
 	r.selected[key] = selected
 	return selected, true
+}
+
+// policySelector parses a policy's podSelector. An invalid one selects no pod, which is reported.
+func (r *resolver) policySelector(ref PolicyRef, np *networkingv1.NetworkPolicy) (parsedSelector, bool) {
+	sel, err := parseSelector(&np.Spec.PodSelector)
+	if err != nil {
+		r.problem(ref, "spec.podSelector", err.Error()+"; the policy selects no pod")
+		return parsedSelector{}, false
+	}
+	return sel, true
 }
 
 // effectivePolicyTypes implements: "If this field is not specified, it will default based on the

@@ -2,7 +2,6 @@ package selectors
 
 import (
 	"fmt"
-	"sort"
 
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -10,15 +9,22 @@ import (
 // compiledRule is one rule of a policy with everything that does not depend on the selected pod
 // already resolved.
 type compiledRule struct {
-	dir        Direction
-	index      int
-	anyPeer    bool
-	peersID    string
-	ports      rulePorts
-	namedPorts []string // egress: ServiceSet IDs
+	dir     Direction
+	index   int
+	anyPeer bool
+	// peers are the understood peers when anyPeer is false; peersID and peersDescription name the
+	// AddressSet of their union.
+	peers            []peer
+	peersID          string
+	peersDescription string
+	ports            rulePorts
+	namedPorts       []string     // egress: ServiceSet IDs, sorted and unique
+	services         []serviceDef // egress: the definition of each of namedPorts, in the same order
 }
 
 // compileRules resolves the rules of one direction of a policy, once for all the pods it selects.
+// It names the sets the rules refer to without building them: that depends on the cluster, this
+// only on the policy.
 func (r *resolver) compileRules(ref PolicyRef, np *networkingv1.NetworkPolicy, dir Direction) []compiledRule {
 	type rawRule struct {
 		peers []networkingv1.NetworkPolicyPeer
@@ -41,19 +47,19 @@ func (r *resolver) compileRules(ref PolicyRef, np *networkingv1.NetworkPolicy, d
 		// "If this field is empty or missing, this rule matches all sources (traffic not restricted
 		// by source)." Likewise for destinations.
 		cr.anyPeer = len(rule.peers) == 0
-		var peers []peer
 		if !cr.anyPeer {
-			peers = r.compilePeers(ref, rule.peers, field+"."+peersField(dir))
-			cr.peersID = r.addressSet(peers)
+			cr.peers = r.compilePeers(ref, rule.peers, field+"."+peersField(dir))
+			cr.peersDescription = peersKey(cr.peers)
+			cr.peersID = setID(addressSetKind, cr.peersDescription)
 		}
 		cr.ports = r.compilePorts(ref, rule.ports, field+".ports")
 		if dir == Egress {
 			// An egress named port is resolved on each destination pod: the same name may be
 			// different numbers on different pods.
 			for _, named := range cr.ports.named {
-				cr.namedPorts = append(cr.namedPorts, r.serviceSet(cr.anyPeer, peers, named))
+				cr.services = append(cr.services, newServiceDef(cr.anyPeer, cr.peers, named))
 			}
-			cr.namedPorts = sortedUnique(cr.namedPorts)
+			cr.services, cr.namedPorts = uniqueServiceDefs(cr.services)
 		}
 		out[i] = cr
 	}
@@ -88,18 +94,4 @@ func (r *resolver) ruleForPod(ref PolicyRef, cr compiledRule, pod *Pod) Rule {
 	}
 	rule.Ports = normalizePorts(ports)
 	return rule
-}
-
-func sortedUnique(ss []string) []string {
-	if len(ss) == 0 {
-		return nil
-	}
-	sort.Strings(ss)
-	out := ss[:1]
-	for _, s := range ss[1:] {
-		if s != out[len(out)-1] {
-			out = append(out, s)
-		}
-	}
-	return out
 }

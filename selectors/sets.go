@@ -8,6 +8,12 @@ import (
 	"strings"
 )
 
+// The kinds of set, part of what a set's ID hashes.
+const (
+	addressSetKind = "addresses"
+	serviceSetKind = "services"
+)
+
 // setID is a short, stable name for a set definition. It depends on the definition only, never on
 // the members, so a pod coming or going changes a set's elements and not its name.
 func setID(kind, definition string) string {
@@ -15,14 +21,56 @@ func setID(kind, definition string) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// addressSet returns the ID of the set holding every address of a peer list, building the set the
-// first time its definition is seen.
-func (r *resolver) addressSet(peers []peer) string {
-	def := peersKey(peers)
-	id := setID("addresses", def)
-	if _, ok := r.addressSets[id]; ok {
-		return id
+// serviceDef defines a ServiceSet: one named port of an egress rule over the destination pods its
+// peers select (every eligible pod when anyPeer). ipBlock peers contribute nothing: a named port
+// belongs to a pod, an address range has none.
+type serviceDef struct {
+	id, description string
+	anyPeer         bool
+	peers           []peer
+	port            namedPort
+}
+
+func newServiceDef(anyPeer bool, peers []peer, np namedPort) serviceDef {
+	scope := "any pod"
+	if !anyPeer {
+		scope = peersKey(peers)
 	}
+	def := "port " + string(np.protocol) + "/" + np.name + " of " + scope
+	return serviceDef{id: setID(serviceSetKind, def), description: def, anyPeer: anyPeer, peers: peers, port: np}
+}
+
+// uniqueServiceDefs sorts definitions by ID and drops repeats (a rule naming a port twice), and
+// returns the IDs too.
+func uniqueServiceDefs(defs []serviceDef) ([]serviceDef, []string) {
+	if len(defs) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(defs, func(a, b serviceDef) int { return strings.Compare(a.id, b.id) })
+	defs = slices.CompactFunc(defs, func(a, b serviceDef) bool { return a.id == b.id })
+	ids := make([]string, len(defs))
+	for i := range defs {
+		ids[i] = defs[i].id
+	}
+	return defs, ids
+}
+
+// buildSets builds the sets a compiled rule refers to, each the first time its ID is seen.
+func (r *resolver) buildSets(cr *compiledRule) {
+	if !cr.anyPeer {
+		if _, ok := r.addressSets[cr.peersID]; !ok {
+			r.addressSets[cr.peersID] = r.buildAddressSet(cr.peersID, cr.peersDescription, cr.peers)
+		}
+	}
+	for i := range cr.services {
+		if _, ok := r.serviceSets[cr.services[i].id]; !ok {
+			r.serviceSets[cr.services[i].id] = r.buildServiceSet(&cr.services[i])
+		}
+	}
+}
+
+// buildAddressSet is the set holding every address of a peer list.
+func (r *resolver) buildAddressSet(id, description string, peers []peer) *AddressSet {
 	size, hasIPBlocks := 0, false
 	for i := range peers {
 		hasIPBlocks = hasIPBlocks || peers[i].isIPBlock
@@ -45,62 +93,55 @@ func (r *resolver) addressSet(peers []peer) string {
 			}
 		}
 	}
-	r.addressSets[id] = &AddressSet{ID: id, Description: def, Ranges: normalizeRanges(ranges), HasIPBlocks: hasIPBlocks}
-	return id
+	return &AddressSet{ID: id, Description: description, Ranges: normalizeRanges(ranges), HasIPBlocks: hasIPBlocks}
 }
 
-// serviceSet returns the ID of the set holding (address, protocol, port) of every destination pod
-// that defines the named port, over the pods the peers select (every eligible pod when anyPeer).
-// ipBlock peers contribute nothing: a named port belongs to a pod, an address range has none.
-func (r *resolver) serviceSet(anyPeer bool, peers []peer, np namedPort) string {
-	scope := "any pod"
-	if !anyPeer {
-		scope = peersKey(peers)
-	}
-	def := "port " + string(np.protocol) + "/" + np.name + " of " + scope
-	id := setID("services", def)
-	if _, ok := r.serviceSets[id]; ok {
-		return id
-	}
+// buildServiceSet is the set holding (address, protocol, port) of every destination pod that
+// defines the named port, over the pods the definition selects.
+func (r *resolver) buildServiceSet(sd *serviceDef) *ServiceSet {
 	var pods []*Pod
-	if anyPeer {
+	if sd.anyPeer {
 		pods = r.idx.allPods
 	} else {
-		for i := range peers {
-			if !peers[i].isIPBlock {
-				pods = append(pods, r.podsOf(&peers[i])...)
+		for i := range sd.peers {
+			if !sd.peers[i].isIPBlock {
+				pods = append(pods, r.podsOf(&sd.peers[i])...)
 			}
 		}
 	}
 	services := make([]Service, 0, 2*len(pods))
 	for _, pod := range pods {
-		for _, number := range namedPortNumbers(pod, np.name, np.protocol) {
-			for _, ip := range pod.IPs {
-				services = append(services, Service{Addr: ip, Protocol: np.protocol, Port: number})
-			}
+		services = appendServices(services, pod, sd.port)
+	}
+	return &ServiceSet{ID: sd.id, Description: sd.description, Services: normalizeServices(services)}
+}
+
+// appendServices appends what one destination pod brings to a named port's set: each of its
+// addresses with each number it declares for the name and protocol.
+func appendServices(out []Service, pod *Pod, np namedPort) []Service {
+	for _, number := range namedPortNumbers(pod, np.name, np.protocol) {
+		for _, ip := range pod.IPs {
+			out = append(out, Service{Addr: ip, Protocol: np.protocol, Port: number})
 		}
 	}
-	r.serviceSets[id] = &ServiceSet{ID: id, Description: def, Services: normalizeServices(services)}
-	return id
+	return out
+}
+
+// compareServices orders services by address, protocol, then port.
+func compareServices(a, b Service) int {
+	if c := a.Addr.Compare(b.Addr); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.Protocol), string(b.Protocol)); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Port, b.Port)
 }
 
 // normalizeServices sorts and deduplicates (a pod selected by two peers appears once).
 func normalizeServices(ss []Service) []Service {
-	slices.SortFunc(ss, func(a, b Service) int {
-		if c := a.Addr.Compare(b.Addr); c != 0 {
-			return c
-		}
-		if c := strings.Compare(string(a.Protocol), string(b.Protocol)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Port, b.Port)
-	})
-	out := ss[:0]
-	for i, s := range ss {
-		if i == 0 || s != ss[i-1] {
-			out = append(out, s)
-		}
-	}
+	slices.SortFunc(ss, compareServices)
+	out := slices.Compact(ss)
 	if len(out) == 0 {
 		return nil
 	}

@@ -36,6 +36,9 @@ type Options struct {
 	ProbeAddr   string
 	// ResyncPeriod is how often an idle agent re-syncs; 0 is controllers.DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// VerifyIncremental checks every incremental sync against a full resolve (see
+	// controllers.NodeReconciler.VerifyIncremental).
+	VerifyIncremental bool
 }
 
 // Scheme holds every type the agent reads or writes.
@@ -115,6 +118,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		Interfaces:   dp.Interfaces,
 		Conntrack:    dp.Conntrack,
 		ResyncPeriod: opts.ResyncPeriod,
+
+		VerifyIncremental: opts.VerifyIncremental,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, fmt.Errorf("setting up the controller: %w", err)

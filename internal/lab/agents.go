@@ -97,14 +97,15 @@ func (l *Lab) startAgent(n *node, logDir string) (*agentProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(l.opts.AgentPath,
+	args := []string{
 		"--node-name", n.name,
 		"--netns", n.net.Path,
 		"--kubeconfig", l.state.Kubeconfig,
 		"--health-probe-bind-address", health,
 		"--metrics-bind-address", metrics,
 		"-v", strconv.Itoa(l.opts.AgentVerbosity),
-	)
+	}
+	cmd := exec.Command(l.opts.AgentPath, append(args, l.opts.AgentArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C in the terminal reaches the lab only, which stops the agents
 	// after it stopped using them.

@@ -53,6 +53,8 @@ type Options struct {
 	AgentPath string
 	// AgentVerbosity is the agents' -v.
 	AgentVerbosity int
+	// AgentArgs are more flags for every agent, e.g. --verify-incremental.
+	AgentArgs []string
 	// RepoRoot is the checkout holding config/crd/bases; "" means found from the working directory or
 	// the executable.
 	RepoRoot string

@@ -108,8 +108,10 @@ func describeLabSpecs(env *labEnv) {
 			AssetsDir:      suite.assets,
 			AgentPath:      suite.agentBinary,
 			AgentVerbosity: 2,
-			RepoRoot:       repoRoot(),
-			Log:            GinkgoWriter,
+			// Every incremental sync is checked against a full resolve; see describeIncrementalCheck.
+			AgentArgs: []string{"--verify-incremental"},
+			RepoRoot:  repoRoot(),
+			Log:       GinkgoWriter,
 		})
 		Expect(err).NotTo(HaveOccurred(), "starting the %s lab", env.family)
 		env.lab = l
@@ -124,6 +126,7 @@ func describeLabSpecs(env *labEnv) {
 	describeNewPodSpecs(env)
 	describeIPReuseSpecs(env)
 	describeAgentRestartSpecs(env)
+	describeIncrementalCheck(env)
 }
 
 // nftListing is the node's table as the kernel lists it, or why it could not be listed.

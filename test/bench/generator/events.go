@@ -33,8 +33,18 @@ var EventKinds = []EventKind{PodRelabel, PodIPChange, PodAdd, PodDelete, PolicyE
 // chain or set is added or removed). A policy edit rewrites the rules of the pods it selects.
 func (k EventKind) ElementOnly() bool { return k != PolicyEdit }
 
-// Apply changes the snapshot by one event of the given kind and describes it.
+// Change is the object one event changed (set) or removed (deleted), as the snapshot now holds it.
+type Change struct {
+	Pod        *selectors.Pod // the pod's new state
+	DeletedPod *selectors.Pod // the pod as it was before it was deleted
+	Namespace  *selectors.Namespace
+	Policy     *networkingv1.NetworkPolicy
+}
+
+// Apply changes the snapshot by one event of the given kind, records the change in c.Last and
+// describes it.
 func (c *Cluster) Apply(kind EventKind) (string, error) {
+	c.Last = Change{}
 	switch kind {
 	case PodRelabel:
 		i, next := c.relabelTarget()
@@ -46,12 +56,14 @@ func (c *Cluster) Apply(kind EventKind) (string, error) {
 		}
 		labels["app"] = next
 		p.Labels = labels
+		c.Last.Pod = p
 		return fmt.Sprintf("pod %s/%s app=%s -> app=%s", p.Namespace, p.Name, old, next), nil
 	case PodIPChange:
 		i := c.randomRemotePod()
 		p := &c.Snapshot.Pods[i]
 		old := p.IPs[0]
 		p.IPs = []netip.Addr{c.freshAddr()}
+		c.Last.Pod = p
 		return fmt.Sprintf("pod %s/%s %s -> %s", p.Namespace, p.Name, old, p.IPs[0]), nil
 	case PodAdd:
 		c.added++
@@ -61,6 +73,7 @@ func (c *Cluster) Apply(kind EventKind) (string, error) {
 		pod := c.makePod(sibling.Namespace, fmt.Sprintf("%s%06d", addedPrefix, c.added), c.freshAddr(), "node-1")
 		pod.Labels = sibling.Labels
 		c.Snapshot.Pods = append(c.Snapshot.Pods, pod)
+		c.Last.Pod = &c.Snapshot.Pods[len(c.Snapshot.Pods)-1]
 		return fmt.Sprintf("pod %s/%s added with %s", pod.Namespace, pod.Name, pod.IPs[0]), nil
 	case PodDelete:
 		i := len(c.Snapshot.Pods) - 1
@@ -70,6 +83,7 @@ func (c *Cluster) Apply(kind EventKind) (string, error) {
 		p := c.Snapshot.Pods[i]
 		c.Snapshot.Pods[i] = c.Snapshot.Pods[len(c.Snapshot.Pods)-1]
 		c.Snapshot.Pods = c.Snapshot.Pods[:len(c.Snapshot.Pods)-1]
+		c.Last.DeletedPod = &p
 		return fmt.Sprintf("pod %s/%s deleted", p.Namespace, p.Name), nil
 	case PolicyEdit:
 		return c.editPolicy()
@@ -81,6 +95,7 @@ func (c *Cluster) Apply(kind EventKind) (string, error) {
 			next = c.teamValue(c.rng.Intn(c.alphabet.teams))
 		}
 		ns.Labels = map[string]string{"team": next, "env": ns.Labels["env"]}
+		c.Last.Namespace = ns
 		return fmt.Sprintf("namespace %s team=%s -> team=%s", ns.Name, old, next), nil
 	}
 	return "", fmt.Errorf("unknown event kind %q", kind)
@@ -245,5 +260,6 @@ func (c *Cluster) editPolicy() (string, error) {
 	}
 	port.Port, port.EndPort = &next, nil
 	c.Snapshot.Policies[j] = np
+	c.Last.Policy = np
 	return fmt.Sprintf("policy %s/%s ingress[0].ports[0] -> %s", np.Namespace, np.Name, next.String()), nil
 }

@@ -22,6 +22,8 @@ type Cluster struct {
 	// peers of the node under test, whose changes reach its table. Events stay deterministic for a
 	// seed as long as Target answers alike.
 	Target func(*selectors.Pod) bool
+	// Last is what the last Apply changed, for consumers that follow the cluster object by object.
+	Last Change
 
 	rng *rand.Rand
 	// localLabels are the labels of the local pods by namespace; events never change local pods.

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nftpolicy/nftpolicy/nft"
-	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
@@ -31,19 +30,23 @@ func TestEventCostIndependentOfScale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := selectors.Resolve(c.Snapshot)
+		pl := NewPipeline(c.Snapshot)
+		m, rs := pl.Compile()
 		TargetPeers(c, m)
 		applier := nft.NewApplier(nft.NewFake(Table))
-		if _, err := applier.Apply(nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})); err != nil {
+		if _, err := applier.Apply(rs); err != nil {
 			t.Fatal(err)
 		}
 		changed := 0
 		reached := map[generator.EventKind]int{}
 		for range 8 {
 			for _, kind := range generator.EventKinds {
-				step, err := NextEvent(c, kind, applier.Committed())
+				step, err := pl.Next(c, kind, applier.Committed())
 				if err != nil {
 					t.Fatal(err)
+				}
+				if err := pl.CheckModel(c); err != nil {
+					t.Fatalf("P=%d: after %s: %v", scale.pods, step.Description, err)
 				}
 				res, err := applier.Apply(step.Ruleset)
 				if err != nil {

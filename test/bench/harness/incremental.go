@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"time"
 
@@ -22,26 +23,71 @@ type EventStep struct {
 	Tx      *nft.Transaction
 }
 
-// NextEvent applies one event of kind to the cluster and computes nftpolicy's response to it
-// against committed: resolve, compile, and (timed separately) diff.
-func NextEvent(c *generator.Cluster, kind generator.EventKind, committed *nft.Ruleset) (EventStep, error) {
+// Pipeline is nftpolicy's incremental path as the agent runs it: a selectors.Resolver that follows
+// the cluster object by object, and an nft.Compiler that lowers only what changed since its last call.
+type Pipeline struct {
+	Resolver *selectors.Resolver
+	Compiler nft.Compiler
+}
+
+// NewPipeline loads a snapshot into a new resolver, as the agent does from its cache on start.
+func NewPipeline(s *selectors.Snapshot) *Pipeline {
+	res := selectors.NewResolver(s.Node)
+	res.Load(s)
+	return &Pipeline{Resolver: res}
+}
+
+// Compile compiles the resolver's current model.
+func (pl *Pipeline) Compile() (*selectors.Model, *nft.Ruleset) {
+	m := pl.Resolver.Model()
+	return m, pl.Compiler.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})
+}
+
+// follow hands the cluster's last change to the resolver, as the agent hands it the object an event
+// named.
+func (pl *Pipeline) follow(ch generator.Change) {
+	switch {
+	case ch.Pod != nil:
+		pl.Resolver.SetPod(*ch.Pod)
+	case ch.DeletedPod != nil:
+		pl.Resolver.DeletePod(ch.DeletedPod.Namespace, ch.DeletedPod.Name)
+	case ch.Namespace != nil:
+		pl.Resolver.SetNamespace(*ch.Namespace)
+	case ch.Policy != nil:
+		pl.Resolver.SetPolicy(ch.Policy)
+	}
+}
+
+// Next applies one event of kind to the cluster and computes nftpolicy's response to it against
+// committed, timing each step: the resolver's update and model, the compile, and (separately) the diff.
+func (pl *Pipeline) Next(c *generator.Cluster, kind generator.EventKind, committed *nft.Ruleset) (EventStep, error) {
 	desc, err := c.Apply(kind)
 	if err != nil {
 		return EventStep{}, err
 	}
 	ev := Event{Kind: kind, Description: desc}
 	start := time.Now()
-	m := selectors.Resolve(c.Snapshot)
+	pl.follow(c.Last)
+	m := pl.Resolver.Model()
 	ev.ResolveMS = ms(time.Since(start))
-	TargetPeers(c, m)
 	start = time.Now()
-	rs := nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})
+	rs := pl.Compiler.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})
 	ev.CompileMS = ms(time.Since(start))
+	TargetPeers(c, m)
 	start = time.Now()
 	tx := nft.Diff(committed, rs)
 	ev.DiffMS = ms(time.Since(start))
 	describeTx(&ev, tx)
 	return EventStep{Event: ev, Model: m, Ruleset: rs, Tx: tx}, nil
+}
+
+// CheckModel fails when the resolver's model is not what a full resolve of the cluster gives: the
+// incremental figures are only worth something if the incremental path computes the same thing.
+func (pl *Pipeline) CheckModel(c *generator.Cluster) error {
+	if got, want := pl.Resolver.Model(), selectors.Resolve(c.Snapshot); !reflect.DeepEqual(got, want) {
+		return fmt.Errorf("the incremental resolver's model differs from a full resolve of the same cluster")
+	}
+	return nil
 }
 
 // TargetPeers makes the cluster's events change pods that are peers of the node under test (members
@@ -108,9 +154,10 @@ func MeasureIncremental(params generator.Params, rounds, baselineRounds int, res
 			}
 			defer backend.Close()
 			applier := nft.NewApplier(backend)
-			m := selectors.Resolve(c.Snapshot)
+			pl := NewPipeline(c.Snapshot)
+			m, rs := pl.Compile()
 			TargetPeers(c, m)
-			if _, err := applier.Apply(nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})); err != nil {
+			if _, err := applier.Apply(rs); err != nil {
 				return fmt.Errorf("programming the initial table: %w", err)
 			}
 			syncer := &baselines.IPTablesSyncer{Netns: nodeC.Name, Restore: restore}
@@ -119,7 +166,7 @@ func MeasureIncremental(params generator.Params, rounds, baselineRounds int, res
 			}
 			for round := range rounds {
 				for _, kind := range generator.EventKinds {
-					step, err := NextEvent(c, kind, applier.Committed())
+					step, err := pl.Next(c, kind, applier.Committed())
 					if err != nil {
 						return err
 					}
@@ -129,6 +176,7 @@ func MeasureIncremental(params generator.Params, rounds, baselineRounds int, res
 						return fmt.Errorf("applying %s: %w", step.Description, err)
 					}
 					step.ApplyMS = ms(time.Since(start))
+					step.EventMS = step.ResolveMS + step.CompileMS + step.ApplyMS
 					if round < baselineRounds {
 						if err := syncC(syncer, step.Model, &step.Event); err != nil {
 							return fmt.Errorf("baseline C after %s: %w", step.Description, err)
@@ -137,7 +185,7 @@ func MeasureIncremental(params generator.Params, rounds, baselineRounds int, res
 					inc.Events = append(inc.Events, step.Event)
 				}
 			}
-			return nil
+			return pl.CheckModel(c)
 		})
 	})
 	return inc, err

@@ -12,7 +12,6 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
-	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
@@ -119,16 +118,17 @@ func ReplayForTrace(params generator.Params, rounds int, netnsPath string) ([]bo
 	}
 	defer backend.Close()
 	applier := nft.NewApplier(backend)
-	m := selectors.Resolve(c.Snapshot)
+	pl := NewPipeline(c.Snapshot)
+	m, rs := pl.Compile()
 	TargetPeers(c, m)
-	res, err := applier.Apply(nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)}))
+	res, err := applier.Apply(rs)
 	if err != nil {
 		return nil, err
 	}
 	sent := []bool{!res.Unchanged()}
 	for range rounds {
 		for _, kind := range generator.EventKinds {
-			step, err := NextEvent(c, kind, applier.Committed())
+			step, err := pl.Next(c, kind, applier.Committed())
 			if err != nil {
 				return nil, err
 			}

@@ -124,6 +124,7 @@ type Event struct {
 	Description string              `json:"description"`
 	// nftpolicy
 	ApplyMS      float64 `json:"applyMs"` // Applier.Apply: diff and commit, after an untimed GC
+	EventMS      float64 `json:"eventMs"` // the whole response: ResolveMS + CompileMS + ApplyMS
 	DiffMS       float64 `json:"diffMs"`  // nft.Diff alone, measured separately
 	ResolveMS    float64 `json:"resolveMs"`
 	CompileMS    float64 `json:"compileMs"`

@@ -1,0 +1,226 @@
+package selectors
+
+import (
+	"fmt"
+	"maps"
+	"math/rand"
+	"net/netip"
+	"slices"
+	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Benchmarks of one event and the Model after it, at two cluster sizes with the same number of
+// policies and of local pods: the cost of a peer event must not follow the number of pods.
+// BenchmarkResolverFullResolve is what the same Model costs from scratch at those sizes.
+
+var resolverScales = []struct {
+	name  string
+	scale benchScale
+}{
+	{"pods=25k/policies=10k", benchScale{pods: 25000, namespaces: 500, nodes: 228, policies: 10000}},
+	{"pods=50k/policies=10k", fullScale},
+}
+
+// benchCluster is a generated cluster loaded into a Resolver, kept across benchmarks: every event
+// ring below leaves it as it found it after each pair of events.
+type benchCluster struct {
+	snapshot *Snapshot
+	resolver *Resolver
+}
+
+var benchClusters = map[benchScale]*benchCluster{}
+
+func loadedCluster(sc benchScale) *benchCluster {
+	if bc, ok := benchClusters[sc]; ok {
+		return bc
+	}
+	s := generateCluster(sc)
+	bc := &benchCluster{snapshot: s, resolver: loadResolver(s)}
+	benchClusters[sc] = bc
+	return bc
+}
+
+func loadResolver(s *Snapshot) *Resolver {
+	r := NewResolver(s.Node)
+	r.Load(s)
+	r.Model()
+	return r
+}
+
+// setEvent sets one object: a pod, a namespace or a policy.
+type setEvent struct {
+	pod       *Pod
+	namespace *Namespace
+	policy    *networkingv1.NetworkPolicy
+}
+
+// objectSetter is what takes events: a Resolver, or a test's replay of one.
+type objectSetter interface {
+	SetPod(Pod)
+	SetNamespace(Namespace)
+	SetPolicy(*networkingv1.NetworkPolicy)
+}
+
+var (
+	_ objectSetter = (*Resolver)(nil)
+	_ objectSetter = (*replay)(nil)
+)
+
+func (e setEvent) apply(to objectSetter) {
+	switch {
+	case e.pod != nil:
+		to.SetPod(*e.pod)
+	case e.namespace != nil:
+		to.SetNamespace(*e.namespace)
+	default:
+		to.SetPolicy(e.policy)
+	}
+}
+
+// benchEvents runs a ring of events, each alone ("event") and followed by Model ("event+model"),
+// at every scale. Events come in pairs, the second undoing the first.
+func benchEvents(b *testing.B, ring func(s *Snapshot) []setEvent) {
+	for _, sc := range resolverScales {
+		b.Run(sc.name, func(b *testing.B) {
+			bc := loadedCluster(sc.scale)
+			events := ring(bc.snapshot)
+			for _, withModel := range []bool{true, false} {
+				name := "event"
+				if withModel {
+					name = "event+model"
+				}
+				b.Run(name, func(b *testing.B) {
+					r := bc.resolver
+					b.ReportAllocs()
+					i := 0
+					for b.Loop() {
+						events[i%len(events)].apply(r)
+						if withModel {
+							r.Model()
+						}
+						i++
+					}
+					b.StopTimer()
+					if i%2 == 1 { // back to the loaded cluster
+						events[i%len(events)].apply(r)
+					}
+					r.Model()
+				})
+			}
+		})
+	}
+}
+
+// remotePods picks pods of other nodes, the same ones in every run.
+func remotePods(s *Snapshot, n int) []Pod {
+	rng := rand.New(rand.NewSource(1))
+	var out []Pod
+	for len(out) < n {
+		if p := s.Pods[rng.Intn(len(s.Pods))]; p.Node != s.Node {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// podRing sets each pod changed, then as it was.
+func podRing(pods []Pod, change func(Pod) Pod) []setEvent {
+	var ring []setEvent
+	for _, p := range pods {
+		changed := change(p)
+		ring = append(ring, setEvent{pod: &changed}, setEvent{pod: &p})
+	}
+	return ring
+}
+
+// podRelabelRing: a peer pod's app label changes, flipping the peers that select by app in its
+// namespace and across namespaces.
+func podRelabelRing(s *Snapshot) []setEvent {
+	return podRing(remotePods(s, 500), func(p Pod) Pod {
+		p.Labels = maps.Clone(p.Labels)
+		p.Labels["app"] = "app-" + fmt.Sprint((p.Labels["app"][len("app-")]-'0'+1)%7)
+		return p
+	})
+}
+
+// podIPChangeRing: a peer pod gets another address, as a pod recreated under the same name does.
+func podIPChangeRing(s *Snapshot) []setEvent {
+	i := 0
+	return podRing(remotePods(s, 500), func(p Pod) Pod {
+		i++
+		p.IPs = slices.Clone(p.IPs)
+		p.IPs[0] = netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)})
+		return p
+	})
+}
+
+// namespaceRelabelRing: a namespace changes team, flipping the team's namespaceSelectors for
+// every pod of the namespace.
+func namespaceRelabelRing(s *Snapshot) []setEvent {
+	var ring []setEvent
+	for i, ns := range s.Namespaces[:min(50, len(s.Namespaces))] {
+		changed := Namespace{Name: ns.Name, Labels: maps.Clone(ns.Labels)}
+		changed.Labels["team"] = fmt.Sprintf("team-%d", (i+1)%5)
+		ring = append(ring, setEvent{namespace: &changed}, setEvent{namespace: &ns})
+	}
+	return ring
+}
+
+// policyEditRing: a policy of a namespace with local pods gets one more port, so that the
+// namespace's local pods are re-resolved.
+func policyEditRing(s *Snapshot) []setEvent {
+	withLocal := make(map[string]bool)
+	for i := range s.Pods {
+		if eligible(&s.Pods[i]) && s.Pods[i].Node == s.Node {
+			withLocal[s.Pods[i].Namespace] = true
+		}
+	}
+	var ring []setEvent
+	for _, np := range s.Policies {
+		if !withLocal[np.Namespace] || len(np.Spec.Ingress) == 0 || len(ring) == 200 {
+			continue
+		}
+		changed := np.DeepCopy()
+		changed.Spec.Ingress[0].Ports = append(changed.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Port: ptr(intstr.FromInt32(7777))})
+		ring = append(ring, setEvent{policy: changed}, setEvent{policy: np})
+	}
+	return ring
+}
+
+func BenchmarkResolverPodRelabel(b *testing.B)       { benchEvents(b, podRelabelRing) }
+func BenchmarkResolverPodIPChange(b *testing.B)      { benchEvents(b, podIPChangeRing) }
+func BenchmarkResolverNamespaceRelabel(b *testing.B) { benchEvents(b, namespaceRelabelRing) }
+func BenchmarkResolverPolicyEdit(b *testing.B)       { benchEvents(b, policyEditRing) }
+
+// BenchmarkResolverFullResolve is Resolve at the scales above, for comparison.
+func BenchmarkResolverFullResolve(b *testing.B) {
+	for _, sc := range resolverScales {
+		b.Run(sc.name, func(b *testing.B) {
+			s := loadedCluster(sc.scale).snapshot
+			var m *Model
+			b.ReportAllocs()
+			for b.Loop() {
+				m = Resolve(s)
+			}
+			b.ReportMetric(float64(len(m.LocalPods)), "localpods")
+			b.ReportMetric(float64(len(m.AddressSets)), "addrsets")
+			b.ReportMetric(float64(len(m.ServiceSets)), "svcsets")
+		})
+	}
+}
+
+// BenchmarkResolverLoad is the initial sync: every object set on a new Resolver, then Model.
+func BenchmarkResolverLoad(b *testing.B) {
+	for _, sc := range resolverScales {
+		b.Run(sc.name, func(b *testing.B) {
+			s := loadedCluster(sc.scale).snapshot
+			b.ReportAllocs()
+			for b.Loop() {
+				loadResolver(s)
+			}
+		})
+	}
+}

@@ -1,0 +1,274 @@
+package selectors
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// localPod is an eligible pod on the node, with what its Model entry holds.
+type localPod struct {
+	pod             *Pod
+	ips             []netip.Addr // a copy: the Model shares no memory with the pods set
+	ingress, egress *Isolation   // as handed out in Models: never written again
+}
+
+func (lp *localPod) model() LocalPod {
+	return LocalPod{Namespace: lp.pod.Namespace, Name: lp.pod.Name, IPs: lp.ips, Ingress: lp.ingress, Egress: lp.egress}
+}
+
+func byLocalPodKey(a, b *localPod) int {
+	if c := strings.Compare(a.pod.Namespace, b.pod.Namespace); c != 0 {
+		return c
+	}
+	return strings.Compare(a.pod.Name, b.pod.Name)
+}
+
+// policyState is one NetworkPolicy. It is active while it selects a local pod: only then is it
+// compiled and do its rules hold references to sets, as only then does Resolve read it.
+type policyState struct {
+	ref        PolicyRef
+	np         *networkingv1.NetworkPolicy
+	selector   parsedSelector
+	selectorOK bool
+	// selectorProblems is the invalid podSelector, reported while the namespace has a local pod.
+	selectorProblems problemSet
+	compiled         *compiledPolicy // while active
+	selected         []selectedPod   // the local pods it selects, by name
+	problems         []Problem       // as the Model reports them, sorted
+}
+
+func byPolicyName(a, b *policyState) int { return strings.Compare(a.ref.Name, b.ref.Name) }
+
+// compiledPolicy is what Resolve derives from a policy alone.
+type compiledPolicy struct {
+	dirs     []Direction      // effective policy types
+	rules    [][]compiledRule // per direction of dirs
+	problems problemSet
+}
+
+// selectedPod is a local pod a policy selects, with the policy's rules as they apply to it, per
+// direction of the policy's dirs.
+type selectedPod struct {
+	pod   *localPod
+	rules [][]Rule
+}
+
+func compilePolicy(ref PolicyRef, np *networkingv1.NetworkPolicy) *compiledPolicy {
+	c := &resolver{problems: make(problemSet)}
+	cp := &compiledPolicy{dirs: c.effectivePolicyTypes(ref, np)}
+	for _, dir := range cp.dirs {
+		cp.rules = append(cp.rules, c.compileRules(ref, np, dir))
+	}
+	cp.problems = c.problems
+	return cp
+}
+
+// relocalPod follows a pod on the node from old to cur (either nil, both eligible). Its policies'
+// selection and its rules depend on its labels and ports; its addresses only on itself.
+func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
+	switch {
+	case old == nil && cur == nil:
+		return
+	case old == nil:
+		lp := &localPod{pod: cur, ips: slices.Clone(cur.IPs)}
+		r.local[key] = lp
+		r.localOrder = insertSorted(r.localOrder, lp, byLocalPodKey)
+		ns.local = insertSorted(ns.local, lp, byLocalPodKey)
+		r.changed.localPods = true
+	case cur == nil:
+		lp := r.local[key]
+		delete(r.local, key)
+		r.localOrder = deleteSorted(r.localOrder, lp, byLocalPodKey)
+		ns.local = deleteSorted(ns.local, lp, byLocalPodKey)
+		r.changed.localPods = true
+	default:
+		lp := r.local[key]
+		lp.pod = cur
+		if !slices.Equal(old.IPs, cur.IPs) {
+			lp.ips = slices.Clone(cur.IPs)
+			r.changed.localPods = true
+		}
+		if maps.Equal(old.Labels, cur.Labels) && slices.Equal(old.Ports, cur.Ports) {
+			return
+		}
+	}
+	for _, ps := range ns.policies {
+		r.reselect(ns, ps)
+	}
+	r.reisolate(ns)
+}
+
+// replacePolicy puts np (nil: deleted) in place of a policy's object and re-resolves the local
+// pods of its namespace. The sets the new version refers to are taken before the old version's are
+// let go, so that a set both use is kept as it is.
+func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networkingv1.NetworkPolicy) {
+	old := ps.compiled
+	ps.np, ps.compiled, ps.selected = np, nil, nil
+	ps.selector, ps.selectorOK, ps.selectorProblems = parsedSelector{}, false, nil
+	if np != nil {
+		c := &resolver{problems: make(problemSet)}
+		ps.selector, ps.selectorOK = c.policySelector(ps.ref, np)
+		ps.selectorProblems = c.problems
+		r.reselect(ns, ps)
+	} else {
+		r.setProblems(ps, nil)
+	}
+	if old != nil {
+		r.referSets(old, -1)
+	}
+	r.reisolate(ns)
+}
+
+// reselect recomputes which local pods a policy selects and what its rules are for each of them,
+// compiling it when it becomes active and letting it go when it stops being.
+//
+// "podSelector selects the pods to which this NetworkPolicy object applies. ... An empty selector
+// matches all pods in the policy's namespace."
+func (r *Resolver) reselect(ns *namespaceState, ps *policyState) {
+	if len(ns.local) == 0 && ps.compiled == nil {
+		// Resolve does not read the policies of a namespace without local pods.
+		ps.selected = nil
+		r.setProblems(ps, nil)
+		return
+	}
+	c := &resolver{problems: make(problemSet)}
+	if len(ns.local) > 0 {
+		maps.Copy(c.problems, ps.selectorProblems)
+	}
+	var selected []selectedPod
+	if ps.selectorOK {
+		for _, lp := range ns.local {
+			if ps.selector.selector.Matches(labelsOf(lp.pod)) {
+				selected = append(selected, selectedPod{pod: lp})
+			}
+		}
+	}
+	switch {
+	case len(selected) > 0 && ps.compiled == nil:
+		ps.compiled = compilePolicy(ps.ref, ps.np)
+		r.referSets(ps.compiled, 1)
+	case len(selected) == 0 && ps.compiled != nil:
+		r.referSets(ps.compiled, -1)
+		ps.compiled = nil
+	}
+	if ps.compiled != nil {
+		maps.Copy(c.problems, ps.compiled.problems)
+		for i := range selected {
+			selected[i].rules = make([][]Rule, len(ps.compiled.dirs))
+			for d, rules := range ps.compiled.rules {
+				for _, cr := range rules {
+					selected[i].rules[d] = append(selected[i].rules[d], c.ruleForPod(ps.ref, cr, selected[i].pod.pod))
+				}
+			}
+		}
+	}
+	ps.selected = selected
+	r.setProblems(ps, c.problems.sorted())
+}
+
+// referSets takes (delta 1) or drops (delta -1) the references a compiled policy's rules hold to
+// sets.
+func (r *Resolver) referSets(cp *compiledPolicy, delta int) {
+	for _, rules := range cp.rules {
+		for i := range rules {
+			cr := &rules[i]
+			if !cr.anyPeer {
+				if delta > 0 {
+					r.acquireAddressSet(cr)
+				} else {
+					r.addressSets.release(cr.peersID)
+				}
+			}
+			for j := range cr.services {
+				if delta > 0 {
+					r.acquireServiceSet(&cr.services[j])
+				} else {
+					r.serviceSets.release(cr.services[j].id)
+				}
+			}
+		}
+	}
+}
+
+func (r *Resolver) setProblems(ps *policyState, problems []Problem) {
+	if slices.Equal(ps.problems, problems) {
+		return
+	}
+	ps.problems = problems
+	r.changed.problems = true
+	if len(problems) > 0 {
+		r.withIssues[ps] = struct{}{}
+	} else {
+		delete(r.withIssues, ps)
+	}
+}
+
+// reisolate recomputes the isolation of every local pod of a namespace from the policies that
+// select it, keeping the Isolation handed out before when it is equal.
+//
+// "Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod ... OR if the
+// traffic matches at least one ingress rule across all of the NetworkPolicy objects whose
+// podSelector matches the pod." Policies are taken by name, then direction, as Resolve does.
+func (r *Resolver) reisolate(ns *namespaceState) {
+	for _, lp := range ns.local {
+		var isolations [2]*Isolation // ingress, egress
+		for _, ps := range ns.policies {
+			i := slices.IndexFunc(ps.selected, func(sp selectedPod) bool { return sp.pod == lp })
+			if i < 0 {
+				continue
+			}
+			for d, dir := range ps.compiled.dirs {
+				iso := &isolations[0]
+				if dir == Egress {
+					iso = &isolations[1]
+				}
+				if *iso == nil {
+					*iso = &Isolation{}
+				}
+				(*iso).Policies = append((*iso).Policies, ps.ref)
+				(*iso).Rules = append((*iso).Rules, ps.selected[i].rules[d]...)
+			}
+		}
+		r.keepIsolation(&lp.ingress, isolations[0])
+		r.keepIsolation(&lp.egress, isolations[1])
+	}
+}
+
+func (r *Resolver) keepIsolation(held **Isolation, iso *Isolation) {
+	if equalIsolations(*held, iso) {
+		return
+	}
+	*held = iso
+	r.changed.localPods = true
+}
+
+func equalIsolations(a, b *Isolation) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return sameSlice(a.Policies, b.Policies) && (a.Rules == nil) == (b.Rules == nil) &&
+		slices.EqualFunc(a.Rules, b.Rules, func(x, y Rule) bool {
+			return x.Policy == y.Policy && x.Index == y.Index && x.AnyPeer == y.AnyPeer && x.Peers == y.Peers &&
+				x.AllPorts == y.AllPorts && sameSlice(x.Ports, y.Ports) && sameSlice(x.NamedPorts, y.NamedPorts)
+		})
+}
+
+// sameSlice is slices.Equal that also tells nil from empty, as reflect.DeepEqual does.
+func sameSlice[T comparable](a, b []T) bool { return (a == nil) == (b == nil) && slices.Equal(a, b) }
+
+// problems are the problems of every policy, sorted by policy, then field and message.
+func (r *Resolver) problems() []Problem {
+	if len(r.withIssues) == 0 {
+		return nil
+	}
+	policies := slices.SortedFunc(maps.Keys(r.withIssues), func(a, b *policyState) int { return comparePolicyRefs(a.ref, b.ref) })
+	var out []Problem
+	for _, ps := range policies {
+		out = append(out, ps.problems...)
+	}
+	return out
+}

@@ -1,0 +1,479 @@
+package selectors
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// replay drives a Resolver through events and, after each, checks it against Resolve of a Snapshot
+// of the same objects (the test keeps its own record of them), and checks the identity contract
+// against the Model before.
+type replay struct {
+	t          *testing.T
+	node       string
+	resolver   *Resolver
+	pods       map[podKey]Pod
+	namespaces map[string]Namespace
+	policies   map[PolicyRef]*networkingv1.NetworkPolicy
+	events     []string     // so far, for failure messages
+	models     []savedModel // every Model handed out, to check that none changes later
+}
+
+type savedModel struct {
+	model, copied *Model
+	after         string
+}
+
+func newReplay(t *testing.T) *replay { return newReplayOn(t, testNode) }
+
+func newReplayOn(t *testing.T, node string) *replay {
+	return &replay{
+		t:          t,
+		node:       node,
+		resolver:   NewResolver(node),
+		pods:       make(map[podKey]Pod),
+		namespaces: make(map[string]Namespace),
+		policies:   make(map[PolicyRef]*networkingv1.NetworkPolicy),
+	}
+}
+
+func (rp *replay) SetPod(p Pod) {
+	rp.pods[keyOf(&p)] = p
+	rp.resolver.SetPod(p)
+	rp.check(fmt.Sprintf("SetPod %s/%s labels=%v ips=%v node=%s phase=%s hostNetwork=%v ports=%v",
+		p.Namespace, p.Name, p.Labels, p.IPs, p.Node, p.Phase, p.HostNetwork, p.Ports))
+}
+
+func (rp *replay) DeletePod(namespace, name string) {
+	delete(rp.pods, podKey{namespace, name})
+	rp.resolver.DeletePod(namespace, name)
+	rp.check(fmt.Sprintf("DeletePod %s/%s", namespace, name))
+}
+
+func (rp *replay) SetNamespace(ns Namespace) {
+	rp.namespaces[ns.Name] = ns
+	rp.resolver.SetNamespace(ns)
+	rp.check(fmt.Sprintf("SetNamespace %s labels=%v", ns.Name, ns.Labels))
+}
+
+func (rp *replay) DeleteNamespace(name string) {
+	delete(rp.namespaces, name)
+	rp.resolver.DeleteNamespace(name)
+	rp.check("DeleteNamespace " + name)
+}
+
+func (rp *replay) SetPolicy(np *networkingv1.NetworkPolicy) {
+	rp.policies[PolicyRef{Namespace: np.Namespace, Name: np.Name}] = np
+	rp.resolver.SetPolicy(np)
+	rp.check(fmt.Sprintf("SetPolicy %s/%s %+v", np.Namespace, np.Name, np.Spec))
+}
+
+func (rp *replay) DeletePolicy(namespace, name string) {
+	delete(rp.policies, PolicyRef{Namespace: namespace, Name: name})
+	rp.resolver.DeletePolicy(namespace, name)
+	rp.check(fmt.Sprintf("DeletePolicy %s/%s", namespace, name))
+}
+
+// load sets every object of a snapshot at once.
+func (rp *replay) load(s *Snapshot) {
+	for _, ns := range s.Namespaces {
+		rp.namespaces[ns.Name] = ns
+	}
+	for _, np := range s.Policies {
+		rp.policies[PolicyRef{Namespace: np.Namespace, Name: np.Name}] = np
+	}
+	for _, p := range s.Pods {
+		rp.pods[keyOf(&p)] = p
+	}
+	rp.resolver.Load(s)
+	rp.check(fmt.Sprintf("Load of %d pods, %d namespaces and %d policies", len(s.Pods), len(s.Namespaces), len(s.Policies)))
+}
+
+// snapshot holds the recorded objects, in a shuffled-enough order: Resolve must not care.
+func (rp *replay) snapshot() *Snapshot {
+	s := &Snapshot{Node: rp.node}
+	for _, p := range rp.pods {
+		s.Pods = append(s.Pods, p)
+	}
+	for _, ns := range rp.namespaces {
+		s.Namespaces = append(s.Namespaces, ns)
+	}
+	for _, np := range rp.policies {
+		s.Policies = append(s.Policies, np)
+	}
+	return s
+}
+
+func (rp *replay) check(event string) {
+	rp.t.Helper()
+	rp.events = append(rp.events, event)
+	var prev *Model
+	if n := len(rp.models); n > 0 {
+		prev = rp.models[n-1].model
+	}
+	got, want := rp.resolver.Model(), Resolve(rp.snapshot())
+	if !reflect.DeepEqual(got, want) {
+		rp.t.Fatalf("after %d events, the last %s:\n%s\nevents:\n  %s", len(rp.events), event, diffModels(got, want), strings.Join(rp.events, "\n  "))
+	}
+	if prev != nil {
+		if err := checkIdentity(prev, got); err != nil {
+			rp.t.Fatalf("after %s: %v", event, err)
+		}
+	}
+	rp.models = append(rp.models, savedModel{model: got, copied: copyModel(got), after: event})
+}
+
+// checkIdentity checks the identity contract between two consecutive Models: whatever is equal is
+// the same memory, and an unchanged Model is the same Model.
+func checkIdentity(prev, cur *Model) error {
+	if reflect.DeepEqual(prev, cur) && prev != cur {
+		return fmt.Errorf("nothing changed, yet Model() returned a new *Model")
+	}
+	for _, err := range []error{
+		sameUnchangedSlices("address set", prev.AddressSets, cur.AddressSets, func(s AddressSet) (string, []AddrRange) { return s.ID, s.Ranges }),
+		sameUnchangedSlices("service set", prev.ServiceSets, cur.ServiceSets, func(s ServiceSet) (string, []Service) { return s.ID, s.Services }),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	prevPods := make(map[string]LocalPod)
+	for _, lp := range prev.LocalPods {
+		prevPods[lp.Key()] = lp
+	}
+	for _, lp := range cur.LocalPods {
+		before, ok := prevPods[lp.Key()]
+		if !ok {
+			continue
+		}
+		if reflect.DeepEqual(before.Ingress, lp.Ingress) && before.Ingress != lp.Ingress {
+			return fmt.Errorf("local pod %s: ingress isolation did not change but its pointer did", lp.Key())
+		}
+		if reflect.DeepEqual(before.Egress, lp.Egress) && before.Egress != lp.Egress {
+			return fmt.Errorf("local pod %s: egress isolation did not change but its pointer did", lp.Key())
+		}
+	}
+	return nil
+}
+
+// sameUnchangedSlices checks that every set of cur that was in prev with equal elements holds the
+// very same slice.
+func sameUnchangedSlices[S, E any](kind string, prev, cur []S, elements func(S) (string, []E)) error {
+	before := make(map[string][]E, len(prev))
+	for _, s := range prev {
+		id, es := elements(s)
+		before[id] = es
+	}
+	for _, s := range cur {
+		id, es := elements(s)
+		if old, ok := before[id]; ok && reflect.DeepEqual(old, es) && !sameBacking(old, es) {
+			return fmt.Errorf("%s %s did not change but its slice did", kind, id)
+		}
+	}
+	return nil
+}
+
+// sameBacking reports whether two slices are the same memory (two nil slices are).
+func sameBacking[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// finish checks that no Model handed out changed afterwards.
+func (rp *replay) finish() {
+	rp.t.Helper()
+	for i, saved := range rp.models {
+		if !reflect.DeepEqual(saved.model, saved.copied) {
+			rp.t.Fatalf("Model %d, returned after %s, changed later:\n%s", i, saved.after, diffModels(saved.model, saved.copied))
+		}
+	}
+}
+
+// copyModel is a deep copy that keeps nil and empty slices apart.
+func copyModel(m *Model) *Model {
+	c := &Model{Node: m.Node, Problems: slices.Clone(m.Problems)}
+	if m.LocalPods != nil {
+		c.LocalPods = make([]LocalPod, len(m.LocalPods))
+	}
+	for i, lp := range m.LocalPods {
+		lp.IPs = slices.Clone(lp.IPs)
+		lp.Ingress, lp.Egress = copyIsolation(lp.Ingress), copyIsolation(lp.Egress)
+		c.LocalPods[i] = lp
+	}
+	c.AddressSets = slices.Clone(m.AddressSets)
+	for i := range c.AddressSets {
+		c.AddressSets[i].Ranges = slices.Clone(c.AddressSets[i].Ranges)
+	}
+	c.ServiceSets = slices.Clone(m.ServiceSets)
+	for i := range c.ServiceSets {
+		c.ServiceSets[i].Services = slices.Clone(c.ServiceSets[i].Services)
+	}
+	return c
+}
+
+func copyIsolation(iso *Isolation) *Isolation {
+	if iso == nil {
+		return nil
+	}
+	c := &Isolation{Policies: slices.Clone(iso.Policies), Rules: slices.Clone(iso.Rules)}
+	for i := range c.Rules {
+		c.Rules[i].Ports = slices.Clone(c.Rules[i].Ports)
+		c.Rules[i].NamedPorts = slices.Clone(c.Rules[i].NamedPorts)
+	}
+	return c
+}
+
+// diffModels says, part by part, what one Model has that the other does not.
+func diffModels(got, want *Model) string {
+	var b strings.Builder
+	if got.Node != want.Node {
+		fmt.Fprintf(&b, "Node: got %q, want %q\n", got.Node, want.Node)
+	}
+	diffPart(&b, "LocalPods", got.LocalPods, want.LocalPods, formatLocalPod)
+	diffPart(&b, "AddressSets", got.AddressSets, want.AddressSets, func(s AddressSet) string {
+		return fmt.Sprintf("%s %q hasIPBlocks=%v [%s]", s.ID, s.Description, s.HasIPBlocks, renderRanges(s.Ranges))
+	})
+	diffPart(&b, "ServiceSets", got.ServiceSets, want.ServiceSets, func(s ServiceSet) string {
+		return fmt.Sprintf("%s %q %v", s.ID, s.Description, s.Services)
+	})
+	diffPart(&b, "Problems", got.Problems, want.Problems, Problem.String)
+	return b.String()
+}
+
+func diffPart[T any](b *strings.Builder, name string, got, want []T, format func(T) string) {
+	if reflect.DeepEqual(got, want) {
+		return
+	}
+	gotLines, wantLines := formatAll(got, format), formatAll(want, format)
+	fmt.Fprintf(b, "%s differ (- want, + got):\n", name)
+	const most = 10 // lines of each side
+	printed := 0
+	for _, l := range wantLines {
+		if !slices.Contains(gotLines, l) && printed < most {
+			fmt.Fprintf(b, "  - %s\n", l)
+			printed++
+		}
+	}
+	printed = 0
+	for _, l := range gotLines {
+		if !slices.Contains(wantLines, l) && printed < most {
+			fmt.Fprintf(b, "  + %s\n", l)
+			printed++
+		}
+	}
+	if slices.Equal(gotLines, wantLines) {
+		fmt.Fprintf(b, "  (equal when printed: nil against empty, or order)\n  - %#v\n  + %#v\n", want, got)
+	}
+}
+
+func formatAll[T any](xs []T, format func(T) string) []string {
+	if xs == nil {
+		return []string{"<nil slice>"}
+	}
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = format(x)
+	}
+	return out
+}
+
+func formatLocalPod(lp LocalPod) string {
+	return fmt.Sprintf("%s ips=%v ingress=%s egress=%s", lp.Key(), lp.IPs, formatIsolation(lp.Ingress), formatIsolation(lp.Egress))
+}
+
+func formatIsolation(iso *Isolation) string {
+	if iso == nil {
+		return "none"
+	}
+	return fmt.Sprintf("{policies=%v rules=%+v}", iso.Policies, iso.Rules)
+}
+
+// Random events. Each builds fresh objects: the Resolver keeps what it is given.
+
+func (rp *replay) randomEvent(c *chooser) {
+	switch c.pick(18) {
+	case 0, 1, 2:
+		rp.SetPod(randomPod(c, c.pick(6)))
+	case 3:
+		if p, ok := rp.anyPod(c); ok {
+			rp.DeletePod(p.Namespace, p.Name)
+		}
+	case 4, 5, 6, 7, 8, 9:
+		if p, ok := rp.anyPod(c); ok {
+			rp.SetPod(changePod(c, p))
+		}
+	case 10:
+		if p, ok := rp.anyPod(c); ok {
+			// A pod that "moves" namespace is another pod: delete and add.
+			rp.DeletePod(p.Namespace, p.Name)
+			p.Namespace = fuzzNamespaces[c.pick(len(fuzzNamespaces))]
+			rp.SetPod(p)
+		}
+	case 11:
+		rp.SetNamespace(Namespace{Name: fuzzNamespaces[c.pick(len(fuzzNamespaces))], Labels: randomLabels(c)})
+	case 12:
+		rp.DeleteNamespace(fuzzNamespaces[c.pick(len(fuzzNamespaces))])
+	case 13, 14:
+		rp.SetPolicy(randomPolicy(c, fmt.Sprintf("np%d", c.pick(5))))
+	case 15:
+		if np, ok := rp.anyPolicy(c); ok {
+			rp.SetPolicy(editPolicy(c, np))
+		}
+	case 16:
+		if np, ok := rp.anyPolicy(c); ok {
+			rp.DeletePolicy(np.Namespace, np.Name)
+		}
+	case 17:
+		rp.sameAgain(c)
+	}
+}
+
+// sameAgain sets a copy of an object that is held: the Model must stay the very same.
+func (rp *replay) sameAgain(c *chooser) {
+	before := rp.resolver.Model()
+	switch c.pick(3) {
+	case 0:
+		if p, ok := rp.anyPod(c); ok {
+			p.Labels, p.IPs, p.Ports = maps.Clone(p.Labels), slices.Clone(p.IPs), slices.Clone(p.Ports)
+			rp.SetPod(p)
+		}
+	case 1:
+		if np, ok := rp.anyPolicy(c); ok {
+			rp.SetPolicy(np.DeepCopy())
+		}
+	case 2:
+		if names := sortedKeys(rp.namespaces); len(names) > 0 {
+			ns := rp.namespaces[names[c.pick(len(names))]]
+			rp.SetNamespace(Namespace{Name: ns.Name, Labels: maps.Clone(ns.Labels)})
+		}
+	}
+	if after := rp.resolver.Model(); after != before {
+		rp.t.Fatalf("setting an object equal to the one held gave a new Model")
+	}
+}
+
+func (rp *replay) anyPod(c *chooser) (Pod, bool) {
+	keys := slices.SortedFunc(maps.Keys(rp.pods), func(a, b podKey) int {
+		return strings.Compare(a.namespace+"/"+a.name, b.namespace+"/"+b.name)
+	})
+	if len(keys) == 0 {
+		return Pod{}, false
+	}
+	return rp.pods[keys[c.pick(len(keys))]], true
+}
+
+func (rp *replay) anyPolicy(c *chooser) (*networkingv1.NetworkPolicy, bool) {
+	refs := slices.SortedFunc(maps.Keys(rp.policies), comparePolicyRefs)
+	if len(refs) == 0 {
+		return nil, false
+	}
+	return rp.policies[refs[c.pick(len(refs))]], true
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// changePod changes one thing of a pod: labels, addresses, phase, node, hostNetwork or ports.
+func changePod(c *chooser, p Pod) Pod {
+	p.Labels, p.IPs, p.Ports = maps.Clone(p.Labels), slices.Clone(p.IPs), slices.Clone(p.Ports)
+	switch c.pick(6) {
+	case 0:
+		p.Labels = randomLabels(c)
+	case 1:
+		// Another address, possibly one another pod has (addresses are reused).
+		p.IPs = randomPod(c, c.pick(6)).IPs
+	case 2:
+		p.Phase = []corev1.PodPhase{"Pending", "Running", "Succeeded", "Failed"}[c.pick(4)]
+	case 3:
+		p.Node = []string{testNode, "n2"}[c.pick(2)]
+	case 4:
+		p.HostNetwork = !p.HostNetwork
+	case 5:
+		p.Ports = randomContainerPorts(c)
+	}
+	return p
+}
+
+// editPolicy changes one thing of a held policy, or replaces it by a random one of the same name.
+func editPolicy(c *chooser, np *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
+	edited := np.DeepCopy()
+	switch c.pick(4) {
+	case 0:
+		edited.Spec.PodSelector = *randomSelector(c)
+	case 1:
+		edited.Spec.Ingress = append(edited.Spec.Ingress, ingressRule(randomPeers(c), randomPorts(c)...))
+	case 2:
+		edited.Spec.Egress = append(edited.Spec.Egress, egressRule(randomPeers(c), randomPorts(c)...))
+	case 3:
+		edited = randomPolicy(c, np.Name)
+		edited.Namespace = np.Namespace
+	}
+	return edited
+}
+
+// replayRandom loads a random cluster object by object, then plays random events.
+func replayRandom(t *testing.T, c *chooser, events int) {
+	t.Helper()
+	rp := newReplay(t)
+	s := randomSnapshot(c)
+	if c.coin() {
+		rp.load(s)
+	} else {
+		// Object by object, in an order Load does not use, checking after each.
+		for i := range s.Pods {
+			setEvent{pod: &s.Pods[i]}.apply(rp)
+		}
+		for _, np := range s.Policies {
+			setEvent{policy: np}.apply(rp)
+		}
+		for i := range s.Namespaces {
+			setEvent{namespace: &s.Namespaces[i]}.apply(rp)
+		}
+	}
+	for range events {
+		rp.randomEvent(c)
+	}
+	rp.finish()
+}
+
+// FuzzResolverMatchesResolve: after every event of a random sequence, the Resolver's Model is
+// deeply equal to Resolve's, and the identity contract holds. Plain `go test` runs the seeds.
+func FuzzResolverMatchesResolve(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("pods come and go while policies change"))
+	for _, b := range randomSeeds(11, 150, 512) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := &chooser{data: data}
+		replayRandom(t, c, 40)
+	})
+}
+
+// TestResolverMatchesResolve is the same property over longer sequences of events.
+func TestResolverMatchesResolve(t *testing.T) {
+	for i, b := range randomSeeds(3, 40, 4096) {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			replayRandom(t, &chooser{data: b}, 150)
+		})
+	}
+}
+
+// TestResolverMatchesResolveOnGeneratedCluster replays the benchmarks' events on a small generated
+// cluster: bigger sets and more policies than the random ones.
+func TestResolverMatchesResolveOnGeneratedCluster(t *testing.T) {
+	s := generateCluster(benchScale{pods: 800, namespaces: 10, nodes: 10, policies: 150})
+	rp := newReplayOn(t, s.Node)
+	rp.load(s)
+	for _, ring := range []func(*Snapshot) []setEvent{podRelabelRing, podIPChangeRing, namespaceRelabelRing, policyEditRing} {
+		for _, e := range ring(s)[:8] {
+			e.apply(rp)
+		}
+	}
+	rp.finish()
+}
