@@ -3,10 +3,15 @@ package nft
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
+	"syscall"
 	"testing"
+
+	"github.com/google/nftables"
 
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
 	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
 // benchModel is a node with 110 local pods in a cluster of clusterPods pods: every local pod is
@@ -122,6 +127,102 @@ func BenchmarkKernelApply(b *testing.B) {
 			}
 		})
 	}
+}
+
+// issueRuleset compiles the generated cluster of issue 5's measurement 1 (N=10000 policies,
+// L=110 local pods, distinct selectors) at the given number of cluster pods, as the bench command
+// does: every local pod gets a made-up host interface.
+func issueRuleset(b *testing.B, pods int) *Ruleset {
+	b.Helper()
+	c, err := generator.Generate(generator.Defaults(pods, 10000, generator.DistinctSelectors))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := selectors.Resolve(c.Snapshot)
+	ifaces := map[netip.Addr]string{}
+	for i, p := range m.LocalPods {
+		for _, ip := range p.IPs {
+			ifaces[ip] = fmt.Sprintf("bench%d", i)
+		}
+	}
+	return Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+}
+
+// BenchmarkProgramFull is measurement 1's "program" figure: the full replacement of the table in a
+// namespace where it does not exist yet, one transaction. The table is removed between iterations,
+// outside the timed part. Besides time and allocations it reports the CPU time of the process in
+// user space and in the kernel (getrusage, after a GC), the kernel's share being mostly nf_tables
+// applying the batch.
+func BenchmarkProgramFull(b *testing.B) {
+	backend := benchNamespace(b)
+	for _, pods := range benchSizes {
+		rs := issueRuleset(b, pods)
+		tx := Diff(nil, rs)
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			b.ReportAllocs()
+			var user, sys float64
+			for b.Loop() {
+				b.StopTimer()
+				if err := RemoveTable(backend, tx.Table); err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				u0, s0 := processCPU()
+				b.StartTimer()
+				if err := backend.Run(tx); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				u1, s1 := processCPU()
+				user += u1 - u0
+				sys += s1 - s0
+				b.StartTimer()
+			}
+			b.ReportMetric(user/float64(b.N), "user-ms/op")
+			b.ReportMetric(sys/float64(b.N), "sys-ms/op")
+			b.ReportMetric(float64(elementCount(rs)), "elements")
+		})
+	}
+}
+
+// BenchmarkLowerFull is the user-space half of a full replacement without the kernel: lowering every
+// operation to netlink messages queued on a connection that is never flushed.
+func BenchmarkLowerFull(b *testing.B) {
+	for _, pods := range benchSizes {
+		tx := Diff(nil, issueRuleset(b, pods))
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				conn, err := nftables.New()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := newLowering(conn, tx.Table, newAnonymousSetNames()).transaction(tx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// processCPU returns the user and system CPU time of this process, in milliseconds.
+func processCPU() (user, sys float64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return float64(ru.Utime.Nano()) / 1e6, float64(ru.Stime.Nano()) / 1e6
+}
+
+// elementCount returns the elements of every set and map, a range counting as one.
+func elementCount(rs *Ruleset) (n int) {
+	for _, s := range rs.Sets {
+		n += len(s.Elements)
+	}
+	for _, m := range rs.Maps {
+		n += len(m.Elements)
+	}
+	return n
 }
 
 // BenchmarkKernelElementFloor is the smallest transaction there is: one element added to, or deleted

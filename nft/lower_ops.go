@@ -5,11 +5,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
 )
-
-// maxElementsPerMessage keeps one element message well below the 64 KiB limit of a netlink attribute;
-// larger element lists are split over several messages of the same batch.
-const maxElementsPerMessage = 256
 
 // lowering queues the operations of one transaction on one nftables.Conn.
 //
@@ -17,23 +14,67 @@ const maxElementsPerMessage = 256
 // ID when the name is not visible yet); sets that already exist in the kernel are referenced by name
 // alone. Chains are always referenced by name.
 type lowering struct {
-	conn   *nftables.Conn
-	table  *nftables.Table
-	setIDs map[string]uint32 // named sets and maps created in this batch
-	nextID uint32
+	conn      *nftables.Conn
+	table     *nftables.Table
+	setIDs    map[string]uint32 // named sets and maps created in this batch
+	nextID    uint32
+	anonymous *anonymousSetNames
+	batch     elementBatch // reused by every element message
 }
 
-func newLowering(conn *nftables.Conn, table string) *lowering {
+func newLowering(conn *nftables.Conn, table string, anonymous *anonymousSetNames) *lowering {
 	return &lowering{
-		conn:   conn,
-		table:  &nftables.Table{Name: table, Family: nftables.TableFamilyINet},
-		setIDs: map[string]uint32{},
+		conn:      conn,
+		table:     &nftables.Table{Name: table, Family: nftables.TableFamilyINet},
+		setIDs:    map[string]uint32{},
+		anonymous: anonymous,
+		batch:     elementBatch{conn: conn},
 	}
 }
 
 func (l *lowering) allocID() uint32 {
 	l.nextID++
 	return l.nextID
+}
+
+// transaction queues every operation of tx, in order but for one exception: the elements of a set
+// created in this batch are queued after everything else, or before the next deletion. When a rule
+// binds an anonymous set (a full replacement at 50k cluster pods has ~300), the kernel walks every
+// operation queued so far, and the element operations of a full replacement would be a third of
+// them (measured: the binding goes from ~6% of the kernel's time to ~2%). The order does not change
+// the outcome: the kernel applies the batch as a whole, and a set exists, empty, from its AddSet on.
+func (l *lowering) transaction(tx *Transaction) error {
+	var deferred []int // indexes of the AddElements held back
+	queueDeferred := func() error {
+		for _, i := range deferred {
+			if err := l.op(tx.Ops[i]); err != nil {
+				return opError(tx, i, err)
+			}
+		}
+		deferred = deferred[:0]
+		return nil
+	}
+	for i, op := range tx.Ops {
+		switch o := op.(type) {
+		case AddElements:
+			if _, created := l.setIDs[o.Set]; created {
+				deferred = append(deferred, i)
+				continue
+			}
+		case DeleteTable, DeleteSet, DeleteElements, DeleteMap, DeleteMapElements, DeleteChain:
+			if err := queueDeferred(); err != nil {
+				return err
+			}
+		}
+		if err := l.op(op); err != nil {
+			return opError(tx, i, err)
+		}
+	}
+	return queueDeferred()
+}
+
+func opError(tx *Transaction, i int, err error) error {
+	return fmt.Errorf("lowering operation %d (%s): %w", i, renderOp(tx.Table, tx.Ops[i]), err)
 }
 
 func (l *lowering) op(op Op) error {
@@ -160,57 +201,37 @@ func (l *lowering) addMap(m Map) error {
 // elements: `add element inet T NAME { ... }` or `delete element ...`. Interval sets carry each range
 // as a start element and an end element, so deleting a range deletes both.
 func (l *lowering) elements(name string, t KeyType, interval bool, elems []Element, add bool) error {
-	var nelems []nftables.SetElement
+	b := &l.batch
+	if err := b.begin(l.setRef(name, false), t, add); err != nil {
+		return fmt.Errorf("set %s: %w", name, err)
+	}
 	for _, e := range elems {
-		enc, err := encodeElement(t, interval, e)
-		if err != nil {
+		if err := b.pushSetElement(t, interval, e); err != nil {
 			return fmt.Errorf("set %s: %w", name, err)
 		}
-		nelems = append(nelems, enc...)
 	}
-	return l.sendElements(l.setRef(name, false), nelems, add)
+	return b.flush()
 }
 
 // mapElements: `add element inet T NAME { ADDR : goto CHAIN, ... }` or `delete element ... { ADDR }`.
 func (l *lowering) mapElements(name string, t KeyType, elems []MapElement, add bool) error {
-	nelems := make([]nftables.SetElement, 0, len(elems))
+	b := &l.batch
+	if err := b.begin(l.setRef(name, true), t, add); err != nil {
+		return fmt.Errorf("map %s: %w", name, err)
+	}
 	for _, e := range elems {
-		key, err := encodeAddr(t, e.Key)
-		if err != nil {
-			return fmt.Errorf("map %s: %w", name, err)
-		}
-		ne := nftables.SetElement{Key: key}
+		var v *expr.Verdict
 		if add {
-			v, err := lowerVerdict(e.Verdict)
-			if err != nil {
+			var err error
+			if v, err = lowerVerdict(e.Verdict); err != nil {
 				return fmt.Errorf("map %s element %s: %w", name, e.Key, err)
 			}
-			ne.VerdictData = v
 		}
-		nelems = append(nelems, ne)
+		if err := b.pushMapElement(t, e.Key, v); err != nil {
+			return fmt.Errorf("map %s: %w", name, err)
+		}
 	}
-	return l.sendElements(l.setRef(name, true), nelems, add)
-}
-
-func (l *lowering) sendElements(set *nftables.Set, elems []nftables.SetElement, add bool) error {
-	for len(elems) > 0 {
-		n := min(len(elems), maxElementsPerMessage)
-		// Never split an interval between two messages: an end element follows its start element.
-		if n < len(elems) && elems[n].IntervalEnd {
-			n++
-		}
-		var err error
-		if add {
-			err = l.conn.SetAddElements(set, elems[:n])
-		} else {
-			err = l.conn.SetDeleteElements(set, elems[:n])
-		}
-		if err != nil {
-			return fmt.Errorf("queueing elements of %s: %w", set.Name, err)
-		}
-		elems = elems[n:]
-	}
-	return nil
+	return b.flush()
 }
 
 // addChain: `add chain inet T NAME [{ type filter hook HOOK priority filter + N; policy accept; }]`.

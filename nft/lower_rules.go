@@ -2,6 +2,8 @@ package nft
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -229,13 +231,12 @@ func (l *lowering) lowerPorts(ranges []PortRange) ([]expr.Any, error) {
 }
 
 // anonymousSet queues a constant anonymous set, which lives as long as the rule that follows it in
-// the batch, and returns the lookup into it. The kernel picks the set's name; the rule finds it by
-// batch ID.
+// the batch, and returns the lookup into it.
 func (l *lowering) anonymousSet(kt nftables.SetDatatype, interval bool, elems []nftables.SetElement) (expr.Any, error) {
 	set := &nftables.Set{
 		Table:     l.table,
 		ID:        l.allocID(),
-		Name:      "__set%d",
+		Name:      l.anonymous.name(),
 		Anonymous: true,
 		Constant:  true,
 		Interval:  interval,
@@ -245,6 +246,31 @@ func (l *lowering) anonymousSet(kt nftables.SetDatatype, interval bool, elems []
 		return nil, fmt.Errorf("adding anonymous set: %w", err)
 	}
 	return &expr.Lookup{SourceRegister: nftReg1, SetName: set.Name, SetID: set.ID}, nil
+}
+
+// anonymousSetNames names the anonymous sets of rules. nft sends "__set%d" and lets the kernel pick
+// the number, but then the kernel reads the name of every set of the table (with sscanf) to find a
+// free number, and the rule, which cannot know the name, finds its set by batch ID, walking every
+// operation queued before it. Both walks grow with the table and are paid for each anonymous set, of
+// which a full replacement at 50k cluster pods has ~300: about 4 ms of the kernel's ~100. A name
+// without "%d" is taken as it is, as long as no set of the table has it yet, and a rule finds its set
+// by that name.
+//
+// Our names are "__set_" + a random stem + "_" + a counter: a backend never reuses one, another
+// backend (another process) has another stem, and the numbers nft picks ("__set0") cannot collide with
+// them. They never show: nft lists anonymous sets inline.
+type anonymousSetNames struct {
+	stem string
+	last uint64
+}
+
+func newAnonymousSetNames() *anonymousSetNames {
+	return &anonymousSetNames{stem: fmt.Sprintf("__set_%08x_", rand.Uint32())}
+}
+
+func (n *anonymousSetNames) name() string {
+	n.last++
+	return n.stem + strconv.FormatUint(n.last, 36)
 }
 
 func singletons(keys [][]byte) []nftables.SetElement {

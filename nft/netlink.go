@@ -27,9 +27,10 @@ const (
 // deleted objects makes the kernel finish releasing them inside close(), about one RCU grace period
 // (~10 ms here), which would otherwise be paid by every transaction.
 type NetlinkBackend struct {
-	mu    sync.Mutex
-	netns *os.File       // nil: the current network namespace
-	conn  *nftables.Conn // the lasting connection; nil until first used or after a failure
+	mu        sync.Mutex
+	netns     *os.File           // nil: the current network namespace
+	conn      *nftables.Conn     // the lasting connection; nil until first used or after a failure
+	anonymous *anonymousSetNames // names for the anonymous sets of rules, unique for the backend's life
 }
 
 var _ Backend = (*NetlinkBackend)(nil)
@@ -97,12 +98,12 @@ func (b *NetlinkBackend) Run(tx *Transaction) error {
 	if err != nil {
 		return err
 	}
-	l := newLowering(conn, tx.Table)
-	for i, op := range tx.Ops {
-		if err := l.op(op); err != nil {
-			b.dropConn()
-			return fmt.Errorf("lowering operation %d (%s): %w", i, renderOp(tx.Table, op), err)
-		}
+	if b.anonymous == nil {
+		b.anonymous = newAnonymousSetNames()
+	}
+	if err := newLowering(conn, tx.Table, b.anonymous).transaction(tx); err != nil {
+		b.dropConn()
+		return err
 	}
 	if err := conn.Flush(); err != nil {
 		b.dropConn()

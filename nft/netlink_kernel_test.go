@@ -310,6 +310,37 @@ func TestNetlinkIncremental(t *testing.T) {
 	}
 }
 
+// TestNetlinkAnonymousSetsOfSeveralBackends: the backend names the anonymous sets of rules itself
+// (see anonymousSetNames). A second backend, as after a restart of the agent, refills chains while the
+// first backend's anonymous sets are still in the table, and the first one goes on: no name is taken
+// twice, and the listing still equals Render.
+func TestNetlinkAnonymousSetsOfSeveralBackends(t *testing.T) {
+	ns, first := kernelNamespace(t)
+	rs := everyKindRuleset()
+	run(t, first, replaceTable(rs))
+	second, err := NewNetlinkBackend(ns.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Close() })
+	refill := func(b Backend, chain string) {
+		t.Helper()
+		c := rs.Chains[slices.IndexFunc(rs.Chains, func(c Chain) bool { return c.Name == chain })]
+		tx := &Transaction{Table: rs.Table, Ops: []Op{FlushChain{Name: chain}}}
+		for _, r := range c.Rules {
+			tx.Ops = append(tx.Ops, AddRule{Chain: chain, Rule: r})
+		}
+		run(t, b, tx)
+	}
+	// The first backend's anonymous sets of eg_pod2 are still there when the second one makes its
+	// first: a second backend with the same names would be refused here.
+	refill(second, "ingress")
+	refill(first, "eg_pod2")
+	refill(second, "eg_pod2")
+	refill(first, "ingress")
+	assertListing(t, ns, rs)
+}
+
 // TestNetlinkAtomic shows that a transaction that fails after valid operations changes nothing: the
 // kernel rejects the whole batch.
 func TestNetlinkAtomic(t *testing.T) {
