@@ -377,6 +377,9 @@ func (c *compiler) peerSet(id string, f Family) string {
 		}
 	}
 	SortElements(set.Elements)
+	if !set.Interval {
+		set.Size = setSize(len(set.Elements), c.memo.peers[name].set)
+	}
 	c.sets[name] = set
 	c.next.peers[name] = peerMemo{ranges: as.Ranges, hasIPBlocks: as.HasIPBlocks, description: as.Description, set: set}
 	return name
@@ -406,11 +409,34 @@ func (c *compiler) serviceSet(id string, f Family) string {
 				set.Elements = append(set.Elements, Element{Addr: s.Addr, Proto: protoNumber(s.Protocol), Port: s.Port})
 			}
 		}
-		c.next.services[name] = serviceMemo{services: ss.Services, description: ss.Description, set: set}
 	}
 	SortElements(set.Elements)
+	set.Size = setSize(len(set.Elements), c.memo.services[name].set)
+	if found {
+		c.next.services[name] = serviceMemo{services: ss.Services, description: ss.Description, set: set}
+	}
 	c.sets[name] = set
 	return name
+}
+
+// Sizes of hash sets (see Set.Size). A set is created with room for twice its elements, in powers of
+// two, and keeps its size while it grows into that room or shrinks to a small part of it: a new
+// size redefines the set, which costs a whole-table replacement (one transaction still).
+const (
+	minSetSize     = 64
+	setShrinkBelow = 16 // a set holding less than 1/16 of its size gets a smaller one
+)
+
+// setSize returns the size of a hash set of n elements whose previous version was prev (nil: none).
+func setSize(n int, prev *Set) uint32 {
+	if prev != nil && prev.Size > 0 && n <= int(prev.Size) && (prev.Size == minSetSize || n >= int(prev.Size)/setShrinkBelow) {
+		return prev.Size
+	}
+	size := uint32(minSetSize)
+	for int(size) < 2*n {
+		size *= 2
+	}
+	return size
 }
 
 // sameSlice reports whether a and b are the very same slice (same array, same length). Empty slices

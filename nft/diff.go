@@ -135,7 +135,7 @@ func fullReplace(desired *Ruleset) *Transaction {
 // redefined reports whether an object kept its name but changed what it is.
 func redefined(desired *Ruleset, oldSets finder[Set], oldMaps finder[Map], oldChains finder[Chain]) bool {
 	for _, s := range desired.Sets {
-		if old, ok := oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Comment != s.Comment) {
+		if old, ok := oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Size != s.Size || old.Comment != s.Comment) {
 			return true
 		}
 	}

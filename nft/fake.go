@@ -140,7 +140,7 @@ func (t *fakeTable) apply(op Op) (*fakeTable, error) {
 func (t *fakeTable) applySetOp(op Op) error {
 	if o, ok := op.(AddSet); ok {
 		if old, ok := t.sets[o.Set.Name]; ok {
-			if old.def.Type != o.Set.Type || old.def.Interval != o.Set.Interval {
+			if old.def.Type != o.Set.Type || old.def.Interval != o.Set.Interval || old.def.Size != o.Set.Size {
 				return fmt.Errorf("set %s exists with another type", o.Set.Name)
 			}
 			return nil
@@ -175,6 +175,10 @@ func (t *fakeTable) applySetOp(op Op) error {
 				}
 			}
 			s.elements[e] = struct{}{}
+			if s.def.Size > 0 && len(s.elements) > int(s.def.Size) {
+				// The kernel refuses an element beyond the size (ENFILE).
+				return fmt.Errorf("set %s is full: size %d", name, s.def.Size)
+			}
 		}
 	case DeleteElements:
 		for _, e := range o.Elements {

@@ -158,6 +158,7 @@ func (l *lowering) addSet(s Set) error {
 		Interval:      s.Interval,
 		Concatenation: isConcat(s.Type),
 		KeyType:       kt,
+		Size:          s.Size,
 		Comment:       s.Comment,
 	}
 	switch s.Type {

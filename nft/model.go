@@ -53,6 +53,10 @@ type Set struct {
 	Name     string
 	Type     KeyType
 	Interval bool // elements are address ranges (flags interval)
+	// Size is the most elements the kernel lets the set hold (nft's `size`); 0 is no limit. A size
+	// lets the kernel allocate a hash set's buckets once, at creation, instead of growing them while
+	// a large batch fills the set. Compile sizes hash peer and service sets with room to grow.
+	Size     uint32
 	Comment  string
 	Elements []Element // sorted, see SortElements
 }

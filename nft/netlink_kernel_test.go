@@ -114,7 +114,7 @@ func everyKindRuleset() *Ruleset {
 func replaceTable(rs *Ruleset) *Transaction {
 	tx := &Transaction{Table: rs.Table, Ops: []Op{AddTable{}, DeleteTable{}, AddTable{}}}
 	for _, s := range rs.Sets {
-		tx.Ops = append(tx.Ops, AddSet{Set: Set{Name: s.Name, Type: s.Type, Interval: s.Interval, Comment: s.Comment}})
+		tx.Ops = append(tx.Ops, AddSet{Set: withoutElements(s)})
 		if len(s.Elements) > 0 {
 			tx.Ops = append(tx.Ops, AddElements{Set: s.Name, Type: s.Type, Interval: s.Interval, Elements: s.Elements})
 		}

@@ -22,6 +22,9 @@ func Render(rs *Ruleset) string {
 	for _, s := range rs.Sets {
 		section()
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s.Name, s.Type)
+		if s.Size > 0 {
+			fmt.Fprintf(&b, "\t\tsize %d\n", s.Size)
+		}
 		if s.Interval {
 			b.WriteString("\t\tflags interval\n")
 		}
@@ -72,6 +75,9 @@ func baseChainSpec(h *BaseHook) string {
 
 func setHeaderInline(s Set) string {
 	out := "type " + string(s.Type) + "; "
+	if s.Size > 0 {
+		out += fmt.Sprintf("size %d; ", s.Size)
+	}
 	if s.Interval {
 		out += "flags interval; "
 	}

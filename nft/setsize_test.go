@@ -1,0 +1,113 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
+
+func TestSetSizeLeavesRoomAndKeepsItsClass(t *testing.T) {
+	cases := []struct {
+		n    int
+		prev uint32 // 0: no previous version
+		want uint32
+	}{
+		{0, 0, 64},
+		{32, 0, 64},
+		{33, 0, 128}, // room for twice the elements
+		{1000, 0, 2048},
+		{64, 64, 64},      // still fits: kept
+		{65, 64, 256},     // outgrew it: twice the elements again
+		{300, 4096, 4096}, // shrank, but not below 1/16
+		{255, 4096, 512},  // below 1/16 of 4096 (256): a smaller class
+		{0, 64, 64},
+	}
+	for _, tc := range cases {
+		var prev *Set
+		if tc.prev > 0 {
+			prev = &Set{Size: tc.prev}
+		}
+		if got := setSize(tc.n, prev); got != tc.want {
+			t.Errorf("setSize(%d, previous size %d) = %d, want %d", tc.n, tc.prev, got, tc.want)
+		}
+	}
+}
+
+// peerModel is the guestbook with n addresses in the redis peer set.
+func peerModel(n int) *selectors.Model {
+	var ips []string
+	for i := range n {
+		ips = append(ips, netip.AddrFrom4([4]byte{10, 9, byte(i / 250), byte(1 + i%250)}).String())
+	}
+	return withAddressSet(guestbookModel(), "redis", single(ips...))
+}
+
+func TestCompilerGrowsASetPastItsSizeWithOneWholeTableReplacement(t *testing.T) {
+	var cc Compiler
+	f := NewFake("nftpolicy")
+	a := NewApplier(f)
+	apply := func(n int) (ApplyResult, Set) {
+		t.Helper()
+		rs := cc.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(n), Interfaces: guestbookInterfaces()})
+		res, err := a.Apply(rs)
+		if err != nil {
+			t.Fatalf("%d peers: %v", n, err)
+		}
+		return res, setByName(t, f.Ruleset(), "peers_redis_v4")
+	}
+	_, s := apply(10)
+	if s.Size != 64 {
+		t.Fatalf("a set of 10 got size %d, want 64", s.Size)
+	}
+	// Growing within the size: elements only.
+	if res, s := apply(64); res.FullReplace || s.Size != 64 || len(s.Elements) != 64 {
+		t.Fatalf("growing to 64 of 64: %+v, size %d, %d elements", res, s.Size, len(s.Elements))
+	}
+	// One more does not fit: the set is redefined, in one transaction.
+	if res, s := apply(65); !res.FullReplace || s.Size != 256 || len(s.Elements) != 65 {
+		t.Fatalf("growing past the size: %+v, size %d, %d elements; want a whole-table replacement to size 256", res, s.Size, len(s.Elements))
+	}
+	// Shrinking a little keeps the size, and with it the incremental path.
+	if res, s := apply(20); res.FullReplace || s.Size != 256 {
+		t.Fatalf("shrinking to 20 of 256: %+v, size %d", res, s.Size)
+	}
+}
+
+func TestFakeRefusesElementsBeyondTheSize(t *testing.T) {
+	f := NewFake("nftpolicy")
+	rs := &Ruleset{Table: "nftpolicy", Sets: []Set{{Name: "small", Type: KeyIPv4, Size: 2}}}
+	if err := f.Run(Diff(nil, rs)); err != nil {
+		t.Fatal(err)
+	}
+	three := AddElements{Set: "small", Type: KeyIPv4, Elements: []Element{{Addr: addr("10.0.0.1")}, {Addr: addr("10.0.0.2")}, {Addr: addr("10.0.0.3")}}}
+	err := f.Run(&Transaction{Table: "nftpolicy", Ops: []Op{three}})
+	if err == nil || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("three elements in a set of size 2: error %v, want one saying the set is full", err)
+	}
+	if got := len(f.Ruleset().Sets[0].Elements); got != 0 {
+		t.Fatalf("the failed transaction left %d elements", got)
+	}
+}
+
+// TestKernelRefusesElementsBeyondTheSize checks the fake's rule against the kernel: a set's size is a
+// hard limit, and the transaction that passes it fails as a whole.
+func TestKernelRefusesElementsBeyondTheSize(t *testing.T) {
+	ns, b := kernelNamespace(t)
+	rs := &Ruleset{Table: kernelTable, Sets: []Set{{Name: "small", Type: KeyIPv4, Size: 2}}}
+	run(t, b, replaceTable(rs))
+	assertListing(t, ns, rs)
+	var elems []Element
+	for i := range 3 {
+		elems = append(elems, Element{Addr: addr(fmt.Sprintf("10.0.0.%d", i+1))})
+	}
+	if err := b.Run(&Transaction{Table: kernelTable, Ops: []Op{AddElements{Set: "small", Type: KeyIPv4, Elements: elems}}}); err == nil {
+		t.Fatal("the kernel took three elements into a set of size 2")
+	}
+	assertListing(t, ns, rs)
+	run(t, b, &Transaction{Table: kernelTable, Ops: []Op{AddElements{Set: "small", Type: KeyIPv4, Elements: elems[:2]}}})
+	rs.Sets[0].Elements = elems[:2]
+	assertListing(t, ns, rs)
+}
