@@ -2,8 +2,10 @@ package nft
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -57,6 +59,18 @@ func movePod(m *selectors.Model, ifaces map[netip.Addr]string, to netip.Addr) {
 	}
 }
 
+// movedCopy is m after movePod, as selectors.Resolver hands it out: a new model sharing every
+// unchanged slice with m, with new slices only where the move changed something.
+func movedCopy(m *selectors.Model, ifaces map[netip.Addr]string, to netip.Addr) (*selectors.Model, map[netip.Addr]string) {
+	next := *m
+	next.LocalPods = slices.Clone(m.LocalPods)
+	next.AddressSets = slices.Clone(m.AddressSets)
+	next.AddressSets[0].Ranges = slices.Clone(m.AddressSets[0].Ranges)
+	nextIfaces := maps.Clone(ifaces)
+	movePod(&next, nextIfaces, to)
+	return &next, nextIfaces
+}
+
 var benchSizes = []int{25000, 50000}
 
 func BenchmarkCompile(b *testing.B) {
@@ -85,6 +99,39 @@ func BenchmarkDiff(b *testing.B) {
 		b.Run(fmt.Sprintf("one-pod/pods=%d", pods), func(b *testing.B) {
 			for b.Loop() {
 				Diff(before, after)
+			}
+		})
+		// As the agent runs it: the Compiler reuses every unchanged set and chain, so the diff skips
+		// them without comparing elements.
+		m0, ifaces0 := benchModel(pods)
+		m1, ifaces1 := movedCopy(m0, ifaces0, netip.MustParseAddr("198.19.255.1"))
+		var cc Compiler
+		compiledBefore := cc.Compile(CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces0})
+		compiledAfter := cc.Compile(CompileInput{Table: "nftpolicy", Model: m1, Interfaces: ifaces1})
+		b.Run(fmt.Sprintf("one-pod-compiler/pods=%d", pods), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Diff(compiledBefore, compiledAfter)
+			}
+		})
+	}
+}
+
+// BenchmarkCompileOnePod is the Compiler's cost per event: each iteration compiles the model after
+// or before a one-pod move, with the previous one remembered.
+func BenchmarkCompileOnePod(b *testing.B) {
+	for _, pods := range benchSizes {
+		m0, ifaces0 := benchModel(pods)
+		m1, ifaces1 := movedCopy(m0, ifaces0, netip.MustParseAddr("198.19.255.1"))
+		inputs := []CompileInput{{Table: "nftpolicy", Model: m0, Interfaces: ifaces0}, {Table: "nftpolicy", Model: m1, Interfaces: ifaces1}}
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			var cc Compiler
+			cc.Compile(inputs[0])
+			b.ReportAllocs()
+			i := 1
+			for b.Loop() {
+				cc.Compile(inputs[i%2])
+				i++
 			}
 		})
 	}

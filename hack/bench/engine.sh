@@ -9,7 +9,8 @@ raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 
 echo "running engine benchmarks (count=$count)..." >&2
-go test -run '^$' -bench 'Resolve' -benchtime 3x -count "$count" ./selectors/ | tee -a "$raw" >&2
+go test -run '^$' -bench '^BenchmarkResolve$|^BenchmarkResolver(FullResolve|Load)$' -benchtime 3x -count "$count" ./selectors/ | tee -a "$raw" >&2
+go test -run '^$' -bench '^BenchmarkResolver(PodRelabel|PodIPChange|NamespaceRelabel|PolicyEdit)$' -benchtime 400x -benchmem -count "$count" ./selectors/ | tee -a "$raw" >&2
 go test -run '^$' -bench 'Compile|Diff' -benchtime 10x -count "$count" ./nft/ | tee -a "$raw" >&2
 go test -run '^$' -bench 'KernelApply|KernelElementFloor' -benchtime 10x -count "$count" ./nft/ | tee -a "$raw" >&2
 
@@ -54,6 +55,15 @@ out=bench/ENGINE.md
       printf "| diff: one-pod change / full replacement, 50k pods | %s | computing a diff against listing the whole table |\n", ratio("BenchmarkDiff/one-pod/pods=50000", "BenchmarkDiff/full/pods=50000")
       printf "| compile: 50k / 25k pods | %s | growth when the cluster doubles |\n", ratio("BenchmarkCompile/pods=50000", "BenchmarkCompile/pods=25000")
       printf "| resolve: 50k pods, 10k policies / 5k pods, 1k policies | %s | growth for 10x the cluster |\n", ratio("BenchmarkResolve/pods=50k/policies=10k", "BenchmarkResolve/pods=5k/policies=1k")
+      split("PodRelabel PodIPChange NamespaceRelabel PolicyEdit", kinds, " ")
+      for (k = 1; k <= 4; k++) {
+        ev = "BenchmarkResolver" kinds[k] "/pods=50k/policies=10k/event+model"
+        printf "| resolver: %s event + model / full resolve, 50k pods | %s | an incremental event against resolving the world |\n", kinds[k], ratio(ev, "BenchmarkResolverFullResolve/pods=50k/policies=10k")
+      }
+      for (k = 1; k <= 4; k++) {
+        printf "| resolver: %s event + model, 50k / 25k pods | %s | growth of an event when the cluster doubles (flat = 1; the changed sets are twice as large) |\n", kinds[k], ratio("BenchmarkResolver" kinds[k] "/pods=50k/policies=10k/event+model", "BenchmarkResolver" kinds[k] "/pods=25k/policies=10k/event+model")
+      }
+      printf "| resolver: initial load + model / full resolve, 50k pods | %s | the first sync of the incremental resolver |\n", ratio("BenchmarkResolverLoad/pods=50k/policies=10k", "BenchmarkResolverFullResolve/pods=50k/policies=10k")
     }' "$raw"
   echo
   echo "## Raw output"
