@@ -176,11 +176,15 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 	}
 	slices.SortFunc(rs.Maps, func(a, b Map) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(rs.Chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
-	rs.Sets = make([]Set, 0, len(c.sets))
-	for _, s := range c.sets {
-		rs.Sets = append(rs.Sets, *s) // elements sorted where each set was built
+	names := make([]string, 0, len(c.sets))
+	for name := range c.sets {
+		names = append(names, name)
 	}
-	slices.SortFunc(rs.Sets, func(a, b Set) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(names) // names, not whole sets: sorting moves strings only
+	rs.Sets = make([]Set, 0, len(c.sets))
+	for _, name := range names {
+		rs.Sets = append(rs.Sets, *c.sets[name]) // elements sorted where each set was built
+	}
 	*cc = c.next
 	return rs
 }
@@ -348,7 +352,7 @@ func (c *compiler) compileRule(dir selectors.Direction, f Family, r selectors.Ru
 
 // peerSet returns the name of the family's half of an AddressSet, creating it on first use.
 func (c *compiler) peerSet(id string, f Family) string {
-	name := fmt.Sprintf("%s%s_v%d", peerSetPrefix, id, f)
+	name := peerSetPrefix + id + familySuffix(f)
 	if _, ok := c.sets[name]; ok {
 		return name
 	}
@@ -387,7 +391,7 @@ func (c *compiler) peerSet(id string, f Family) string {
 
 // serviceSet returns the name of the family's half of a ServiceSet, creating it on first use.
 func (c *compiler) serviceSet(id string, f Family) string {
-	name := fmt.Sprintf("%s%s_v%d", serviceSetPrefix, id, f)
+	name := serviceSetPrefix + id + familySuffix(f)
 	if _, ok := c.sets[name]; ok {
 		return name
 	}
@@ -420,8 +424,8 @@ func (c *compiler) serviceSet(id string, f Family) string {
 }
 
 // Sizes of hash sets (see Set.Size). A set is created with room for twice its elements, in powers of
-// two, and keeps its size while it grows into that room or shrinks to a small part of it: a new
-// size redefines the set, which costs a whole-table replacement (one transaction still).
+// two, and keeps its size while it grows into that room or shrinks to a small part of it. A new size
+// redefines the set: Diff deletes and re-creates it with the chains that use it, in one transaction.
 const (
 	minSetSize     = 64
 	setShrinkBelow = 16 // a set holding less than 1/16 of its size gets a smaller one
@@ -437,6 +441,14 @@ func setSize(n int, prev *Set) uint32 {
 		size *= 2
 	}
 	return size
+}
+
+// familySuffix ends the name of a family's half of a peer or service set.
+func familySuffix(f Family) string {
+	if f == IPv6 {
+		return "_v6"
+	}
+	return "_v4"
 }
 
 // sameSlice reports whether a and b are the very same slice (same array, same length). Empty slices

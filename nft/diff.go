@@ -3,12 +3,13 @@ package nft
 import (
 	"reflect"
 	"slices"
-	"strings"
+	"sort"
 )
 
 // Diff returns the transaction that turns the table from committed into desired. With committed nil
-// (state unknown) it replaces the whole table. Object definitions never change under one name (names
-// derive from what an object is), so a redefinition also falls back to a whole-table replacement.
+// (state unknown) it replaces the whole table. A set redefined under its name (a new size) is deleted
+// and created again with the chains that use it; a redefined map or base chain, which names derive
+// from and never happens between two versions of this program, falls back to a whole-table replacement.
 //
 // Order matters inside one batch: new sets and chains exist before rules refer to them, and rules and
 // map elements stop referring to sets and chains before those are deleted.
@@ -22,16 +23,19 @@ func Diff(committed, desired *Ruleset) *Transaction {
 	}
 	oldSets, oldMaps, oldChains := indexSets(committed), indexMaps(committed), indexChains(committed)
 	newSets, newMaps, newChains := indexSets(desired), indexMaps(desired), indexChains(desired)
-	if redefined(desired, oldSets, oldMaps, oldChains) {
+	if redefined(desired, oldMaps, oldChains) {
 		return fullReplace(desired)
 	}
 	tx := &Transaction{Table: desired.Table}
+
+	// 0. Sets redefined under their name, replaced on their own (see replaceRedefinedSets).
+	redefinedSets, refilled := replaceRedefinedSets(tx, committed, desired, oldSets)
 
 	// 1. New sets, and element changes of existing ones (deletions first: interval sets must not
 	// see overlapping ranges).
 	for _, s := range desired.Sets {
 		old, ok := oldSets.find(s.Name)
-		if !ok {
+		if !ok || redefinedSets[s.Name] {
 			tx.Ops = append(tx.Ops, AddSet{Set: withoutElements(s)})
 			if len(s.Elements) > 0 {
 				tx.Ops = append(tx.Ops, AddElements{Set: s.Name, Type: s.Type, Interval: s.Interval, Elements: s.Elements})
@@ -60,10 +64,10 @@ func Diff(committed, desired *Ruleset) *Transaction {
 	}
 	for _, c := range desired.Chains {
 		old, ok := oldChains.find(c.Name)
-		if ok && (sameSlice(old.Rules, c.Rules) || reflect.DeepEqual(old.Rules, c.Rules)) {
+		if ok && !refilled[c.Name] && (sameSlice(old.Rules, c.Rules) || reflect.DeepEqual(old.Rules, c.Rules)) {
 			continue
 		}
-		if ok {
+		if ok && !refilled[c.Name] {
 			tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
 		}
 		for _, r := range c.Rules {
@@ -90,16 +94,7 @@ func Diff(committed, desired *Ruleset) *Transaction {
 		}
 	}
 	// 5. Chains and sets nothing refers to any more.
-	for _, c := range committed.Chains {
-		if _, ok := newChains.find(c.Name); !ok {
-			tx.Ops = append(tx.Ops, FlushChain{Name: c.Name}, DeleteChain{Name: c.Name})
-		}
-	}
-	for _, s := range committed.Sets {
-		if _, ok := newSets.find(s.Name); !ok {
-			tx.Ops = append(tx.Ops, DeleteSet{Name: s.Name})
-		}
-	}
+	deleteUnused(tx, committed, newChains, newSets, refilled)
 	return tx
 }
 
@@ -132,13 +127,58 @@ func fullReplace(desired *Ruleset) *Transaction {
 	return tx
 }
 
-// redefined reports whether an object kept its name but changed what it is.
-func redefined(desired *Ruleset, oldSets finder[Set], oldMaps finder[Map], oldChains finder[Chain]) bool {
-	for _, s := range desired.Sets {
-		if old, ok := oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Size != s.Size || old.Comment != s.Comment) {
-			return true
+// deleteUnused deletes the chains and sets of committed that desired no longer has, chains first (a
+// rule may use a set). Chains flushed already (refilled) are not flushed twice.
+func deleteUnused(tx *Transaction, committed *Ruleset, newChains finder[Chain], newSets finder[Set], refilled map[string]bool) {
+	for _, c := range committed.Chains {
+		if _, ok := newChains.find(c.Name); !ok {
+			if !refilled[c.Name] {
+				tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
+			}
+			tx.Ops = append(tx.Ops, DeleteChain{Name: c.Name})
 		}
 	}
+	for _, s := range committed.Sets {
+		if _, ok := newSets.find(s.Name); !ok {
+			tx.Ops = append(tx.Ops, DeleteSet{Name: s.Name})
+		}
+	}
+}
+
+// replaceRedefinedSets handles sets that keep their name but change their definition (a hash set
+// outgrowing its size): the chains using them are flushed (Diff refills them), the old sets are
+// deleted (Diff creates the new ones), all in tx. It returns the redefined sets and flushed chains.
+func replaceRedefinedSets(tx *Transaction, committed, desired *Ruleset, oldSets finder[Set]) (redefinedSets, refilled map[string]bool) {
+	redefinedSets, refilled = map[string]bool{}, map[string]bool{}
+	for _, s := range desired.Sets {
+		if old, ok := oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Size != s.Size || old.Comment != s.Comment) {
+			redefinedSets[s.Name] = true
+		}
+	}
+	if len(redefinedSets) == 0 {
+		return redefinedSets, refilled
+	}
+	for _, c := range committed.Chains {
+		for _, r := range c.Rules {
+			if slices.ContainsFunc(referencedSets(r), func(name string) bool { return redefinedSets[name] }) {
+				tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
+				refilled[c.Name] = true
+				break
+			}
+		}
+	}
+	for _, s := range committed.Sets {
+		if redefinedSets[s.Name] {
+			tx.Ops = append(tx.Ops, DeleteSet{Name: s.Name})
+		}
+	}
+	return redefinedSets, refilled
+}
+
+// redefined reports whether a map or a chain kept its name but changed what it is: rare enough
+// (never, between two versions of this program) to replace the whole table for. Sets are handled one
+// by one (see Diff).
+func redefined(desired *Ruleset, oldMaps finder[Map], oldChains finder[Chain]) bool {
 	for _, m := range desired.Maps {
 		if old, ok := oldMaps.find(m.Name); ok && (old.Type != m.Type || old.Comment != m.Comment) {
 			return true
@@ -237,10 +277,14 @@ type finder[T any] struct {
 
 func newFinder[T any](items []T, prefix int, name func(*T) string) finder[T] {
 	f := finder[T]{items: items, prefix: prefix, name: name}
-	if !slices.IsSortedFunc(items[prefix:], func(a, b T) int { return strings.Compare(name(&a), name(&b)) }) {
-		f.byName = make(map[string]int, len(items))
-		for i := range items {
-			f.byName[name(&items[i])] = i
+	// Index-based, so that no element is copied (a copy whose address is taken escapes to the heap).
+	for i := prefix + 1; i < len(items); i++ {
+		if name(&items[i-1]) > name(&items[i]) {
+			f.byName = make(map[string]int, len(items))
+			for j := range items {
+				f.byName[name(&items[j])] = j
+			}
+			break
 		}
 	}
 	return f
@@ -260,8 +304,8 @@ func (f finder[T]) find(name string) (*T, bool) {
 		}
 	}
 	rest := f.items[f.prefix:]
-	i, ok := slices.BinarySearchFunc(rest, name, func(item T, name string) int { return strings.Compare(f.name(&item), name) })
-	if !ok {
+	i := sort.Search(len(rest), func(i int) bool { return f.name(&rest[i]) >= name })
+	if i == len(rest) || f.name(&rest[i]) != name {
 		return nil, false
 	}
 	return &rest[i], true

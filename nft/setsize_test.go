@@ -3,6 +3,7 @@ package nft
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,7 +46,7 @@ func peerModel(n int) *selectors.Model {
 	return withAddressSet(guestbookModel(), "redis", single(ips...))
 }
 
-func TestCompilerGrowsASetPastItsSizeWithOneWholeTableReplacement(t *testing.T) {
+func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 	var cc Compiler
 	f := NewFake("nftpolicy")
 	a := NewApplier(f)
@@ -56,6 +57,9 @@ func TestCompilerGrowsASetPastItsSizeWithOneWholeTableReplacement(t *testing.T) 
 		if err != nil {
 			t.Fatalf("%d peers: %v", n, err)
 		}
+		if got, want := Render(f.Ruleset()), Render(rs); got != want {
+			t.Fatalf("%d peers: the fake holds\n%s\nwant\n%s", n, got, want)
+		}
 		return res, setByName(t, f.Ruleset(), "peers_redis_v4")
 	}
 	_, s := apply(10)
@@ -63,15 +67,34 @@ func TestCompilerGrowsASetPastItsSizeWithOneWholeTableReplacement(t *testing.T) 
 		t.Fatalf("a set of 10 got size %d, want 64", s.Size)
 	}
 	// Growing within the size: elements only.
-	if res, s := apply(64); res.FullReplace || s.Size != 64 || len(s.Elements) != 64 {
+	if res, s := apply(64); res.FullReplace || !res.OnlyWidens || s.Size != 64 || len(s.Elements) != 64 {
 		t.Fatalf("growing to 64 of 64: %+v, size %d, %d elements", res, s.Size, len(s.Elements))
 	}
-	// One more does not fit: the set is redefined, in one transaction.
-	if res, s := apply(65); !res.FullReplace || s.Size != 256 || len(s.Elements) != 65 {
-		t.Fatalf("growing past the size: %+v, size %d, %d elements; want a whole-table replacement to size 256", res, s.Size, len(s.Elements))
+	// One more does not fit: that set is created again, bigger, with the chains that use it, and
+	// nothing else is touched.
+	tx := Diff(f.Ruleset(), cc.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(65), Interfaces: guestbookInterfaces()}))
+	var touched []string
+	for _, op := range tx.Ops {
+		switch o := op.(type) {
+		case DeleteSet:
+			touched = append(touched, "delete set "+o.Name)
+		case AddSet:
+			touched = append(touched, "add set "+o.Set.Name)
+		case FlushChain:
+			touched = append(touched, "flush "+o.Name)
+		case DeleteTable, AddTable:
+			t.Fatalf("a set outgrowing its size replaced the table:\n%s", tx)
+		}
 	}
-	// Shrinking a little keeps the size, and with it the incremental path.
-	if res, s := apply(20); res.FullReplace || s.Size != 256 {
+	want := []string{"flush eg_default_guestbook-1", "delete set peers_redis_v4", "add set peers_redis_v4"}
+	if !slices.Equal(touched, want) {
+		t.Fatalf("a set outgrowing its size: %q, want %q\n%s", touched, want, tx)
+	}
+	if res, s := apply(65); res.FullReplace || s.Size != 256 || len(s.Elements) != 65 {
+		t.Fatalf("growing past the size: %+v, size %d, %d elements; want size 256", res, s.Size, len(s.Elements))
+	}
+	// Shrinking a little keeps the size, and with it the element-only path.
+	if res, s := apply(20); res.FullReplace || s.Size != 256 || res.Rules != 0 {
 		t.Fatalf("shrinking to 20 of 256: %+v, size %d", res, s.Size)
 	}
 }
@@ -110,4 +133,20 @@ func TestKernelRefusesElementsBeyondTheSize(t *testing.T) {
 	run(t, b, &Transaction{Table: kernelTable, Ops: []Op{AddElements{Set: "small", Type: KeyIPv4, Elements: elems[:2]}}})
 	rs.Sets[0].Elements = elems[:2]
 	assertListing(t, ns, rs)
+}
+
+// TestKernelReplacesASetOutgrowingItsSizeInOneBatch runs the same growth against the kernel: the
+// batch that deletes and re-creates the set under its name, with the chain using it flushed and
+// refilled, is accepted, and the kernel then holds exactly the desired table.
+func TestKernelReplacesASetOutgrowingItsSizeInOneBatch(t *testing.T) {
+	ns, b := kernelNamespace(t)
+	var cc Compiler
+	a := NewApplier(b)
+	for _, n := range []int{10, 64, 65, 300, 20} {
+		rs := cc.Compile(CompileInput{Table: kernelTable, Model: peerModel(n), Interfaces: guestbookInterfaces()})
+		if _, err := a.Apply(rs); err != nil {
+			t.Fatalf("%d peers: %v", n, err)
+		}
+		assertSameContent(t, ns, rs)
+	}
 }

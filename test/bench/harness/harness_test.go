@@ -37,7 +37,7 @@ func TestEventCostIndependentOfScale(t *testing.T) {
 		if _, err := applier.Apply(rs); err != nil {
 			t.Fatal(err)
 		}
-		changed := 0
+		changed, resized := 0, 0
 		reached := map[generator.EventKind]int{}
 		for range 8 {
 			for _, kind := range generator.EventKinds {
@@ -63,8 +63,17 @@ func TestEventCostIndependentOfScale(t *testing.T) {
 				}
 				changed++
 				ev := step.Event
-				if ev.FullReplace || ev.Rules > 0 {
-					t.Errorf("P=%d: %s replaced the table or added rules", scale.pods, ev.Description)
+				if ev.FullReplace {
+					t.Errorf("P=%d: %s replaced the table", scale.pods, ev.Description)
+				}
+				if ev.ResizedSets > 0 {
+					// A set outgrew its size: it is created again and the chains using it refilled.
+					// Bounded by those chains, not by the cluster; rare (checked below).
+					resized++
+					continue
+				}
+				if ev.Rules > 0 {
+					t.Errorf("P=%d: %s added rules", scale.pods, ev.Description)
 				}
 				if ev.Ops > 2*ev.SetsTouched {
 					t.Errorf("P=%d: %s: %d operations for %d sets touched", scale.pods, ev.Description, ev.Ops, ev.SetsTouched)
@@ -79,6 +88,9 @@ func TestEventCostIndependentOfScale(t *testing.T) {
 			if reached[kind] == 0 {
 				t.Errorf("P=%d: no %s event reached the table", scale.pods, kind)
 			}
+		}
+		if resized*5 > changed {
+			t.Errorf("P=%d: %d of %d element-only events resized a set; sizes leave too little room", scale.pods, resized, changed)
 		}
 		if changed < 8 {
 			t.Errorf("P=%d: only %d element-only events reached the table; the events do not exercise it", scale.pods, changed)

@@ -109,6 +109,7 @@ func TargetPeers(c *generator.Cluster, m *selectors.Model) {
 func describeTx(ev *Event, tx *nft.Transaction) {
 	ev.Ops = len(tx.Ops)
 	touched := map[string]bool{}
+	deletedSets, addedSets := map[string]bool{}, map[string]bool{}
 	for _, op := range tx.Ops {
 		switch o := op.(type) {
 		case nft.DeleteTable:
@@ -129,8 +130,18 @@ func describeTx(ev *Event, tx *nft.Transaction) {
 			ev.Deletes = true
 		case nft.AddRule:
 			ev.Rules++
-		case nft.FlushChain, nft.DeleteChain, nft.DeleteSet, nft.DeleteMap:
+		case nft.FlushChain, nft.DeleteChain, nft.DeleteMap:
 			ev.Deletes = true
+		case nft.DeleteSet:
+			ev.Deletes = true
+			deletedSets[o.Name] = true
+		case nft.AddSet:
+			addedSets[o.Set.Name] = true
+		}
+	}
+	for name := range deletedSets {
+		if addedSets[name] {
+			ev.ResizedSets++
 		}
 	}
 	ev.SetsTouched = len(touched)

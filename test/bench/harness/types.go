@@ -135,7 +135,10 @@ type Event struct {
 	TextBytes    int     `json:"textBytes"`
 	NetlinkBytes int     `json:"netlinkBytes,omitempty"`
 	FullReplace  bool    `json:"fullReplace"`
-	Deletes      bool    `json:"deletes"` // the transaction deletes elements or rules: one RCU grace period
+	// ResizedSets counts sets deleted and created again under their name: a hash set outgrowing its
+	// size, which also refills the chains that use it.
+	ResizedSets int  `json:"resizedSets,omitempty"`
+	Deletes     bool `json:"deletes"` // the transaction deletes elements or rules: one RCU grace period
 	// baseline C, when measured for this event
 	CSyncMS *float64 `json:"cSyncMs,omitempty"`
 	CBytes  int      `json:"cBytes,omitempty"`
