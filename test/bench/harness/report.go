@@ -366,7 +366,13 @@ func reportIncremental(p func(string, ...any), gp func(string, string, bool, str
 			medianRange(ops), medianRange(elems), medianRange(k), medianRange(text), medianRange(nl), deletes, len(csync), num(percentileOf(csync, 50)), medianRange(cbytes), fmtSummary(summarize(ratio), "x"))
 	}
 	p("")
-	p("Cells with one figure are medians; `m [min, max]` otherwise. Events that changed nothing in A's table (no transaction) are left out: %d of %d. C/A bytes compares C's restore input with A's netlink bytes (or A's text bytes when not counted).", countUnchanged(inc), len(inc.Events))
+	resized := 0
+	for _, e := range inc.Events {
+		if e.ResizedSets > 0 {
+			resized++
+		}
+	}
+	p("Cells with one figure are medians; `m [min, max]` otherwise. Events that changed nothing in A's table (no transaction) are left out: %d of %d. C/A bytes compares C's restore input with A's netlink bytes (or A's text bytes when not counted). Events whose transaction re-created a hash set that outgrew its size (with the chains using it): %d.", countUnchanged(inc), len(inc.Events), resized)
 	p("")
 	p("Element-only events (every kind but policy-edit), resolve + compile + apply: p50 %s ms, p99 %s ms over %d events (apply alone: p50 %s, p99 %s); adding only: p50 %s / p99 %s ms (%d); with deletions: p50 %s / p99 %s ms (%d).",
 		num(percentileOf(elemOnly, 50)), num(percentileOf(elemOnly, 99)), len(elemOnly), num(percentileOf(elemApply, 50)), num(percentileOf(elemApply, 99)),
