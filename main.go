@@ -45,6 +45,8 @@ func runAgent(args []string) int {
 	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":9474", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":9475", "Address of the /healthz and /readyz endpoints; \"0\" disables them.")
 	fs.BoolVar(&opts.VerifyIncremental, "verify-incremental", false, "Check every incremental sync against a full resolve of the cache and repair any difference (costs a full resolve per sync; for tests and debugging).")
+	memoryLimit := fs.String("memory-limit", os.Getenv("MEMORY_LIMIT"), "The agent's memory limit, a quantity such as 256Mi or a number of bytes (default $MEMORY_LIMIT, which the DaemonSet sets to the container's limits.memory); the Go runtime's soft memory limit (GOMEMLIMIT) is set to 90% of it. Empty or 0: GOMEMLIMIT from the environment, else none.")
+	fs.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "Address of net/http/pprof, for profiling the agent's memory and CPU; empty disables it.")
 	cleanup := fs.Bool("cleanup", false, "Remove the agent's table, and with it every rule it programmed, then exit.")
 	klog.InitFlags(fs) // -v and the other klog flags
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +54,11 @@ func runAgent(args []string) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "nftpolicy: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	var err error
+	if opts.MemoryLimit, err = agent.ParseMemoryLimit(*memoryLimit); err != nil {
+		fmt.Fprintf(os.Stderr, "nftpolicy: %v\n", err)
 		return 2
 	}
 	ctrl.SetLogger(klog.NewKlogr())

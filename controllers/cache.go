@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"encoding/binary"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,19 +12,34 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/internal/intern"
+)
+
+// Bounds of what the cache shares between objects (see package intern). A cluster of 50,000 pods
+// repeats a few thousand strings (namespaces, nodes, label keys and values) and label sets; past the
+// bounds a table starts over, so values that never repeat cost at most this much.
+const (
+	maxSharedStrings   = 1 << 16
+	maxSharedLabelSets = 1 << 14
+	maxSharedPortLists = 1 << 12
 )
 
 // CacheOptions returns the cache settings of a node's agent. Every agent caches every pod of the cluster
-// (peers live on any node), so the cache keeps only what NetworkPolicy semantics read: the transforms
-// below run before an object enters the cache, and the event handlers and predicates see the stripped
-// objects too.
+// (peers live on any node), so the cache keeps only what NetworkPolicy semantics read, and shares what
+// repeats between objects: the transforms below run before an object enters the cache, and the event
+// handlers and predicates see the stripped objects too.
+//
+// Cached objects share maps, slices and strings with each other: like every object of an informer's
+// cache they are read-only, and a reader that wants to change one must deep-copy it first (the
+// cache's Get and List do, unless told not to).
 func CacheOptions(nodeName string) cache.Options {
+	s := newSharing()
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:                 {Transform: stripPod},
-			&corev1.Namespace{}:           {Transform: stripMetadata},
-			&networkingv1.NetworkPolicy{}: {Transform: stripMetadata},
+			&corev1.Pod{}:                 {Transform: s.stripPod},
+			&corev1.Namespace{}:           {Transform: s.stripNamespace},
+			&networkingv1.NetworkPolicy{}: {Transform: s.stripPolicy},
 			&policyv1alpha1.NodeEnforcement{}: {
 				// An agent reads only its own node's object.
 				Field: fields.OneTermEqualSelector("metadata.name", nodeName),
@@ -31,59 +48,183 @@ func CacheOptions(nodeName string) cache.Options {
 	}
 }
 
-var _ toolscache.TransformFunc = stripPod
+// sharing holds the tables one agent's transforms share values through.
+type sharing struct {
+	values *intern.Table
+	// containers holds the one-container lists that carry the ports of pods, by their ports.
+	containers *intern.Pool[[]corev1.Container]
+}
 
-// stripPod keeps what selectors.Pod is built from: name, namespace, labels, spec.nodeName,
-// spec.hostNetwork, the containers' ports, status.phase and status.podIPs.
-func stripPod(in any) (any, error) {
+func newSharing() *sharing {
+	return &sharing{
+		values:     intern.NewTable(maxSharedStrings, maxSharedLabelSets),
+		containers: intern.NewPool[[]corev1.Container](maxSharedPortLists),
+	}
+}
+
+var (
+	_ toolscache.TransformFunc = (*sharing)(nil).stripPod
+	_ toolscache.TransformFunc = (*sharing)(nil).stripNamespace
+	_ toolscache.TransformFunc = (*sharing)(nil).stripPolicy
+)
+
+// stripPod returns a new Pod with what selectors.Pod is built from and what the informer needs:
+//
+//   - metadata: name, namespace, labels, and the resourceVersion (the informer tells a real update from
+//     a resync by it);
+//   - spec.nodeName, spec.hostNetwork, and the containers' ports (name, number, protocol), all in one
+//     nameless container: NetworkPolicy reads a pod's ports, never which container declares them;
+//   - status.phase, status.podIPs and status.podIP.
+//
+// A stripped pod still costs the 1.2 KiB of the corev1.Pod struct; what it points to is shared with
+// other pods wherever it repeats (namespace, labels, node, phase, ports), so beyond the struct a pod
+// costs its name, resourceVersion and addresses. The input is not modified.
+//
+// A stripped pod is returned as it is: the informer transforms a streamed initial list twice (into a
+// temporary store, then again when that replaces the cache's contents), and copying every pod of the
+// cluster a second time, while the first copies are still held, would raise the peak of the first
+// sync by the size of the whole cache.
+func (s *sharing) stripPod(in any) (any, error) {
 	pod, ok := in.(*corev1.Pod)
-	if !ok {
+	if !ok || isStripped(pod) {
 		return in, nil
 	}
+	v := s.values
 	stripped := &corev1.Pod{
-		TypeMeta:   pod.TypeMeta,
-		ObjectMeta: strippedMeta(pod.ObjectMeta),
+		TypeMeta: metav1.TypeMeta{Kind: v.String(pod.Kind), APIVersion: v.String(pod.APIVersion)},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            pod.Name,
+			Namespace:       v.String(pod.Namespace),
+			ResourceVersion: pod.ResourceVersion,
+			Labels:          v.Labels(pod.Labels),
+		},
 		Spec: corev1.PodSpec{
-			NodeName:    pod.Spec.NodeName,
+			NodeName:    v.String(pod.Spec.NodeName),
 			HostNetwork: pod.Spec.HostNetwork,
+			Containers:  s.portsOf(pod.Spec.Containers),
 		},
 		Status: corev1.PodStatus{
-			Phase:  pod.Status.Phase,
+			Phase:  corev1.PodPhase(v.String(string(pod.Status.Phase))),
 			PodIP:  pod.Status.PodIP,
 			PodIPs: pod.Status.PodIPs,
 		},
 	}
-	for _, c := range pod.Spec.Containers {
-		if len(c.Ports) > 0 {
-			stripped.Spec.Containers = append(stripped.Spec.Containers, corev1.Container{Name: c.Name, Ports: c.Ports})
-		}
+	// podIP repeats podIPs[0]: one string for both.
+	if ips := stripped.Status.PodIPs; len(ips) > 0 && ips[0].IP == stripped.Status.PodIP {
+		stripped.Status.PodIP = ips[0].IP
 	}
 	return stripped, nil
 }
 
-// stripMetadata drops managed fields and annotations (kubectl's last-applied-configuration annotation
-// alone is as large as the object).
-func stripMetadata(in any) (any, error) {
-	switch o := in.(type) {
-	case *corev1.Namespace:
-		o.ObjectMeta = strippedMeta(o.ObjectMeta)
-		o.Spec = corev1.NamespaceSpec{}
-		o.Status = corev1.NamespaceStatus{}
-	case *networkingv1.NetworkPolicy:
-		o.ObjectMeta = strippedMeta(o.ObjectMeta)
+// portsOf returns the ports of containers as one nameless container that declares them all, shared
+// by every pod with the same ports in the same order; nil when no container declares a port.
+func (s *sharing) portsOf(containers []corev1.Container) []corev1.Container {
+	var scratch [64]byte // the key of a few ports stays off the heap
+	key := scratch[:0]
+	n := 0
+	for _, c := range containers {
+		for _, p := range c.Ports {
+			key = binary.AppendUvarint(key, uint64(len(p.Name)))
+			key = append(key, p.Name...)
+			key = binary.AppendUvarint(key, uint64(p.ContainerPort))
+			key = append(key, p.Protocol...)
+			key = append(key, 0) // protocols are short names without NUL
+			n++
+		}
 	}
-	return in, nil
+	if n == 0 {
+		return nil
+	}
+	return s.containers.Get(key, func() []corev1.Container {
+		ports := make([]corev1.ContainerPort, 0, n)
+		for _, c := range containers {
+			for _, p := range c.Ports {
+				ports = append(ports, corev1.ContainerPort{
+					Name:          s.values.String(p.Name),
+					ContainerPort: p.ContainerPort,
+					Protocol:      corev1.Protocol(s.values.String(string(p.Protocol))),
+				})
+			}
+		}
+		return []corev1.Container{{Ports: ports}}
+	})
 }
 
-func strippedMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
-		Name:              m.Name,
-		Namespace:         m.Namespace,
-		UID:               m.UID,
-		ResourceVersion:   m.ResourceVersion,
-		Generation:        m.Generation,
-		CreationTimestamp: m.CreationTimestamp,
-		DeletionTimestamp: m.DeletionTimestamp,
-		Labels:            m.Labels,
+// isStripped tells a stripped pod from one the API server sent: the API requires at least one
+// container and a name for each, and a stripped pod has no container or a nameless one.
+func isStripped(pod *corev1.Pod) bool {
+	return len(pod.Spec.Containers) == 0 || pod.Spec.Containers[0].Name == ""
+}
+
+// stripNamespace returns a new Namespace with its name, labels (what namespace selectors read) and
+// resourceVersion.
+func (s *sharing) stripNamespace(in any) (any, error) {
+	ns, ok := in.(*corev1.Namespace)
+	if !ok {
+		return in, nil
+	}
+	v := s.values
+	return &corev1.Namespace{
+		TypeMeta: metav1.TypeMeta{Kind: v.String(ns.Kind), APIVersion: v.String(ns.APIVersion)},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            v.String(ns.Name),
+			ResourceVersion: ns.ResourceVersion,
+			Labels:          v.Labels(ns.Labels),
+		},
+	}, nil
+}
+
+// stripPolicy drops a NetworkPolicy's managed fields and annotations (kubectl's
+// last-applied-configuration annotation alone is as large as the object) and shares the label maps
+// of its selectors and the strings that repeat between policies. It changes the decoded object in
+// place, which client-go allows a transform (it sees an object before anything else does); it only
+// stores shared values into the object's fields and never writes into a shared map or slice. The uid,
+// generation and timestamps stay: the predicates compare generations, and Events about the policy
+// name it by uid.
+func (s *sharing) stripPolicy(in any) (any, error) {
+	np, ok := in.(*networkingv1.NetworkPolicy)
+	if !ok {
+		return in, nil
+	}
+	v := s.values
+	np.ObjectMeta = metav1.ObjectMeta{
+		Name:              np.Name,
+		Namespace:         v.String(np.Namespace),
+		UID:               np.UID,
+		ResourceVersion:   np.ResourceVersion,
+		Generation:        np.Generation,
+		CreationTimestamp: np.CreationTimestamp,
+		DeletionTimestamp: np.DeletionTimestamp,
+		Labels:            v.Labels(np.Labels),
+	}
+	s.shareSelector(&np.Spec.PodSelector)
+	for i := range np.Spec.Ingress {
+		s.sharePeers(np.Spec.Ingress[i].From)
+	}
+	for i := range np.Spec.Egress {
+		s.sharePeers(np.Spec.Egress[i].To)
+	}
+	return np, nil
+}
+
+func (s *sharing) sharePeers(peers []networkingv1.NetworkPolicyPeer) {
+	for i := range peers {
+		if sel := peers[i].PodSelector; sel != nil {
+			s.shareSelector(sel)
+		}
+		if sel := peers[i].NamespaceSelector; sel != nil {
+			s.shareSelector(sel)
+		}
+	}
+}
+
+// shareSelector replaces the selector's matchLabels by the shared equal map, and the keys and
+// operators of its expressions by shared strings.
+func (s *sharing) shareSelector(sel *metav1.LabelSelector) {
+	sel.MatchLabels = s.values.Labels(sel.MatchLabels)
+	for i := range sel.MatchExpressions {
+		e := &sel.MatchExpressions[i]
+		e.Key = s.values.String(e.Key)
+		e.Operator = metav1.LabelSelectorOperator(s.values.String(string(e.Operator)))
 	}
 }

@@ -31,7 +31,7 @@ func runningPod() *corev1.Pod {
 
 func TestStripPodKeepsWhatSelectorsRead(t *testing.T) {
 	pod := runningPod()
-	out, err := stripPod(pod.DeepCopy())
+	out, err := newSharing().stripPod(pod.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,12 @@ type Options struct {
 	ProbeAddr   string
 	// ResyncPeriod is how often an idle agent re-syncs; 0 is controllers.DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// MemoryLimit is the agent's memory limit in bytes (the container's); the Go runtime's soft limit
+	// is set below it (see SoftMemoryLimit). 0: the runtime's own setting.
+	MemoryLimit int64
+	// PprofAddr is the listen address of net/http/pprof, for profiling the agent's memory; "" or "0"
+	// disables it.
+	PprofAddr string
 	// VerifyIncremental checks every incremental sync against a full resolve (see
 	// controllers.NodeReconciler.VerifyIncremental).
 	VerifyIncremental bool
@@ -97,6 +103,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		Cache:                  controllers.CacheOptions(opts.NodeName),
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.ProbeAddr,
+		PprofBindAddress:       opts.PprofAddr,
 		// One agent per node, each programming only its own node: there is nothing to elect.
 		LeaderElection: false,
 		Logger:         logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table),
@@ -141,12 +148,14 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	defer closeDataplane()
-	mgr, _, err := New(ctx, cfg, opts, dp, nil)
+	softLimit := SetMemoryLimit(opts.MemoryLimit)
+	mgr, r, err := New(ctx, cfg, opts, dp, nil)
 	if err != nil {
 		return err
 	}
+	go returnFirstSyncMemory(ctx, r.ReadyCheck)
 	log := mgr.GetLogger()
-	log.Info("Starting the agent", "netns", opts.NetNSPath)
+	log.Info("Starting the agent", "netns", opts.NetNSPath, "memoryLimit", opts.MemoryLimit, "goMemoryLimit", softLimit)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -28,8 +29,29 @@ func runBaseline(args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server")
 	metricsAddr := fs.String("metrics-bind-address", "", "metrics listen address")
 	probeAddr := fs.String("health-probe-bind-address", "", "probe listen address")
+	pprofAddr := fs.String("pprof-bind-address", "", "pprof listen address; empty: none")
+	memoryLimit := fs.String("memory-limit", "", "as the agent's --memory-limit")
+	transforms := fs.String("transforms", "agent", `the cache's transforms: "agent" (controllers.CacheOptions) or "managed-fields" (only managed fields dropped, what a controller-runtime manager commonly does)`)
+	klog.InitFlags(fs) // -v: what client-go's reflectors do, in the baseline's log
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	ctrl.SetLogger(klog.NewKlogr())
+	limit, err := agent.ParseMemoryLimit(*memoryLimit)
+	if err != nil {
+		return err
+	}
+	agent.SetMemoryLimit(limit)
+	cacheOpts := controllers.CacheOptions(*node)
+	switch *transforms {
+	case "agent":
+	case "managed-fields":
+		for obj, byObject := range cacheOpts.ByObject {
+			byObject.Transform = nil
+			cacheOpts.ByObject[obj] = byObject
+		}
+	default:
+		return fmt.Errorf("unknown --transforms %q", *transforms)
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
@@ -37,9 +59,10 @@ func runBaseline(args []string) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 agent.Scheme(),
-		Cache:                  controllers.CacheOptions(*node),
+		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress: *probeAddr,
+		PprofBindAddress:       *pprofAddr,
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

@@ -6,17 +6,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/kubernetes"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/nftpolicy/nftpolicy/nft"
@@ -32,6 +34,8 @@ type Run struct {
 	Machine  harness.Machine `json:"machine"`
 	Agent    string          `json:"agent"`
 	Assets   string          `json:"assets"`
+	Etcd     string          `json:"etcd"` // the etcd binary and its version
+	Command  string          `json:"command"`
 	Settings Settings        `json:"settings"`
 	Scales   []Scale         `json:"scales"`
 	Notes    []string        `json:"notes,omitempty"`
@@ -47,6 +51,11 @@ type Settings struct {
 	SampleSeconds  float64 `json:"sampleSeconds"`
 	IdleSeconds    float64 `json:"idleSeconds"`
 	ChurnAllScales bool    `json:"churnAllScales"`
+	// MemoryLimit is what the agent and the baseline got as --memory-limit ("" none), GOGC their
+	// GOGC ("" Go's default).
+	MemoryLimit string    `json:"memoryLimit"`
+	GOGC        string    `json:"gogc,omitempty"`
+	Variants    []Variant `json:"variants,omitempty"`
 }
 
 // Scale is everything measured at one cluster size.
@@ -58,21 +67,31 @@ type Scale struct {
 	Idle      *IdleFigures     `json:"idle,omitempty"`
 	Events    []EventFigures   `json:"events,omitempty"`
 	Churn     *ChurnFigures    `json:"churn,omitempty"`
+	Variants  []VariantFigures `json:"variants,omitempty"`
 	InProcess *InProcess       `json:"inProcess,omitempty"`
 	Error     string           `json:"error,omitempty"`
 }
 
 type runner struct {
-	agentPath, assets, repoRoot, tmpfs, logDir string
-	workers, eventsPerKind                     int
-	settle, idle, churnFor, sampleEvery        time.Duration
-	readyTimeout                               time.Duration
-	churnRate                                  float64
-	scaleIndex                                 int
+	agentPath, assets, etcdPath, repoRoot, tmpfs, logDir string
+	memoryLimit, gogc                                    string
+	workers, eventsPerKind                               int
+	settle, idle, churnFor, sampleEvery                  time.Duration
+	readyTimeout                                         time.Duration
+	churnRate                                            float64
+	variants                                             []Variant
+	scaleIndex                                           int
+	// hold keeps each scale's loaded API server, unmeasured, until interrupted (profiling by hand).
+	hold bool
+
+	logMu sync.Mutex
+	log   io.Writer // stderr and the run's log file
 }
 
 func (r *runner) logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	fmt.Fprintf(r.log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
 func main() {
@@ -83,6 +102,11 @@ func main() {
 		}
 		return
 	}
+	// A run takes from minutes to most of an hour and is often left unattended: it must not die with
+	// the terminal that started it (SIGHUP) or with a pipe its progress went to (SIGPIPE on stderr),
+	// which would leave etcd, kube-apiserver and their data behind without a word. The progress also
+	// goes to a log file.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
 	// envtest logs through controller-runtime; the progress lines of this command are enough.
 	ctrllog.SetLogger(logr.Discard())
 	if err := run(os.Args[1:]); err != nil {
@@ -93,21 +117,35 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("memory", flag.ContinueOnError)
-	r := &runner{}
-	scales := fs.String("scales", "10000:2000,25000:5000,50000:10000", "comma-separated pods:policies, measured in this order, one API server each")
+	r := &runner{log: os.Stderr}
+	scales := fs.String("scales", "25000:10000,50000:10000", "comma-separated pods:policies, measured in this order, one API server each")
 	fs.StringVar(&r.agentPath, "agent", "bin/nftpolicy", "the agent binary")
 	fs.StringVar(&r.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory with kube-apiserver and etcd")
-	fs.StringVar(&r.repoRoot, "repo", ".", "repository root (for the CRDs)")
+	fs.StringVar(&r.etcdPath, "etcd", "", "the etcd binary (default: the one in --assets); etcd 3.5.13 or later lets informers stream their initial list")
+	fs.StringVar(&r.repoRoot, "repo", ".", "repository root (for the CRDs and the DaemonSet's memory limit)")
 	fs.StringVar(&r.tmpfs, "tmpfs", "/dev/shm", "where etcd keeps its data")
-	fs.IntVar(&r.workers, "workers", 32, "concurrent writers while loading")
+	fs.IntVar(&r.workers, "workers", 48, "concurrent writers while loading")
 	fs.IntVar(&r.eventsPerKind, "events", 20, "events per kind for allocations per event")
 	fs.DurationVar(&r.settle, "settle", 15*time.Second, "wait after ready before sampling")
 	fs.DurationVar(&r.idle, "idle", 30*time.Second, "idle window for the background allocation rate")
-	fs.DurationVar(&r.churnFor, "churn", 3*time.Minute, "churn run at the largest scale; 0 skips it")
+	fs.DurationVar(&r.churnFor, "churn", 3*time.Minute, "churn run at the largest scale (the goal's is 30m); 0 skips it")
 	fs.Float64Var(&r.churnRate, "churn-rate", 2, "churn events per second")
 	fs.DurationVar(&r.sampleEvery, "sample", 10*time.Second, "churn sampling interval")
-	fs.DurationVar(&r.readyTimeout, "ready-timeout", 5*time.Minute, "how long a process may take to sync")
+	fs.DurationVar(&r.readyTimeout, "ready-timeout", 10*time.Minute, "how long a process may take to sync")
+	fs.StringVar(&r.memoryLimit, "memory-limit", "daemonset", `--memory-limit of the agent and the baseline: a quantity, "daemonset" (limits.memory of config/manager/manager.yaml) or "" (none)`)
+	fs.StringVar(&r.gogc, "gogc", "daemonset", `GOGC of the agent and the baseline: a percentage, "daemonset" (the GOGC of config/manager/manager.yaml, if any) or "" (Go's default)`)
+	fs.Func("variant", "an extra process measured after sync against the same API server, repeatable: NAME:agent|baseline[:bin=PATH][:env=K=V][:arg=ARG]...", func(s string) error {
+		v, err := parseVariant(s)
+		r.variants = append(r.variants, v)
+		return err
+	})
+	fs.BoolVar(&r.hold, "hold", false, "load each scale, print its kubeconfig and wait until interrupted instead of measuring it")
 	churnAll := fs.Bool("churn-all-scales", false, "churn at every scale, not only the largest")
+	var notes []string
+	fs.Func("note", "a sentence for the report, repeatable (what the run measured, what changed since the last)", func(s string) error {
+		notes = append(notes, s)
+		return nil
+	})
 	outJSON := fs.String("json", "", "write the run here (default bench/runs/memory-TIMESTAMP.json)")
 	outMD := fs.String("md", "bench/MEMORY.md", "write the report here")
 	render := fs.String("render", "", "only re-render --md from this run's JSON")
@@ -128,9 +166,24 @@ func run(args []string) error {
 	if r.assets == "" {
 		return errors.New("set --assets or KUBEBUILDER_ASSETS")
 	}
+	if r.etcdPath == "" {
+		r.etcdPath = filepath.Join(r.assets, "etcd")
+	}
 	sizes, err := parseScales(*scales)
 	if err != nil {
 		return err
+	}
+	if r.memoryLimit == "daemonset" || r.gogc == "daemonset" {
+		deployed, err := daemonSetMemory(r.repoRoot)
+		if err != nil {
+			return err
+		}
+		if r.memoryLimit == "daemonset" {
+			r.memoryLimit = deployed.limit
+		}
+		if r.gogc == "daemonset" {
+			r.gogc = deployed.gogc
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -142,11 +195,21 @@ func run(args []string) error {
 	if r.logDir, err = os.MkdirTemp("", "nftpolicy-memory-logs-"); err != nil {
 		return err
 	}
-	r.logf("logs of the measured processes in %s", r.logDir)
+	logFile, err := os.Create(filepath.Join(r.logDir, "memory.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	// A dead stderr (its pipe closed) must not stop the log file.
+	r.log = io.MultiWriter(logFile, lenientWriter{os.Stderr})
+	r.logf("logs of the run and of the measured processes in %s", r.logDir)
 	out := &Run{Started: begin, Machine: harness.DescribeMachine("iptables-restore"), Agent: r.agentPath, Assets: r.assets,
+		Etcd:    r.etcdPath + " (" + etcdVersion(r.etcdPath) + ")",
+		Command: strings.Join(os.Args, " "),
 		Settings: Settings{Workers: r.workers, SettleSeconds: r.settle.Seconds(), EventsPerKind: r.eventsPerKind,
 			ChurnSeconds: r.churnFor.Seconds(), ChurnRate: r.churnRate, SampleSeconds: r.sampleEvery.Seconds(),
-			IdleSeconds: r.idle.Seconds(), ChurnAllScales: *churnAll}}
+			IdleSeconds: r.idle.Seconds(), ChurnAllScales: *churnAll, MemoryLimit: r.memoryLimit, GOGC: r.gogc, Variants: r.variants},
+		Notes: notes}
 	for i, size := range sizes {
 		r.scaleIndex = i
 		churn := *churnAll || i == len(sizes)-1
@@ -166,6 +229,23 @@ func run(args []string) error {
 	}
 	r.logf("wrote %s and %s in %s", *outJSON, *outMD, time.Since(begin).Round(time.Second))
 	return nil
+}
+
+// lenientWriter ignores write errors: progress on a terminal that went away is not worth a failed run.
+type lenientWriter struct{ w io.Writer }
+
+func (l lenientWriter) Write(p []byte) (int, error) {
+	_, _ = l.w.Write(p)
+	return len(p), nil
+}
+
+func etcdVersion(path string) string {
+	out, err := exec.Command(path, "--version").Output()
+	if err != nil {
+		return "version unknown: " + err.Error()
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(first)
 }
 
 func parseScales(s string) ([][2]int, error) {
@@ -193,7 +273,7 @@ func (r *runner) measureScale(ctx context.Context, pods, policies int, churn boo
 	}
 	sc.InProcess = measureInProcess(c)
 	r.logf("  in-process resolve + compile: %.1f MiB allocated per call, %.0f ms", mib(sc.InProcess.BytesPerCall), sc.InProcess.MillisPerCall)
-	cp, err := startControlPlane(r.assets, r.repoRoot, r.tmpfs)
+	cp, err := startControlPlane(r.assets, r.etcdPath, r.repoRoot, r.tmpfs)
 	if err != nil {
 		return sc, err
 	}
@@ -202,31 +282,64 @@ func (r *runner) measureScale(ctx context.Context, pods, policies int, churn boo
 			r.logf("stopping the control plane: %v", err)
 		}
 	}()
-	cs, err := newClientset(cp.cfg)
-	if err != nil {
+	if sc.Load, err = load(ctx, cp.clientset, c, r.workers, r.logf); err != nil {
 		return sc, err
 	}
-	if sc.Load, err = load(ctx, cs, c, r.workers, r.logf); err != nil {
-		return sc, err
+	r.logf("  loaded %d pods, %d policies in %.0fs (pods %.0fs, %.0f pods/s; %d writes repeated)", pods, policies,
+		sc.Load.Seconds, sc.Load.PodSeconds, sc.Load.PodsPerSecond, sc.Load.Retries)
+	if r.hold {
+		r.logf("  holding the API server until interrupted: KUBECONFIG=%s", cp.kubeconfig)
+		<-ctx.Done()
+		return sc, ctx.Err()
 	}
-	r.logf("  loaded %d pods, %d policies in %.0fs (%.0f pods/s)", pods, policies, sc.Load.Seconds, sc.Load.PodsPerSecond)
 
 	bc, base, err := r.startBaseline(ctx, cp)
 	if err != nil {
 		return sc, fmt.Errorf("measuring the baseline: %w", err)
 	}
-	defer bc.stop()
 	sc.Baseline = &base
 	start := time.Now()
-	err = r.measureAgent(ctx, cp, cs, c, &sc, churn)
-	if late, lerr := bc.sample(ctx, start); lerr == nil {
+	err = r.measureAgent(ctx, cp, c, &sc, churn)
+	if late, lerr := bc.sampleLive(ctx, start, r.profilePath("baseline-late")); lerr == nil {
 		sc.Baseline.Late = &late
-		r.logf("  baseline late: RSS %.1f MiB, heap in use %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse))
+		r.logf("  baseline late: RSS %.1f MiB, heap in use %.1f MiB, live heap %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse), mib(late.LiveHeap))
 	}
-	return sc, err
+	bc.stop()
+	if err != nil {
+		return sc, err
+	}
+	for _, v := range r.variants {
+		fig, err := r.measureVariant(ctx, cp, v)
+		if err != nil {
+			return sc, fmt.Errorf("measuring variant %s: %w", v.Name, err)
+		}
+		sc.Variants = append(sc.Variants, fig)
+	}
+	return sc, nil
 }
 
-func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, cs *kubernetes.Clientset, c *generator.Cluster, sc *Scale, churn bool) error {
+func (r *runner) profilePath(what string) string {
+	return filepath.Join(r.logDir, fmt.Sprintf("%s-%d.heap.pb.gz", what, r.scaleIndex))
+}
+
+// agentSpec is the agent's command line against cp, programming netnsPath.
+func (r *runner) agentSpec(name, bin string, cp *controlPlane, netnsPath string) childSpec {
+	argv := []string{bin, "--node-name", generator.Node, "--kubeconfig", cp.kubeconfig, "--netns", netnsPath}
+	if r.memoryLimit != "" && hasFlag(argv[:1], "memory-limit") {
+		argv = append(argv, "--memory-limit", r.memoryLimit)
+	}
+	return childSpec{name: name, argv: argv, env: r.gogcEnv()}
+}
+
+// gogcEnv is the environment that sets the measured processes' GOGC, if the run sets one.
+func (r *runner) gogcEnv() []string {
+	if r.gogc == "" {
+		return nil
+	}
+	return []string{"GOGC=" + r.gogc}
+}
+
+func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generator.Cluster, sc *Scale, churn bool) error {
 	ns, err := addNetns(fmt.Sprintf("nftpolicy-mem-%d", os.Getpid()))
 	if err != nil {
 		return err
@@ -236,24 +349,23 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, cs *kuberne
 			r.logf("%v", err)
 		}
 	}()
-	a, err := startChild("agent", filepath.Join(r.logDir, fmt.Sprintf("agent-%d.log", r.scaleIndex)),
-		r.agentPath, "--node-name", generator.Node, "--kubeconfig", cp.kubeconfig, "--netns", ns.path())
+	a, err := startChild(r.agentSpec("agent", r.agentPath, cp, ns.path()), filepath.Join(r.logDir, fmt.Sprintf("agent-%d.log", r.scaleIndex)))
 	if err != nil {
 		return err
 	}
 	defer a.stop()
 	begin := time.Now()
-	defer func() {
-		if late, err := a.sample(ctx, begin); err == nil {
-			sc.Agent.Late = &late
-			r.logf("  agent late: RSS %.1f MiB, heap in use %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse))
-		}
-	}()
-	fig, err := r.afterSync(ctx, a, "nftpolicy agent (bin/nftpolicy) programming a fresh network namespace")
+	fig, err := r.afterSync(ctx, a, cp, "agent", "nftpolicy agent ("+r.agentPath+") programming a fresh network namespace")
 	if err != nil {
 		return err
 	}
 	sc.Agent = &fig
+	defer func() {
+		if late, err := a.sampleLive(ctx, begin, r.profilePath("agent-late")); err == nil {
+			sc.Agent.Late = &late
+			r.logf("  agent late: RSS %.1f MiB, heap in use %.1f MiB, live heap %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse), mib(late.LiveHeap))
+		}
+	}()
 
 	idle, err := r.measureIdle(ctx, a, r.idle)
 	if err != nil {
@@ -267,7 +379,7 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, cs *kuberne
 	if m := fig.AfterSync; m.Syncs > 0 {
 		gap = max(gap, time.Duration(3*float64(time.Second)*m.SyncSeconds/m.Syncs))
 	}
-	w := newEventWriter(cs, c)
+	w := newEventWriter(cp.clientset, c)
 	harness.TargetPeers(c, selectors.Resolve(c.Snapshot))
 	for _, kind := range measuredKinds {
 		ev, err := r.measureEvents(ctx, a, w, kind, r.eventsPerKind, gap, idle)

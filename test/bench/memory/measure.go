@@ -14,7 +14,10 @@ import (
 type ProcessFigures struct {
 	What         string  `json:"what"`
 	ReadySeconds float64 `json:"readySeconds"` // start to /readyz passing (agent: first sync committed)
-	AfterSync    Memory  `json:"afterSync"`    // after settling
+	// InitialList is how the process got its pods: "streamed" (a watch that begins with every pod,
+	// client-go's WatchListClient) or "listed" (one LIST answered from the API server's watch cache).
+	InitialList string `json:"initialList,omitempty"`
+	AfterSync   Memory `json:"afterSync"` // after settling
 	// Late is sampled at the end of the scale, minutes later (after the runtime's periodic GC): the
 	// baseline idle all along, the agent after the events and the churn.
 	Late *Memory `json:"late,omitempty"`
@@ -58,6 +61,15 @@ type ChurnFigures struct {
 	RSSMaxKiB          int64   `json:"rssMaxKiB"`
 }
 
+// baselineSpec is the baseline's command line against cp: bin's baseline mode.
+func (r *runner) baselineSpec(name, bin string, cp *controlPlane) childSpec {
+	argv := []string{bin, "baseline", "--node-name", generator.Node, "--kubeconfig", cp.kubeconfig}
+	if r.memoryLimit != "" && hasFlag(argv[:2], "memory-limit") {
+		argv = append(argv, "--memory-limit", r.memoryLimit)
+	}
+	return childSpec{name: name, argv: argv, env: r.gogcEnv()}
+}
+
 // startBaseline runs the baseline process until it synced and samples it. It keeps running, idle,
 // until the caller stops it.
 func (r *runner) startBaseline(ctx context.Context, cp *controlPlane) (*child, ProcessFigures, error) {
@@ -65,12 +77,11 @@ func (r *runner) startBaseline(ctx context.Context, cp *controlPlane) (*child, P
 	if err != nil {
 		return nil, ProcessFigures{}, err
 	}
-	c, err := startChild("baseline", filepath.Join(r.logDir, fmt.Sprintf("baseline-%d.log", r.scaleIndex)),
-		self, "baseline", "--node-name", generator.Node, "--kubeconfig", cp.kubeconfig)
+	c, err := startChild(r.baselineSpec("baseline", self, cp), filepath.Join(r.logDir, fmt.Sprintf("baseline-%d.log", r.scaleIndex)))
 	if err != nil {
 		return nil, ProcessFigures{}, err
 	}
-	fig, err := r.afterSync(ctx, c, "bare controller-runtime manager: agent scheme and controllers.CacheOptions, informers for Pod, Namespace, NetworkPolicy, NodeEnforcement, no reconciler")
+	fig, err := r.afterSync(ctx, c, cp, "baseline", "bare controller-runtime manager: agent scheme and controllers.CacheOptions, informers for Pod, Namespace, NetworkPolicy, NodeEnforcement, no reconciler")
 	if err != nil {
 		c.stop()
 		return nil, fig, err
@@ -78,23 +89,35 @@ func (r *runner) startBaseline(ctx context.Context, cp *controlPlane) (*child, P
 	return c, fig, nil
 }
 
-func (r *runner) afterSync(ctx context.Context, c *child, what string) (ProcessFigures, error) {
+// afterSync waits for c to be ready, lets it settle and samples it, its live heap last (the forced
+// collection must not flatter the RSS). profile names the heap profile kept in the log directory.
+func (r *runner) afterSync(ctx context.Context, c *child, cp *controlPlane, profile, what string) (ProcessFigures, error) {
 	start := time.Now()
+	listsBefore, err := cp.podLists(ctx)
+	if err != nil {
+		return ProcessFigures{}, err
+	}
 	ready, err := c.waitReady(ctx, r.readyTimeout)
 	if err != nil {
 		return ProcessFigures{}, err
 	}
-	r.logf("  %s ready in %s; settling %s", c.name, ready.Round(time.Millisecond), r.settle)
+	fig := ProcessFigures{What: what, ReadySeconds: ready.Seconds(), InitialList: "streamed"}
+	if listsAfter, err := cp.podLists(ctx); err != nil {
+		return fig, err
+	} else if listsAfter > listsBefore {
+		fig.InitialList = "listed"
+	}
+	r.logf("  %s ready in %s (pods %s); settling %s", c.name, ready.Round(time.Millisecond), fig.InitialList, r.settle)
 	if err := sleep(ctx, r.settle); err != nil {
-		return ProcessFigures{}, err
+		return fig, err
 	}
-	m, err := c.sample(ctx, start)
-	if err != nil {
-		return ProcessFigures{}, err
+	if fig.AfterSync, err = c.sampleLive(ctx, start, r.profilePath(profile)); err != nil {
+		return fig, err
 	}
-	r.logf("  %s after sync: RSS %.1f MiB (peak %.1f), heap alloc %.1f MiB, heap in use %.1f MiB", c.name,
-		kib(m.RSSKiB), kib(m.PeakKiB), mib(m.HeapAlloc), mib(m.HeapInuse))
-	return ProcessFigures{What: what, ReadySeconds: ready.Seconds(), AfterSync: m}, nil
+	m := fig.AfterSync
+	r.logf("  %s after sync: RSS %.1f MiB (peak %.1f), heap alloc %.1f MiB, heap in use %.1f MiB, live heap %.1f MiB", c.name,
+		kib(m.RSSKiB), kib(m.PeakKiB), mib(m.HeapAlloc), mib(m.HeapInuse), mib(m.LiveHeap))
+	return fig, nil
 }
 
 // measureIdle samples the agent's allocation counter over a window with no events.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,39 +23,62 @@ type child struct {
 	log     *os.File
 	metrics string // host:port of /metrics
 	health  string // host:port of /readyz
+	pprof   string // host:port of /debug/pprof; "" when the binary has no such flag
 	exited  chan struct{}
 	err     error
 }
 
-// startChild runs argv with a metrics and a probe address appended as flags. The child dies with this
-// process (Pdeathsig), so an interrupted run leaves no agent behind.
-func startChild(name, logPath string, argv ...string) (*child, error) {
-	metrics, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
-	}
-	health, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
+// childSpec is how to run a measured process: its command line without the listen addresses, which
+// startChild adds, and extra environment variables.
+type childSpec struct {
+	name string
+	argv []string
+	env  []string
+}
+
+// startChild runs spec with a metrics, a probe and (when the binary has the flag) a pprof address
+// appended as flags. The child dies with this process (Pdeathsig), so an interrupted run leaves no
+// agent behind.
+func startChild(spec childSpec, logPath string) (*child, error) {
+	var addrs [3]string
+	for i := range addrs {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = addr
 	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	argv = append(argv, "--metrics-bind-address", metrics, "--health-probe-bind-address", health)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting the %s: %w", name, err)
+	c := &child{name: spec.name, log: logFile, metrics: addrs[0], health: addrs[1], exited: make(chan struct{})}
+	argv := append(slices.Clone(spec.argv), "--metrics-bind-address", c.metrics, "--health-probe-bind-address", c.health)
+	if hasFlag(spec.argv, "pprof-bind-address") {
+		c.pprof = addrs[2]
+		argv = append(argv, "--pprof-bind-address", c.pprof)
 	}
-	c := &child{name: name, cmd: cmd, log: logFile, metrics: metrics, health: health, exited: make(chan struct{})}
+	c.cmd = exec.Command(argv[0], argv[1:]...)
+	c.cmd.Env = append(os.Environ(), spec.env...)
+	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	fmt.Fprintf(logFile, "# %s %s\n", strings.Join(spec.env, " "), strings.Join(argv, " "))
+	if err := c.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("starting the %s: %w", spec.name, err)
+	}
 	go func() {
-		c.err = cmd.Wait()
+		c.err = c.cmd.Wait()
 		close(c.exited)
 	}()
 	return c, nil
+}
+
+// hasFlag says whether the command argv (a binary and its leading arguments, such as a subcommand)
+// accepts --name, from its -h output: the variants may run older builds that lack newer flags.
+func hasFlag(argv []string, name string) bool {
+	out, _ := exec.Command(argv[0], append(slices.Clone(argv[1:]), "-h")...).CombinedOutput()
+	return strings.Contains(string(out), "-"+name+" ")
 }
 
 // waitReady polls /readyz until it passes and returns how long that took.
@@ -97,6 +121,9 @@ type Memory struct {
 	AtSeconds float64 `json:"atSeconds"` // since the phase started
 	RSSKiB    int64   `json:"rssKiB"`    // VmRSS
 	PeakKiB   int64   `json:"peakRSSKiB"`
+	// FileKiB is the part of RSS backed by files (RssFile): the pages of the binary the process
+	// touched, which no collection returns.
+	FileKiB int64 `json:"rssFileKiB,omitempty"`
 	// From the metrics endpoint.
 	HeapAlloc   float64 `json:"heapAllocBytes"`   // go_memstats_heap_alloc_bytes: live and not yet collected
 	HeapInuse   float64 `json:"heapInuseBytes"`   // go_memstats_heap_inuse_bytes
@@ -105,6 +132,14 @@ type Memory struct {
 	AllocsObjs  float64 `json:"allocsObjectsTotal"`
 	Syncs       float64 `json:"syncs"` // nftpolicy_sync_duration_seconds_count (agent only)
 	SyncSeconds float64 `json:"syncSecondsTotal"`
+	GoMemLimit  float64 `json:"goMemLimitBytes,omitempty"` // go_gc_gomemlimit_bytes (unset: math.MaxInt64)
+	GOGC        float64 `json:"gogc,omitempty"`            // go_gc_gogc_percent
+	CPUSeconds  float64 `json:"cpuSeconds"`                // process_cpu_seconds_total since the start
+	GCCycles    float64 `json:"gcCycles"`                  // go_gc_duration_seconds_count since the start
+	// LiveHeap is the heap still allocated right after a collection that this sample forced (through
+	// /debug/pprof/heap?gc=1, after reading everything above): what the process really holds, without
+	// the garbage not collected yet. 0 when the process has no pprof endpoint.
+	LiveHeap float64 `json:"liveHeapBytes,omitempty"`
 }
 
 func (c *child) sample(ctx context.Context, since time.Time) (Memory, error) {
@@ -115,6 +150,7 @@ func (c *child) sample(ctx context.Context, since time.Time) (Memory, error) {
 	}
 	m.RSSKiB = statusField(string(status), "VmRSS:")
 	m.PeakKiB = statusField(string(status), "VmHWM:")
+	m.FileKiB = statusField(string(status), "RssFile:")
 	values, err := scrape(ctx, "http://"+c.metrics+"/metrics")
 	if err != nil {
 		return m, fmt.Errorf("scraping the %s: %w", c.name, err)
@@ -132,6 +168,41 @@ func (c *child) sample(ctx context.Context, since time.Time) (Memory, error) {
 	}
 	m.Syncs = values["nftpolicy_sync_duration_seconds_count"]
 	m.SyncSeconds = values["nftpolicy_sync_duration_seconds_sum"]
+	m.GoMemLimit = values["go_gc_gomemlimit_bytes"]
+	m.GOGC = values["go_gc_gogc_percent"]
+	m.CPUSeconds = values["process_cpu_seconds_total"]
+	m.GCCycles = values["go_gc_duration_seconds_count"]
+	return m, nil
+}
+
+// sampleLive is sample followed by a forced collection and the live heap after it. The heap profile
+// it fetches to force the collection is kept as profilePath (go tool pprof reads it).
+func (c *child) sampleLive(ctx context.Context, since time.Time, profilePath string) (Memory, error) {
+	m, err := c.sample(ctx, since)
+	if err != nil || c.pprof == "" {
+		return m, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.pprof+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return m, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return m, fmt.Errorf("profiling the heap of the %s: %w", c.name, err)
+	}
+	profile, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return m, fmt.Errorf("profiling the heap of the %s: %w", c.name, err)
+	}
+	if err := os.WriteFile(profilePath, profile, 0o644); err != nil {
+		return m, err
+	}
+	values, err := scrape(ctx, "http://"+c.metrics+"/metrics")
+	if err != nil {
+		return m, fmt.Errorf("scraping the %s: %w", c.name, err)
+	}
+	m.LiveHeap = values["go_memstats_heap_alloc_bytes"]
 	return m, nil
 }
 

@@ -5,12 +5,6 @@ import (
 	"strings"
 )
 
-// Goals of measurement 4 (issue 5).
-const (
-	goalRSSMiB        = 150
-	goalBytesPerEvent = 10 * 1024
-)
-
 // report renders the run as bench/MEMORY.md.
 func report(r *Run, source string) string {
 	var b strings.Builder
@@ -19,21 +13,38 @@ func report(r *Run, source string) string {
 	p("")
 	p("Written by `hack/bench/memory.sh` from `%s` (run of %s UTC, %.0fs).", source, r.Started.Format("2006-01-02 15:04"), r.Seconds)
 	m := r.Machine
-	p("Machine: %d CPUs (%s), %d MiB, kernel %s, %s; load average at the start %s. etcd, kube-apiserver (envtest, `%s`), the loader and the measured process share the machine.",
-		m.CPUs, m.Model, m.MemoryKiB/1024, m.Kernel, m.GoVersion, m.LoadAvg, r.Assets)
+	p("Machine: %d CPUs (%s), %d MiB, kernel %s, %s; load average at the start %s. etcd (%s), kube-apiserver (envtest, `%s`), the loader and the measured processes share the machine.",
+		m.CPUs, m.Model, m.MemoryKiB/1024, m.Kernel, m.GoVersion, m.LoadAvg, r.Etcd, r.Assets)
+	limit := r.Settings.MemoryLimit
+	if limit == "" {
+		limit = "none"
+	}
+	gogc := r.Settings.GOGC
+	if gogc == "" {
+		gogc = "Go's default (100)"
+	}
+	p("Agent `%s`; the agent and the baseline run with --memory-limit %s and GOGC %s.", r.Agent, limit, gogc)
+	if r.Command != "" {
+		p("Command: `%s`.", r.Command)
+	}
 	p("")
-	p("Goals: RSS <= %d MiB after sync; <= %d KiB allocated per incremental event; flat over a 30-minute churn run.", goalRSSMiB, goalBytesPerEvent/1024)
+	p("Goals: RSS <= %d MiB after sync at P=%d pods and N=%d policies; <= %d KiB allocated per incremental event; flat over a 30-minute churn run.",
+		goalRSSMiB, goalPods, goalPolicies, goalBytesPerEvent/1024)
 	p("")
 	p("## Against the goals")
 	p("")
 	b.WriteString(verdicts(r))
+	for _, n := range r.Notes {
+		p("")
+		p("%s", n)
+	}
 	p("")
 	p("## After the first sync")
 	p("")
-	p("Baseline: a bare controller-runtime manager with the agent's scheme and `controllers.CacheOptions` (same transforms), informing pods, namespaces, NetworkPolicies and the node's NodeEnforcement, with no reconciler: what the cache costs by itself. Sampled %.0fs after /readyz passed (agent: first sync committed; baseline: caches synced).", r.Settings.SettleSeconds)
+	p("Baseline: a bare controller-runtime manager with the agent's scheme and `controllers.CacheOptions` (same transforms), informing pods, namespaces, NetworkPolicies and the node's NodeEnforcement, with no reconciler: what the cache costs by itself. Sampled %.0fs after /readyz passed (agent: first sync committed; baseline: caches synced); *CPU s* and *GCs* are the process's CPU time and garbage collections up to the sample. *Live heap* is the heap still allocated after a collection forced right after the sample; *pods* says whether the process streamed its initial list of pods or got it in one LIST.", r.Settings.SettleSeconds)
 	p("")
-	p("| pods P | policies N | load s (pods/s) | process | ready s | RSS MiB | peak RSS MiB | heap alloc MiB | heap in use MiB | runtime sys MiB | RSS goal |")
-	p("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|")
+	p("| pods P | policies N | process | pods | ready s | CPU s | GCs | RSS MiB | peak RSS MiB | heap alloc MiB | heap in use MiB | live heap MiB | runtime sys MiB | RSS goal |")
+	p("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, sc := range r.Scales {
 		for _, pf := range []struct {
 			name string
@@ -47,15 +58,15 @@ func report(r *Run, source string) string {
 			if pf.name == "agent" {
 				verdict = meets(kib(a.RSSKiB) <= goalRSSMiB)
 			}
-			p("| %d | %d | %.0f (%.0f) | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |", sc.Params.Pods, sc.Params.Policies, sc.Load.Seconds, sc.Load.PodsPerSecond,
-				pf.name, pf.f.ReadySeconds, kib(a.RSSKiB), kib(a.PeakKiB), mib(a.HeapAlloc), mib(a.HeapInuse), mib(a.Sys), verdict)
+			p("| %d | %d | %s | %s | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |", sc.Params.Pods, sc.Params.Policies,
+				pf.name, pf.f.InitialList, pf.f.ReadySeconds, a.CPUSeconds, a.GCCycles, kib(a.RSSKiB), kib(a.PeakKiB), mib(a.HeapAlloc), mib(a.HeapInuse), mib(a.LiveHeap), mib(a.Sys), verdict)
 		}
 	}
 	p("")
-	p("Late samples, at the end of each scale (minutes later, after the runtime's periodic GC; the baseline idle all along, the agent after its events and churn):")
+	p("Late samples, at the end of each scale (minutes later: the baseline idle all along, the agent after its events and churn):")
 	p("")
-	p("| pods P | process | RSS MiB | peak RSS MiB | heap alloc MiB | heap in use MiB |")
-	p("|---:|---|---:|---:|---:|---:|")
+	p("| pods P | process | RSS MiB | peak RSS MiB | heap alloc MiB | heap in use MiB | live heap MiB |")
+	p("|---:|---|---:|---:|---:|---:|---:|")
 	for _, sc := range r.Scales {
 		for _, pf := range []struct {
 			name string
@@ -63,43 +74,99 @@ func report(r *Run, source string) string {
 		}{{"baseline", sc.Baseline}, {"agent", sc.Agent}} {
 			if pf.f != nil && pf.f.Late != nil {
 				l := pf.f.Late
-				p("| %d | %s | %.1f | %.1f | %.1f | %.1f |", sc.Params.Pods, pf.name, kib(l.RSSKiB), kib(l.PeakKiB), mib(l.HeapAlloc), mib(l.HeapInuse))
+				p("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f |", sc.Params.Pods, pf.name, kib(l.RSSKiB), kib(l.PeakKiB), mib(l.HeapAlloc), mib(l.HeapInuse), mib(l.LiveHeap))
 			}
 		}
 	}
 	p("")
-	p("| pods P | agent / baseline RSS | agent / baseline peak RSS | agent / baseline heap in use | agent minus baseline RSS MiB |")
+	p("| pods P | agent / baseline RSS | agent / baseline peak RSS | agent / baseline live heap | agent minus baseline RSS MiB |")
 	p("|---:|---:|---:|---:|---:|")
 	for _, sc := range r.Scales {
 		if sc.Agent == nil || sc.Baseline == nil {
 			continue
 		}
 		a, bl := sc.Agent.AfterSync, sc.Baseline.AfterSync
-		p("| %d | %.2f | %.2f | %.2f | %.1f |", sc.Params.Pods, float64(a.RSSKiB)/float64(bl.RSSKiB), float64(a.PeakKiB)/float64(bl.PeakKiB), a.HeapInuse/bl.HeapInuse, kib(a.RSSKiB-bl.RSSKiB))
+		p("| %d | %.2f | %.2f | %s | %.1f |", sc.Params.Pods, float64(a.RSSKiB)/float64(bl.RSSKiB), float64(a.PeakKiB)/float64(bl.PeakKiB), ratio(a.LiveHeap, bl.LiveHeap), kib(a.RSSKiB-bl.RSSKiB))
 	}
-	p("")
-	p("## Allocations per incremental event")
-	p("")
-	p("Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus the agent's idle allocation rate over the same time (an idle window of %.0fs: metrics scrapes, timers), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table.", r.Settings.IdleSeconds)
-	p("")
-	p("| pods P | policies N | event | events | syncs | MiB per event | raw MiB per event | objects per event | sync ms | per-event goal | example |")
+	variants(&b, r)
+	events(&b, r)
+	churn(&b, r)
+	loading(&b, r)
+	for _, sc := range r.Scales {
+		if sc.Error != "" {
+			p("")
+			p("**P=%d N=%d failed:** %s", sc.Params.Pods, sc.Params.Policies, sc.Error)
+		}
+	}
+	return b.String()
+}
+
+// variants renders the extra processes, each against the process of its kind in the same scale.
+func variants(b *strings.Builder, r *Run) {
+	present := false
+	for _, sc := range r.Scales {
+		present = present || len(sc.Variants) > 0
+	}
+	if !present {
+		return
+	}
+	p := section(b, "Variants", "Each variant is one more process measured like the baseline (ready, settled, sampled, live heap) against the same loaded API server, after the agent and the baseline stopped; the differences are against the process of its kind in the table above, so each tells what one setting is worth.")
+	p("| pods P | variant | kind | differs by | pods | ready s | CPU s | GCs | RSS MiB | peak RSS MiB | heap in use MiB | live heap MiB | RSS vs main | live heap vs main |")
+	p("|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, sc := range r.Scales {
+		for _, v := range sc.Variants {
+			main := sc.Baseline
+			if v.Kind == "agent" {
+				main = sc.Agent
+			}
+			f := v.Figures.AfterSync
+			dRSS, dLive := "-", "-"
+			if main != nil {
+				dRSS = fmt.Sprintf("%+.1f MiB", kib(f.RSSKiB-main.AfterSync.RSSKiB))
+				if f.LiveHeap > 0 && main.AfterSync.LiveHeap > 0 {
+					dLive = fmt.Sprintf("%+.1f MiB", mib(f.LiveHeap-main.AfterSync.LiveHeap))
+				}
+			}
+			p("| %d | %s | %s | %s | %s | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f | %s | %s |", sc.Params.Pods, v.Name, v.Kind, variantText(v.Variant), v.Figures.InitialList,
+				v.Figures.ReadySeconds, f.CPUSeconds, f.GCCycles, kib(f.RSSKiB), kib(f.PeakKiB), mib(f.HeapInuse), mib(f.LiveHeap), dRSS, dLive)
+		}
+	}
+}
+
+func variantText(v Variant) string {
+	var parts []string
+	if v.Bin != "" {
+		parts = append(parts, "binary `"+v.Bin+"`")
+	}
+	for _, e := range v.Env {
+		parts = append(parts, "`"+e+"`")
+	}
+	for _, a := range v.Args {
+		parts = append(parts, "`"+a+"`")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func events(b *strings.Builder, r *Run) {
+	p := section(b, "Allocations per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus the agent's idle allocation rate over the same time (an idle window of %.0fs: metrics scrapes, timers), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table.", r.Settings.IdleSeconds)
+	p("| pods P | policies N | event | events | syncs | KiB per event | raw KiB per event | objects per event | sync ms | per-event goal | example |")
 	p("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, sc := range r.Scales {
 		for _, e := range sc.Events {
-			p("| %d | %d | %s | %d | %.0f | %.2f | %.2f | %.0f | %.0f | %s (%.0fx) | %s |", sc.Params.Pods, sc.Params.Policies, e.Kind, e.Events, e.Syncs,
-				mib(e.BytesPerEvent), mib(e.RawBytesPerEvent), e.ObjectsPerEvent, 1000*e.SyncSecondsPerSync,
+			p("| %d | %d | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %s (%.1fx) | %s |", sc.Params.Pods, sc.Params.Policies, e.Kind, e.Events, e.Syncs,
+				e.BytesPerEvent/1024, e.RawBytesPerEvent/1024, e.ObjectsPerEvent, 1000*e.SyncSecondsPerSync,
 				meets(e.BytesPerEvent <= goalBytesPerEvent), e.BytesPerEvent/goalBytesPerEvent, e.Example)
 		}
 	}
 	p("")
-	p("Idle background: ")
+	p("Idle background:")
 	for _, sc := range r.Scales {
 		if sc.Idle != nil {
 			p("- P=%d: %.1f KiB/s over %.0fs (%.0f syncs)", sc.Params.Pods, sc.Idle.BytesPerSecond/1024, sc.Idle.Seconds, sc.Idle.Syncs)
 		}
 	}
 	p("")
-	p("In-process complement (not the agent: `selectors.Resolve` + `nft.Compile` of the generated snapshot in the benchmark process, %s), the pure core of one sync without the cache list, the object conversions and the applier's diff:", "mean of a few calls")
+	p("In-process complement (not the agent: `selectors.Resolve` + `nft.Compile` of the whole generated snapshot in the benchmark process, mean of a few calls): what one whole-cluster resolve and compile allocates at each scale.")
 	p("")
 	p("| pods P | policies N | MiB per call | objects per call | ms per call | snapshot heap MiB |")
 	p("|---:|---:|---:|---:|---:|---:|")
@@ -108,36 +175,65 @@ func report(r *Run, source string) string {
 			p("| %d | %d | %.1f | %.0f | %.0f | %.1f |", sc.Params.Pods, sc.Params.Policies, mib(ip.BytesPerCall), ip.ObjectsPerCall, ip.MillisPerCall, mib(ip.SnapshotBytes))
 		}
 	}
-	p("")
-	p("## Churn")
-	p("")
+}
+
+// maxChurnRows bounds the churn table: a 30-minute run has 180 samples.
+const maxChurnRows = 31
+
+func churn(b *strings.Builder, r *Run) {
+	p := section(b, "Churn", "The agent's memory while the measured events arrive at a steady rate, sampled every %.0fs (at most %d rows shown).", r.Settings.SampleSeconds, maxChurnRows)
+	ran := false
 	for _, sc := range r.Scales {
 		ch := sc.Churn
 		if ch == nil {
 			continue
 		}
+		ran = true
 		p("P=%d, N=%d: %.0fs at %.1f events/s (%d events: relabel, address change, policy edit in turn; %.0f syncs). RSS %.1f -> %.1f MiB (max %.1f); least-squares slope: RSS %.2f MiB/min, heap in use %.2f MiB/min.",
 			sc.Params.Pods, sc.Params.Policies, ch.Seconds, ch.EventsPerSecond, ch.Events, ch.Syncs, kib(ch.RSSFirstKiB), kib(ch.RSSLastKiB), kib(ch.RSSMaxKiB), ch.RSSSlopeMiBPerMin, ch.HeapSlopeMiBPerMin)
 		p("")
 		p("| s | RSS MiB | heap in use MiB | heap alloc MiB | syncs |")
 		p("|---:|---:|---:|---:|---:|")
-		for _, s := range ch.Samples {
-			p("| %.0f | %.1f | %.1f | %.1f | %.0f |", s.AtSeconds, kib(s.RSSKiB), mib(s.HeapInuse), mib(s.HeapAlloc), s.Syncs)
+		step := max(1, (len(ch.Samples)+maxChurnRows-2)/(maxChurnRows-1))
+		for i, s := range ch.Samples {
+			if i%step == 0 || i == len(ch.Samples)-1 {
+				p("| %.0f | %.1f | %.1f | %.1f | %.0f |", s.AtSeconds, kib(s.RSSKiB), mib(s.HeapInuse), mib(s.HeapAlloc), s.Syncs)
+			}
 		}
 		p("")
 	}
-	p("The 30-minute churn run of the goal was not done: this run churns for %.0fs.", r.Settings.ChurnSeconds)
+	if !ran {
+		p("Not run.")
+	}
+}
+
+func loading(b *strings.Builder, r *Run) {
+	p := section(b, "Loading", "The loader writes with %d workers over protobuf, unthrottled; a pod is two writes (create, then its status with the addresses: the API server ignores the status of a pod it creates). Writes that fail transiently (timeouts, throttling, dropped connections) are repeated with backoff for up to about a minute. kube-apiserver runs without priority and fairness and without the admission plugins that only check configuration this cluster never has; etcd keeps its data on tmpfs.", r.Settings.Workers)
+	p("| pods P | policies N | namespaces | pods s | pods/s | total s | writes repeated |")
+	p("|---:|---:|---:|---:|---:|---:|---:|")
 	for _, sc := range r.Scales {
-		if sc.Error != "" {
-			p("")
-			p("**P=%d N=%d failed:** %s", sc.Params.Pods, sc.Params.Policies, sc.Error)
-		}
+		l := sc.Load
+		p("| %d | %d | %d | %.0f | %.0f | %.0f | %d |", sc.Params.Pods, sc.Params.Policies, l.Namespaces, l.PodSeconds, l.PodsPerSecond, l.Seconds, l.Retries)
 	}
-	for _, n := range r.Notes {
-		p("")
-		p("%s", n)
+}
+
+// section starts a section of the report, its heading and the paragraph that says how to read it, and
+// returns the printer of its lines.
+func section(b *strings.Builder, title, intro string, args ...any) func(string, ...any) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	p("")
+	p("## %s", title)
+	p("")
+	p(intro, args...)
+	p("")
+	return p
+}
+
+func ratio(a, b float64) string {
+	if a <= 0 || b <= 0 {
+		return "-"
 	}
-	return b.String()
+	return fmt.Sprintf("%.2f", a/b)
 }
 
 func meets(ok bool) string {
