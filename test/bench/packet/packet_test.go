@@ -242,15 +242,16 @@ func TestNoPoliciesLeaveTheLabPodsOpen(t *testing.T) {
 	}
 	// Nothing matches a new packet: it falls through every rule of both forward paths. An
 	// established one stops at `ct state` in each.
-	//   egress-forward: jump egress (1); egress: nd, 4 anti-spoofing, ct, 2 vmaps (8)
+	//   egress-forward: jump egress (1); egress: the pod's own interface and address, goto (1);
+	//   egress-checked: ct, 2 vmaps (3)
 	//   ingress-forward: jump ingress (1); ingress: ct, nd, 2 vmaps (4)
 	a := Table{Name: "A-0"}
 	syn := nft.Packet{Hook: nft.HookForward, Iifname: "lab1", Src: clientIP, Dst: serverIP, Proto: protoTCP, DstPort: crrPort, Ct: nft.CtNew}
 	if err := describeNFT(&a, compileA(m, map[netip.Addr]string{clientIP: "lab1", serverIP: "lab2"}), syn); err != nil {
 		t.Fatal(err)
 	}
-	if a.FirstPacketRules != 14 || a.EstablishedRules != 1+6+1+1 {
-		t.Errorf("A-0: first packet %d rules, established %d; want 14 and 9", a.FirstPacketRules, a.EstablishedRules)
+	if a.FirstPacketRules != 10 || a.EstablishedRules != 1+1+1+1+1 {
+		t.Errorf("A-0: first packet %d rules, established %d; want 10 and 5", a.FirstPacketRules, a.EstablishedRules)
 	}
 }
 

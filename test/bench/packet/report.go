@@ -151,7 +151,7 @@ func goals(r *Run) []goal {
 	stream.text = fmt.Sprintf("3. established throughput with %d policies within 3%% of conntrack only (faster counts as within)", a.Policies)
 	stream.figure = fmt.Sprintf("%s/%s = %s", a.Name, base.Name, sum(vsBase.StreamGbps))
 	stream.why = joinWhy(stream.why,
-		fmt.Sprintf("an established packet is evaluated against %d rules in %s (neighbour discovery, four anti-spoofing lookups, then `ct state`) and %d in %s",
+		fmt.Sprintf("an established packet is evaluated against %d rules in %s (in each forward base chain its jump, then on egress one lookup of the pod's interface and address, then `ct state`) and %d in %s",
 			a.EstablishedRules, a.Name, base.EstablishedRules, base.Name),
 		noise("throughput", baseStats.StreamGbps, 1-goalStreamVersusBaseline),
 		control(r, b, base))
