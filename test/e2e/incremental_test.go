@@ -3,13 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"time"
+	"io"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/nftpolicy/nftpolicy/internal/lab"
 )
 
 // describeIncrementalCheck runs after every other spec of a lab: its agents run with
@@ -33,37 +34,26 @@ func describeIncrementalCheck(env *labEnv) {
 // scrapeCounters reads the counters of an agent's metrics endpoint, keyed by name and labels as the
 // text format writes them.
 func scrapeCounters(ctx context.Context, addr string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scraping %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scraping %s: %s", addr, resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("parsing the metrics of %s: %w", addr, err)
-	}
 	out := map[string]float64{}
-	for name, f := range families {
-		for _, m := range f.GetMetric() {
-			if m.GetCounter() == nil {
-				continue
-			}
-			key := name
-			for _, l := range m.GetLabel() {
-				key += fmt.Sprintf("{%s=%q}", l.GetName(), l.GetValue())
-			}
-			out[key] = m.GetCounter().GetValue()
+	err := lab.ScrapeMetrics(ctx, addr, func(r io.Reader) error {
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(r)
+		if err != nil {
+			return fmt.Errorf("parsing the metrics of %s: %w", addr, err)
 		}
-	}
-	return out, nil
+		for name, f := range families {
+			for _, m := range f.GetMetric() {
+				if m.GetCounter() == nil {
+					continue
+				}
+				key := name
+				for _, l := range m.GetLabel() {
+					key += fmt.Sprintf("{%s=%q}", l.GetName(), l.GetValue())
+				}
+				out[key] = m.GetCounter().GetValue()
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/nftpolicy/nftpolicy/internal/lab"
 )
 
 // The agent's histograms this benchmark reads (controllers/metrics.go).
@@ -33,21 +33,12 @@ type bucket struct {
 
 // scrapeHistograms reads the agent's metrics endpoint at addr (host:port).
 func scrapeHistograms(ctx context.Context, addr string) (map[string]histogram, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scraping the agent's metrics at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scraping the agent's metrics at %s: %s", addr, resp.Status)
-	}
-	return parseHistograms(resp.Body, programmingLatencyMetric, syncDurationMetric)
+	var out map[string]histogram
+	err := lab.ScrapeMetrics(ctx, addr, func(r io.Reader) (err error) {
+		out, err = parseHistograms(r, programmingLatencyMetric, syncDurationMetric)
+		return err
+	})
+	return out, err
 }
 
 // parseHistograms reads the label-less histograms called names from the Prometheus text format.
