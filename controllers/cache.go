@@ -13,6 +13,7 @@ import (
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/internal/intern"
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // Bounds of what the cache shares between objects (see package intern). A cluster of 50,000 pods
@@ -27,7 +28,7 @@ const (
 // CacheOptions returns the cache settings of a node's agent. Every agent caches every pod of the cluster
 // (peers live on any node), so the cache keeps only what NetworkPolicy semantics read, and shares what
 // repeats between objects: the transforms below run before an object enters the cache, and the event
-// handlers and predicates see the stripped objects too.
+// handlers and predicates see the stripped objects too. Pods are cached as CachedPods, not Pods.
 //
 // Cached objects share maps, slices and strings with each other: like every object of an informer's
 // cache they are read-only, and a reader that wants to change one must deep-copy it first (the
@@ -51,14 +52,14 @@ func CacheOptions(nodeName string) cache.Options {
 // sharing holds the tables one agent's transforms share values through.
 type sharing struct {
 	values *intern.Table
-	// containers holds the one-container lists that carry the ports of pods, by their ports.
-	containers *intern.Pool[[]corev1.Container]
+	// ports holds the lists of ports of pods, by their ports.
+	ports *intern.Pool[[]selectors.ContainerPort]
 }
 
 func newSharing() *sharing {
 	return &sharing{
-		values:     intern.NewTable(maxSharedStrings, maxSharedLabelSets),
-		containers: intern.NewPool[[]corev1.Container](maxSharedPortLists),
+		values: intern.NewTable(maxSharedStrings, maxSharedLabelSets),
+		ports:  intern.NewPool[[]selectors.ContainerPort](maxSharedPortLists),
 	}
 }
 
@@ -68,92 +69,55 @@ var (
 	_ toolscache.TransformFunc = (*sharing)(nil).stripPolicy
 )
 
-// stripPod returns a new Pod with what selectors.Pod is built from and what the informer needs:
+// stripPod turns a decoded Pod into the CachedPod the cache keeps: name, namespace, labels,
+// spec.nodeName, spec.hostNetwork, status.phase, the addresses of status.podIPs (status.podIP when
+// podIPs is empty; an address that does not parse is left out, which only ever removes a peer), every
+// container's ports, and the resourceVersion. The namespace, node, phase, labels and ports are shared
+// with every other pod that has the same. The input is not modified.
 //
-//   - metadata: name, namespace, labels, and the resourceVersion (the informer tells a real update from
-//     a resync by it);
-//   - spec.nodeName, spec.hostNetwork, and the containers' ports (name, number, protocol), all in one
-//     nameless container: NetworkPolicy reads a pod's ports, never which container declares them;
-//   - status.phase, status.podIPs and status.podIP.
-//
-// A stripped pod still costs the 1.2 KiB of the corev1.Pod struct; what it points to is shared with
-// other pods wherever it repeats (namespace, labels, node, phase, ports), so beyond the struct a pod
-// costs its name, resourceVersion and addresses. The input is not modified.
-//
-// A stripped pod is returned as it is: the informer transforms a streamed initial list twice (into a
-// temporary store, then again when that replaces the cache's contents), and copying every pod of the
-// cluster a second time, while the first copies are still held, would raise the peak of the first
-// sync by the size of the whole cache.
+// A CachedPod is returned as it is: the informer transforms a streamed initial list twice (into a
+// temporary store, then again when that replaces the cache's contents).
 func (s *sharing) stripPod(in any) (any, error) {
 	pod, ok := in.(*corev1.Pod)
-	if !ok || isStripped(pod) {
+	if !ok {
 		return in, nil
 	}
 	v := s.values
-	stripped := &corev1.Pod{
-		TypeMeta: metav1.TypeMeta{Kind: v.String(pod.Kind), APIVersion: v.String(pod.APIVersion)},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            pod.Name,
-			Namespace:       v.String(pod.Namespace),
-			ResourceVersion: pod.ResourceVersion,
-			Labels:          v.Labels(pod.Labels),
-		},
-		Spec: corev1.PodSpec{
-			NodeName:    v.String(pod.Spec.NodeName),
-			HostNetwork: pod.Spec.HostNetwork,
-			Containers:  s.portsOf(pod.Spec.Containers),
-		},
-		Status: corev1.PodStatus{
-			Phase:  corev1.PodPhase(v.String(string(pod.Status.Phase))),
-			PodIP:  pod.Status.PodIP,
-			PodIPs: pod.Status.PodIPs,
-		},
-	}
-	// podIP repeats podIPs[0]: one string for both.
-	if ips := stripped.Status.PodIPs; len(ips) > 0 && ips[0].IP == stripped.Status.PodIP {
-		stripped.Status.PodIP = ips[0].IP
-	}
-	return stripped, nil
+	p := podOf(pod)
+	p.Namespace = v.String(p.Namespace)
+	p.Labels = v.Labels(p.Labels)
+	p.Node = v.String(p.Node)
+	p.Phase = corev1.PodPhase(v.String(string(p.Phase)))
+	p.Ports = s.sharedPorts(p.Ports)
+	return &CachedPod{Pod: p, ResourceVersion: pod.ResourceVersion}, nil
 }
 
-// portsOf returns the ports of containers as one nameless container that declares them all, shared
-// by every pod with the same ports in the same order; nil when no container declares a port.
-func (s *sharing) portsOf(containers []corev1.Container) []corev1.Container {
-	var scratch [64]byte // the key of a few ports stays off the heap
-	key := scratch[:0]
-	n := 0
-	for _, c := range containers {
-		for _, p := range c.Ports {
-			key = binary.AppendUvarint(key, uint64(len(p.Name)))
-			key = append(key, p.Name...)
-			key = binary.AppendUvarint(key, uint64(p.ContainerPort))
-			key = append(key, p.Protocol...)
-			key = append(key, 0) // protocols are short names without NUL
-			n++
-		}
-	}
-	if n == 0 {
+// sharedPorts returns the list of ports equal to ports that every pod with the same ports in the same
+// order shares; nil for none.
+func (s *sharing) sharedPorts(ports []selectors.ContainerPort) []selectors.ContainerPort {
+	if len(ports) == 0 {
 		return nil
 	}
-	return s.containers.Get(key, func() []corev1.Container {
-		ports := make([]corev1.ContainerPort, 0, n)
-		for _, c := range containers {
-			for _, p := range c.Ports {
-				ports = append(ports, corev1.ContainerPort{
-					Name:          s.values.String(p.Name),
-					ContainerPort: p.ContainerPort,
-					Protocol:      corev1.Protocol(s.values.String(string(p.Protocol))),
-				})
+	var scratch [64]byte // the key of a few ports stays off the heap
+	key := scratch[:0]
+	for _, p := range ports {
+		key = binary.AppendUvarint(key, uint64(len(p.Name)))
+		key = append(key, p.Name...)
+		key = binary.AppendUvarint(key, uint64(p.Number))
+		key = append(key, p.Protocol...)
+		key = append(key, 0) // protocols are short names without NUL
+	}
+	return s.ports.Get(key, func() []selectors.ContainerPort {
+		shared := make([]selectors.ContainerPort, len(ports))
+		for i, p := range ports {
+			shared[i] = selectors.ContainerPort{
+				Name:     s.values.String(p.Name),
+				Number:   p.Number,
+				Protocol: corev1.Protocol(s.values.String(string(p.Protocol))),
 			}
 		}
-		return []corev1.Container{{Ports: ports}}
+		return shared
 	})
-}
-
-// isStripped tells a stripped pod from one the API server sent: the API requires at least one
-// container and a name for each, and a stripped pod has no container or a nameless one.
-func isStripped(pod *corev1.Pod) bool {
-	return len(pod.Spec.Containers) == 0 || pod.Spec.Containers[0].Name == ""
 }
 
 // stripNamespace returns a new Namespace with its name, labels (what namespace selectors read) and

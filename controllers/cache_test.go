@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // fullPod is a pod as the API server sends it, with everything a kubelet and controllers add. Its
@@ -76,31 +79,28 @@ func sameMap[K comparable, V any](a, b map[K]V) bool {
 }
 
 func TestStripPodKeepsExactlyWhatSelectorsAndTheInformerRead(t *testing.T) {
-	got := strip(t, newSharing().stripPod, fullPod("web-1")).(*corev1.Pod)
-	want := &corev1.Pod{
-		TypeMeta: metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", ResourceVersion: "1234",
-			Labels: map[string]string{"app": "web", "pod-template-hash": "7d9f"}},
-		Spec: corev1.PodSpec{
-			NodeName: "node-7",
-			Containers: []corev1.Container{{Ports: []corev1.ContainerPort{
-				{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
-				{Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP},
-				{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
-			}}},
-		},
-		Status: corev1.PodStatus{
+	got := strip(t, newSharing().stripPod, fullPod("web-1")).(*CachedPod)
+	want := &CachedPod{
+		Pod: selectors.Pod{
+			Namespace: "shop", Name: "web-1",
+			Labels: map[string]string{"app": "web", "pod-template-hash": "7d9f"},
+			IPs:    []netip.Addr{netip.MustParseAddr("10.1.0.10"), netip.MustParseAddr("fd00::10")},
+			Node:   "node-7",
 			Phase:  corev1.PodRunning,
-			PodIP:  "10.1.0.10",
-			PodIPs: []corev1.PodIP{{IP: "10.1.0.10"}, {IP: "fd00::10"}},
+			Ports: []selectors.ContainerPort{
+				{Name: "http", Number: 8080, Protocol: corev1.ProtocolTCP},
+				{Name: "metrics", Number: 9090, Protocol: corev1.ProtocolTCP},
+				{Name: "dns", Number: 53, Protocol: corev1.ProtocolUDP},
+			},
 		},
+		ResourceVersion: "1234",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stripped pod =\n%+v\nwant\n%+v", got, want)
 	}
 }
 
-// Whatever the pod, the stripped pod must read as the original: selectors see the same pod.
+// Whatever the pod, the cached pod must read as the original: selectors see the same pod.
 func TestStrippedPodReadsAsTheOriginal(t *testing.T) {
 	for name, pod := range map[string]*corev1.Pod{
 		"running":           fullPod("web-1"),
@@ -110,44 +110,44 @@ func TestStrippedPodReadsAsTheOriginal(t *testing.T) {
 		"no ports":          fullPod("web-5", func(p *corev1.Pod) { p.Spec.Containers = p.Spec.Containers[1:2] }),
 		"no labels":         fullPod("web-6", func(p *corev1.Pod) { p.Labels = nil }),
 		"unparsable podIPs": fullPod("web-7", func(p *corev1.Pod) { p.Status.PodIPs[1].IP = "not-an-ip" }),
+		"mapped IPv4":       fullPod("web-8", func(p *corev1.Pod) { p.Status.PodIPs = []corev1.PodIP{{IP: "::ffff:10.1.0.10"}} }),
 	} {
-		stripped := strip(t, newSharing().stripPod, pod.DeepCopy()).(*corev1.Pod)
-		if got, want := podOf(stripped), podOf(pod); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: stripped pod reads as\n%+v\nwant\n%+v", name, got, want)
+		cached := strip(t, newSharing().stripPod, pod.DeepCopy()).(*CachedPod)
+		if got, want := cached.Pod, podOf(pod); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: cached pod reads as\n%+v\nwant\n%+v", name, got, want)
+		}
+		if cached.GetResourceVersion() != pod.ResourceVersion || cached.GetName() != pod.Name || cached.GetNamespace() != pod.Namespace {
+			t.Errorf("%s: cached pod's metadata reads as %s/%s@%s", name, cached.GetNamespace(), cached.GetName(), cached.GetResourceVersion())
 		}
 	}
 }
 
 func TestStripPodSharesWhatRepeatsBetweenPods(t *testing.T) {
 	s := newSharing()
-	a := strip(t, s.stripPod, fullPod("web-1")).(*corev1.Pod)
-	b := strip(t, s.stripPod, fullPod("web-2")).(*corev1.Pod)
+	a := strip(t, s.stripPod, fullPod("web-1")).(*CachedPod)
+	b := strip(t, s.stripPod, fullPod("web-2")).(*CachedPod)
 	if !sameMap(a.Labels, b.Labels) {
 		t.Error("two pods with equal labels do not share one label map")
 	}
 	for field, pair := range map[string][2]string{
 		"namespace":  {a.Namespace, b.Namespace},
-		"node":       {a.Spec.NodeName, b.Spec.NodeName},
-		"phase":      {string(a.Status.Phase), string(b.Status.Phase)},
-		"kind":       {a.Kind, b.Kind},
-		"port name":  {a.Spec.Containers[0].Ports[0].Name, b.Spec.Containers[0].Ports[0].Name},
-		"port proto": {string(a.Spec.Containers[0].Ports[0].Protocol), string(b.Spec.Containers[0].Ports[0].Protocol)},
+		"node":       {a.Node, b.Node},
+		"phase":      {string(a.Phase), string(b.Phase)},
+		"port name":  {a.Ports[0].Name, b.Ports[0].Name},
+		"port proto": {string(a.Ports[0].Protocol), string(b.Ports[0].Protocol)},
 	} {
 		if !sameString(pair[0], pair[1]) {
 			t.Errorf("the %s %q is not shared between the pods", field, pair[0])
 		}
 	}
-	if &a.Spec.Containers[0] != &b.Spec.Containers[0] {
-		t.Error("two pods with equal ports do not share one container list")
-	}
-	if !sameString(a.Status.PodIP, a.Status.PodIPs[0].IP) {
-		t.Error("podIP and podIPs[0] are two copies of one string")
+	if &a.Ports[0] != &b.Ports[0] {
+		t.Error("two pods with equal ports do not share one port list")
 	}
 	other := strip(t, s.stripPod, fullPod("db-1", func(p *corev1.Pod) {
 		p.Labels = map[string]string{"app": "db"}
 		p.Spec.Containers[0].Ports[0].ContainerPort = 5432
-	})).(*corev1.Pod)
-	if sameMap(other.Labels, a.Labels) || &other.Spec.Containers[0] == &a.Spec.Containers[0] {
+	})).(*CachedPod)
+	if sameMap(other.Labels, a.Labels) || &other.Ports[0] == &a.Ports[0] {
 		t.Error("a pod with other labels or ports shares the first pod's")
 	}
 	for key := range other.Labels {
@@ -156,6 +156,13 @@ func TestStripPodSharesWhatRepeatsBetweenPods(t *testing.T) {
 				t.Errorf("the label key %q of two label sets is two copies of one string", key)
 			}
 		}
+	}
+}
+
+// A cached pod is a fraction of a corev1.Pod: every agent caches every pod of the cluster.
+func TestCachedPodIsSmall(t *testing.T) {
+	if got, pod := unsafe.Sizeof(CachedPod{}), unsafe.Sizeof(corev1.Pod{}); got > 160 || got*6 > pod {
+		t.Errorf("a CachedPod is %d bytes (a corev1.Pod %d): want at most 160", got, pod)
 	}
 }
 
@@ -174,11 +181,7 @@ func TestTransformsAreIdempotent(t *testing.T) {
 	s := newSharing()
 	once := strip(t, s.stripPod, fullPod("web-1"))
 	if twice := strip(t, s.stripPod, once); twice != once {
-		t.Errorf("stripping a stripped pod gave a new pod\n%+v\nwant the same\n%+v", twice, once)
-	}
-	noPorts := strip(t, s.stripPod, fullPod("web-2", func(p *corev1.Pod) { p.Spec.Containers = p.Spec.Containers[1:2] }))
-	if twice := strip(t, s.stripPod, noPorts); twice != noPorts {
-		t.Errorf("stripping a stripped pod without ports gave a new pod\n%+v\nwant the same\n%+v", twice, noPorts)
+		t.Errorf("stripping a cached pod gave a new pod\n%+v\nwant the same\n%+v", twice, once)
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "a"}}}
 	onceNS := strip(t, s.stripNamespace, ns)
@@ -192,11 +195,11 @@ func TestTransformsAreIdempotent(t *testing.T) {
 	}
 }
 
-// The predicates compare old and new stripped pods: they must still tell the changes selectors read
+// The predicates compare old and new cached pods: they must still tell the changes selectors read
 // from those they do not.
 func TestPodChangedOnStrippedPods(t *testing.T) {
 	s := newSharing()
-	old := strip(t, s.stripPod, fullPod("web-1")).(*corev1.Pod)
+	old := strip(t, s.stripPod, fullPod("web-1")).(*CachedPod)
 	for _, tc := range []struct {
 		name   string
 		change func(*corev1.Pod)
@@ -213,7 +216,7 @@ func TestPodChangedOnStrippedPods(t *testing.T) {
 	} {
 		cur := fullPod("web-1", tc.change)
 		cur.ResourceVersion = "1235"
-		stripped := strip(t, s.stripPod, cur).(*corev1.Pod)
+		stripped := strip(t, s.stripPod, cur).(*CachedPod)
 		if got := podChanged.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: stripped}); got != tc.want {
 			t.Errorf("%s change: podChanged = %v, want %v", tc.name, got, tc.want)
 		}
@@ -235,7 +238,7 @@ func TestStripNamespaceKeepsNameAndLabels(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stripped namespace = %+v, want %+v", got, want)
 	}
-	pod := strip(t, s.stripPod, fullPod("web-1")).(*corev1.Pod)
+	pod := strip(t, s.stripPod, fullPod("web-1")).(*CachedPod)
 	if !sameString(got.Name, pod.Namespace) {
 		t.Error("the namespace's name and its pods' namespace are two copies of one string")
 	}

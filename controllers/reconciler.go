@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -60,8 +61,10 @@ type NodeReconciler struct {
 	// chasing a suspected bug.
 	VerifyIncremental bool
 
-	changes  changeClock
-	dirty    dirtyObjects
+	changes changeClock
+	dirty   dirtyObjects
+	// pods is the pod informer's store (CachedPods), set up by SetupWithManager.
+	pods     toolscache.Store
 	problems problemReporter
 
 	// Owned by the sync (one worker): the resolved view of the cluster, kept across syncs, when it was
@@ -192,7 +195,7 @@ func (r *NodeReconciler) updateResolver(ctx context.Context) error {
 	objects, full := r.dirty.take()
 	if full || r.resolver == nil || (len(objects) == 0 && time.Since(r.rebuiltAt) >= r.resyncPeriod()/2) {
 		log.V(4).Info("Reading every pod, namespace and policy from the cache")
-		res, err := rebuildResolver(ctx, r.Client, r.NodeName)
+		res, err := rebuildResolver(ctx, r.pods, r.Client, r.NodeName)
 		if err != nil {
 			r.dirty.putBack(objects, true)
 			return err
@@ -202,7 +205,7 @@ func (r *NodeReconciler) updateResolver(ctx context.Context) error {
 		return nil
 	}
 	log.V(4).Info("Reading changed objects from the cache", "objects", len(objects))
-	changedLocal, err := refresh(ctx, r.Client, r.resolver, r.NodeName, objects)
+	changedLocal, err := refresh(ctx, r.pods, r.Client, r.resolver, r.NodeName, objects)
 	if err != nil {
 		r.dirty.putBack(objects, false)
 		return err
@@ -221,7 +224,7 @@ func (r *NodeReconciler) updateResolver(ctx context.Context) error {
 // resolver when they differ. A change that reaches the cache between the two reads is not a
 // difference: it is pending for the next sync, so the comparison is skipped then.
 func (r *NodeReconciler) verifyIncremental(ctx context.Context) error {
-	snap, err := snapshot(ctx, r.Client, r.NodeName)
+	snap, err := snapshot(ctx, r.pods, r.Client, r.NodeName)
 	if err != nil {
 		return err
 	}
@@ -238,7 +241,7 @@ func (r *NodeReconciler) verifyIncremental(ctx context.Context) error {
 	logf.FromContext(ctx).Error(nil, "The incremental model differs from a full resolve of the cache; rebuilding from the cache",
 		"localPods", len(got.LocalPods), "wantLocalPods", len(want.LocalPods), "addressSets", len(got.AddressSets), "wantAddressSets", len(want.AddressSets))
 	r.resolver, r.rebuiltAt, r.ifaces = nil, time.Time{}, nil
-	res, err := rebuildResolver(ctx, r.Client, r.NodeName)
+	res, err := rebuildResolver(ctx, r.pods, r.Client, r.NodeName)
 	if err != nil {
 		return err
 	}

@@ -7,22 +7,33 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
-// snapshot lists the world this node resolves, from the cache: every pod and namespace (peers may live
-// anywhere) and every NetworkPolicy.
+// snapshot lists the world this node resolves: every pod (peers may live anywhere) from the agent's
+// pod store, and every namespace and NetworkPolicy from the cache.
 //
-// The lists share the cache's objects instead of deep-copying them on every sync (most of a sync's
+// The snapshot shares the cache's objects instead of deep-copying them on every sync (most of a sync's
 // allocations otherwise): the snapshot and selectors.Resolve only read them, and nothing keeps them
 // past the sync.
-func snapshot(ctx context.Context, c client.Reader, node string) (*selectors.Snapshot, error) {
-	var pods corev1.PodList
-	if err := c.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
+func snapshot(ctx context.Context, pods toolscache.Store, c client.Reader, node string) (*selectors.Snapshot, error) {
+	items := pods.List()
+	ps := make([]selectors.Pod, 0, len(items))
+	for _, obj := range items {
+		p, err := podOfObject(obj)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p.Pod)
 	}
+	return snapshotWith(ctx, c, node, ps)
+}
+
+// snapshotWith completes a snapshot of pods with every namespace and NetworkPolicy c lists.
+func snapshotWith(ctx context.Context, c client.Reader, node string, pods []selectors.Pod) (*selectors.Snapshot, error) {
 	var namespaces corev1.NamespaceList
 	if err := c.List(ctx, &namespaces, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing namespaces: %w", err)
@@ -34,12 +45,9 @@ func snapshot(ctx context.Context, c client.Reader, node string) (*selectors.Sna
 
 	s := &selectors.Snapshot{
 		Node:       node,
-		Pods:       make([]selectors.Pod, 0, len(pods.Items)),
+		Pods:       pods,
 		Namespaces: make([]selectors.Namespace, 0, len(namespaces.Items)),
 		Policies:   make([]*networkingv1.NetworkPolicy, 0, len(policies.Items)),
-	}
-	for i := range pods.Items {
-		s.Pods = append(s.Pods, podOf(&pods.Items[i]))
 	}
 	for _, ns := range namespaces.Items {
 		s.Namespaces = append(s.Namespaces, selectors.Namespace{Name: ns.Name, Labels: ns.Labels})
@@ -50,7 +58,7 @@ func snapshot(ctx context.Context, c client.Reader, node string) (*selectors.Sna
 	return s, nil
 }
 
-// podOf converts a (stripped) Pod. Addresses that do not parse are left out: the pod is then enforced
+// podOf converts a Pod. Addresses that do not parse are left out: the pod is then enforced
 // without them, which only ever removes a peer.
 func podOf(pod *corev1.Pod) selectors.Pod {
 	p := selectors.Pod{

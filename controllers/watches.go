@@ -2,14 +2,15 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"maps"
-	"slices"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -24,7 +25,18 @@ import (
 // request, this node's name, so a burst of changes coalesces in the workqueue into one sync of every
 // object that changed. The controller starts its workers only once the caches of all watches have synced: nothing is
 // programmed from a partial view of the cluster.
+//
+// Pods are read from the pod informer's store, which holds CachedPods (see CacheOptions).
 func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	informer, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Pod{})
+	if err != nil {
+		return fmt.Errorf("getting the pod informer: %w", err)
+	}
+	shared, ok := informer.(toolscache.SharedIndexInformer)
+	if !ok {
+		return fmt.Errorf("the pod informer is a %T, not a shared index informer whose store the agent can read", informer)
+	}
+	r.pods = shared.GetStore()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("nodeenforcement").
 		Watches(&corev1.Pod{}, r.enqueueNode(kindPod), builder.WithPredicates(podChanged)).
@@ -66,18 +78,12 @@ func (r *NodeReconciler) enqueueNode(kind string) handler.EventHandler {
 // counts and the like are by far the most frequent pod events and never change a rule.
 var podChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		old, okOld := e.ObjectOld.(*corev1.Pod)
-		cur, okNew := e.ObjectNew.(*corev1.Pod)
-		if !okOld || !okNew {
+		old, errOld := podOfObject(e.ObjectOld)
+		cur, errNew := podOfObject(e.ObjectNew)
+		if errOld != nil || errNew != nil {
 			return true
 		}
-		a, b := podOf(old), podOf(cur)
-		return !maps.Equal(a.Labels, b.Labels) ||
-			a.Node != b.Node ||
-			a.Phase != b.Phase ||
-			a.HostNetwork != b.HostNetwork ||
-			!slices.Equal(a.IPs, b.IPs) ||
-			!slices.Equal(a.Ports, b.Ports)
+		return !samePod(&old.Pod, &cur.Pod)
 	},
 }
 

@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
@@ -92,8 +93,8 @@ func (d *dirtyObjects) putBack(objects map[objectRef]struct{}, full bool) {
 }
 
 // rebuildResolver reads every pod, namespace and policy from the cache into a new resolver.
-func rebuildResolver(ctx context.Context, c client.Reader, node string) (*selectors.Resolver, error) {
-	snap, err := snapshot(ctx, c, node)
+func rebuildResolver(ctx context.Context, pods toolscache.Store, c client.Reader, node string) (*selectors.Resolver, error) {
+	snap, err := snapshot(ctx, pods, c, node)
 	if err != nil {
 		return nil, err
 	}
@@ -106,23 +107,25 @@ func rebuildResolver(ctx context.Context, c client.Reader, node string) (*select
 // state, and an object no longer there was deleted. It returns the addresses of the changed pods that
 // are on node: their host interfaces may have changed too, even when nothing selectors read did (a
 // pod deleted and created again under the same name and address has a new veth).
-func refresh(ctx context.Context, c client.Reader, res *selectors.Resolver, node string, objects map[objectRef]struct{}) ([]netip.Addr, error) {
+func refresh(ctx context.Context, pods toolscache.Store, c client.Reader, res *selectors.Resolver, node string, objects map[objectRef]struct{}) ([]netip.Addr, error) {
 	var local []netip.Addr
 	for ref := range objects {
 		key := types.NamespacedName{Namespace: ref.namespace, Name: ref.name}
 		var err error
 		switch ref.kind {
 		case kindPod:
-			var pod corev1.Pod
-			if err = c.Get(ctx, key, &pod); err == nil {
-				p := podOf(&pod)
-				res.SetPod(p)
-				if p.Node == node {
-					local = append(local, p.IPs...)
+			var obj any
+			var exists bool
+			if obj, exists, err = pods.GetByKey(key.String()); err == nil && exists {
+				var p *CachedPod
+				if p, err = podOfObject(obj); err == nil {
+					res.SetPod(p.Pod)
+					if p.Node == node {
+						local = append(local, p.IPs...)
+					}
 				}
-			} else if apierrors.IsNotFound(err) {
+			} else if err == nil {
 				res.DeletePod(ref.namespace, ref.name)
-				err = nil
 			}
 		case kindNamespace:
 			var ns corev1.Namespace
