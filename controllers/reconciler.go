@@ -146,6 +146,10 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	out := syncOutcome{started: time.Now(), ruleset: r.Applier.Committed()}
 	fail := func(step string, err error) syncOutcome {
 		out.step, out.err, out.duration = step, err, time.Since(out.started)
+		// The compiler compares each model and ruleset with the previous one and reuses the arrays of
+		// older ones (see nft.Compiler): after a model it did not compile or a ruleset that was not
+		// committed, it starts over.
+		r.compiler = nft.Compiler{}
 		return out
 	}
 

@@ -44,6 +44,9 @@ func (a *Applier) Apply(desired *Ruleset) (ApplyResult, error) {
 	tx := Diff(a.committed, desired)
 	res := summarize(tx)
 	if res.Ops == 0 {
+		// desired equals what the kernel holds: remember it rather than the older, equal ruleset,
+		// whose element arrays a Compiler may reuse two compiles later.
+		a.committed = desired
 		return res, nil
 	}
 	if err := a.backend.Run(tx); err != nil {

@@ -104,9 +104,17 @@ func Compile(in CompileInput) *Ruleset {
 // it returns then shares those slices with the previous one, which lets Diff skip them without
 // comparing a single element.
 //
-// Compile's output is the same as the package-level Compile's for the same input. Models must not
-// be modified after they were compiled (selectors never does). A Compiler is not safe for concurrent
-// use; the zero value is ready.
+// Element slices are double-buffered: a set that changes is lowered into the array the set had
+// before its previous change, so a set changing on every event costs no allocation once its arrays
+// are large enough. Hence the contract:
+//   - Compile's output is the same as the package-level Compile's for the same input.
+//   - Compile must see every Model whose sets it is to compare by identity: selectors.Resolver reuses
+//     the arrays of Models older than the previous one. After a Model was skipped, or a ruleset was
+//     not committed, use a new Compiler (the zero value is ready).
+//   - The last two Rulesets returned stay intact; older ones may share element arrays with the
+//     latest and must no longer be read (nft.Applier holds only the last one it committed).
+//
+// A Compiler is not safe for concurrent use.
 type Compiler struct {
 	peers    map[string]peerMemo    // by set name
 	services map[string]serviceMemo // by set name
@@ -114,16 +122,18 @@ type Compiler struct {
 }
 
 type peerMemo struct {
-	ranges      []selectors.AddrRange // kept, so that its array cannot be reused for other content
+	ranges      []selectors.AddrRange // the model's slice the set was lowered from
 	hasIPBlocks bool
 	description string
 	set         *Set
+	spare       []Element // the elements of the set before set: free for its next change
 }
 
 type serviceMemo struct {
 	services    []selectors.Service
 	description string
 	set         *Set
+	spare       []Element
 }
 
 type chainMemo struct {
@@ -364,7 +374,8 @@ func (c *compiler) peerSet(id string, f Family) string {
 	}
 	// Peers chosen only by selectors are pod addresses: a hash set, one element per address and an
 	// O(1) lookup. Only a definition with an ipBlock needs an interval set, for its ranges.
-	set := &Set{Name: name, Type: addrKey(f), Interval: as.HasIPBlocks, Comment: truncateComment(as.Description)}
+	prev := c.memo.peers[name]
+	set := &Set{Name: name, Type: addrKey(f), Interval: as.HasIPBlocks, Comment: truncateComment(as.Description), Elements: spareElements(prev.spare)}
 	for _, r := range as.Ranges {
 		if FamilyOf(r.From) != f {
 			continue
@@ -381,11 +392,14 @@ func (c *compiler) peerSet(id string, f Family) string {
 		}
 	}
 	SortElements(set.Elements)
+	if len(set.Elements) == 0 {
+		set.Elements = nil // as Compile has it
+	}
 	if !set.Interval {
-		set.Size = setSize(len(set.Elements), c.memo.peers[name].set)
+		set.Size = setSize(len(set.Elements), prev.set)
 	}
 	c.sets[name] = set
-	c.next.peers[name] = peerMemo{ranges: as.Ranges, hasIPBlocks: as.HasIPBlocks, description: as.Description, set: set}
+	c.next.peers[name] = peerMemo{ranges: as.Ranges, hasIPBlocks: as.HasIPBlocks, description: as.Description, set: set, spare: elementsOf(prev.set)}
 	return name
 }
 
@@ -405,7 +419,8 @@ func (c *compiler) serviceSet(id string, f Family) string {
 	if f == IPv6 {
 		keyType = KeyIPv6ProtoPort
 	}
-	set := &Set{Name: name, Type: keyType}
+	prev := c.memo.services[name]
+	set := &Set{Name: name, Type: keyType, Elements: spareElements(prev.spare)}
 	if found {
 		set.Comment = truncateComment(ss.Description)
 		for _, s := range ss.Services {
@@ -415,12 +430,30 @@ func (c *compiler) serviceSet(id string, f Family) string {
 		}
 	}
 	SortElements(set.Elements)
-	set.Size = setSize(len(set.Elements), c.memo.services[name].set)
+	if len(set.Elements) == 0 {
+		set.Elements = nil // as Compile has it
+	}
+	set.Size = setSize(len(set.Elements), prev.set)
 	if found {
-		c.next.services[name] = serviceMemo{services: ss.Services, description: ss.Description, set: set}
+		c.next.services[name] = serviceMemo{services: ss.Services, description: ss.Description, set: set, spare: elementsOf(prev.set)}
 	}
 	c.sets[name] = set
 	return name
+}
+
+// spareElements returns the array of spare to lower a set's elements into (nil: a new one).
+func spareElements(spare []Element) []Element {
+	if cap(spare) == 0 {
+		return nil
+	}
+	return spare[:0]
+}
+
+func elementsOf(s *Set) []Element {
+	if s == nil {
+		return nil
+	}
+	return s.Elements
 }
 
 // Sizes of hash sets (see Set.Size). A set is created with room for twice its elements, in powers of

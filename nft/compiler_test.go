@@ -147,3 +147,38 @@ func TestApplyResultTellsWhetherAChangeOnlyWidens(t *testing.T) {
 		t.Errorf("isolating a new pod counted as only widening: %+v", res)
 	}
 }
+
+// A set that changes on every model is lowered into the array it had two rulesets before, and the
+// last two rulesets stay as they were compiled: Diff between them is exact.
+func TestCompilerDoubleBuffersChangingSets(t *testing.T) {
+	var cc Compiler
+	models := []*selectors.Model{guestbookModel()}
+	for _, extra := range []string{"10.244.9.9", "10.244.9.10", "10.244.9.11", "10.244.9.12"} {
+		models = append(models, withAddressSet(models[0], "redis", single(redisIP, extra, redisIPv6)))
+	}
+	var rulesets []*Ruleset
+	for i, m := range models {
+		in := CompileInput{Table: "nftpolicy", Model: m, Interfaces: guestbookInterfaces()}
+		got := cc.Compile(in)
+		if want := Compile(in); !reflect.DeepEqual(got, want) {
+			t.Fatalf("model %d: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
+		}
+		if i > 0 {
+			prevIn := CompileInput{Table: "nftpolicy", Model: models[i-1], Interfaces: guestbookInterfaces()}
+			prevWant := Compile(prevIn)
+			if !reflect.DeepEqual(rulesets[i-1], prevWant) {
+				t.Fatalf("model %d: compiling it changed the previous ruleset", i)
+			}
+			if got, want := Diff(rulesets[i-1], got), Diff(prevWant, Compile(in)); !reflect.DeepEqual(got.Ops, want.Ops) {
+				t.Fatalf("model %d: diff from the previous ruleset\n%s\nwant\n%s", i, got, want)
+			}
+		}
+		if i >= 3 {
+			cur, older := setByName(t, got, "peers_redis_v4").Elements, setByName(t, rulesets[i-2], "peers_redis_v4").Elements
+			if &cur[0] != &older[0] {
+				t.Errorf("model %d: the changed set's elements were not lowered into the array of two rulesets before", i)
+			}
+		}
+		rulesets = append(rulesets, got)
+	}
+}

@@ -20,8 +20,13 @@ import (
 //   - Identity: between two Models, an AddressSet or ServiceSet whose elements did not change has the
 //     very same Ranges or Services slice, and a LocalPod whose isolation did not change has the same
 //     *Isolation pointers, so that the layers below can skip them by identity. A changed set gets a
-//     new slice: nothing handed out in a Model is ever written again, so earlier Models stay valid.
-//     When nothing changed at all, Model returns the same *Model.
+//     slice in another array than the previous Model's. When nothing changed at all, Model returns
+//     the same *Model.
+//   - Validity: the last two Models handed out stay intact; older ones may not. A changed set's
+//     elements are written into the array the set had before its previous change (once large
+//     enough, a set changing on every event costs no allocation), so building a Model may overwrite
+//     the sets of Models before the previous one. A caller that compares consecutive Models (as
+//     nft.Compiler does) must see every Model: one it skipped may share an array with the next.
 //   - Cost: an event about a pod that is only a peer (not on the node) looks at the peers scoped to
 //     its namespace and the namespaceSelectors in use, and costs the size of the sets whose elements
 //     change. A namespace relabel re-matches that namespace's pods against the peers whose

@@ -60,8 +60,9 @@ type memberSet interface {
 	count(p *Pod, delta int) bool
 	// bringsTheSame reports whether two versions of a pod bring the same elements.
 	bringsTheSame(a, b *Pod) bool
-	// rebuild computes the elements into a new slice after counts changed, keeping the slice
-	// handed out before when they are equal. It reports whether the slice changed.
+	// rebuild computes the elements after counts changed, keeping the slice handed out before when
+	// they are equal, and otherwise writing them into the array handed out before that one. It
+	// reports whether the slice changed.
 	rebuild() bool
 	common() *setBase
 }
@@ -78,12 +79,17 @@ func (b *setBase) common() *setBase { return b }
 
 // addressSetState is an AddressSet in use: the addresses of the member pods of its selector peers,
 // counted, and its ipBlocks' ranges.
+//
+// Its ranges are double-buffered: a rebuild writes into the array that the set had before its
+// previous change (spare), never into the one the last Model handed out, so that a set changing on
+// every event costs no allocation once its arrays are large enough (see the Resolver's contract).
 type addressSetState struct {
 	setBase
 	blocks      []AddrRange // every ipBlock's ranges, normalized
 	hasIPBlocks bool
 	addrs       tally[netip.Addr]
-	ranges      []AddrRange // as handed out in Models: never written again
+	ranges      []AddrRange // as handed out in the last Models
+	spare       []AddrRange // handed out before ranges: free for the next rebuild
 }
 
 var _ memberSet = (*addressSetState)(nil)
@@ -99,11 +105,11 @@ func (s *addressSetState) count(p *Pod, delta int) bool {
 func (s *addressSetState) bringsTheSame(a, b *Pod) bool { return slices.Equal(a.IPs, b.IPs) }
 
 func (s *addressSetState) rebuild() bool {
-	ranges := unionRanges(s.addrs.entries, s.blocks)
+	ranges := unionRanges(s.addrs.entries, s.blocks, s.spare)
 	if slices.Equal(ranges, s.ranges) {
 		return false
 	}
-	s.ranges = ranges
+	s.spare, s.ranges = s.ranges, ranges
 	return true
 }
 
@@ -111,15 +117,19 @@ func (s *addressSetState) model() AddressSet {
 	return AddressSet{ID: s.id, Description: s.description, Ranges: s.ranges, HasIPBlocks: s.hasIPBlocks}
 }
 
-// unionRanges is the normalized union of single addresses and ranges, both sorted, in a new slice
-// of exactly the right length (nil when empty): the result normalizeRanges gives, without sorting.
-func unionRanges(addrs []tallyEntry[netip.Addr], blocks []AddrRange) []AddrRange {
+// unionRanges is the normalized union of single addresses and ranges, both sorted, of exactly the
+// right length (nil when empty): the result normalizeRanges gives, without sorting. It is written
+// into buf's array when that is large enough, else into a new one.
+func unionRanges(addrs []tallyEntry[netip.Addr], blocks []AddrRange, buf []AddrRange) []AddrRange {
 	n := 0
 	mergeRanges(addrs, blocks, func(AddrRange) { n++ })
 	if n == 0 {
 		return nil
 	}
-	out := make([]AddrRange, 0, n)
+	out := buf[:0]
+	if cap(out) < n {
+		out = make([]AddrRange, 0, n)
+	}
 	mergeRanges(addrs, blocks, func(r AddrRange) { out = append(out, r) })
 	return out
 }
@@ -152,7 +162,8 @@ type serviceSetState struct {
 	setBase
 	port      namedPort
 	services  tally[Service]
-	handedOut []Service // as handed out in Models: never written again
+	handedOut []Service // as handed out in the last Models
+	spare     []Service // handed out before: free for the next rebuild (as addressSetState's)
 }
 
 var _ memberSet = (*serviceSetState)(nil)
@@ -174,16 +185,19 @@ func (s *serviceSetState) bringsTheSame(a, b *Pod) bool {
 
 func (s *serviceSetState) rebuild() bool {
 	var services []Service
-	if len(s.services.entries) > 0 {
-		services = make([]Service, len(s.services.entries))
+	if n := len(s.services.entries); n > 0 {
+		services = s.spare[:0]
+		if cap(services) < n {
+			services = make([]Service, 0, n)
+		}
 		for i := range s.services.entries {
-			services[i] = s.services.entries[i].item
+			services = append(services, s.services.entries[i].item)
 		}
 	}
 	if slices.Equal(services, s.handedOut) {
 		return false
 	}
-	s.handedOut = services
+	s.spare, s.handedOut = s.handedOut, services
 	return true
 }
 
