@@ -74,8 +74,9 @@ type NodeReconciler struct {
 	compiler  nft.Compiler
 	// ifaces remembers the host interface of each local pod address found so far; the addresses of
 	// pods that changed are looked up again, and a rebuild forgets everything.
-	ifaces map[netip.Addr]string
-	synced atomic.Bool
+	ifaces      map[netip.Addr]string
+	spareIfaces map[netip.Addr]string // the ifaces of the sync before, for the next sync to reuse
+	synced      atomic.Bool
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
 	cleanupPending bool
 
@@ -280,7 +281,12 @@ func (r *NodeReconciler) hostInterfaces(m *selectors.Model) (map[netip.Addr]stri
 	if r.Interfaces == nil {
 		return nil, nil
 	}
-	found := make(map[netip.Addr]string, len(r.ifaces))
+	// The map of the sync before is reused: nothing holds it past its sync.
+	found := r.spareIfaces
+	if found == nil {
+		found = make(map[netip.Addr]string, len(r.ifaces))
+	}
+	clear(found)
 	var missing []netip.Addr
 	for _, pod := range m.LocalPods {
 		for _, a := range pod.IPs {
@@ -300,7 +306,7 @@ func (r *NodeReconciler) hostInterfaces(m *selectors.Model) (map[netip.Addr]stri
 			found[a] = iface
 		}
 	}
-	r.ifaces = found
+	r.ifaces, r.spareIfaces = found, r.ifaces
 	return found, nil
 }
 

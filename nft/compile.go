@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -70,17 +71,18 @@ var baseChains = []struct {
 	{chainIngressForward, chainIngress, BaseHook{Hook: HookForward, Priority: ingressPriorityOffset}},
 }
 
-// dispatch declares the verdict maps, per direction and family.
-var dispatch = []struct {
-	dir    selectors.Direction
-	family Family
-	field  Field
-	name   string
+// dispatchMaps declares the verdict maps, per direction and family.
+var dispatchMaps = [...]struct {
+	dir     selectors.Direction
+	family  Family
+	field   Field
+	name    string
+	comment string
 }{
-	{selectors.Egress, IPv4, SourceAddr, mapEgressPodsV4},
-	{selectors.Egress, IPv6, SourceAddr, mapEgressPodsV6},
-	{selectors.Ingress, IPv4, DestAddr, mapIngressPodsV4},
-	{selectors.Ingress, IPv6, DestAddr, mapIngressPodsV6},
+	{selectors.Egress, IPv4, SourceAddr, mapEgressPodsV4, "local pods isolated for egress"},
+	{selectors.Egress, IPv6, SourceAddr, mapEgressPodsV6, "local pods isolated for egress"},
+	{selectors.Ingress, IPv4, DestAddr, mapIngressPodsV4, "local pods isolated for ingress"},
+	{selectors.Ingress, IPv6, DestAddr, mapIngressPodsV6, "local pods isolated for ingress"},
 }
 
 // CompileInput is everything the compiler needs.
@@ -111,7 +113,8 @@ func Compile(in CompileInput) *Ruleset {
 //   - Compile must see every Model whose sets it is to compare by identity: selectors.Resolver reuses
 //     the arrays of Models older than the previous one. After a Model was skipped, or a ruleset was
 //     not committed, use a new Compiler (the zero value is ready).
-//   - The last two Rulesets returned stay intact; older ones may share element arrays with the
+//   - The last two Rulesets returned stay intact; older ones may share arrays (elements, sets,
+//     chains) with the
 //     latest and must no longer be read (nft.Applier holds only the last one it committed).
 //
 // A Compiler is not safe for concurrent use.
@@ -119,6 +122,43 @@ type Compiler struct {
 	peers    map[string]peerMemo    // by set name
 	services map[string]serviceMemo // by set name
 	chains   map[string]chainMemo   // by chain name
+
+	antiSpoof        antiSpoofMemo
+	antiSpoofScratch []ifaceAddr // an array for the next call's pairs
+
+	// Arrays of the ruleset before the last one, and of the memo before this one, for the next
+	// call to reuse (double-buffered like the sets' elements).
+	spare struct {
+		chains     []Chain
+		sets       []Set
+		peers      map[string]peerMemo
+		services   map[string]serviceMemo
+		chainMemos map[string]chainMemo
+		names      map[nameKey]string
+	}
+	last struct { // the arrays of the last ruleset
+		chains []Chain
+		sets   []Set
+	}
+	sortedNames []string           // scratch
+	setsScratch map[string]*Set    // scratch
+	names       map[nameKey]string // chain and set names used by the last call
+
+	// dispatch holds, per entry of dispatchMaps, the elements of the last ruleset's map and an array
+	// for the next ones.
+	dispatch [len(dispatchMaps)]struct {
+		last, spare []MapElement
+		built       bool
+	}
+}
+
+// reuseMap returns m emptied, or a new map when m is nil.
+func reuseMap[K comparable, V any](m map[K]V, size int) map[K]V {
+	if m == nil {
+		return make(map[K]V, size)
+	}
+	clear(m)
+	return m
 }
 
 type peerMemo struct {
@@ -145,23 +185,21 @@ type chainMemo struct {
 // Compile turns a resolved model into the full content of our table, reusing what the previous call
 // lowered for unchanged sets and chains.
 func (cc *Compiler) Compile(in CompileInput) *Ruleset {
-	c := compiler{in: in, sets: map[string]*Set{}, memo: cc, next: Compiler{
-		peers:    make(map[string]peerMemo, len(cc.peers)),
-		services: make(map[string]serviceMemo, len(cc.services)),
-		chains:   make(map[string]chainMemo, len(cc.chains)),
+	c := compiler{in: in, sets: reuseMap(cc.setsScratch, len(cc.peers)+len(cc.services)+8), memo: cc, next: Compiler{
+		peers:    reuseMap(cc.spare.peers, len(cc.peers)),
+		services: reuseMap(cc.spare.services, len(cc.services)),
+		chains:   reuseMap(cc.spare.chainMemos, len(cc.chains)),
+		names:    reuseMap(cc.spare.names, len(cc.names)),
 	}}
-	rs := &Ruleset{Table: in.Table}
+	rs := &Ruleset{Table: in.Table, Chains: cc.spare.chains[:0]}
 	c.addAntiSpoofSets()
-	for _, bc := range baseChains {
-		hook := bc.hook
-		rs.Chains = append(rs.Chains, Chain{Name: bc.name, Base: &hook, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: bc.target}}}})
-	}
-	rs.Chains = append(rs.Chains, egressChains()...)
-	rs.Chains = append(rs.Chains, ingressChain())
+	rs.Chains = append(rs.Chains, staticChains()...)
 
-	maps := map[string]*Map{}
-	for _, d := range dispatch {
-		maps[d.name] = &Map{Name: d.name, Type: addrKey(d.family), Comment: fmt.Sprintf("local pods isolated for %s", d.dir)}
+	// The dispatch maps' elements are lowered into the arrays of the maps before the last ones and
+	// replace the last ones only when they differ (most events change no local pod).
+	var maps [len(dispatchMaps)]Map
+	for i, d := range dispatchMaps {
+		maps[i] = Map{Name: d.name, Type: addrKey(d.family), Comment: d.comment, Elements: cc.dispatch[i].spare[:0]}
 	}
 	for _, pod := range in.Model.LocalPods {
 		for _, dir := range []selectors.Direction{selectors.Ingress, selectors.Egress} {
@@ -175,26 +213,51 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 			chain := c.podChain(pod, dir, iso)
 			rs.Chains = append(rs.Chains, chain)
 			for _, ip := range pod.IPs {
-				name := dispatchMap(dir, FamilyOf(ip))
-				maps[name].Elements = append(maps[name].Elements, MapElement{Key: ip, Verdict: Verdict{Kind: Goto, Chain: chain.Name}})
+				m := &maps[dispatchIndex(dir, FamilyOf(ip))]
+				m.Elements = append(m.Elements, MapElement{Key: ip, Verdict: Verdict{Kind: Goto, Chain: chain.Name}})
 			}
 		}
 	}
-	for _, m := range maps {
+	rs.Maps = make([]Map, 0, len(maps))
+	for i := range maps {
+		m, memo := &maps[i], &c.next.dispatch[i]
 		slices.SortFunc(m.Elements, func(a, b MapElement) int { return a.Key.Compare(b.Key) })
+		if last := cc.dispatch[i].last; cc.dispatch[i].built && slices.Equal(m.Elements, last) {
+			memo.last, memo.spare = last, m.Elements
+			m.Elements = last
+		} else {
+			memo.last, memo.spare = m.Elements, last
+		}
+		memo.built = true
+		if len(m.Elements) == 0 {
+			m.Elements = nil // as Compile has it
+		}
 		rs.Maps = append(rs.Maps, *m)
 	}
 	slices.SortFunc(rs.Maps, func(a, b Map) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(rs.Chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
-	names := make([]string, 0, len(c.sets))
+	names := cc.sortedNames[:0]
 	for name := range c.sets {
 		names = append(names, name)
 	}
 	slices.Sort(names) // names, not whole sets: sorting moves strings only
-	rs.Sets = make([]Set, 0, len(c.sets))
+	rs.Sets = cc.spare.sets[:0]
 	for _, name := range names {
 		rs.Sets = append(rs.Sets, *c.sets[name]) // elements sorted where each set was built
 	}
+	if len(rs.Chains) == 0 {
+		rs.Chains = nil // as Compile has it
+	}
+	if len(rs.Sets) == 0 {
+		rs.Sets = nil
+	}
+	next := &c.next
+	next.sortedNames = names
+	next.setsScratch = c.sets
+	next.spare.names = cc.names
+	next.spare.chains, next.spare.sets = cc.last.chains, cc.last.sets
+	next.last.chains, next.last.sets = rs.Chains, rs.Sets
+	next.spare.peers, next.spare.services, next.spare.chainMemos = cc.peers, cc.services, cc.chains
 	*cc = c.next
 	return rs
 }
@@ -238,6 +301,18 @@ func egressChains() []Chain {
 	}
 }
 
+// staticChains are the chains every ruleset has with the same rules: the base chains, the egress
+// chains and the ingress chain. Built once and shared by every ruleset (rulesets are read-only).
+var staticChains = sync.OnceValue(func() []Chain {
+	var chains []Chain
+	for _, bc := range baseChains {
+		hook := bc.hook
+		chains = append(chains, Chain{Name: bc.name, Base: &hook, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: bc.target}}}})
+	}
+	chains = append(chains, egressChains()...)
+	return append(chains, ingressChain())
+})
+
 // ingressChain holds what applies to every packet routed to a local pod. Traffic from the pod's own
 // node never reaches it: the node's packets leave through the output hook, where we do not filter.
 func ingressChain() Chain {
@@ -249,7 +324,45 @@ func ingressChain() Chain {
 	}}
 }
 
+// ifaceAddr is a local pod address with its host interface.
+type ifaceAddr struct {
+	addr  netip.Addr
+	iface string
+}
+
+// antiSpoofMemo is what addAntiSpoofSets built last time, from which addresses and interfaces.
+type antiSpoofMemo struct {
+	pairs []ifaceAddr // in the order of the model's local pods
+	sets  []*Set
+}
+
+// addAntiSpoofSets declares the sets of local pod interfaces and addresses, reusing the previous
+// ones when the model's local pods have the same addresses on the same interfaces.
 func (c *compiler) addAntiSpoofSets() {
+	pairs := c.memo.antiSpoofScratch[:0]
+	for _, pod := range c.in.Model.LocalPods {
+		for _, ip := range pod.IPs {
+			if iface, ok := c.in.Interfaces[ip]; ok {
+				pairs = append(pairs, ifaceAddr{addr: ip, iface: iface})
+			}
+		}
+	}
+	if prev := c.memo.antiSpoof; prev.sets != nil && slices.Equal(prev.pairs, pairs) {
+		for _, s := range prev.sets {
+			c.sets[s.Name] = s
+		}
+		c.next.antiSpoof, c.next.antiSpoofScratch = prev, pairs
+		return
+	}
+	sets := c.buildAntiSpoofSets(pairs)
+	for _, s := range sets {
+		c.sets[s.Name] = s
+	}
+	// The pairs become the memo; the previous memo's array is the scratch of the next call.
+	c.next.antiSpoof, c.next.antiSpoofScratch = antiSpoofMemo{pairs: pairs, sets: sets}, c.memo.antiSpoof.pairs
+}
+
+func (c *compiler) buildAntiSpoofSets(local []ifaceAddr) []*Set {
 	ifaces := &Set{Name: setPodIfaces, Type: KeyIfname, Comment: "host interfaces of local pods"}
 	pairs := map[Family]*Set{
 		IPv4: {Name: setPodIfaceAddrsV4, Type: KeyIfnameIPv4, Comment: "local pod interface and address"},
@@ -260,25 +373,20 @@ func (c *compiler) addAntiSpoofSets() {
 		IPv6: {Name: setPodAddrsV6, Type: KeyIPv6, Comment: "local pod addresses with a known interface"},
 	}
 	seen := map[string]bool{}
-	for _, pod := range c.in.Model.LocalPods {
-		for _, ip := range pod.IPs {
-			iface, ok := c.in.Interfaces[ip]
-			if !ok {
-				continue
-			}
-			if !seen[iface] {
-				seen[iface] = true
-				ifaces.Elements = append(ifaces.Elements, Element{Ifname: iface})
-			}
-			f := FamilyOf(ip)
-			pairs[f].Elements = append(pairs[f].Elements, Element{Ifname: iface, Addr: ip})
-			addrs[f].Elements = append(addrs[f].Elements, Element{Addr: ip})
+	for _, p := range local {
+		if !seen[p.iface] {
+			seen[p.iface] = true
+			ifaces.Elements = append(ifaces.Elements, Element{Ifname: p.iface})
 		}
+		f := FamilyOf(p.addr)
+		pairs[f].Elements = append(pairs[f].Elements, Element{Ifname: p.iface, Addr: p.addr})
+		addrs[f].Elements = append(addrs[f].Elements, Element{Addr: p.addr})
 	}
-	for _, s := range []*Set{ifaces, pairs[IPv4], pairs[IPv6], addrs[IPv4], addrs[IPv6]} {
+	sets := []*Set{ifaces, pairs[IPv4], pairs[IPv6], addrs[IPv4], addrs[IPv6]}
+	for _, s := range sets {
 		SortElements(s.Elements)
-		c.sets[s.Name] = s
 	}
+	return sets
 }
 
 // podChain compiles one direction of one isolated pod: every rule of every selecting policy, then drop.
@@ -287,7 +395,9 @@ func (c *compiler) podChain(pod selectors.LocalPod, dir selectors.Direction, iso
 	if dir == selectors.Egress {
 		prefix = podEgressChainPrefix
 	}
-	chain := Chain{Name: truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key())}
+	chain := Chain{Name: c.name(nameKey{kind: prefix, a: pod.Namespace, b: pod.Name}, func() string {
+		return truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key())
+	})}
 	families := podFamilies(pod)
 	if m, ok := c.memo.chains[chain.Name]; ok && m.iso == iso && slices.Equal(m.families, families) {
 		// The same isolation compiles to the same rules, and names the same sets; they still have to
@@ -362,7 +472,7 @@ func (c *compiler) compileRule(dir selectors.Direction, f Family, r selectors.Ru
 
 // peerSet returns the name of the family's half of an AddressSet, creating it on first use.
 func (c *compiler) peerSet(id string, f Family) string {
-	name := peerSetPrefix + id + familySuffix(f)
+	name := c.name(nameKey{kind: peerSetPrefix, a: id, f: f}, func() string { return peerSetPrefix + id + familySuffix(f) })
 	if _, ok := c.sets[name]; ok {
 		return name
 	}
@@ -405,7 +515,7 @@ func (c *compiler) peerSet(id string, f Family) string {
 
 // serviceSet returns the name of the family's half of a ServiceSet, creating it on first use.
 func (c *compiler) serviceSet(id string, f Family) string {
-	name := serviceSetPrefix + id + familySuffix(f)
+	name := c.name(nameKey{kind: serviceSetPrefix, a: id, f: f}, func() string { return serviceSetPrefix + id + familySuffix(f) })
 	if _, ok := c.sets[name]; ok {
 		return name
 	}
@@ -555,10 +665,11 @@ func podFamilies(pod selectors.LocalPod) []Family {
 	return fams
 }
 
-func dispatchMap(dir selectors.Direction, f Family) string {
-	for _, d := range dispatch {
+// dispatchIndex is the position of the dispatch map of a direction and family in dispatchMaps.
+func dispatchIndex(dir selectors.Direction, f Family) int {
+	for i, d := range dispatchMaps {
 		if d.dir == dir && d.family == f {
-			return d.name
+			return i
 		}
 	}
 	panic("nft: no dispatch map for " + string(dir))
@@ -580,6 +691,27 @@ func dropComment(dir selectors.Direction, iso *selectors.Isolation) string {
 }
 
 // truncatedName returns name when it is short enough, else a truncated name made unique by a hash of key.
+// nameKey identifies a chain or set name by what it is made of, so that names already made are found
+// without building the string again.
+type nameKey struct {
+	kind string // the name's prefix
+	a, b string
+	f    Family
+}
+
+// name returns the name for key: the one the previous call made, or build's. Names used by this call
+// are kept for the next one.
+func (c *compiler) name(key nameKey, build func() string) string {
+	name, ok := c.next.names[key]
+	if !ok {
+		if name, ok = c.memo.names[key]; !ok {
+			name = build()
+		}
+		c.next.names[key] = name
+	}
+	return name
+}
+
 func truncatedName(name, key string) string {
 	if len(name) <= maxNameLen {
 		return name

@@ -72,7 +72,11 @@ func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 	}
 	// One more does not fit: that set is created again, bigger, with the chains that use it, and
 	// nothing else is touched.
-	tx := Diff(f.Ruleset(), cc.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(65), Interfaces: guestbookInterfaces()}))
+	// (A Compiler of its own: a ruleset that is not committed must not be followed by another compile
+	// of the same Compiler, see Compiler.)
+	var lookahead Compiler
+	lookahead.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(64), Interfaces: guestbookInterfaces()})
+	tx := Diff(f.Ruleset(), lookahead.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(65), Interfaces: guestbookInterfaces()}))
 	var touched []string
 	for _, op := range tx.Ops {
 		switch o := op.(type) {

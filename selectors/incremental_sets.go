@@ -128,7 +128,7 @@ func unionRanges(addrs []tallyEntry[netip.Addr], blocks []AddrRange, buf []AddrR
 	}
 	out := buf[:0]
 	if cap(out) < n {
-		out = make([]AddrRange, 0, n)
+		out = make([]AddrRange, 0, withHeadroom(n))
 	}
 	mergeRanges(addrs, blocks, func(r AddrRange) { out = append(out, r) })
 	return out
@@ -188,7 +188,7 @@ func (s *serviceSetState) rebuild() bool {
 	if n := len(s.services.entries); n > 0 {
 		services = s.spare[:0]
 		if cap(services) < n {
-			services = make([]Service, 0, n)
+			services = make([]Service, 0, withHeadroom(n))
 		}
 		for i := range s.services.entries {
 			services = append(services, s.services.entries[i].item)
@@ -204,3 +204,7 @@ func (s *serviceSetState) rebuild() bool {
 func (s *serviceSetState) model() ServiceSet {
 	return ServiceSet{ID: s.id, Description: s.description, Services: s.handedOut}
 }
+
+// withHeadroom is the capacity of a new array for n elements of a set: an eighth more, so that a set
+// that grows by a few members fills its arrays instead of replacing them.
+func withHeadroom(n int) int { return n + n/8 + 4 }

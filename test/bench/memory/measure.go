@@ -146,6 +146,12 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 	if err != nil {
 		return fig, err
 	}
+	// Allocation profiles around the window: `go tool pprof -sample_index=alloc_space -base
+	// BEFORE AFTER` shows what the events allocated (run with GODEBUG=memprofilerate=4096, which the
+	// agent inherits, for a finer sample than the default one per 512 KiB).
+	if err := c.saveProfile(ctx, "allocs", r.profilePath(string(kind)+"-before")); err != nil {
+		r.logf("  %s", err)
+	}
 	for i := range n {
 		desc, err := w.send(ctx, kind)
 		if err != nil {
@@ -161,6 +167,9 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 	after, err := c.sample(ctx, start)
 	if err != nil {
 		return fig, err
+	}
+	if err := c.saveProfile(ctx, "allocs", r.profilePath(string(kind)+"-after")); err != nil {
+		r.logf("  %s", err)
 	}
 	delta := after.AllocsBytes - before.AllocsBytes
 	secs := after.AtSeconds - before.AtSeconds

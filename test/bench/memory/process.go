@@ -206,6 +206,28 @@ func (c *child) sampleLive(ctx context.Context, since time.Time, profilePath str
 	return m, nil
 }
 
+// saveProfile writes the child's /debug/pprof/NAME profile to path; nothing when it has no pprof
+// endpoint.
+func (c *child) saveProfile(ctx context.Context, name, path string) error {
+	if c.pprof == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.pprof+"/debug/pprof/"+name, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profiling the %s (%s): %w", c.name, name, err)
+	}
+	defer resp.Body.Close()
+	profile, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("profiling the %s (%s): %w", c.name, name, err)
+	}
+	return os.WriteFile(path, profile, 0o644)
+}
+
 // scrape reads the unlabelled samples of a Prometheus text exposition (labelled ones are skipped).
 func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
