@@ -66,7 +66,11 @@ func (r *NodeReconciler) policy(ctx context.Context, ref selectors.PolicyRef) (*
 
 // problemsInEffect returns the problems of policies that select at least one local pod.
 func problemsInEffect(m *selectors.Model) []selectors.Problem {
-	inEffect := policiesInEffect(m)
+	return problemsIn(m, policiesInEffect(m))
+}
+
+// problemsIn returns the problems of m whose policies are in inEffect.
+func problemsIn(m *selectors.Model, inEffect map[selectors.PolicyRef]bool) []selectors.Problem {
 	var out []selectors.Problem
 	for _, p := range m.Problems {
 		if inEffect[p.Policy] {
@@ -90,4 +94,19 @@ func policiesInEffect(m *selectors.Model) map[selectors.PolicyRef]bool {
 		}
 	}
 	return in
+}
+
+// inEffectMemo remembers policiesInEffect of the last model's local pods: models keep their
+// LocalPods slice until a local pod changes, and most syncs change only peers.
+type inEffectMemo struct {
+	pods     []selectors.LocalPod
+	policies map[selectors.PolicyRef]bool
+}
+
+// of returns policiesInEffect(m). The map is shared between calls: read-only.
+func (c *inEffectMemo) of(m *selectors.Model) map[selectors.PolicyRef]bool {
+	if c.policies == nil || len(c.pods) != len(m.LocalPods) || (len(m.LocalPods) > 0 && &c.pods[0] != &m.LocalPods[0]) {
+		c.pods, c.policies = m.LocalPods, policiesInEffect(m)
+	}
+	return c.policies
 }

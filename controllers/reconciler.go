@@ -76,6 +76,7 @@ type NodeReconciler struct {
 	// pods that changed are looked up again, and a rebuild forgets everything.
 	ifaces      map[netip.Addr]string
 	spareIfaces map[netip.Addr]string // the ifaces of the sync before, for the next sync to reuse
+	inEffect    inEffectMemo
 	synced      atomic.Bool
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
 	cleanupPending bool
@@ -117,7 +118,7 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 			programmingLatency.Observe(out.committed.Sub(observed).Seconds())
 		}
 	}
-	c := countsOf(out.model, out.ruleset)
+	c := out.counts
 	isolatedPods.Set(float64(c.isolatedPods))
 	programmedChains.Set(float64(c.chains))
 	programmedElements.Set(float64(c.setElements))
@@ -158,7 +159,8 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 		return fail(stepSnapshot, err)
 	}
 	out.model = r.resolver.Model()
-	out.problems = problemsInEffect(out.model)
+	inEffect := r.inEffect.of(out.model)
+	out.problems = problemsIn(out.model, inEffect)
 
 	ifaces, err := r.hostInterfaces(out.model)
 	if err != nil {
@@ -182,6 +184,7 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	if err := r.endDeniedConnections(ctx, desired, ifaces, !res.Unchanged() && !res.OnlyWidens); err != nil {
 		return fail(stepConntrack, err)
 	}
+	out.counts = countsOf(out.model, inEffect, out.ruleset)
 	out.duration = time.Since(out.started)
 	if res.Unchanged() {
 		log.V(4).Info("Table already up to date", "table", r.Table, "duration", out.duration)

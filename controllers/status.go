@@ -28,6 +28,7 @@ type syncOutcome struct {
 	model     *selectors.Model    // nil when the sync failed before resolving
 	ruleset   *nft.Ruleset        // the committed ruleset; nil when nothing is known to be committed
 	problems  []selectors.Problem // problems of the policies in effect on this node
+	counts    counts              // of model and ruleset, on success
 	step      string              // the step that failed, "" on success
 	err       error
 }
@@ -37,7 +38,8 @@ type counts struct {
 	localPods, isolatedPods, policiesInEffect, chains, setElements int
 }
 
-func countsOf(m *selectors.Model, rs *nft.Ruleset) counts {
+// countsOf counts m and rs; inEffect is policiesInEffect(m).
+func countsOf(m *selectors.Model, inEffect map[selectors.PolicyRef]bool, rs *nft.Ruleset) counts {
 	var c counts
 	if m != nil {
 		c.localPods = len(m.LocalPods)
@@ -46,7 +48,7 @@ func countsOf(m *selectors.Model, rs *nft.Ruleset) counts {
 				c.isolatedPods++
 			}
 		}
-		c.policiesInEffect = len(policiesInEffect(m))
+		c.policiesInEffect = len(inEffect)
 	}
 	if rs != nil {
 		c.chains = len(rs.Chains)
@@ -165,7 +167,7 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 	st.LastSyncDuration = &metav1.Duration{Duration: out.duration.Round(time.Microsecond)}
 
 	if out.err == nil {
-		c := countsOf(out.model, out.ruleset)
+		c := out.counts
 		st.LocalPods = int32(c.localPods)
 		st.IsolatedPods = int32(c.isolatedPods)
 		st.PoliciesInEffect = int32(c.policiesInEffect)

@@ -3,6 +3,8 @@ package controllers
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,7 +49,7 @@ func TestProblemsInEffectKeepsOnlyPoliciesSelectingLocalPods(t *testing.T) {
 func TestDesiredStatusBoundsTheProblemList(t *testing.T) {
 	m := modelWithProblems(policyv1alpha1.MaxProblems + 5)
 	ne := &policyv1alpha1.NodeEnforcement{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Generation: 3}}
-	desiredStatus(ne, syncOutcome{started: time.Now(), duration: time.Millisecond, model: m, problems: problemsInEffect(m)}, "nftpolicy")
+	desiredStatus(ne, syncOutcome{started: time.Now(), duration: time.Millisecond, model: m, problems: problemsInEffect(m), counts: countsOf(m, policiesInEffect(m), nil)}, "nftpolicy")
 
 	st := ne.Status
 	if len(st.Problems) != policyv1alpha1.MaxProblems || st.ProblemCount != int32(policyv1alpha1.MaxProblems+5) {
@@ -64,7 +66,7 @@ func TestDesiredStatusBoundsTheProblemList(t *testing.T) {
 
 func TestDesiredStatusAfterAFailedApplyKeepsCountsAndSaysWhy(t *testing.T) {
 	ne := &policyv1alpha1.NodeEnforcement{}
-	desiredStatus(ne, syncOutcome{started: time.Now(), model: modelWithProblems(0)}, "nftpolicy")
+	desiredStatus(ne, succeeded(time.Now(), 0, modelWithProblems(0)), "nftpolicy")
 	desiredStatus(ne, syncOutcome{started: time.Now(), step: stepApply, err: fmt.Errorf("applying 3 operations: no buffer space")}, "nftpolicy")
 
 	if ne.Status.LocalPods != 2 {
@@ -81,14 +83,39 @@ func TestDesiredStatusAfterAFailedApplyKeepsCountsAndSaysWhy(t *testing.T) {
 
 func TestStatusChangedIgnoresSyncTimes(t *testing.T) {
 	a := &policyv1alpha1.NodeEnforcement{}
-	desiredStatus(a, syncOutcome{started: time.Now(), duration: time.Millisecond, model: modelWithProblems(1)}, "nftpolicy")
+	desiredStatus(a, succeeded(time.Now(), time.Millisecond, modelWithProblems(1)), "nftpolicy")
 	b := a.DeepCopy()
-	desiredStatus(b, syncOutcome{started: time.Now().Add(time.Minute), duration: time.Second, model: modelWithProblems(1)}, "nftpolicy")
+	desiredStatus(b, succeeded(time.Now().Add(time.Minute), time.Second, modelWithProblems(1)), "nftpolicy")
 	if statusChanged(&a.Status, &b.Status) {
 		t.Error("a later sync with the same outcome counts as a change")
 	}
-	desiredStatus(b, syncOutcome{started: time.Now(), model: &selectors.Model{}}, "nftpolicy")
+	desiredStatus(b, succeeded(time.Now(), 0, &selectors.Model{}), "nftpolicy")
 	if !statusChanged(&a.Status, &b.Status) {
 		t.Error("a sync with other counts does not count as a change")
+	}
+}
+
+// succeeded is the outcome of a sync that resolved m and committed nothing else worth counting.
+func succeeded(started time.Time, d time.Duration, m *selectors.Model) syncOutcome {
+	return syncOutcome{started: started, duration: d, model: m, problems: problemsInEffect(m), counts: countsOf(m, policiesInEffect(m), nil)}
+}
+
+func TestInEffectMemoFollowsTheLocalPods(t *testing.T) {
+	var memo inEffectMemo
+	m := modelWithProblems(1)
+	first := memo.of(m)
+	if !reflect.DeepEqual(first, policiesInEffect(m)) {
+		t.Fatalf("in effect = %v, want %v", first, policiesInEffect(m))
+	}
+	// A later model with the same local pods (only peers changed): the same map.
+	peersOnly := *m
+	if got := memo.of(&peersOnly); !sameMap(got, first) {
+		t.Error("a model with the same local pods computed the policies in effect again")
+	}
+	// New local pods: computed again.
+	changed := *m
+	changed.LocalPods = slices.Clone(m.LocalPods[:1])
+	if got, want := memo.of(&changed), policiesInEffect(&changed); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the local pods changed: %v, want %v", got, want)
 	}
 }

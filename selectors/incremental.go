@@ -42,9 +42,12 @@ import (
 type Resolver struct {
 	node string
 
-	pods       map[podKey]*Pod // every pod, as last set
-	namespaces map[string]*namespaceState
-	policies   map[PolicyRef]*policyState
+	pods map[podKey]*Pod // every pod, as last set
+	// The set lists of the Model before the last one, for the next Model to reuse.
+	spareAddressSets []AddressSet
+	spareServiceSets []ServiceSet
+	namespaces       map[string]*namespaceState
+	policies         map[PolicyRef]*policyState
 
 	// Peer side: the selector peers used by the sets of active policies, with their members.
 	namespacedPeers    map[string]map[string]*peerState   // without namespaceSelector, by namespace then definition
@@ -277,10 +280,10 @@ func (r *Resolver) Model() *Model {
 		}
 	}
 	if r.addressSets.listChanged {
-		m.AddressSets = modelSets(r.addressSets.order, (*addressSetState).model)
+		m.AddressSets = modelSets(r.addressSets.order, (*addressSetState).model, m.AddressSets, &r.spareAddressSets)
 	}
 	if r.serviceSets.listChanged {
-		m.ServiceSets = modelSets(r.serviceSets.order, (*serviceSetState).model)
+		m.ServiceSets = modelSets(r.serviceSets.order, (*serviceSetState).model, m.ServiceSets, &r.spareServiceSets)
 	}
 	if r.changed.problems {
 		m.Problems = r.problems()
@@ -290,13 +293,20 @@ func (r *Resolver) Model() *Model {
 	return m
 }
 
-func modelSets[S any, T any](states []*S, model func(*S) T) []T {
+// modelSets is the Model's list of sets, written into the array of *spare (the list of the Model
+// before the previous one, see the Resolver's validity contract) when it is large enough. *spare
+// becomes the list it replaces, last.
+func modelSets[S any, T any](states []*S, model func(*S) T, last []T, spare *[]T) []T {
 	if len(states) == 0 {
 		return nil
 	}
-	out := make([]T, len(states))
-	for i, s := range states {
-		out[i] = model(s)
+	out := (*spare)[:0]
+	if cap(out) < len(states) {
+		out = make([]T, 0, withHeadroom(len(states)))
 	}
+	for _, s := range states {
+		out = append(out, model(s))
+	}
+	*spare = last
 	return out
 }
