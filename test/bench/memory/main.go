@@ -349,6 +349,9 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 			r.logf("%v", err)
 		}
 	}()
+	if err := ns.addPodInterfaces(localPodAddrs(c)); err != nil {
+		return err
+	}
 	a, err := startChild(r.agentSpec("agent", r.agentPath, cp, ns.path()), filepath.Join(r.logDir, fmt.Sprintf("agent-%d.log", r.scaleIndex)))
 	if err != nil {
 		return err

@@ -141,16 +141,17 @@ func (r *runner) measureIdle(ctx context.Context, c *child, window time.Duration
 // measureEvents sends n events of kind, one every gap, and divides the allocations by n.
 func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, kind generator.EventKind, n int, gap time.Duration, idle IdleFigures) (EventFigures, error) {
 	fig := EventFigures{Kind: kind, Events: n, GapSeconds: gap.Seconds()}
+	// Allocation profiles around the window, taken outside it (writing a profile allocates):
+	// `go tool pprof -sample_index=alloc_space -base BEFORE AFTER` shows what the events allocated
+	// (run with GODEBUG=memprofilerate=4096, which the agent inherits, for a finer sample than the
+	// default one per 512 KiB). gc=1 makes each profile current.
+	if err := c.saveProfile(ctx, "allocs?gc=1", r.profilePath(string(kind)+"-before")); err != nil {
+		r.logf("  %s", err)
+	}
 	start := time.Now()
 	before, err := c.sample(ctx, start)
 	if err != nil {
 		return fig, err
-	}
-	// Allocation profiles around the window: `go tool pprof -sample_index=alloc_space -base
-	// BEFORE AFTER` shows what the events allocated (run with GODEBUG=memprofilerate=4096, which the
-	// agent inherits, for a finer sample than the default one per 512 KiB).
-	if err := c.saveProfile(ctx, "allocs", r.profilePath(string(kind)+"-before")); err != nil {
-		r.logf("  %s", err)
 	}
 	for i := range n {
 		desc, err := w.send(ctx, kind)
@@ -168,7 +169,7 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 	if err != nil {
 		return fig, err
 	}
-	if err := c.saveProfile(ctx, "allocs", r.profilePath(string(kind)+"-after")); err != nil {
+	if err := c.saveProfile(ctx, "allocs?gc=1", r.profilePath(string(kind)+"-after")); err != nil {
 		r.logf("  %s", err)
 	}
 	delta := after.AllocsBytes - before.AllocsBytes

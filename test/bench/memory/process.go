@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
 // child is a measured process: the agent or the baseline.
@@ -291,6 +294,38 @@ func addNetns(name string) (*netns, error) {
 }
 
 func (n *netns) path() string { return "/var/run/netns/" + n.name }
+
+// addPodInterfaces gives each local pod address a host interface of its own, as a CNI plugin's veth
+// would: a dummy interface with a host route to the address. Without them the agent would look up
+// every local pod's interface again on every sync (a pod whose interface is missing is retried), which
+// is not what a node does.
+func (n *netns) addPodInterfaces(addrs []netip.Addr) error {
+	var batch strings.Builder
+	for i, a := range addrs {
+		bits := 32
+		if a.Is6() {
+			bits = 128
+		}
+		fmt.Fprintf(&batch, "link add lp%d type dummy\nlink set lp%d up\nroute add %s/%d dev lp%d\n", i, i, a, bits, i)
+	}
+	cmd := exec.Command("ip", "-n", n.name, "-batch", "-")
+	cmd.Stdin = strings.NewReader(batch.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("adding the local pods' interfaces in %s: %w: %s", n.name, err, out)
+	}
+	return nil
+}
+
+// localPodAddrs are the addresses of the generated cluster's pods on the agent's node.
+func localPodAddrs(c *generator.Cluster) []netip.Addr {
+	var addrs []netip.Addr
+	for _, p := range c.Snapshot.Pods {
+		if p.Node == c.Snapshot.Node && !p.HostNetwork {
+			addrs = append(addrs, p.IPs...)
+		}
+	}
+	return addrs
+}
 
 func (n *netns) remove() error {
 	if out, err := exec.Command("ip", "netns", "delete", n.name).CombinedOutput(); err != nil {

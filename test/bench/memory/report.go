@@ -148,7 +148,7 @@ func variantText(v Variant) string {
 }
 
 func events(b *strings.Builder, r *Run) {
-	p := section(b, "Allocations per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus the agent's idle allocation rate over the same time (an idle window of %.0fs: metrics scrapes, timers), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table.", r.Settings.IdleSeconds)
+	p := section(b, "Allocations per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus the agent's idle allocation rate over the same time (an idle window of %.0fs: metrics scrapes, timers), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table. The agent's network namespace gives every local pod address a host interface (a dummy interface with a host route), as a CNI plugin's veth would, so the agent finds them once. Allocation profiles of each window are kept in the run's log directory (`<kind>-before/after-*.heap.pb.gz`).", r.Settings.IdleSeconds)
 	p("| pods P | policies N | event | events | syncs | KiB per event | raw KiB per event | objects per event | sync ms | per-event goal | example |")
 	p("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, sc := range r.Scales {
