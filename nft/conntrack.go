@@ -33,17 +33,23 @@ type ConntrackCleaner interface {
 	Cleanup(rs *Ruleset, podIfaces map[netip.Addr]string) (int, error)
 }
 
-// staleFlows judges flows against a ruleset.
+// staleFlows judges flows against a ruleset. What it needs is built at the first flow: most cleanups
+// find no flow at all.
 type staleFlows struct {
-	tracer    *Tracer
+	rs        *Ruleset
 	podIfaces map[netip.Addr]string
+	tracer    *Tracer
 	egress    map[netip.Addr]bool // local pods isolated for egress
 	ingress   map[netip.Addr]bool // local pods isolated for ingress
 }
 
 func newStaleFlows(rs *Ruleset, podIfaces map[netip.Addr]string) *staleFlows {
-	s := &staleFlows{tracer: NewTracer(rs), podIfaces: podIfaces, egress: map[netip.Addr]bool{}, ingress: map[netip.Addr]bool{}}
-	for _, m := range rs.Maps {
+	return &staleFlows{rs: rs, podIfaces: podIfaces}
+}
+
+func (s *staleFlows) build() {
+	s.tracer, s.egress, s.ingress = NewTracer(s.rs), map[netip.Addr]bool{}, map[netip.Addr]bool{}
+	for _, m := range s.rs.Maps {
 		target := s.ingress
 		if m.Name == mapEgressPodsV4 || m.Name == mapEgressPodsV6 {
 			target = s.egress
@@ -52,12 +58,14 @@ func newStaleFlows(rs *Ruleset, podIfaces map[netip.Addr]string) *staleFlows {
 			target[e.Key] = true
 		}
 	}
-	return s
 }
 
 // denied reports whether the flow's first packet, sent now, would be dropped. Flows that touch no
 // isolated local pod are never ours to end.
 func (s *staleFlows) denied(f Flow) bool {
+	if s.tracer == nil {
+		s.build()
+	}
 	if !s.egress[f.Src] && !s.ingress[f.Dst] {
 		return false
 	}

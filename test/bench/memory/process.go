@@ -296,7 +296,7 @@ func addNetns(name string) (*netns, error) {
 func (n *netns) path() string { return "/var/run/netns/" + n.name }
 
 // addPodInterfaces gives each local pod address a host interface of its own, as a CNI plugin's veth
-// would: a dummy interface with a host route to the address. Without them the agent would look up
+// would: a veth (both ends in the namespace) with a host route to the address. Without them the agent would look up
 // every local pod's interface again on every sync (a pod whose interface is missing is retried), which
 // is not what a node does.
 func (n *netns) addPodInterfaces(addrs []netip.Addr) error {
@@ -306,7 +306,7 @@ func (n *netns) addPodInterfaces(addrs []netip.Addr) error {
 		if a.Is6() {
 			bits = 128
 		}
-		fmt.Fprintf(&batch, "link add lp%d type dummy\nlink set lp%d up\nroute add %s/%d dev lp%d\n", i, i, a, bits, i)
+		fmt.Fprintf(&batch, "link add lp%d type veth peer name lp%dp\nlink set lp%dp up\nlink set lp%d up\nroute add %s/%d dev lp%d\n", i, i, i, i, a, bits, i)
 	}
 	cmd := exec.Command("ip", "-n", n.name, "-batch", "-")
 	cmd.Stdin = strings.NewReader(batch.String())
