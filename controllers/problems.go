@@ -82,7 +82,11 @@ func problemsIn(m *selectors.Model, inEffect map[selectors.PolicyRef]bool) []sel
 
 // policiesInEffect returns the policies that isolate at least one local pod in some direction.
 func policiesInEffect(m *selectors.Model) map[selectors.PolicyRef]bool {
-	in := map[selectors.PolicyRef]bool{}
+	return addPoliciesInEffect(map[selectors.PolicyRef]bool{}, m)
+}
+
+// addPoliciesInEffect adds the policies in effect in m to in and returns it.
+func addPoliciesInEffect(in map[selectors.PolicyRef]bool, m *selectors.Model) map[selectors.PolicyRef]bool {
 	for _, pod := range m.LocalPods {
 		for _, iso := range []*selectors.Isolation{pod.Ingress, pod.Egress} {
 			if iso == nil {
@@ -103,10 +107,14 @@ type inEffectMemo struct {
 	policies map[selectors.PolicyRef]bool
 }
 
-// of returns policiesInEffect(m). The map is shared between calls: read-only.
+// of returns policiesInEffect(m). The map is the memo's, valid until the next call: read-only.
 func (c *inEffectMemo) of(m *selectors.Model) map[selectors.PolicyRef]bool {
 	if c.policies == nil || len(c.pods) != len(m.LocalPods) || (len(m.LocalPods) > 0 && &c.pods[0] != &m.LocalPods[0]) {
-		c.pods, c.policies = m.LocalPods, policiesInEffect(m)
+		if c.policies == nil {
+			c.policies = map[selectors.PolicyRef]bool{}
+		}
+		clear(c.policies)
+		c.pods, c.policies = m.LocalPods, addPoliciesInEffect(c.policies, m)
 	}
 	return c.policies
 }

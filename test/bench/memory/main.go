@@ -384,12 +384,14 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 	}
 	w := newEventWriter(cp.clientset, c)
 	harness.TargetPeers(c, selectors.Resolve(c.Snapshot))
-	for _, kind := range measuredKinds {
-		ev, err := r.measureEvents(ctx, a, w, kind, r.eventsPerKind, gap, idle)
-		if err != nil {
-			return err
+	for round := 1; round <= 2; round++ {
+		for _, kind := range measuredKinds {
+			ev, err := r.measureEvents(ctx, a, w, kind, round, r.eventsPerKind, gap, idle)
+			if err != nil {
+				return err
+			}
+			sc.Events = append(sc.Events, ev)
 		}
-		sc.Events = append(sc.Events, ev)
 	}
 	if churn && r.churnFor > 0 {
 		r.logf("  churn: %s at %.1f events/s, sampling every %s", r.churnFor, r.churnRate, r.sampleEvery)

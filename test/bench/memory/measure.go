@@ -25,10 +25,14 @@ type ProcessFigures struct {
 
 // EventFigures are the allocations of one kind of event, paced so that each gets its own sync.
 type EventFigures struct {
-	Kind       generator.EventKind `json:"kind"`
-	Events     int                 `json:"events"`
-	GapSeconds float64             `json:"gapSeconds"`
-	Syncs      float64             `json:"syncs"` // syncs the agent ran meanwhile; about Events when pacing worked
+	Kind generator.EventKind `json:"kind"`
+	// Round is 1 for the first events after the first sync, 2 for the same number of each kind after
+	// that: a changed set's new elements go into the array it had before its previous change (see
+	// nft.Compiler), so the first changes of each set after a sync allocate, and later ones reuse.
+	Round      int     `json:"round,omitempty"`
+	Events     int     `json:"events"`
+	GapSeconds float64 `json:"gapSeconds"`
+	Syncs      float64 `json:"syncs"` // syncs the agent ran meanwhile; about Events when pacing worked
 	// RawBytesPerEvent is the growth of the allocation counter over the window divided by Events;
 	// BytesPerEvent subtracts the idle rate (scrapes, timers) over the same time first.
 	RawBytesPerEvent   float64 `json:"rawBytesPerEvent"`
@@ -139,13 +143,14 @@ func (r *runner) measureIdle(ctx context.Context, c *child, window time.Duration
 }
 
 // measureEvents sends n events of kind, one every gap, and divides the allocations by n.
-func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, kind generator.EventKind, n int, gap time.Duration, idle IdleFigures) (EventFigures, error) {
-	fig := EventFigures{Kind: kind, Events: n, GapSeconds: gap.Seconds()}
+func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, kind generator.EventKind, round, n int, gap time.Duration, idle IdleFigures) (EventFigures, error) {
+	fig := EventFigures{Kind: kind, Round: round, Events: n, GapSeconds: gap.Seconds()}
 	// Allocation profiles around the window, taken outside it (writing a profile allocates):
 	// `go tool pprof -sample_index=alloc_space -base BEFORE AFTER` shows what the events allocated
 	// (run with GODEBUG=memprofilerate=4096, which the agent inherits, for a finer sample than the
-	// default one per 512 KiB). gc=1 makes each profile current.
-	if err := c.saveProfile(ctx, "allocs?gc=1", r.profilePath(string(kind)+"-before")); err != nil {
+	// default one per 512 KiB). gc=1 makes each profile current (only the heap profile takes it; it holds
+	// the allocations too).
+	if err := c.saveProfile(ctx, "heap?gc=1", r.profilePath(fmt.Sprintf("%s-round%d-before", kind, round))); err != nil {
 		r.logf("  %s", err)
 	}
 	start := time.Now()
@@ -169,7 +174,7 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 	if err != nil {
 		return fig, err
 	}
-	if err := c.saveProfile(ctx, "allocs?gc=1", r.profilePath(string(kind)+"-after")); err != nil {
+	if err := c.saveProfile(ctx, "heap?gc=1", r.profilePath(fmt.Sprintf("%s-round%d-after", kind, round))); err != nil {
 		r.logf("  %s", err)
 	}
 	delta := after.AllocsBytes - before.AllocsBytes
@@ -182,8 +187,8 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 		fig.SyncSecondsPerSync = (after.SyncSeconds - before.SyncSeconds) / fig.Syncs
 	}
 	fig.RSSAfterKiB = after.RSSKiB
-	r.logf("  %s: %d events, %.0f syncs, %.2f MiB allocated per event (raw %.2f), %.0f objects, sync %.0f ms",
-		kind, n, fig.Syncs, mib(fig.BytesPerEvent), mib(fig.RawBytesPerEvent), fig.ObjectsPerEvent, 1000*fig.SyncSecondsPerSync)
+	r.logf("  round %d, %s: %d events, %.0f syncs, %.2f MiB allocated per event (raw %.2f), %.0f objects, sync %.0f ms",
+		round, kind, n, fig.Syncs, mib(fig.BytesPerEvent), mib(fig.RawBytesPerEvent), fig.ObjectsPerEvent, 1000*fig.SyncSecondsPerSync)
 	return fig, nil
 }
 

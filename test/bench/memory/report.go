@@ -148,12 +148,12 @@ func variantText(v Variant) string {
 }
 
 func events(b *strings.Builder, r *Run) {
-	p := section(b, "Allocations per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus the agent's idle allocation rate over the same time (an idle window of %.0fs: metrics scrapes, timers), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table. The agent's network namespace gives every local pod address a host interface (a veth with a host route), as a CNI plugin's veth would, so the agent finds them once. Allocation profiles of each window are kept in the run's log directory (`<kind>-before/after-*.heap.pb.gz`).", r.Settings.IdleSeconds)
-	p("| pods P | policies N | event | events | syncs | KiB per event | raw KiB per event | objects per event | sync ms | per-event goal | example |")
-	p("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
+	p := section(b, "Allocations per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus the agent's idle allocation rate over the same time (an idle window of %.0fs: metrics scrapes, timers), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table. The agent's network namespace gives every local pod address a host interface (a veth with a host route), as a CNI plugin's veth would, so the agent finds them once. Allocation profiles of each window are kept in the run's log directory (`<kind>-round<n>-before/after-*.heap.pb.gz`). Round 1 is the first events after the first sync; round 2 the same number of each kind after round 1: the agent writes a changed set into the array the set had before its previous change, so the first two changes of each set allocate its arrays and later ones reuse them. The goal is judged on round 2, the agent's steady state.", r.Settings.IdleSeconds)
+	p("| pods P | policies N | round | event | events | syncs | KiB per event | raw KiB per event | objects per event | sync ms | per-event goal | example |")
+	p("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, sc := range r.Scales {
 		for _, e := range sc.Events {
-			p("| %d | %d | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %s (%.1fx) | %s |", sc.Params.Pods, sc.Params.Policies, e.Kind, e.Events, e.Syncs,
+			p("| %d | %d | %d | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %s (%.1fx) | %s |", sc.Params.Pods, sc.Params.Policies, max(e.Round, 1), e.Kind, e.Events, e.Syncs,
 				e.BytesPerEvent/1024, e.RawBytesPerEvent/1024, e.ObjectsPerEvent, 1000*e.SyncSecondsPerSync,
 				meets(e.BytesPerEvent <= goalBytesPerEvent), e.BytesPerEvent/goalBytesPerEvent, e.Example)
 		}
