@@ -202,7 +202,9 @@ type cpuMeter struct {
 	user, sys float64
 }
 
+// startCPU starts measuring, once the kernel is done tearing down earlier namespaces (settleKernel).
 func startCPU(children bool) cpuMeter {
+	settleKernel()
 	m := cpuMeter{who: syscall.RUSAGE_SELF}
 	if children {
 		m.who = syscall.RUSAGE_CHILDREN
