@@ -135,8 +135,8 @@ func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error
 		case !statusChanged(r.written, &next.Status):
 			return nil
 		case !meaningfulChange(r.written, &next.Status) && sinceWritten < statusCountsInterval:
-			// Only counts moved: a peer joining a set changes the element count on every event, and
-			// an API write per event would cost more than the event. Written a little later.
+			// Only the element count moved: a peer joining a set changes it on every event, and an
+			// API write per event would cost more than the event. Written later.
 			r.statusDeferred = true
 			return nil
 		}
@@ -222,24 +222,22 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 	meta.SetStatusCondition(&st.Conditions, degraded)
 }
 
-// statusChanged compares two statuses, ignoring when and how long the sync ran.
-// statusCountsInterval is the longest a change of counts alone waits before it is written.
-const statusCountsInterval = 5 * time.Second
+// statusCountsInterval is the longest a change of the element count alone waits before it is
+// written. Peers joining and leaving sets change it on every such event, and nothing else in the
+// status; every other change is written at once.
+const statusCountsInterval = 30 * time.Second
 
-// meaningfulChange reports whether a status change is more than counts: conditions, problems, the
-// observed generation.
+// meaningfulChange reports whether a status change is more than the element count: conditions,
+// problems, the observed generation, the local pod, policy and chain counts.
 func meaningfulChange(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
-	x, y := a.DeepCopy(), b.DeepCopy()
-	for _, s := range []*policyv1alpha1.NodeEnforcementStatus{x, y} {
-		s.LocalPods, s.IsolatedPods, s.PoliciesInEffect, s.Chains, s.SetElements = 0, 0, 0, 0, 0
-	}
-	return statusChanged(x, y)
+	x, y := *a, *b // shallow copies: only scalar fields are cleared
+	x.SetElements, y.SetElements = 0, 0
+	return statusChanged(&x, &y)
 }
 
+// statusChanged compares two statuses, ignoring when and how long the sync ran.
 func statusChanged(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
-	x, y := a.DeepCopy(), b.DeepCopy()
-	for _, s := range []*policyv1alpha1.NodeEnforcementStatus{x, y} {
-		s.LastSyncTime, s.LastSyncDuration = nil, nil
-	}
-	return !equality.Semantic.DeepEqual(x, y)
+	x, y := *a, *b
+	x.LastSyncTime, x.LastSyncDuration, y.LastSyncTime, y.LastSyncDuration = nil, nil, nil, nil
+	return !equality.Semantic.DeepEqual(&x, &y)
 }

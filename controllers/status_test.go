@@ -119,3 +119,30 @@ func TestInEffectMemoFollowsTheLocalPods(t *testing.T) {
 		t.Errorf("after the local pods changed: %v, want %v", got, want)
 	}
 }
+
+func TestOnlyTheElementCountWaits(t *testing.T) {
+	a := &policyv1alpha1.NodeEnforcementStatus{LocalPods: 3, IsolatedPods: 1, PoliciesInEffect: 1, Chains: 9, SetElements: 40}
+	for _, tc := range []struct {
+		name       string
+		change     func(*policyv1alpha1.NodeEnforcementStatus)
+		meaningful bool
+	}{
+		{"element count", func(s *policyv1alpha1.NodeEnforcementStatus) { s.SetElements++ }, false},
+		{"chains", func(s *policyv1alpha1.NodeEnforcementStatus) { s.Chains++ }, true},
+		{"isolated pods", func(s *policyv1alpha1.NodeEnforcementStatus) { s.IsolatedPods++ }, true},
+		{"local pods", func(s *policyv1alpha1.NodeEnforcementStatus) { s.LocalPods++ }, true},
+		{"policies in effect", func(s *policyv1alpha1.NodeEnforcementStatus) { s.PoliciesInEffect++ }, true},
+	} {
+		b := a.DeepCopy()
+		tc.change(b)
+		if !statusChanged(a, b) {
+			t.Errorf("%s: not a change", tc.name)
+		}
+		if got := meaningfulChange(a, b); got != tc.meaningful {
+			t.Errorf("%s: meaningfulChange = %v, want %v", tc.name, got, tc.meaningful)
+		}
+	}
+	if a.SetElements != 40 || a.LastSyncTime != nil {
+		t.Errorf("comparing changed the status: %+v", a)
+	}
+}
