@@ -46,6 +46,7 @@ func runAgent(args []string) int {
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":9475", "Address of the /healthz and /readyz endpoints; \"0\" disables them.")
 	fs.BoolVar(&opts.VerifyIncremental, "verify-incremental", false, "Check every incremental sync against a full resolve of the cache and repair any difference (costs a full resolve per sync; for tests and debugging).")
 	memoryLimit := fs.String("memory-limit", os.Getenv("MEMORY_LIMIT"), "The agent's memory limit, a quantity such as 256Mi or a number of bytes (default $MEMORY_LIMIT, which the DaemonSet sets to the container's limits.memory); the Go runtime's soft memory limit (GOMEMLIMIT) is set to 90% of it. Empty or 0: GOMEMLIMIT from the environment, else none.")
+	fs.IntVar(&opts.SteadyGCPercent, "steady-gc-percent", agent.DefaultSteadyGCPercent, "The garbage collector's target (as GOGC) once the first sync has committed: the steady state allocates little, so a low target keeps the agent's memory where the first sync left it for little CPU. 0 keeps GOGC.")
 	fs.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "Address of net/http/pprof, for profiling the agent's memory and CPU; empty disables it.")
 	cleanup := fs.Bool("cleanup", false, "Remove the agent's table, and with it every rule it programmed, then exit.")
 	klog.InitFlags(fs) // -v and the other klog flags

@@ -39,6 +39,9 @@ type Options struct {
 	// MemoryLimit is the agent's memory limit in bytes (the container's); the Go runtime's soft limit
 	// is set below it (see SoftMemoryLimit). 0: the runtime's own setting.
 	MemoryLimit int64
+	// SteadyGCPercent is the garbage collector's target (as GOGC) once the first sync has committed;
+	// 0 keeps the runtime's setting. See returnFirstSyncMemory.
+	SteadyGCPercent int
 	// PprofAddr is the listen address of net/http/pprof, for profiling the agent's memory; "" or "0"
 	// disables it.
 	PprofAddr string
@@ -153,7 +156,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	go returnFirstSyncMemory(ctx, r.ReadyCheck)
+	go returnFirstSyncMemory(ctx, r.ReadyCheck, opts.SteadyGCPercent)
 	log := mgr.GetLogger()
 	log.Info("Starting the agent", "netns", opts.NetNSPath, "memoryLimit", opts.MemoryLimit, "goMemoryLimit", softLimit)
 	if err := mgr.Start(ctx); err != nil {

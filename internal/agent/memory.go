@@ -52,11 +52,19 @@ func SetMemoryLimit(limit int64) int64 {
 	return soft
 }
 
-// returnFirstSyncMemory waits until ready passes (the first sync committed) and then returns the
-// memory that sync used to the operating system. The first sync reads the whole cluster at once, a
-// peak the agent does not reach again; without this the runtime keeps those pages, the RSS that the
-// kubelet and the OOM killer see, for minutes after.
-func returnFirstSyncMemory(ctx context.Context, ready func(*http.Request) error) {
+// DefaultSteadyGCPercent is the agent's GOGC after its first sync. From then on an event allocates a
+// few KiB to a few tens of KiB (changed sets are written into arrays the agent keeps), so a
+// collection is due only every few MiB of events even with a heap target 5% above the live heap,
+// and the agent's memory stays where the first sync left it instead of growing by GOGC's share of
+// the live heap (a cluster of 50,000 pods: about 70 MiB live, so GOGC=50 means 35 MiB more RSS).
+const DefaultSteadyGCPercent = 5
+
+// returnFirstSyncMemory waits until ready passes (the first sync committed), then returns the
+// memory that sync used to the operating system and sets the garbage collector's target to
+// steadyGCPercent (0: unchanged). The first sync reads the whole cluster at once, a peak the agent
+// does not reach again; without this the runtime keeps those pages, the RSS that the kubelet and the
+// OOM killer see, for minutes after.
+func returnFirstSyncMemory(ctx context.Context, ready func(*http.Request) error, steadyGCPercent int) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -68,11 +76,15 @@ func returnFirstSyncMemory(ctx context.Context, ready func(*http.Request) error)
 		if ready(nil) != nil {
 			continue
 		}
+		previous := -1
+		if steadyGCPercent > 0 {
+			previous = debug.SetGCPercent(steadyGCPercent)
+		}
 		debug.FreeOSMemory()
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		logf.FromContext(ctx).V(2).Info("Returned the memory of the first sync to the operating system",
-			"heapAlloc", m.HeapAlloc, "heapReleased", m.HeapReleased, "sys", m.Sys)
+			"heapAlloc", m.HeapAlloc, "heapReleased", m.HeapReleased, "sys", m.Sys, "gcPercent", steadyGCPercent, "previousGCPercent", previous)
 		return
 	}
 }

@@ -59,8 +59,10 @@ func TestReturnFirstSyncMemoryWaitsForTheFirstSync(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan struct{})
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
 	go func() {
-		returnFirstSyncMemory(ctx, ready)
+		returnFirstSyncMemory(ctx, ready, 7)
 		close(done)
 	}()
 	select {
@@ -71,13 +73,16 @@ func TestReturnFirstSyncMemoryWaitsForTheFirstSync(t *testing.T) {
 	if n := checks.Load(); n != 3 {
 		t.Errorf("ready was checked %d times, want 3 (until it passed, then never again)", n)
 	}
+	if got := debug.SetGCPercent(100); got != 7 {
+		t.Errorf("GC percent after the first sync = %d, want the steady 7", got)
+	}
 }
 
 func TestReturnFirstSyncMemoryStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		returnFirstSyncMemory(ctx, func(*http.Request) error { return errors.New("never synced") })
+		returnFirstSyncMemory(ctx, func(*http.Request) error { return errors.New("never synced") }, 7)
 		close(done)
 	}()
 	cancel()

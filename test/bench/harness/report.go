@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -236,8 +237,12 @@ func reportFull(p func(string, ...any), gp func(string, string, bool, string), r
 			g := ratios(totals(a), totals(ah))
 			ofMedians := summarize(totals(a)).Median / summarize(totals(ah)).Median
 			why := fmt.Sprintf("ratio of the medians %s", num(ofMedians))
-			if g.Min <= goalGrowth && g.Max > goalGrowth {
-				why += fmt.Sprintf("; borderline: the per-repetition ratios straddle %.1f, so the verdict can flip between runs on this shared VM", goalGrowth)
+			// The verdict is the median's (the figure). Borderline only when the median itself
+			// is within noise of the goal; single repetitions on a shared VM straddle it often.
+			if math.Abs(g.Median-goalGrowth) <= 0.05*goalGrowth {
+				why += fmt.Sprintf("; borderline: the median is within 5%% of %.1f, so the verdict can flip between runs on this shared VM", goalGrowth)
+			} else if g.Min <= goalGrowth && g.Max > goalGrowth {
+				why += fmt.Sprintf("; single repetitions range %s-%s on this shared VM", num(g.Min), num(g.Max))
 			}
 			if g.Median > goalGrowth {
 				why += fmt.Sprintf("; the table holds every peer address, so its elements grow %s when P doubles (peer sets are unions of selected pods); A's programming is a fixed part (rules, chains, sets) plus a part per element", ratioOrNA(a.Elements, ah.Elements))

@@ -395,7 +395,7 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 	}
 	if churn && r.churnFor > 0 {
 		r.logf("  churn: %s at %.1f events/s, sampling every %s", r.churnFor, r.churnRate, r.sampleEvery)
-		ch, err := r.churn(ctx, a, w, r.churnFor, r.churnRate, r.sampleEvery)
+		ch, err := r.churn(ctx, a, w, r.churnFor, r.churnRate, r.sampleEvery, idle)
 		if err != nil {
 			return err
 		}

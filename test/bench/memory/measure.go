@@ -45,9 +45,20 @@ type EventFigures struct {
 
 // IdleFigures are the agent's background allocations with nothing changing.
 type IdleFigures struct {
-	Seconds        float64 `json:"seconds"`
+	Seconds float64 `json:"seconds"`
+	// BytesPerSecond is the background rate (timers, the informers' bookkeeping), without the
+	// harness's own metrics scrapes.
 	BytesPerSecond float64 `json:"bytesPerSecond"`
-	Syncs          float64 `json:"syncs"`
+	// ScrapeBytes is what serving one metrics scrape allocates in the agent: between two readings
+	// of the allocation counter lies exactly one scrape, whose cost every window subtracts.
+	ScrapeBytes float64 `json:"scrapeBytes,omitempty"`
+	Syncs       float64 `json:"syncs"`
+}
+
+// backgroundBytes is what the agent allocates besides its events between two samples: the scrapes
+// in between (one per sample after the first) and the background rate.
+func (idle IdleFigures) backgroundBytes(scrapes int, seconds float64) float64 {
+	return float64(scrapes)*idle.ScrapeBytes + idle.BytesPerSecond*seconds
 }
 
 // ChurnFigures are the agent's memory over a run of steady events.
@@ -63,6 +74,11 @@ type ChurnFigures struct {
 	RSSFirstKiB        int64   `json:"rssFirstKiB"`
 	RSSLastKiB         int64   `json:"rssLastKiB"`
 	RSSMaxKiB          int64   `json:"rssMaxKiB"`
+	// SteadyBytesPerEvent is what the agent allocated per event over the second half of the run,
+	// less the scrapes and the background rate (see IdleFigures): the cost of an event once every
+	// set has its two arrays. SteadyEvents is how many events that covers.
+	SteadyBytesPerEvent float64 `json:"steadyBytesPerEvent,omitempty"`
+	SteadyEvents        int     `json:"steadyEvents,omitempty"`
 }
 
 // baselineSpec is the baseline's command line against cp: bin's baseline mode.
@@ -127,19 +143,34 @@ func (r *runner) afterSync(ctx context.Context, c *child, cp *controlPlane, prof
 // measureIdle samples the agent's allocation counter over a window with no events.
 func (r *runner) measureIdle(ctx context.Context, c *child, window time.Duration) (IdleFigures, error) {
 	start := time.Now()
-	before, err := c.sample(ctx, start)
+	// The cost of one scrape: the least of a few differences between back-to-back samples.
+	var fig IdleFigures
+	prev, err := c.sample(ctx, start)
 	if err != nil {
-		return IdleFigures{}, err
+		return fig, err
 	}
+	for i := range 5 {
+		next, err := c.sample(ctx, start)
+		if err != nil {
+			return fig, err
+		}
+		if d := next.AllocsBytes - prev.AllocsBytes; i == 0 || d < fig.ScrapeBytes {
+			fig.ScrapeBytes = d
+		}
+		prev = next
+	}
+	before := prev
 	if err := sleep(ctx, window); err != nil {
-		return IdleFigures{}, err
+		return fig, err
 	}
 	after, err := c.sample(ctx, start)
 	if err != nil {
-		return IdleFigures{}, err
+		return fig, err
 	}
-	secs := after.AtSeconds - before.AtSeconds
-	return IdleFigures{Seconds: secs, BytesPerSecond: (after.AllocsBytes - before.AllocsBytes) / secs, Syncs: after.Syncs - before.Syncs}, nil
+	fig.Seconds = after.AtSeconds - before.AtSeconds
+	fig.BytesPerSecond = max(0, after.AllocsBytes-before.AllocsBytes-fig.ScrapeBytes) / fig.Seconds
+	fig.Syncs = after.Syncs - before.Syncs
+	return fig, nil
 }
 
 // measureEvents sends n events of kind, one every gap, and divides the allocations by n.
@@ -181,7 +212,7 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 	secs := after.AtSeconds - before.AtSeconds
 	fig.Syncs = after.Syncs - before.Syncs
 	fig.RawBytesPerEvent = delta / float64(n)
-	fig.BytesPerEvent = (delta - idle.BytesPerSecond*secs) / float64(n)
+	fig.BytesPerEvent = (delta - idle.backgroundBytes(1, secs)) / float64(n)
 	fig.ObjectsPerEvent = (after.AllocsObjs - before.AllocsObjs) / float64(n)
 	if fig.Syncs > 0 {
 		fig.SyncSecondsPerSync = (after.SyncSeconds - before.SyncSeconds) / fig.Syncs
@@ -194,7 +225,7 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 
 // churn sends events of the measured kinds round robin at rate per second for d, sampling every
 // interval.
-func (r *runner) churn(ctx context.Context, c *child, w *eventWriter, d time.Duration, rate float64, interval time.Duration) (ChurnFigures, error) {
+func (r *runner) churn(ctx context.Context, c *child, w *eventWriter, d time.Duration, rate float64, interval time.Duration, idle IdleFigures) (ChurnFigures, error) {
 	fig := ChurnFigures{EventsPerSecond: rate}
 	start := time.Now()
 	first, err := c.sample(ctx, start)
@@ -216,10 +247,11 @@ func (r *runner) churn(ctx context.Context, c *child, w *eventWriter, d time.Dur
 			if err != nil {
 				return fig, err
 			}
+			last.Events = fig.Events
 			fig.Samples = append(fig.Samples, last)
 			fig.Seconds = last.AtSeconds
 			fig.Syncs = last.Syncs - first.Syncs
-			summarizeChurn(&fig)
+			summarizeChurn(&fig, idle)
 			return fig, nil
 		case <-tick.C:
 			if _, err := w.send(ctx, measuredKinds[fig.Events%len(measuredKinds)]); err != nil {
@@ -231,13 +263,21 @@ func (r *runner) churn(ctx context.Context, c *child, w *eventWriter, d time.Dur
 			if err != nil {
 				return fig, err
 			}
+			m.Events = fig.Events
 			fig.Samples = append(fig.Samples, m)
 			r.logf("  churn %3.0fs: RSS %.1f MiB, heap in use %.1f MiB, %d events, %.0f syncs", m.AtSeconds, kib(m.RSSKiB), mib(m.HeapInuse), fig.Events, m.Syncs-first.Syncs)
 		}
 	}
 }
 
-func summarizeChurn(fig *ChurnFigures) {
+func summarizeChurn(fig *ChurnFigures, idle IdleFigures) {
+	if n := len(fig.Samples); n >= 3 {
+		mid, last := fig.Samples[n/2], fig.Samples[n-1]
+		if events := last.Events - mid.Events; events > 0 {
+			fig.SteadyEvents = events
+			fig.SteadyBytesPerEvent = (last.AllocsBytes - mid.AllocsBytes - idle.backgroundBytes(n-1-n/2, last.AtSeconds-mid.AtSeconds)) / float64(events)
+		}
+	}
 	var xs, rss, heap []float64
 	for _, s := range fig.Samples {
 		xs = append(xs, s.AtSeconds/60)

@@ -139,6 +139,7 @@ type Memory struct {
 	GOGC        float64 `json:"gogc,omitempty"`            // go_gc_gogc_percent
 	CPUSeconds  float64 `json:"cpuSeconds"`                // process_cpu_seconds_total since the start
 	GCCycles    float64 `json:"gcCycles"`                  // go_gc_duration_seconds_count since the start
+	Events      int     `json:"events,omitempty"`          // events sent so far (churn samples)
 	// LiveHeap is the heap still allocated right after a collection that this sample forced (through
 	// /debug/pprof/heap?gc=1, after reading everything above): what the process really holds, without
 	// the garbage not collected yet. 0 when the process has no pprof endpoint.
@@ -237,6 +238,9 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Uncompressed: compressing the response allocates more in the measured process than
+	// gathering it (a new flate writer per scrape).
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
