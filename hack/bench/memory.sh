@@ -21,7 +21,8 @@
 # informers would fall back to one big LIST. Real control planes run etcd 3.5.13+ and stream; so does
 # this benchmark, with etcd ${ETCD_VERSION} built from the Go module proxy into a cache outside the checkout.
 # The variants below measure, against the same API server, the baseline without streaming, the cache
-# without our transforms, and the agent without its memory limit.
+# without our transforms, the agent without its memory limit, and the agent keeping GOGC after its
+# first sync.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
@@ -75,4 +76,5 @@ mkdir -p bench/runs
   --variant no-watchlist:baseline:env=KUBE_FEATURE_WatchListClient=false \
   --variant managed-fields-only:baseline:arg=--transforms=managed-fields \
   --variant no-memory-limit:agent:arg=--memory-limit=0 \
+  --variant gogc-unchanged-after-sync:agent:arg=--steady-gc-percent=0 \
   "${args[@]}"

@@ -60,32 +60,7 @@ func verdicts(r *Run) string {
 			small.Params.Pods, large.Params.Pods, float64(a.RSSKiB)/float64(sa.RSSKiB), float64(bl.RSSKiB)/float64(sb.RSSKiB),
 			float64(a.RSSKiB-sa.RSSKiB)/dp, (a.LiveHeap-sa.LiveHeap)/1024/dp, float64(bl.RSSKiB-sb.RSSKiB)/dp, (bl.LiveHeap-sb.LiveHeap)/1024/dp)
 	}
-	worst, worstFirst := worstEvent(large.Events, lastRound(large.Events)), worstEvent(large.Events, 1)
-	if ch := large.Churn; ch != nil && ch.SteadyEvents > 0 {
-		// The steady state: the second half of the churn run, every kind in turn.
-		p("- **Allocations per event, P=%d:** %s per event in steady state (the second half of the churn run: %d events, relabel, address change and policy edit in turn) against %d KiB: %s (%.1fx the goal).",
-			large.Params.Pods, bytesText(ch.SteadyBytesPerEvent), ch.SteadyEvents, goalBytesPerEvent/1024, meets(ch.SteadyBytesPerEvent <= goalBytesPerEvent), ch.SteadyBytesPerEvent/goalBytesPerEvent)
-		if worst.Kind != "" {
-			p("  Paced events before the churn (table below): up to %s (%s, round %d); right after the first sync (round 1) up to %s (%s), while each changed set gets its second array.",
-				bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
-		}
-	} else if worst.Kind != "" {
-		p("- **Allocations per event, P=%d:** up to %s (%s, round %d) against %d KiB: %s (%.1fx the goal).",
-			large.Params.Pods, bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), goalBytesPerEvent/1024, meets(worst.BytesPerEvent <= goalBytesPerEvent), worst.BytesPerEvent/goalBytesPerEvent)
-		if worstFirst.Round == 1 && worst.Round > 1 {
-			p("  The first events after the sync (round 1), while the changed sets get their second arrays: up to %s (%s).", bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
-		}
-	}
-	if worst.Kind != "" {
-		if len(measured) > 1 && len(small.Events) > 0 && len(large.Events) > 0 && small.Events[0].BytesPerEvent > 0 {
-			p("  From P=%d to P=%d (%.1fx pods) a %s costs %.2fx: the cost per event %s with the cluster.", small.Params.Pods, large.Params.Pods,
-				float64(large.Params.Pods)/float64(small.Params.Pods), large.Events[0].Kind, large.Events[0].BytesPerEvent/small.Events[0].BytesPerEvent,
-				growsOrNot(large.Events[0].BytesPerEvent/small.Events[0].BytesPerEvent))
-		}
-		if ip := large.InProcess; ip != nil && worst.BytesPerEvent > 0 {
-			p("  For scale: a whole-cluster `selectors.Resolve` + `nft.Compile` allocates %s at this size (in-process, below).", bytesText(ip.BytesPerCall))
-		}
-	}
+	allocationVerdict(p, measured)
 	churned := false
 	for _, sc := range r.Scales {
 		ch := sc.Churn
@@ -154,4 +129,35 @@ func worstEvent(events []EventFigures, round int) EventFigures {
 		}
 	}
 	return worst
+}
+
+// allocationVerdict states the allocations per event at the largest scale of measured.
+func allocationVerdict(p func(string, ...any), measured []Scale) {
+	small, large := measured[0], measured[len(measured)-1]
+	worst, worstFirst := worstEvent(large.Events, lastRound(large.Events)), worstEvent(large.Events, 1)
+	if ch := large.Churn; ch != nil && ch.SteadyEvents > 0 {
+		// The steady state: the second half of the churn run, every kind in turn.
+		p("- **Allocations per event, P=%d:** %s per event in steady state (the second half of the churn run: %d events, relabel, address change and policy edit in turn) against %d KiB: %s (%.1fx the goal).",
+			large.Params.Pods, bytesText(ch.SteadyBytesPerEvent), ch.SteadyEvents, goalBytesPerEvent/1024, meets(ch.SteadyBytesPerEvent <= goalBytesPerEvent), ch.SteadyBytesPerEvent/goalBytesPerEvent)
+		if worst.Kind != "" {
+			p("  Paced events before the churn (table below): up to %s (%s, round %d); right after the first sync (round 1) up to %s (%s), while each changed set gets its second array.",
+				bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
+		}
+	} else if worst.Kind != "" {
+		p("- **Allocations per event, P=%d:** up to %s (%s, round %d) against %d KiB: %s (%.1fx the goal).",
+			large.Params.Pods, bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), goalBytesPerEvent/1024, meets(worst.BytesPerEvent <= goalBytesPerEvent), worst.BytesPerEvent/goalBytesPerEvent)
+		if worstFirst.Round == 1 && worst.Round > 1 {
+			p("  The first events after the sync (round 1), while the changed sets get their second arrays: up to %s (%s).", bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
+		}
+	}
+	if worst.Kind != "" {
+		if len(measured) > 1 && len(small.Events) > 0 && len(large.Events) > 0 && small.Events[0].BytesPerEvent > 0 {
+			p("  From P=%d to P=%d (%.1fx pods) a %s costs %.2fx: the cost per event %s with the cluster.", small.Params.Pods, large.Params.Pods,
+				float64(large.Params.Pods)/float64(small.Params.Pods), large.Events[0].Kind, large.Events[0].BytesPerEvent/small.Events[0].BytesPerEvent,
+				growsOrNot(large.Events[0].BytesPerEvent/small.Events[0].BytesPerEvent))
+		}
+		if ip := large.InProcess; ip != nil && worst.BytesPerEvent > 0 {
+			p("  For scale: a whole-cluster `selectors.Resolve` + `nft.Compile` allocates %s at this size (in-process, below).", bytesText(ip.BytesPerCall))
+		}
+	}
 }
