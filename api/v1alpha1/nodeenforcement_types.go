@@ -75,7 +75,9 @@ type NodeEnforcementStatus struct {
 	// Chains counts the chains of the programmed table.
 	// +optional
 	Chains int32 `json:"chains"`
-	// SetElements counts the elements of every set and verdict map of the programmed table.
+	// SetElements counts the elements of every set and verdict map of the programmed table. Peers
+	// joining and leaving change it on every such event, so a change of it alone is written at most
+	// every 30 seconds; every other field is written when it changes.
 	// +optional
 	SetElements int32 `json:"setElements"`
 
