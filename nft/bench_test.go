@@ -123,17 +123,7 @@ func BenchmarkCompileOnePod(b *testing.B) {
 	for _, pods := range benchSizes {
 		m0, ifaces0 := benchModel(pods)
 		m1, ifaces1 := movedCopy(m0, ifaces0, netip.MustParseAddr("198.19.255.1"))
-		inputs := []CompileInput{{Table: "nftpolicy", Model: m0, Interfaces: ifaces0}, {Table: "nftpolicy", Model: m1, Interfaces: ifaces1}}
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
-			var cc Compiler
-			cc.Compile(inputs[0])
-			b.ReportAllocs()
-			i := 1
-			for b.Loop() {
-				cc.Compile(inputs[i%2])
-				i++
-			}
-		})
+		benchAlternatingCompiles(b, pods, CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces0}, CompileInput{Table: "nftpolicy", Model: m1, Interfaces: ifaces1})
 	}
 }
 
