@@ -11,7 +11,10 @@ trap 'rm -f "$raw"' EXIT
 echo "running engine benchmarks (count=$count)..." >&2
 go test -run '^$' -bench '^BenchmarkResolve$|^BenchmarkResolver(FullResolve|Load)$' -benchtime 3x -count "$count" ./selectors/ | tee -a "$raw" >&2
 go test -run '^$' -bench '^BenchmarkResolver(PodRelabel|PodIPChange|NamespaceRelabel|PolicyEdit)$' -benchtime 400x -benchmem -count "$count" ./selectors/ | tee -a "$raw" >&2
-go test -run '^$' -bench 'Compile|Diff' -benchtime 10x -count "$count" ./nft/ | tee -a "$raw" >&2
+go test -run '^$' -bench '^Benchmark(Compile|Diff)$' -benchtime 10x -benchmem -count "$count" ./nft/ | tee -a "$raw" >&2
+# Event-sized compiles: enough iterations that the first two changes of a set (which allocate its
+# second array, see nft.Compiler) do not decide the allocation figure.
+go test -run '^$' -bench '^BenchmarkCompile(OnePod|PeerEvent)$' -benchtime 300x -benchmem -count "$count" ./nft/ | tee -a "$raw" >&2
 go test -run '^$' -bench 'KernelApply|KernelElementFloor' -benchtime 10x -count "$count" ./nft/ | tee -a "$raw" >&2
 
 out=bench/ENGINE.md
@@ -25,6 +28,7 @@ out=bench/ENGINE.md
     /^Benchmark/ {
       name = $1; sub(/-[0-9]+$/, "", name)
       for (i = 3; i < NF; i++) if ($(i+1) == "ns/op") { v[name, ++n[name]] = $i }
+      for (i = 3; i < NF; i++) if ($(i+1) == "B/op") { bytes[name, ++nb[name]] = $i }
       if (!(name in seen)) { seen[name] = 1; order[++names] = name }
     }
     function median(name,   k, m, a, tmp, i, j) {
@@ -34,14 +38,21 @@ out=bench/ENGINE.md
       lo[name] = a[1]; hi[name] = a[m]
       return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
     }
+    function medianBytes(name,   m, a, tmp, i, j) {
+      m = nb[name]
+      if (m == 0) return ""
+      for (i = 1; i <= m; i++) a[i] = bytes[name, i]
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { tmp = a[i]; a[i] = a[j]; a[j] = tmp }
+      return sprintf("%.1f", ((m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2) / 1024)
+    }
     function ms(x) { return sprintf("%.3f", x / 1e6) }
     function ratio(a, b) { return (b in med && a in med && med[b] > 0) ? sprintf("%.3f", med[a] / med[b]) : "n/a" }
     END {
       print "## Figures (ms per operation)"
       print ""
-      print "| benchmark | median | min | max |"
-      print "|---|---:|---:|---:|"
-      for (i = 1; i <= names; i++) { nm = order[i]; med[nm] = median(nm); printf "| %s | %s | %s | %s |\n", nm, ms(med[nm]), ms(lo[nm]), ms(hi[nm]) }
+      print "| benchmark | median | min | max | KiB allocated per op (median) |"
+      print "|---|---:|---:|---:|---:|"
+      for (i = 1; i <= names; i++) { nm = order[i]; med[nm] = median(nm); printf "| %s | %s | %s | %s | %s |\n", nm, ms(med[nm]), ms(lo[nm]), ms(hi[nm]), medianBytes(nm) }
       print ""
       print "## Ratios"
       print ""
@@ -55,6 +66,7 @@ out=bench/ENGINE.md
       printf "| diff: one-pod change, Compiler output / Compile output, 50k pods | %s | the diff when unchanged sets and chains are the same slices (as the agent compiles) against comparing them element by element |\n", ratio("BenchmarkDiff/one-pod-compiler/pods=50000", "BenchmarkDiff/one-pod/pods=50000")
       printf "| compile: one-pod change with Compiler / whole Compile, 50k pods | %s | lowering only what changed against lowering everything |\n", ratio("BenchmarkCompileOnePod/pods=50000", "BenchmarkCompile/pods=50000")
       printf "| compile: 50k / 25k pods | %s | growth when the cluster doubles |\n", ratio("BenchmarkCompile/pods=50000", "BenchmarkCompile/pods=25000")
+      printf "| compile: peer event with Compiler / whole Compile, 50k pods | %s | a remote pod moving: one set changes, nothing local |\n", ratio("BenchmarkCompilePeerEvent/pods=50000", "BenchmarkCompile/pods=50000")
       printf "| resolve: 50k pods, 10k policies / 5k pods, 1k policies | %s | growth for 10x the cluster |\n", ratio("BenchmarkResolve/pods=50k/policies=10k", "BenchmarkResolve/pods=5k/policies=1k")
       split("PodRelabel PodIPChange NamespaceRelabel PolicyEdit", kinds, " ")
       for (k = 1; k <= 4; k++) {
