@@ -58,7 +58,8 @@ func (a *Applier) Apply(desired *Ruleset) (ApplyResult, error) {
 }
 
 // Committed returns the ruleset of the last successful Apply, or nil when the kernel's state is unknown.
-// Callers must not modify it.
+// Callers must not modify it. A ruleset from a Compiler stays intact only until that Compiler has
+// compiled twice more (see Compiler): read it where the compiles happen, or while none runs.
 func (a *Applier) Committed() *Ruleset {
 	a.mu.Lock()
 	defer a.mu.Unlock()
