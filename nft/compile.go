@@ -114,8 +114,8 @@ func Compile(in CompileInput) *Ruleset {
 //     the arrays of Models older than the previous one. After a Model was skipped, or a ruleset was
 //     not committed, use a new Compiler (the zero value is ready).
 //   - The last two Rulesets returned stay intact; older ones may share arrays (elements, sets,
-//     chains) with the
-//     latest and must no longer be read (nft.Applier holds only the last one it committed).
+//     chains) with the latest and must no longer be read (nft.Applier holds only the last one it
+//     committed).
 //
 // A Compiler is not safe for concurrent use.
 type Compiler struct {
