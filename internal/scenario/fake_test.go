@@ -45,6 +45,7 @@ type fakeCluster struct {
 	applied     []*networkingv1.NetworkPolicy
 	inFlight    int
 	maxInFlight int
+	staleProbes int // probes answered from a state older than the latest change
 }
 
 // fakeState is one immutable version of the cluster's policies and labels.
@@ -165,6 +166,9 @@ func (f *fakeCluster) Probe(_ context.Context, src, dst string, port int, protoc
 	f.mu.Lock()
 	if !time.Now().Before(f.visibleAt) {
 		f.visible = f.latest
+	}
+	if f.visible != f.latest {
+		f.staleProbes++
 	}
 	st, srcIP := f.visible, f.ips[family][src]
 	dstPod, ok := f.spec.Pod(dst)
