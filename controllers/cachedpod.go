@@ -47,17 +47,6 @@ func podOfObject(obj any) (*CachedPod, error) {
 	return p, nil
 }
 
-// samePod reports whether two pods read the same to NetworkPolicy semantics.
-func samePod(a, b *selectors.Pod) bool {
-	return a.Namespace == b.Namespace && a.Name == b.Name &&
-		maps.Equal(a.Labels, b.Labels) &&
-		a.Node == b.Node &&
-		a.Phase == b.Phase &&
-		a.HostNetwork == b.HostNetwork &&
-		slices.Equal(a.IPs, b.IPs) &&
-		slices.Equal(a.Ports, b.Ports)
-}
-
 // GetObjectKind reports no kind: a CachedPod is never serialized.
 func (p *CachedPod) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 

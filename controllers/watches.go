@@ -83,7 +83,7 @@ var podChanged = predicate.Funcs{
 		if errOld != nil || errNew != nil {
 			return true
 		}
-		return !samePod(&old.Pod, &cur.Pod)
+		return !old.ReadsAs(&cur.Pod)
 	},
 }
 

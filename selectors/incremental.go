@@ -3,7 +3,6 @@ package selectors
 import (
 	"maps"
 	"reflect"
-	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -125,7 +124,7 @@ func (r *Resolver) Load(s *Snapshot) {
 func (r *Resolver) SetPod(p Pod) {
 	key := keyOf(&p)
 	old := r.pods[key]
-	if old != nil && samePod(old, &p) {
+	if old != nil && old.ReadsAs(&p) {
 		return
 	}
 	r.pods[key] = &p
@@ -141,11 +140,6 @@ func (r *Resolver) DeletePod(namespace, name string) {
 	}
 	delete(r.pods, key)
 	r.podChanged(key, old, nil)
-}
-
-func samePod(a, b *Pod) bool {
-	return a.Node == b.Node && a.Phase == b.Phase && a.HostNetwork == b.HostNetwork &&
-		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.IPs, b.IPs) && slices.Equal(a.Ports, b.Ports)
 }
 
 // podChanged follows a pod from old to cur (either nil): only eligible pods are peers, and only

@@ -7,7 +7,9 @@ package selectors
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -23,6 +25,13 @@ type Pod struct {
 	Phase       corev1.PodPhase
 	HostNetwork bool
 	Ports       []ContainerPort // every container's ports
+}
+
+// ReadsAs reports whether two versions of a pod read the same to NetworkPolicy semantics: same
+// labels, node, phase, host network, addresses and ports (namespace and name are not compared).
+func (p *Pod) ReadsAs(q *Pod) bool {
+	return p.Node == q.Node && p.Phase == q.Phase && p.HostNetwork == q.HostNetwork &&
+		maps.Equal(p.Labels, q.Labels) && slices.Equal(p.IPs, q.IPs) && slices.Equal(p.Ports, q.Ports)
 }
 
 // ContainerPort is one port a pod's container declares.

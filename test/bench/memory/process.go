@@ -186,20 +186,7 @@ func (c *child) sampleLive(ctx context.Context, since time.Time, profilePath str
 	if err != nil || c.pprof == "" {
 		return m, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.pprof+"/debug/pprof/heap?gc=1", nil)
-	if err != nil {
-		return m, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return m, fmt.Errorf("profiling the heap of the %s: %w", c.name, err)
-	}
-	profile, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return m, fmt.Errorf("profiling the heap of the %s: %w", c.name, err)
-	}
-	if err := os.WriteFile(profilePath, profile, 0o644); err != nil {
+	if err := c.saveProfile(ctx, "heap?gc=1", profilePath); err != nil {
 		return m, err
 	}
 	values, err := scrape(ctx, "http://"+c.metrics+"/metrics")
