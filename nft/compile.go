@@ -655,14 +655,34 @@ func protoNumber(p corev1.Protocol) uint8 {
 	}
 }
 
+// The family lists a pod can have. podFamilies returns one of them, so that compiling a pod chain
+// allocates no list; callers must not modify it.
+var (
+	familiesIPv4 = []Family{IPv4}
+	familiesIPv6 = []Family{IPv6}
+	familiesDual = []Family{IPv4, IPv6}
+)
+
+// podFamilies is the families of a pod's addresses, IPv4 first (nil for a pod without addresses).
 func podFamilies(pod selectors.LocalPod) []Family {
-	var fams []Family
-	for _, f := range []Family{IPv4, IPv6} {
-		if slices.ContainsFunc(pod.IPs, func(a netip.Addr) bool { return FamilyOf(a) == f }) {
-			fams = append(fams, f)
+	var v4, v6 bool
+	for _, a := range pod.IPs {
+		switch FamilyOf(a) {
+		case IPv4:
+			v4 = true
+		case IPv6:
+			v6 = true
 		}
 	}
-	return fams
+	switch {
+	case v4 && v6:
+		return familiesDual
+	case v4:
+		return familiesIPv4
+	case v6:
+		return familiesIPv6
+	}
+	return nil
 }
 
 // dispatchIndex is the position of the dispatch map of a direction and family in dispatchMaps.
