@@ -36,6 +36,9 @@ func (r *NodeReconciler) reportProblems(ctx context.Context, inEffect []selector
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 
+	if len(inEffect) == len(rep.reported) && allReported(rep.reported, inEffect) {
+		return // the same problems as the last sync: nothing to report or forget
+	}
 	reported := make(map[selectors.Problem]bool, len(inEffect))
 	for _, p := range inEffect {
 		if rep.reported[p] {
@@ -54,6 +57,16 @@ func (r *NodeReconciler) reportProblems(ctx context.Context, inEffect []selector
 		reported[p] = true
 	}
 	rep.reported = reported
+}
+
+// allReported reports whether every problem of inEffect is in reported.
+func allReported(reported map[selectors.Problem]bool, inEffect []selectors.Problem) bool {
+	for _, p := range inEffect {
+		if !reported[p] {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *NodeReconciler) policy(ctx context.Context, ref selectors.PolicyRef) (*networkingv1.NetworkPolicy, error) {
@@ -101,20 +114,42 @@ func addPoliciesInEffect(in map[selectors.PolicyRef]bool, m *selectors.Model) ma
 }
 
 // inEffectMemo remembers policiesInEffect of the last model's local pods: models keep their
-// LocalPods slice until a local pod changes, and most syncs change only peers.
+// LocalPods slice until a local pod changes, and most syncs change only peers. It remembers the
+// problems in effect the same way: models keep their Problems slice until a problem changes.
 type inEffectMemo struct {
 	pods     []selectors.LocalPod
 	policies map[selectors.PolicyRef]bool
+
+	problemsValid bool                // problems is of policies and modelProblems
+	modelProblems []selectors.Problem // the model's Problems that problems was computed from
+	problems      []selectors.Problem
 }
 
 // of returns policiesInEffect(m). The map is the memo's, valid until the next call: read-only.
 func (c *inEffectMemo) of(m *selectors.Model) map[selectors.PolicyRef]bool {
-	if c.policies == nil || len(c.pods) != len(m.LocalPods) || (len(m.LocalPods) > 0 && &c.pods[0] != &m.LocalPods[0]) {
+	if c.policies == nil || !sameSlice(c.pods, m.LocalPods) {
 		if c.policies == nil {
 			c.policies = map[selectors.PolicyRef]bool{}
 		}
 		clear(c.policies)
 		c.pods, c.policies = m.LocalPods, addPoliciesInEffect(c.policies, m)
+		c.problemsValid = false
 	}
 	return c.policies
+}
+
+// problemsOf returns problemsIn(m, c.of(m)), shared with earlier calls while it does not change:
+// read-only.
+func (c *inEffectMemo) problemsOf(m *selectors.Model) []selectors.Problem {
+	inEffect := c.of(m)
+	if !c.problemsValid || !sameSlice(c.modelProblems, m.Problems) {
+		c.problemsValid, c.modelProblems, c.problems = true, m.Problems, problemsIn(m, inEffect)
+	}
+	return c.problems
+}
+
+// sameSlice reports whether a and b are the same slice: same length and, when not empty, the same
+// first element.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -83,6 +83,8 @@ type NodeReconciler struct {
 
 	statusMu sync.Mutex
 	written  *policyv1alpha1.NodeEnforcementStatus // the status last applied; nil: unknown
+	// writtenFrom is what written was computed from (valid while written is not nil).
+	writtenFrom statusInputs
 	// statusDeferred is set when a change of counts was not written yet (see writeStatus).
 	statusDeferred bool
 }
@@ -160,7 +162,7 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	}
 	out.model = r.resolver.Model()
 	inEffect := r.inEffect.of(out.model)
-	out.problems = problemsIn(out.model, inEffect)
+	out.problems = r.inEffect.problemsOf(out.model)
 
 	ifaces, err := r.hostInterfaces(out.model)
 	if err != nil {

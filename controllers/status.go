@@ -3,10 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,11 +63,12 @@ func countsOf(m *selectors.Model, inEffect map[selectors.PolicyRef]bool, rs *nft
 }
 
 // nodeEnforcement returns this node's NodeEnforcement, creating it, owned by the Node so that it goes
-// away with the node, when it does not exist yet.
+// away with the node, when it does not exist yet. It may share maps and slices with the cache:
+// read-only, DeepCopy before changing it.
 func (r *NodeReconciler) nodeEnforcement(ctx context.Context) (*policyv1alpha1.NodeEnforcement, error) {
 	key := types.NamespacedName{Name: r.NodeName}
 	var ne policyv1alpha1.NodeEnforcement
-	err := r.Client.Get(ctx, key, &ne)
+	err := r.Client.Get(ctx, key, &ne, client.UnsafeDisableDeepCopy)
 	if err == nil || !apierrors.IsNotFound(err) {
 		return &ne, err
 	}
@@ -113,6 +114,7 @@ func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error
 		return err
 	}
 	if ne.Spec.Table != r.Table || ne.Spec.NodeName != r.NodeName {
+		ne = ne.DeepCopy() // the patch response is decoded into it
 		before := ne.DeepCopy()
 		ne.Spec = policyv1alpha1.NodeEnforcementSpec{NodeName: r.NodeName, Table: r.Table}
 		if err := r.Client.Patch(ctx, ne, client.MergeFrom(before)); err != nil {
@@ -122,19 +124,14 @@ func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error
 
 	r.statusMu.Lock()
 	defer r.statusMu.Unlock()
-	next := ne.DeepCopy()
-	if r.written != nil {
-		// What this agent wrote last is newer than what the cache may show.
-		next.Status = *r.written.DeepCopy()
-	}
-	desiredStatus(next, out, r.Table)
+	in := statusInputsOf(ne.Generation, out)
 	if r.written != nil {
 		sinceWritten := out.started.Sub(r.written.LastSyncTime.Time)
 		switch {
 		case sinceWritten >= r.resyncPeriod(): // the heartbeat is due
-		case !statusChanged(r.written, &next.Status):
+		case in.equal(&r.writtenFrom, true):
 			return nil
-		case !meaningfulChange(r.written, &next.Status) && sinceWritten < statusCountsInterval:
+		case in.equal(&r.writtenFrom, false) && sinceWritten < statusCountsInterval:
 			// Only the element count moved: a peer joining a set changes it on every event, and an
 			// API write per event would cost more than the event. Written later.
 			r.statusDeferred = true
@@ -143,6 +140,12 @@ func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error
 	}
 	r.statusDeferred = false
 
+	next := ne.DeepCopy()
+	if r.written != nil {
+		// What this agent wrote last is newer than what the cache may show.
+		next.Status = *r.written.DeepCopy()
+	}
+	desiredStatus(next, out, r.Table)
 	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&next.Status)
 	if err != nil {
 		return fmt.Errorf("converting the status of NodeEnforcement %s: %w", r.NodeName, err)
@@ -155,7 +158,42 @@ func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error
 		return fmt.Errorf("applying the status of NodeEnforcement %s: %w", r.NodeName, err)
 	}
 	r.written = next.Status.DeepCopy()
+	in.problems = slices.Clone(in.problems) // the sync's list may be reused by later syncs
+	r.writtenFrom = in
 	return nil
+}
+
+// statusInputs is what desiredStatus computes a status from, besides the times and the conditions'
+// transition times. Syncs with equal inputs write equal statuses, so comparing inputs tells whether
+// a status would change without building it.
+type statusInputs struct {
+	generation int64
+	step, err  string
+	// On success only (after a failure the status keeps the counts of what the table last held):
+	counts       counts
+	problems     []selectors.Problem // the first MaxProblems
+	problemCount int
+}
+
+func statusInputsOf(generation int64, out syncOutcome) statusInputs {
+	in := statusInputs{generation: generation, step: out.step}
+	if out.err != nil {
+		in.err = out.err.Error()
+		return in
+	}
+	in.counts, in.problemCount = out.counts, len(out.problems)
+	in.problems = out.problems[:min(len(out.problems), policyv1alpha1.MaxProblems)]
+	return in
+}
+
+// equal compares two inputs, the element count only when withElements is set.
+func (in *statusInputs) equal(o *statusInputs, withElements bool) bool {
+	a, b := in.counts, o.counts
+	if !withElements {
+		a.setElements, b.setElements = 0, 0
+	}
+	return in.generation == o.generation && in.step == o.step && in.err == o.err && a == b &&
+		in.problemCount == o.problemCount && slices.Equal(in.problems, o.problems)
 }
 
 // desiredStatus fills ne's status from a sync's outcome. After a failure, counts keep describing what
@@ -226,18 +264,3 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 // written. Peers joining and leaving sets change it on every such event, and nothing else in the
 // status; every other change is written at once.
 const statusCountsInterval = 30 * time.Second
-
-// meaningfulChange reports whether a status change is more than the element count: conditions,
-// problems, the observed generation, the local pod, policy and chain counts.
-func meaningfulChange(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
-	x, y := *a, *b // shallow copies: only scalar fields are cleared
-	x.SetElements, y.SetElements = 0, 0
-	return statusChanged(&x, &y)
-}
-
-// statusChanged compares two statuses, ignoring when and how long the sync ran.
-func statusChanged(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
-	x, y := *a, *b
-	x.LastSyncTime, x.LastSyncDuration, y.LastSyncTime, y.LastSyncDuration = nil, nil, nil, nil
-	return !equality.Semantic.DeepEqual(&x, &y)
-}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -145,4 +146,75 @@ func TestOnlyTheElementCountWaits(t *testing.T) {
 	if a.SetElements != 40 || a.LastSyncTime != nil {
 		t.Errorf("comparing changed the status: %+v", a)
 	}
+}
+
+// TestStatusInputsDecideAsTheStatusesWould checks writeStatus's shortcut: comparing the inputs of
+// two syncs gives the same answers as building both statuses and comparing them (statusChanged and
+// meaningfulChange below), for every pair of a set of outcomes.
+func TestStatusInputsDecideAsTheStatusesWould(t *testing.T) {
+	now := time.Now()
+	withElements := func(out syncOutcome, n int) syncOutcome { out.counts.setElements = n; return out }
+	withChains := func(out syncOutcome, n int) syncOutcome { out.counts.chains = n; return out }
+	failed := func(step, msg string) syncOutcome {
+		return syncOutcome{started: now, step: step, err: fmt.Errorf("%s", msg)}
+	}
+	type sync struct {
+		name       string
+		generation int64
+		out        syncOutcome
+	}
+	syncs := []sync{
+		{"ok", 1, succeeded(now, time.Millisecond, modelWithProblems(0))},
+		{"ok later", 1, succeeded(now.Add(time.Minute), time.Second, modelWithProblems(0))},
+		{"ok next generation", 2, succeeded(now, time.Millisecond, modelWithProblems(0))},
+		{"more elements", 1, withElements(succeeded(now, time.Millisecond, modelWithProblems(0)), 7)},
+		{"more chains", 1, withChains(succeeded(now, time.Millisecond, modelWithProblems(0)), 7)},
+		{"no local pods", 1, succeeded(now, 0, &selectors.Model{})},
+		{"one problem", 1, succeeded(now, 0, modelWithProblems(1))},
+		{"max problems", 1, succeeded(now, 0, modelWithProblems(policyv1alpha1.MaxProblems))},
+		{"max+1 problems", 1, succeeded(now, 0, modelWithProblems(policyv1alpha1.MaxProblems+1))},
+		{"apply failed", 1, failed(stepApply, "no buffer space")},
+		{"apply failed otherwise", 1, failed(stepApply, "invalid argument")},
+		{"snapshot failed", 1, failed(stepSnapshot, "no buffer space")},
+	}
+	var decided int
+	for _, first := range syncs {
+		for _, then := range syncs {
+			// As writeStatus does: the next status starts from the written one.
+			written := &policyv1alpha1.NodeEnforcement{ObjectMeta: metav1.ObjectMeta{Generation: first.generation}}
+			desiredStatus(written, first.out, "nftpolicy")
+			next := written.DeepCopy()
+			next.Generation = then.generation
+			desiredStatus(next, then.out, "nftpolicy")
+
+			was, is := statusInputsOf(first.generation, first.out), statusInputsOf(then.generation, then.out)
+			if got, want := is.equal(&was, true), !statusChanged(&written.Status, &next.Status); got != want {
+				t.Errorf("%s then %s: inputs equal = %v, statuses equal = %v", first.name, then.name, got, want)
+			}
+			if got, want := is.equal(&was, false), !meaningfulChange(&written.Status, &next.Status); got != want {
+				t.Errorf("%s then %s: inputs equal but for elements = %v, statuses equal but for elements = %v", first.name, then.name, got, want)
+			}
+			if !is.equal(&was, true) {
+				decided++
+			}
+		}
+	}
+	if decided == 0 {
+		t.Fatal("no pair of outcomes differs: the cases test nothing")
+	}
+}
+
+// meaningfulChange reports whether a status change is more than the element count: conditions,
+// problems, the observed generation, the local pod, policy and chain counts.
+func meaningfulChange(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
+	x, y := *a, *b // shallow copies: only scalar fields are cleared
+	x.SetElements, y.SetElements = 0, 0
+	return statusChanged(&x, &y)
+}
+
+// statusChanged compares two statuses, ignoring when and how long the sync ran.
+func statusChanged(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
+	x, y := *a, *b
+	x.LastSyncTime, x.LastSyncDuration, y.LastSyncTime, y.LastSyncDuration = nil, nil, nil, nil
+	return !equality.Semantic.DeepEqual(&x, &y)
 }
