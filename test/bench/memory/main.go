@@ -60,16 +60,18 @@ type Settings struct {
 
 // Scale is everything measured at one cluster size.
 type Scale struct {
-	Params    generator.Params `json:"params"`
-	Load      LoadFigures      `json:"load"`
-	Baseline  *ProcessFigures  `json:"baseline,omitempty"`
-	Agent     *ProcessFigures  `json:"agent,omitempty"`
-	Idle      *IdleFigures     `json:"idle,omitempty"`
-	Events    []EventFigures   `json:"events,omitempty"`
-	Churn     *ChurnFigures    `json:"churn,omitempty"`
-	Variants  []VariantFigures `json:"variants,omitempty"`
-	InProcess *InProcess       `json:"inProcess,omitempty"`
-	Error     string           `json:"error,omitempty"`
+	Params   generator.Params `json:"params"`
+	Load     LoadFigures      `json:"load"`
+	Baseline *ProcessFigures  `json:"baseline,omitempty"`
+	Agent    *ProcessFigures  `json:"agent,omitempty"`
+	Idle     *IdleFigures     `json:"idle,omitempty"`
+	// BaselineIdle is the baseline's idle figures, measured over the same window as the agent's.
+	BaselineIdle *IdleFigures     `json:"baselineIdle,omitempty"`
+	Events       []EventFigures   `json:"events,omitempty"`
+	Churn        *ChurnFigures    `json:"churn,omitempty"`
+	Variants     []VariantFigures `json:"variants,omitempty"`
+	InProcess    *InProcess       `json:"inProcess,omitempty"`
+	Error        string           `json:"error,omitempty"`
 }
 
 type runner struct {
@@ -299,7 +301,7 @@ func (r *runner) measureScale(ctx context.Context, pods, policies int, churn boo
 	}
 	sc.Baseline = &base
 	start := time.Now()
-	err = r.measureAgent(ctx, cp, c, &sc, churn)
+	err = r.measureAgent(ctx, cp, c, &sc, churn, bc)
 	if late, lerr := bc.sampleLive(ctx, start, r.profilePath("baseline-late")); lerr == nil {
 		sc.Baseline.Late = &late
 		r.logf("  baseline late: RSS %.1f MiB, heap in use %.1f MiB, live heap %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse), mib(late.LiveHeap))
@@ -339,7 +341,9 @@ func (r *runner) gogcEnv() []string {
 	return []string{"GOGC=" + r.gogc}
 }
 
-func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generator.Cluster, sc *Scale, churn bool) error {
+// measureAgent starts the agent and measures it; the baseline bc, running all along, is sampled
+// over the same event windows: what receiving and caching the events costs by itself.
+func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generator.Cluster, sc *Scale, churn bool, bc *child) error {
 	ns, err := addNetns(fmt.Sprintf("nftpolicy-mem-%d", os.Getpid()))
 	if err != nil {
 		return err
@@ -370,12 +374,21 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 		}
 	}()
 
+	var baseIdle IdleFigures
+	var baseErr error
+	baseDone := make(chan struct{})
+	go func() {
+		defer close(baseDone)
+		baseIdle, baseErr = r.measureIdle(ctx, bc, r.idle)
+	}()
 	idle, err := r.measureIdle(ctx, a, r.idle)
-	if err != nil {
+	<-baseDone
+	if err := errors.Join(err, baseErr); err != nil {
 		return err
 	}
-	sc.Idle = &idle
-	r.logf("  idle: %.1f KiB/s allocated, %.0f syncs", idle.BytesPerSecond/1024, idle.Syncs)
+	sc.Idle, sc.BaselineIdle = &idle, &baseIdle
+	r.logf("  idle: %.1f KiB/s allocated, %.0f syncs; baseline %.1f KiB/s", idle.BytesPerSecond/1024, idle.Syncs, baseIdle.BytesPerSecond/1024)
+	agent, base := observed{a, idle}, observed{bc, baseIdle}
 
 	// Pace events well apart from one sync each: three times the mean sync so far, at least a second.
 	gap := time.Second
@@ -386,7 +399,7 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 	harness.TargetPeers(c, selectors.Resolve(c.Snapshot))
 	for round := 1; round <= 2; round++ {
 		for _, kind := range measuredKinds {
-			ev, err := r.measureEvents(ctx, a, w, kind, round, r.eventsPerKind, gap, idle)
+			ev, err := r.measureEvents(ctx, agent, base, w, kind, round, r.eventsPerKind, gap)
 			if err != nil {
 				return err
 			}
@@ -395,7 +408,7 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 	}
 	if churn && r.churnFor > 0 {
 		r.logf("  churn: %s at %.1f events/s, sampling every %s", r.churnFor, r.churnRate, r.sampleEvery)
-		ch, err := r.churn(ctx, a, w, r.churnFor, r.churnRate, r.sampleEvery, idle)
+		ch, err := r.churn(ctx, agent, base, w, r.churnFor, r.churnRate, r.sampleEvery)
 		if err != nil {
 			return err
 		}

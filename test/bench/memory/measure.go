@@ -35,12 +35,16 @@ type EventFigures struct {
 	Syncs      float64 `json:"syncs"` // syncs the agent ran meanwhile; about Events when pacing worked
 	// RawBytesPerEvent is the growth of the allocation counter over the window divided by Events;
 	// BytesPerEvent subtracts the idle rate (scrapes, timers) over the same time first.
-	RawBytesPerEvent   float64 `json:"rawBytesPerEvent"`
-	BytesPerEvent      float64 `json:"bytesPerEvent"`
-	ObjectsPerEvent    float64 `json:"objectsPerEvent"`
-	SyncSecondsPerSync float64 `json:"syncSecondsPerSync"`
-	RSSAfterKiB        int64   `json:"rssAfterKiB"`
-	Example            string  `json:"example"`
+	RawBytesPerEvent float64 `json:"rawBytesPerEvent"`
+	BytesPerEvent    float64 `json:"bytesPerEvent"`
+	// BaselineBytesPerEvent is what the baseline (a manager caching the same objects, with no
+	// reconciler) allocated over the same window, less its own scrape and idle rate, per event:
+	// receiving, decoding and caching the event, which the agent pays too.
+	BaselineBytesPerEvent float64 `json:"baselineBytesPerEvent"`
+	ObjectsPerEvent       float64 `json:"objectsPerEvent"`
+	SyncSecondsPerSync    float64 `json:"syncSecondsPerSync"`
+	RSSAfterKiB           int64   `json:"rssAfterKiB"`
+	Example               string  `json:"example"`
 }
 
 // IdleFigures are the agent's background allocations with nothing changing.
@@ -79,6 +83,10 @@ type ChurnFigures struct {
 	// set has its two arrays. SteadyEvents is how many events that covers.
 	SteadyBytesPerEvent float64 `json:"steadyBytesPerEvent,omitempty"`
 	SteadyEvents        int     `json:"steadyEvents,omitempty"`
+	// BaselineSamples are the baseline's, taken with each sample of the agent;
+	// SteadyBaselineBytesPerEvent is its allocations per event over the same second half.
+	BaselineSamples             []Memory `json:"baselineSamples,omitempty"`
+	SteadyBaselineBytesPerEvent float64  `json:"steadyBaselineBytesPerEvent,omitempty"`
 }
 
 // baselineSpec is the baseline's command line against cp: bin's baseline mode.
@@ -173,8 +181,16 @@ func (r *runner) measureIdle(ctx context.Context, c *child, window time.Duration
 	return fig, nil
 }
 
-// measureEvents sends n events of kind, one every gap, and divides the allocations by n.
-func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, kind generator.EventKind, round, n int, gap time.Duration, idle IdleFigures) (EventFigures, error) {
+// observed is a process an event window samples, with its idle figures.
+type observed struct {
+	c    *child
+	idle IdleFigures
+}
+
+// measureEvents sends n events of kind, one every gap, and divides the allocations of the agent, and
+// of the baseline over the same window, by n.
+func (r *runner) measureEvents(ctx context.Context, agent, base observed, w *eventWriter, kind generator.EventKind, round, n int, gap time.Duration) (EventFigures, error) {
+	c := agent.c
 	fig := EventFigures{Kind: kind, Round: round, Events: n, GapSeconds: gap.Seconds()}
 	// Allocation profiles around the window, taken outside it (writing a profile allocates):
 	// `go tool pprof -sample_index=alloc_space -base BEFORE AFTER` shows what the events allocated
@@ -186,6 +202,10 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 	}
 	start := time.Now()
 	before, err := c.sample(ctx, start)
+	if err != nil {
+		return fig, err
+	}
+	baseBefore, err := base.c.sample(ctx, start)
 	if err != nil {
 		return fig, err
 	}
@@ -205,6 +225,10 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 	if err != nil {
 		return fig, err
 	}
+	baseAfter, err := base.c.sample(ctx, start)
+	if err != nil {
+		return fig, err
+	}
 	if err := c.saveProfile(ctx, "heap?gc=1", r.profilePath(fmt.Sprintf("%s-round%d-after", kind, round))); err != nil {
 		r.logf("  %s", err)
 	}
@@ -212,27 +236,41 @@ func (r *runner) measureEvents(ctx context.Context, c *child, w *eventWriter, ki
 	secs := after.AtSeconds - before.AtSeconds
 	fig.Syncs = after.Syncs - before.Syncs
 	fig.RawBytesPerEvent = delta / float64(n)
-	fig.BytesPerEvent = (delta - idle.backgroundBytes(1, secs)) / float64(n)
+	fig.BytesPerEvent = (delta - agent.idle.backgroundBytes(1, secs)) / float64(n)
+	fig.BaselineBytesPerEvent = (baseAfter.AllocsBytes - baseBefore.AllocsBytes - base.idle.backgroundBytes(1, baseAfter.AtSeconds-baseBefore.AtSeconds)) / float64(n)
 	fig.ObjectsPerEvent = (after.AllocsObjs - before.AllocsObjs) / float64(n)
 	if fig.Syncs > 0 {
 		fig.SyncSecondsPerSync = (after.SyncSeconds - before.SyncSeconds) / fig.Syncs
 	}
 	fig.RSSAfterKiB = after.RSSKiB
-	r.logf("  round %d, %s: %d events, %.0f syncs, %.2f MiB allocated per event (raw %.2f), %.0f objects, sync %.0f ms",
-		round, kind, n, fig.Syncs, mib(fig.BytesPerEvent), mib(fig.RawBytesPerEvent), fig.ObjectsPerEvent, 1000*fig.SyncSecondsPerSync)
+	r.logf("  round %d, %s: %d events, %.0f syncs, %.1f KiB allocated per event (raw %.1f; baseline %.1f), %.0f objects, sync %.0f ms",
+		round, kind, n, fig.Syncs, fig.BytesPerEvent/1024, fig.RawBytesPerEvent/1024, fig.BaselineBytesPerEvent/1024, fig.ObjectsPerEvent, 1000*fig.SyncSecondsPerSync)
 	return fig, nil
 }
 
-// churn sends events of the measured kinds round robin at rate per second for d, sampling every
-// interval.
-func (r *runner) churn(ctx context.Context, c *child, w *eventWriter, d time.Duration, rate float64, interval time.Duration, idle IdleFigures) (ChurnFigures, error) {
+// churn sends events of the measured kinds round robin at rate per second for d, sampling the agent
+// (and the baseline, for its allocations) every interval.
+func (r *runner) churn(ctx context.Context, agent, base observed, w *eventWriter, d time.Duration, rate float64, interval time.Duration) (ChurnFigures, error) {
+	c := agent.c
 	fig := ChurnFigures{EventsPerSecond: rate}
 	start := time.Now()
-	first, err := c.sample(ctx, start)
-	if err != nil {
+	sampleBoth := func() error {
+		m, err := c.sample(ctx, start)
+		if err != nil {
+			return err
+		}
+		b, err := base.c.sample(ctx, start)
+		if err != nil {
+			return err
+		}
+		m.Events, b.Events = fig.Events, fig.Events
+		fig.Samples, fig.BaselineSamples = append(fig.Samples, m), append(fig.BaselineSamples, b)
+		return nil
+	}
+	if err := sampleBoth(); err != nil {
 		return fig, err
 	}
-	fig.Samples = append(fig.Samples, first)
+	first := fig.Samples[0]
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
 	sampleTick := time.NewTicker(interval)
@@ -243,15 +281,13 @@ func (r *runner) churn(ctx context.Context, c *child, w *eventWriter, d time.Dur
 		case <-ctx.Done():
 			return fig, ctx.Err()
 		case <-deadline:
-			last, err := c.sample(ctx, start)
-			if err != nil {
+			if err := sampleBoth(); err != nil {
 				return fig, err
 			}
-			last.Events = fig.Events
-			fig.Samples = append(fig.Samples, last)
+			last := fig.Samples[len(fig.Samples)-1]
 			fig.Seconds = last.AtSeconds
 			fig.Syncs = last.Syncs - first.Syncs
-			summarizeChurn(&fig, idle)
+			summarizeChurn(&fig, agent.idle, base.idle)
 			return fig, nil
 		case <-tick.C:
 			if _, err := w.send(ctx, measuredKinds[fig.Events%len(measuredKinds)]); err != nil {
@@ -259,23 +295,30 @@ func (r *runner) churn(ctx context.Context, c *child, w *eventWriter, d time.Dur
 			}
 			fig.Events++
 		case <-sampleTick.C:
-			m, err := c.sample(ctx, start)
-			if err != nil {
+			if err := sampleBoth(); err != nil {
 				return fig, err
 			}
-			m.Events = fig.Events
-			fig.Samples = append(fig.Samples, m)
+			m := fig.Samples[len(fig.Samples)-1]
 			r.logf("  churn %3.0fs: RSS %.1f MiB, heap in use %.1f MiB, %d events, %.0f syncs", m.AtSeconds, kib(m.RSSKiB), mib(m.HeapInuse), fig.Events, m.Syncs-first.Syncs)
 		}
 	}
 }
 
-func summarizeChurn(fig *ChurnFigures, idle IdleFigures) {
+func summarizeChurn(fig *ChurnFigures, idle, baseIdle IdleFigures) {
+	// The second half: from the middle sample to the last, less the scrapes of the samples after the
+	// middle one and the idle rate.
+	steady := func(samples []Memory, idle IdleFigures) float64 {
+		n := len(samples)
+		mid, last := samples[n/2], samples[n-1]
+		return (last.AllocsBytes - mid.AllocsBytes - idle.backgroundBytes(n-1-n/2, last.AtSeconds-mid.AtSeconds)) / float64(last.Events-mid.Events)
+	}
 	if n := len(fig.Samples); n >= 3 {
-		mid, last := fig.Samples[n/2], fig.Samples[n-1]
-		if events := last.Events - mid.Events; events > 0 {
+		if events := fig.Samples[n-1].Events - fig.Samples[n/2].Events; events > 0 {
 			fig.SteadyEvents = events
-			fig.SteadyBytesPerEvent = (last.AllocsBytes - mid.AllocsBytes - idle.backgroundBytes(n-1-n/2, last.AtSeconds-mid.AtSeconds)) / float64(events)
+			fig.SteadyBytesPerEvent = steady(fig.Samples, idle)
+			if len(fig.BaselineSamples) == n {
+				fig.SteadyBaselineBytesPerEvent = steady(fig.BaselineSamples, baseIdle)
+			}
 		}
 	}
 	var xs, rss, heap []float64

@@ -149,12 +149,14 @@ func variantText(v Variant) string {
 
 func events(b *strings.Builder, r *Run) {
 	p := section(b, "Allocations per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus what serving the one metrics scrape in the window allocates (measured at idle, back-to-back scrapes) and the agent's idle allocation rate over the same time (an idle window of %.0fs: timers, informer bookkeeping), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table. The agent's network namespace gives every local pod address a host interface (a veth with a host route), as a CNI plugin's veth would, so the agent finds them once. Allocation profiles of each window are kept in the run's log directory (`<kind>-round<n>-before/after-*.heap.pb.gz`). Round 1 is the first events after the first sync; round 2 the same number of each kind after round 1: the agent writes a changed set into the array the set had before its previous change, so the first two changes of each set allocate its arrays and later ones reuse them. The goal is judged on round 2, the agent's steady state.", r.Settings.IdleSeconds)
-	p("| pods P | policies N | round | event | events | syncs | KiB per event | raw KiB per event | objects per event | sync ms | per-event goal | example |")
-	p("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
+	p("*Baseline KiB per event* is what the baseline process (the bare manager above, running all along) allocated over the same window, measured the same way: receiving, decoding and caching the event, which the agent pays too.")
+	p("")
+	p("| pods P | policies N | round | event | events | syncs | KiB per event | raw KiB per event | baseline KiB per event | objects per event | sync ms | per-event goal | example |")
+	p("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, sc := range r.Scales {
 		for _, e := range sc.Events {
-			p("| %d | %d | %d | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %s (%.1fx) | %s |", sc.Params.Pods, sc.Params.Policies, max(e.Round, 1), e.Kind, e.Events, e.Syncs,
-				e.BytesPerEvent/1024, e.RawBytesPerEvent/1024, e.ObjectsPerEvent, 1000*e.SyncSecondsPerSync,
+			p("| %d | %d | %d | %s | %d | %.0f | %.1f | %.1f | %.1f | %.0f | %.0f | %s (%.1fx) | %s |", sc.Params.Pods, sc.Params.Policies, max(e.Round, 1), e.Kind, e.Events, e.Syncs,
+				e.BytesPerEvent/1024, e.RawBytesPerEvent/1024, e.BaselineBytesPerEvent/1024, e.ObjectsPerEvent, 1000*e.SyncSecondsPerSync,
 				meets(e.BytesPerEvent <= goalBytesPerEvent), e.BytesPerEvent/goalBytesPerEvent, e.Example)
 		}
 	}
@@ -163,6 +165,9 @@ func events(b *strings.Builder, r *Run) {
 	for _, sc := range r.Scales {
 		if sc.Idle != nil {
 			p("- P=%d: %.1f KiB/s over %.0fs (%.0f syncs); one metrics scrape allocates %.1f KiB", sc.Params.Pods, sc.Idle.BytesPerSecond/1024, sc.Idle.Seconds, sc.Idle.Syncs, sc.Idle.ScrapeBytes/1024)
+		}
+		if bi := sc.BaselineIdle; bi != nil {
+			p("- P=%d, baseline: %.1f KiB/s over the same window; one metrics scrape allocates %.1f KiB", sc.Params.Pods, bi.BytesPerSecond/1024, bi.ScrapeBytes/1024)
 		}
 	}
 	p("")
@@ -192,7 +197,7 @@ func churn(b *strings.Builder, r *Run) {
 		p("P=%d, N=%d: %.0fs at %.1f events/s (%d events: relabel, address change, policy edit in turn; %.0f syncs). RSS %.1f -> %.1f MiB (max %.1f); least-squares slope: RSS %.2f MiB/min, heap in use %.2f MiB/min.",
 			sc.Params.Pods, sc.Params.Policies, ch.Seconds, ch.EventsPerSecond, ch.Events, ch.Syncs, kib(ch.RSSFirstKiB), kib(ch.RSSLastKiB), kib(ch.RSSMaxKiB), ch.RSSSlopeMiBPerMin, ch.HeapSlopeMiBPerMin)
 		if ch.SteadyEvents > 0 {
-			p("Allocations over the second half (%d events), less the samples' scrapes and the idle rate: %.1f KiB per event.", ch.SteadyEvents, ch.SteadyBytesPerEvent/1024)
+			p("Allocations over the second half (%d events), less the samples' scrapes and the idle rate: %.1f KiB per event; the baseline over the same events: %.1f KiB per event.", ch.SteadyEvents, ch.SteadyBytesPerEvent/1024, ch.SteadyBaselineBytesPerEvent/1024)
 		}
 		p("")
 		p("| s | RSS MiB | heap in use MiB | heap alloc MiB | syncs | allocated MiB |")

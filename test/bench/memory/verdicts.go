@@ -139,6 +139,10 @@ func allocationVerdict(p func(string, ...any), measured []Scale) {
 		// The steady state: the second half of the churn run, every kind in turn.
 		p("- **Allocations per event, P=%d:** %s per event in steady state (the second half of the churn run: %d events, relabel, address change and policy edit in turn) against %d KiB: %s (%.1fx the goal).",
 			large.Params.Pods, bytesText(ch.SteadyBytesPerEvent), ch.SteadyEvents, goalBytesPerEvent/1024, meets(ch.SteadyBytesPerEvent <= goalBytesPerEvent), ch.SteadyBytesPerEvent/goalBytesPerEvent)
+		if ch.SteadyBaselineBytesPerEvent > 0 {
+			p("  The baseline (a manager caching the same objects, no reconciler) allocated %s per event over the same events: receiving, decoding and caching them, which the agent pays too; the agent's own work is %s per event (%.2fx the baseline's in all).",
+				bytesText(ch.SteadyBaselineBytesPerEvent), bytesText(ch.SteadyBytesPerEvent-ch.SteadyBaselineBytesPerEvent), ch.SteadyBytesPerEvent/ch.SteadyBaselineBytesPerEvent)
+		}
 		if worst.Kind != "" {
 			p("  Paced events before the churn (table below): up to %s (%s, round %d); right after the first sync (round 1) up to %s (%s), while each changed set gets its second array.",
 				bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
