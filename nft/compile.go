@@ -152,6 +152,52 @@ type Compiler struct {
 	}
 }
 
+// Reserve allocates now what the first change of each set after a fresh Compiler's first Compile
+// would otherwise allocate: a spare element array, with room to grow, for every set of the last
+// ruleset that has none, and the arrays and maps the next Compile writes into. Called once the first
+// ruleset is committed, it makes the events that follow allocate nothing for the sets they change;
+// it costs a second copy of every set's elements, which a set that changes holds anyway.
+func (cc *Compiler) Reserve() {
+	for name, m := range cc.peers {
+		if cap(m.spare) == 0 && m.set != nil && len(m.set.Elements) > 0 {
+			m.spare = make([]Element, 0, withRoom(len(m.set.Elements)))
+			cc.peers[name] = m
+		}
+	}
+	for name, m := range cc.services {
+		if cap(m.spare) == 0 && m.set != nil && len(m.set.Elements) > 0 {
+			m.spare = make([]Element, 0, withRoom(len(m.set.Elements)))
+			cc.services[name] = m
+		}
+	}
+	for i := range cc.dispatch {
+		if d := &cc.dispatch[i]; cap(d.spare) < len(d.last) {
+			d.spare = make([]MapElement, 0, withRoom(len(d.last)))
+		}
+	}
+	if cap(cc.spare.chains) < len(cc.last.chains) {
+		cc.spare.chains = make([]Chain, 0, withRoom(len(cc.last.chains)))
+	}
+	if cap(cc.spare.sets) < len(cc.last.sets) {
+		cc.spare.sets = make([]Set, 0, withRoom(len(cc.last.sets)))
+	}
+	if cc.spare.peers == nil {
+		cc.spare.peers = make(map[string]peerMemo, len(cc.peers))
+	}
+	if cc.spare.services == nil {
+		cc.spare.services = make(map[string]serviceMemo, len(cc.services))
+	}
+	if cc.spare.chainMemos == nil {
+		cc.spare.chainMemos = make(map[string]chainMemo, len(cc.chains))
+	}
+	if cc.spare.names == nil {
+		cc.spare.names = make(map[nameKey]string, len(cc.names))
+	}
+}
+
+// withRoom is the capacity of a new array for n elements that may grow: an eighth more.
+func withRoom(n int) int { return n + n/8 + 4 }
+
 // reuseMap returns m emptied, or a new map when m is nil.
 func reuseMap[K comparable, V any](m map[K]V, size int) map[K]V {
 	if m == nil {

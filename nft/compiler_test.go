@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -78,7 +79,8 @@ func TestCompilerReusesUnchangedSetsAndChains(t *testing.T) {
 
 func TestCompilerMatchesCompileOverRandomModels(t *testing.T) {
 	// Successive models from random clusters, some sharing sets with the previous model by identity
-	// (as selectors.Resolver produces them) and some rebuilt: Compiler must always agree with Compile.
+	// (as selectors.Resolver produces them) and some rebuilt, with Reserve called now and then:
+	// Compiler must always agree with Compile.
 	r := rand.New(rand.NewPCG(7, 11))
 	var cc Compiler
 	var prev *selectors.Model
@@ -101,6 +103,9 @@ func TestCompilerMatchesCompileOverRandomModels(t *testing.T) {
 		in := CompileInput{Table: "nftpolicy", Model: m}
 		if got, want := cc.Compile(in), Compile(in); !reflect.DeepEqual(got, want) {
 			t.Fatalf("model %d: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
+		}
+		if r.IntN(4) == 0 {
+			cc.Reserve() // as the agent does after a full compile; must change no later output
 		}
 		prev = m
 	}
@@ -151,17 +156,33 @@ func TestApplyResultTellsWhetherAChangeOnlyWidens(t *testing.T) {
 // A set that changes on every model is lowered into the array it had two rulesets before, and the
 // last two rulesets stay as they were compiled: Diff between them is exact.
 func TestCompilerDoubleBuffersChangingSets(t *testing.T) {
+	for _, reserve := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reserve=%v", reserve), func(t *testing.T) { testCompilerDoubleBuffers(t, reserve) })
+	}
+}
+
+// testCompilerDoubleBuffers compiles a set changing on every model; with reserve, Reserve is called
+// after the first compile, and the first change must go into the array it reserved.
+func testCompilerDoubleBuffers(t *testing.T, reserve bool) {
 	var cc Compiler
 	models := []*selectors.Model{guestbookModel()}
 	for _, extra := range []string{"10.244.9.9", "10.244.9.10", "10.244.9.11", "10.244.9.12"} {
 		models = append(models, withAddressSet(models[0], "redis", single(redisIP, extra, redisIPv6)))
 	}
 	var rulesets []*Ruleset
+	var reserved []Element
 	for i, m := range models {
 		in := CompileInput{Table: "nftpolicy", Model: m, Interfaces: guestbookInterfaces()}
 		got := cc.Compile(in)
 		if want := Compile(in); !reflect.DeepEqual(got, want) {
 			t.Fatalf("model %d: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
+		}
+		if i == 0 && reserve {
+			cc.Reserve()
+			reserved = cc.peers["peers_redis_v4"].spare
+			if cap(reserved) <= len(setByName(t, got, "peers_redis_v4").Elements) {
+				t.Fatalf("Reserve gave the set a spare array of capacity %d, no room for one more element", cap(reserved))
+			}
 		}
 		if i > 0 {
 			prevIn := CompileInput{Table: "nftpolicy", Model: models[i-1], Interfaces: guestbookInterfaces()}
@@ -171,6 +192,11 @@ func TestCompilerDoubleBuffersChangingSets(t *testing.T) {
 			}
 			if got, want := Diff(rulesets[i-1], got), Diff(prevWant, Compile(in)); !reflect.DeepEqual(got.Ops, want.Ops) {
 				t.Fatalf("model %d: diff from the previous ruleset\n%s\nwant\n%s", i, got, want)
+			}
+		}
+		if i == 1 && reserve {
+			if cur := setByName(t, got, "peers_redis_v4").Elements; &cur[0] != &reserved[:1][0] {
+				t.Error("the set's first change was not lowered into the array Reserve gave it")
 			}
 		}
 		if i >= 3 {

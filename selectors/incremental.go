@@ -42,7 +42,8 @@ type Resolver struct {
 	node string
 
 	pods map[podKey]*Pod // every pod, as last set
-	// The set lists of the Model before the last one, for the next Model to reuse.
+	// The lists of local pods and sets of the Model before the last one, for the next Model to reuse.
+	spareLocalPods   []LocalPod
 	spareAddressSets []AddressSet
 	spareServiceSets []ServiceSet
 	namespaces       map[string]*namespaceState
@@ -268,10 +269,15 @@ func (r *Resolver) Model() *Model {
 		*m = *r.model
 	}
 	if r.changed.localPods {
-		m.LocalPods = make([]LocalPod, len(r.localOrder))
-		for i, lp := range r.localOrder {
-			m.LocalPods[i] = lp.model()
+		// Written into the array of the list before the last one, as the sets' lists are.
+		pods := r.spareLocalPods[:0]
+		if cap(pods) < len(r.localOrder) || pods == nil {
+			pods = make([]LocalPod, 0, withHeadroom(len(r.localOrder)))
 		}
+		for _, lp := range r.localOrder {
+			pods = append(pods, lp.model())
+		}
+		r.spareLocalPods, m.LocalPods = m.LocalPods, pods
 	}
 	if r.addressSets.listChanged {
 		m.AddressSets = modelSets(r.addressSets.order, (*addressSetState).model, m.AddressSets, &r.spareAddressSets)
@@ -285,6 +291,28 @@ func (r *Resolver) Model() *Model {
 	r.model, r.changed = m, modelChanges{}
 	r.addressSets.listChanged, r.serviceSets.listChanged = false, false
 	return m
+}
+
+// Reserve allocates now what the first change of each set would otherwise allocate: a spare array
+// for every set that has none, with room to grow, and for the lists of sets. Called after a full
+// resolve, it makes the events that follow allocate nothing for the sets they change; it costs a
+// second copy of the sets' elements, which every set that changes holds anyway.
+func (r *Resolver) Reserve() {
+	for _, s := range r.addressSets.order {
+		s.reserve()
+	}
+	for _, s := range r.serviceSets.order {
+		s.reserve()
+	}
+	if n := len(r.addressSets.order); cap(r.spareAddressSets) < n {
+		r.spareAddressSets = make([]AddressSet, 0, withHeadroom(n))
+	}
+	if n := len(r.serviceSets.order); cap(r.spareServiceSets) < n {
+		r.spareServiceSets = make([]ServiceSet, 0, withHeadroom(n))
+	}
+	if n := len(r.localOrder); cap(r.spareLocalPods) < n || r.spareLocalPods == nil {
+		r.spareLocalPods = make([]LocalPod, 0, withHeadroom(n))
+	}
 }
 
 // modelSets is the Model's list of sets, written into the array of *spare (the list of the Model

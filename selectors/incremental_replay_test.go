@@ -129,6 +129,11 @@ func (rp *replay) check(event string) {
 	}
 	rp.models = append(rp.models, savedModel{model: got, copied: copyModel(got), after: event})
 	rp.checkIntact()
+	if len(rp.events)%5 == 0 {
+		// As the agent does after a full resolve: it must change no Model, handed out or to come.
+		rp.resolver.Reserve()
+		rp.checkIntact()
+	}
 }
 
 // checkIntact checks that the last two Models handed out are as they were when handed out (the

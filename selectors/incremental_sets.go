@@ -21,7 +21,7 @@ type tallyEntry[T any] struct {
 // newTally counts items, in any order.
 func newTally[T any](compare func(a, b T) int, items []T) tally[T] {
 	slices.SortFunc(items, compare)
-	entries := make([]tallyEntry[T], 0, len(items))
+	entries := make([]tallyEntry[T], 0, withHeadroom(len(items)))
 	for _, item := range items {
 		if n := len(entries); n > 0 && compare(entries[n-1].item, item) == 0 {
 			entries[n-1].count++
@@ -113,6 +113,13 @@ func (s *addressSetState) rebuild() bool {
 	return true
 }
 
+// reserve gives the set a spare array, with room to grow, when it has none (see Resolver.Reserve).
+func (s *addressSetState) reserve() {
+	if cap(s.spare) == 0 && len(s.ranges) > 0 {
+		s.spare = make([]AddrRange, 0, withHeadroom(len(s.ranges)))
+	}
+}
+
 func (s *addressSetState) model() AddressSet {
 	return AddressSet{ID: s.id, Description: s.description, Ranges: s.ranges, HasIPBlocks: s.hasIPBlocks}
 }
@@ -199,6 +206,13 @@ func (s *serviceSetState) rebuild() bool {
 	}
 	s.spare, s.handedOut = s.handedOut, services
 	return true
+}
+
+// reserve gives the set a spare array, with room to grow, when it has none (see Resolver.Reserve).
+func (s *serviceSetState) reserve() {
+	if cap(s.spare) == 0 && len(s.handedOut) > 0 {
+		s.spare = make([]Service, 0, withHeadroom(len(s.handedOut)))
+	}
 }
 
 func (s *serviceSetState) model() ServiceSet {

@@ -235,3 +235,35 @@ func TestResolverIdentity(t *testing.T) {
 	rp.t = t
 	rp.finish()
 }
+
+func TestResolverReserveTakesTheFirstChange(t *testing.T) {
+	rp := newReplay(t)
+	identityCluster(rp)
+	before := rp.resolver.Model()
+	const bluePeers = "namespaces={team=blue} pods={}"
+	var blue *addressSetState
+	for _, s := range rp.resolver.addressSets.order {
+		if s.description == bluePeers {
+			blue = s
+		}
+	}
+	if blue == nil {
+		t.Fatalf("no set %q", bluePeers)
+	}
+	rp.resolver.Reserve()
+	reserved := blue.spare
+	if cap(reserved) <= len(blue.ranges) || sameBacking(reserved[:1], blue.ranges) {
+		t.Fatalf("Reserve gave the set a spare of capacity %d for %d ranges (want a new array with room)", cap(reserved), len(blue.ranges))
+	}
+	rp.SetPod(makePod("b", "db2", withLabels("app", "db"), withIPs("198.18.2.2"), onNode("n2")))
+	after := rp.resolver.Model()
+	for _, s := range after.AddressSets {
+		if s.Description == bluePeers && !sameBacking(s.Ranges, reserved[:1]) {
+			t.Error("the set's first change after Reserve was not written into the reserved array")
+		}
+	}
+	if after == before {
+		t.Fatal("the pod event changed no Model")
+	}
+	rp.finish()
+}
