@@ -1,16 +1,19 @@
 package controllers
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -303,5 +306,43 @@ func TestTransformsPassOtherObjects(t *testing.T) {
 		if got := strip(t, transform, node); got != node {
 			t.Errorf("a transform replaced a %T", node)
 		}
+	}
+}
+
+func TestChangeMapsAreReusedAndStartEmpty(t *testing.T) {
+	pod := func(name string) client.Object {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
+	}
+	var d dirtyObjects
+	d.add("Pod", pod("a"))
+	d.add("Pod", pod("b"))
+	first, _ := d.take()
+	d.release(first)
+	d.add("Pod", pod("c"))
+	second, full := d.take()
+	if full || len(second) != 1 || !sameMap(first, second) {
+		t.Errorf("after release: %v (full %v), want the released map holding only the new change", second, full)
+	}
+	if _, ok := second[objectRef{kind: "Pod", namespace: "default", name: "c"}]; !ok {
+		t.Errorf("the new change is missing: %v", second)
+	}
+
+	var c changeClock
+	c.observe("Pod", pod("a"), time.Now())
+	taken := c.take()
+	c.release(taken)
+	c.observe("Pod", pod("b"), time.Now())
+	if again := c.take(); len(again) != 1 || !sameMap(again, taken) {
+		t.Errorf("after release: %v, want the released map holding only the new observation", again)
+	}
+
+	big := map[objectRef]struct{}{}
+	for i := range maxReleasedEntries + 1 {
+		big[objectRef{kind: "Pod", name: fmt.Sprint(i)}] = struct{}{}
+	}
+	d.release(big)
+	d.add("Pod", pod("d"))
+	if got, _ := d.take(); sameMap(got, big) {
+		t.Error("a map grown past maxReleasedEntries was kept for reuse")
 	}
 }

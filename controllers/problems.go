@@ -113,12 +113,14 @@ func addPoliciesInEffect(in map[selectors.PolicyRef]bool, m *selectors.Model) ma
 	return in
 }
 
-// inEffectMemo remembers policiesInEffect of the last model's local pods: models keep their
-// LocalPods slice until a local pod changes, and most syncs change only peers. It remembers the
-// problems in effect the same way: models keep their Problems slice until a problem changes.
+// inEffectMemo remembers policiesInEffect of the last model's local pods: the policies in effect
+// follow from the pods' isolations alone, which the resolver hands out unchanged (the same
+// *Isolation) until they change, and most syncs change only peers. It remembers the problems in
+// effect the same way: models keep their Problems slice until a problem changes.
 type inEffectMemo struct {
-	pods     []selectors.LocalPod
-	policies map[selectors.PolicyRef]bool
+	isolations []*selectors.Isolation // ingress and egress of every local pod the memo is of
+	policies   map[selectors.PolicyRef]bool
+	computed   int // how many times policies was computed (for tests)
 
 	problemsValid bool                // problems is of policies and modelProblems
 	modelProblems []selectors.Problem // the model's Problems that problems was computed from
@@ -127,15 +129,33 @@ type inEffectMemo struct {
 
 // of returns policiesInEffect(m). The map is the memo's, valid until the next call: read-only.
 func (c *inEffectMemo) of(m *selectors.Model) map[selectors.PolicyRef]bool {
-	if c.policies == nil || !sameSlice(c.pods, m.LocalPods) {
+	if c.policies == nil || !c.sameIsolations(m) {
 		if c.policies == nil {
 			c.policies = map[selectors.PolicyRef]bool{}
 		}
 		clear(c.policies)
-		c.pods, c.policies = m.LocalPods, addPoliciesInEffect(c.policies, m)
+		c.policies = addPoliciesInEffect(c.policies, m)
+		c.computed++
+		c.isolations = c.isolations[:0]
+		for _, pod := range m.LocalPods {
+			c.isolations = append(c.isolations, pod.Ingress, pod.Egress)
+		}
 		c.problemsValid = false
 	}
 	return c.policies
+}
+
+// sameIsolations reports whether m's local pods have the isolations the memo is of.
+func (c *inEffectMemo) sameIsolations(m *selectors.Model) bool {
+	if len(c.isolations) != 2*len(m.LocalPods) {
+		return false
+	}
+	for i, pod := range m.LocalPods {
+		if c.isolations[2*i] != pod.Ingress || c.isolations[2*i+1] != pod.Egress {
+			return false
+		}
+	}
+	return true
 }
 
 // problemsOf returns problemsIn(m, c.of(m)), shared with earlier calls while it does not change:

@@ -77,7 +77,10 @@ type NodeReconciler struct {
 	ifaces      map[netip.Addr]string
 	spareIfaces map[netip.Addr]string // the ifaces of the sync before, for the next sync to reuse
 	inEffect    inEffectMemo
-	synced      atomic.Bool
+	// reserveDue is set when the resolver or the compiler starts over: the next committed sync
+	// reserves their spare arrays (see selectors.Resolver.Reserve and nft.Compiler.Reserve).
+	reserveDue bool
+	synced     atomic.Bool
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
 	cleanupPending bool
 
@@ -120,6 +123,7 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 			programmingLatency.Observe(out.committed.Sub(observed).Seconds())
 		}
 	}
+	r.changes.release(changes)
 	c := out.counts
 	isolatedPods.Set(float64(c.isolatedPods))
 	programmedChains.Set(float64(c.chains))
@@ -154,6 +158,7 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 		// older ones (see nft.Compiler): after a model it did not compile or a ruleset that was not
 		// committed, it starts over.
 		r.compiler = nft.Compiler{}
+		r.reserveDue = true
 		return out
 	}
 
@@ -178,6 +183,13 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 		return fail(stepApply, err)
 	}
 	out.ruleset = desired
+	if r.reserveDue {
+		// After a full resolve or compile: what the first change of each set would allocate is
+		// allocated now, in the sync that built everything, not in the events that follow.
+		r.resolver.Reserve()
+		r.compiler.Reserve()
+		r.reserveDue = false
+	}
 	if !res.Unchanged() {
 		// The verdicts change here; ending old connections below is not part of the latency.
 		out.committed = time.Now()
@@ -211,6 +223,8 @@ func (r *NodeReconciler) updateResolver(ctx context.Context) error {
 			return err
 		}
 		r.resolver, r.rebuiltAt, r.ifaces = res, time.Now(), nil
+		r.reserveDue = true
+		r.dirty.release(objects)
 		cacheReads.WithLabelValues(readAll).Inc()
 		return nil
 	}
@@ -220,6 +234,7 @@ func (r *NodeReconciler) updateResolver(ctx context.Context) error {
 		r.dirty.putBack(objects, false)
 		return err
 	}
+	r.dirty.release(objects)
 	for _, a := range changedLocal {
 		delete(r.ifaces, a)
 	}
@@ -255,7 +270,7 @@ func (r *NodeReconciler) verifyIncremental(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.resolver, r.rebuiltAt = res, time.Now()
+	r.resolver, r.rebuiltAt, r.reserveDue = res, time.Now(), true
 	return nil
 }
 

@@ -104,20 +104,29 @@ func succeeded(started time.Time, d time.Duration, m *selectors.Model) syncOutco
 func TestInEffectMemoFollowsTheLocalPods(t *testing.T) {
 	var memo inEffectMemo
 	m := modelWithProblems(1)
-	first := memo.of(m)
-	if !reflect.DeepEqual(first, policiesInEffect(m)) {
-		t.Fatalf("in effect = %v, want %v", first, policiesInEffect(m))
+	if got, want := memo.of(m), policiesInEffect(m); !reflect.DeepEqual(got, want) || memo.computed != 1 {
+		t.Fatalf("in effect = %v (computed %d times), want %v computed once", got, memo.computed, want)
 	}
-	// A later model with the same local pods (only peers changed): the same map.
+	// A later model whose local pods have the same isolations (only peers changed), even in
+	// another list: not computed again.
 	peersOnly := *m
-	if got := memo.of(&peersOnly); !sameMap(got, first) {
-		t.Error("a model with the same local pods computed the policies in effect again")
+	peersOnly.LocalPods = slices.Clone(m.LocalPods)
+	if got, want := memo.of(&peersOnly), policiesInEffect(m); !reflect.DeepEqual(got, want) || memo.computed != 1 {
+		t.Errorf("same isolations: in effect = %v (computed %d times), want %v computed once", got, memo.computed, want)
 	}
-	// New local pods: computed again.
+	// The same list written over with a new isolation (the resolver reuses the arrays of older
+	// models): computed again.
+	reused := *m
+	reused.LocalPods = peersOnly.LocalPods
+	reused.LocalPods[1].Ingress = &selectors.Isolation{Policies: []selectors.PolicyRef{remotePolicy}}
+	if got, want := memo.of(&reused), policiesInEffect(&reused); !reflect.DeepEqual(got, want) || memo.computed != 2 || !got[remotePolicy] {
+		t.Errorf("a changed isolation in the same list: in effect = %v (computed %d times), want %v computed again", got, memo.computed, want)
+	}
+	// Fewer local pods: computed again.
 	changed := *m
 	changed.LocalPods = slices.Clone(m.LocalPods[:1])
-	if got, want := memo.of(&changed), policiesInEffect(&changed); !reflect.DeepEqual(got, want) {
-		t.Errorf("after the local pods changed: %v, want %v", got, want)
+	if got, want := memo.of(&changed), policiesInEffect(&changed); !reflect.DeepEqual(got, want) || memo.computed != 3 {
+		t.Errorf("after the local pods changed: %v (computed %d times), want %v", got, memo.computed, want)
 	}
 }
 
@@ -217,4 +226,31 @@ func statusChanged(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
 	x, y := *a, *b
 	x.LastSyncTime, x.LastSyncDuration, y.LastSyncTime, y.LastSyncDuration = nil, nil, nil, nil
 	return !equality.Semantic.DeepEqual(&x, &y)
+}
+
+func TestInEffectMemoProblemsFollowModelAndPods(t *testing.T) {
+	var memo inEffectMemo
+	m := modelWithProblems(2)
+	first := memo.problemsOf(m)
+	if want := problemsInEffect(m); !reflect.DeepEqual(first, want) {
+		t.Fatalf("problems = %v, want %v", first, want)
+	}
+	// Another model with the same Problems slice and isolations: the same list, not a new one.
+	same := *m
+	if got := memo.problemsOf(&same); !sameSlice(got, first) {
+		t.Error("the same problems were computed again")
+	}
+	// New problems: computed again.
+	fewer := *m
+	fewer.Problems = slices.Clone(m.Problems[1:])
+	if got, want := memo.problemsOf(&fewer), problemsInEffect(&fewer); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the problems changed: %v, want %v", got, want)
+	}
+	// remote-policy comes into effect: its problem appears, though the Problems slice is the same.
+	widened := fewer
+	widened.LocalPods = slices.Clone(m.LocalPods)
+	widened.LocalPods[1].Ingress = &selectors.Isolation{Policies: []selectors.PolicyRef{remotePolicy}}
+	if got, want := memo.problemsOf(&widened), problemsInEffect(&widened); !reflect.DeepEqual(got, want) || len(got) != len(fewer.Problems) {
+		t.Errorf("after remote-policy came into effect: %v, want %v", got, want)
+	}
 }

@@ -102,15 +102,19 @@ const maxPendingChanges = 100_000
 // reports their latency.
 type changeClock struct {
 	mu      sync.Mutex
-	pending map[string]time.Time
+	pending map[objectRef]time.Time
+	spare   map[objectRef]time.Time // a released map, empty, for the next observations
 }
 
 func (c *changeClock) observe(kind string, obj client.Object, at time.Time) {
-	key := kind + " " + obj.GetNamespace() + "/" + obj.GetName()
+	key := objectRef{kind: kind, namespace: obj.GetNamespace(), name: obj.GetName()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == nil {
-		c.pending = map[string]time.Time{}
+		c.pending, c.spare = c.spare, nil
+		if c.pending == nil {
+			c.pending = map[objectRef]time.Time{}
+		}
 	}
 	if _, ok := c.pending[key]; ok || len(c.pending) >= maxPendingChanges {
 		return // the earliest unprogrammed change of an object is the one that waited longest
@@ -119,7 +123,7 @@ func (c *changeClock) observe(kind string, obj client.Object, at time.Time) {
 }
 
 // take returns and forgets the observations made so far.
-func (c *changeClock) take() map[string]time.Time {
+func (c *changeClock) take() map[objectRef]time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	taken := c.pending
@@ -127,12 +131,23 @@ func (c *changeClock) take() map[string]time.Time {
 	return taken
 }
 
+// release hands back a map that take returned, once read, for later observations to reuse.
+func (c *changeClock) release(taken map[objectRef]time.Time) {
+	if taken == nil || len(taken) > maxReleasedEntries {
+		return // a map grown by a burst is not kept
+	}
+	clear(taken)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spare = taken
+}
+
 // putBack returns observations of a failed sync, keeping the earlier time of an object observed again.
-func (c *changeClock) putBack(taken map[string]time.Time) {
+func (c *changeClock) putBack(taken map[objectRef]time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == nil {
-		c.pending = map[string]time.Time{}
+		c.pending = map[objectRef]time.Time{}
 	}
 	for key, at := range taken {
 		if later, ok := c.pending[key]; !ok || at.Before(later) {

@@ -41,6 +41,7 @@ type dirtyObjects struct {
 	mu      sync.Mutex
 	objects map[objectRef]struct{}
 	full    bool
+	spare   map[objectRef]struct{} // a released map, empty, for the next changes
 }
 
 func (d *dirtyObjects) add(kind string, obj client.Object) {
@@ -54,9 +55,27 @@ func (d *dirtyObjects) add(kind string, obj client.Object) {
 		return
 	}
 	if d.objects == nil {
-		d.objects = map[objectRef]struct{}{}
+		d.objects, d.spare = d.spare, nil
+		if d.objects == nil {
+			d.objects = map[objectRef]struct{}{}
+		}
 	}
 	d.objects[objectRef{kind: kind, namespace: obj.GetNamespace(), name: obj.GetName()}] = struct{}{}
+}
+
+// maxReleasedEntries bounds the maps kept for reuse by dirtyObjects and changeClock: clearing a map
+// keeps its buckets, and a burst's map is not worth holding on to.
+const maxReleasedEntries = 1024
+
+// release hands back a map that take returned, once read, for later changes to reuse.
+func (d *dirtyObjects) release(objects map[objectRef]struct{}) {
+	if objects == nil || len(objects) > maxReleasedEntries {
+		return // a map grown by a burst is not kept
+	}
+	clear(objects)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.spare = objects
 }
 
 // take returns the changed objects and forgets them. full is true when only re-reading the whole cache
