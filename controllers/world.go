@@ -148,7 +148,8 @@ func refresh(ctx context.Context, pods toolscache.Store, c client.Reader, res *s
 			}
 		case kindNamespace:
 			var ns corev1.Namespace
-			if err = c.Get(ctx, key, &ns); err == nil {
+			// Shares the cache's labels, as snapshot's list does: the resolver only reads them.
+			if err = c.Get(ctx, key, &ns, client.UnsafeDisableDeepCopy); err == nil {
 				res.SetNamespace(selectors.Namespace{Name: ns.Name, Labels: ns.Labels})
 			} else if apierrors.IsNotFound(err) {
 				res.DeleteNamespace(ref.name)
@@ -156,8 +157,10 @@ func refresh(ctx context.Context, pods toolscache.Store, c client.Reader, res *s
 			}
 		case kindNetworkPolicy:
 			np := &networkingv1.NetworkPolicy{}
-			if err = c.Get(ctx, key, np); err == nil {
-				res.SetPolicy(np) // our own copy: the resolver may keep it
+			// Shares the cache's object, as snapshot's list does: the resolver keeps it and only
+			// reads it, and the cache replaces objects rather than changing them.
+			if err = c.Get(ctx, key, np, client.UnsafeDisableDeepCopy); err == nil {
+				res.SetPolicy(np)
 			} else if apierrors.IsNotFound(err) {
 				res.DeletePolicy(ref.namespace, ref.name)
 				err = nil
