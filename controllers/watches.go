@@ -103,7 +103,7 @@ const maxPendingChanges = 100_000
 type changeClock struct {
 	mu      sync.Mutex
 	pending map[objectRef]time.Time
-	spare   map[objectRef]time.Time // a released map, empty, for the next observations
+	spare   spareMap[time.Time]
 }
 
 func (c *changeClock) observe(kind string, obj client.Object, at time.Time) {
@@ -111,10 +111,7 @@ func (c *changeClock) observe(kind string, obj client.Object, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == nil {
-		c.pending, c.spare = c.spare, nil
-		if c.pending == nil {
-			c.pending = map[objectRef]time.Time{}
-		}
+		c.pending = c.spare.get()
 	}
 	if _, ok := c.pending[key]; ok || len(c.pending) >= maxPendingChanges {
 		return // the earliest unprogrammed change of an object is the one that waited longest
@@ -133,13 +130,9 @@ func (c *changeClock) take() map[objectRef]time.Time {
 
 // release hands back a map that take returned, once read, for later observations to reuse.
 func (c *changeClock) release(taken map[objectRef]time.Time) {
-	if taken == nil || len(taken) > maxReleasedEntries {
-		return // a map grown by a burst is not kept
-	}
-	clear(taken)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.spare = taken
+	c.spare.put(taken)
 }
 
 // putBack returns observations of a failed sync, keeping the earlier time of an object observed again.

@@ -41,7 +41,7 @@ type dirtyObjects struct {
 	mu      sync.Mutex
 	objects map[objectRef]struct{}
 	full    bool
-	spare   map[objectRef]struct{} // a released map, empty, for the next changes
+	spare   spareMap[struct{}]
 }
 
 func (d *dirtyObjects) add(kind string, obj client.Object) {
@@ -55,27 +55,42 @@ func (d *dirtyObjects) add(kind string, obj client.Object) {
 		return
 	}
 	if d.objects == nil {
-		d.objects, d.spare = d.spare, nil
-		if d.objects == nil {
-			d.objects = map[objectRef]struct{}{}
-		}
+		d.objects = d.spare.get()
 	}
 	d.objects[objectRef{kind: kind, namespace: obj.GetNamespace(), name: obj.GetName()}] = struct{}{}
 }
 
-// maxReleasedEntries bounds the maps kept for reuse by dirtyObjects and changeClock: clearing a map
-// keeps its buckets, and a burst's map is not worth holding on to.
-const maxReleasedEntries = 1024
-
 // release hands back a map that take returned, once read, for later changes to reuse.
 func (d *dirtyObjects) release(objects map[objectRef]struct{}) {
-	if objects == nil || len(objects) > maxReleasedEntries {
-		return // a map grown by a burst is not kept
-	}
-	clear(objects)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.spare = objects
+	d.spare.put(objects)
+}
+
+// maxReleasedEntries bounds the maps kept for reuse: clearing a map keeps its buckets, and a
+// burst's map is not worth holding on to.
+const maxReleasedEntries = 1024
+
+// spareMap holds one emptied map for reuse (dirtyObjects and changeClock hand their maps to each
+// sync and get them back). Its owner's lock guards it.
+type spareMap[V any] struct{ m map[objectRef]V }
+
+// get returns the spare map, or a new one.
+func (s *spareMap[V]) get() map[objectRef]V {
+	if m := s.m; m != nil {
+		s.m = nil
+		return m
+	}
+	return map[objectRef]V{}
+}
+
+// put keeps m, emptied, unless a burst grew it.
+func (s *spareMap[V]) put(m map[objectRef]V) {
+	if m == nil || len(m) > maxReleasedEntries {
+		return
+	}
+	clear(m)
+	s.m = m
 }
 
 // take returns the changed objects and forgets them. full is true when only re-reading the whole cache
