@@ -144,14 +144,14 @@ func allocationVerdict(p func(string, ...any), measured []Scale) {
 				bytesText(ch.SteadyBaselineBytesPerEvent), bytesText(ch.SteadyBytesPerEvent-ch.SteadyBaselineBytesPerEvent), ch.SteadyBytesPerEvent/ch.SteadyBaselineBytesPerEvent)
 		}
 		if worst.Kind != "" {
-			p("  Paced events before the churn (table below): up to %s (%s, round %d); right after the first sync (round 1) up to %s (%s), while each changed set gets its second array.",
+			p("  Paced events before the churn (table below): up to %s (%s, round %d); right after the first sync (round 1) up to %s (%s).",
 				bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
 		}
 	} else if worst.Kind != "" {
 		p("- **Allocations per event, P=%d:** up to %s (%s, round %d) against %d KiB: %s (%.1fx the goal).",
 			large.Params.Pods, bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), goalBytesPerEvent/1024, meets(worst.BytesPerEvent <= goalBytesPerEvent), worst.BytesPerEvent/goalBytesPerEvent)
 		if worstFirst.Round == 1 && worst.Round > 1 {
-			p("  The first events after the sync (round 1), while the changed sets get their second arrays: up to %s (%s).", bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
+			p("  The first events after the sync (round 1): up to %s (%s).", bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
 		}
 	}
 	if worst.Kind != "" {
