@@ -169,7 +169,7 @@ func BenchmarkKernelApply(b *testing.B) {
 // issueRuleset compiles the generated cluster of issue 5's measurement 1 (N=10000 policies,
 // L=110 local pods, distinct selectors) at the given number of cluster pods, as the bench command
 // does: every local pod gets a made-up host interface.
-func issueRuleset(b *testing.B, pods int) *Ruleset {
+func issueRuleset(b testing.TB, pods int) *Ruleset {
 	b.Helper()
 	c, err := generator.Generate(generator.Defaults(pods, 10000, generator.DistinctSelectors))
 	if err != nil {

@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"reflect"
 	"slices"
 	"sort"
 )
@@ -64,7 +63,7 @@ func Diff(committed, desired *Ruleset) *Transaction {
 	}
 	for _, c := range desired.Chains {
 		old, ok := oldChains.find(c.Name)
-		if ok && !refilled[c.Name] && (sameSlice(old.Rules, c.Rules) || reflect.DeepEqual(old.Rules, c.Rules)) {
+		if ok && !refilled[c.Name] && (sameSlice(old.Rules, c.Rules) || rulesEqual(old.Rules, c.Rules)) {
 			continue
 		}
 		if ok && !refilled[c.Name] {
@@ -185,7 +184,7 @@ func redefined(desired *Ruleset, oldMaps finder[Map], oldChains finder[Chain]) b
 		}
 	}
 	for _, c := range desired.Chains {
-		if old, ok := oldChains.find(c.Name); ok && (!reflect.DeepEqual(old.Base, c.Base)) {
+		if old, ok := oldChains.find(c.Name); ok && !baseEqual(old.Base, c.Base) {
 			return true
 		}
 	}

@@ -8,7 +8,9 @@
 package nft
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Family is an IP family.
@@ -243,3 +245,40 @@ const (
 	ICMPv6NeighborAdvert  uint8 = 136
 	ICMPv6Redirect        uint8 = 137
 )
+
+// rulesEqual reports whether two rule lists are the same, without reflection: Diff calls it for
+// every chain whose rules were lowered again, and reflect.DeepEqual allocates on every call.
+func rulesEqual(a, b []Rule) bool {
+	return slices.EqualFunc(a, b, ruleEqual)
+}
+
+func ruleEqual(a, b Rule) bool {
+	if a.Verdict != b.Verdict || a.Comment != b.Comment || (a.VMap == nil) != (b.VMap == nil) || a.VMap != nil && *a.VMap != *b.VMap {
+		return false
+	}
+	return slices.EqualFunc(a.Matches, b.Matches, matchEqual)
+}
+
+// matchEqual compares two matches of any kind; kinds with slices compare their contents.
+func matchEqual(a, b Match) bool {
+	switch x := a.(type) {
+	case L4Proto:
+		y, ok := b.(L4Proto)
+		return ok && slices.Equal(x.Protos, y.Protos)
+	case DestPortIn:
+		y, ok := b.(DestPortIn)
+		return ok && slices.Equal(x.Ranges, y.Ranges)
+	case ICMPv6TypeIn:
+		y, ok := b.(ICMPv6TypeIn)
+		return ok && slices.Equal(x.Types, y.Types)
+	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, ServiceInSet:
+		return a == b // comparable kinds: equal types and fields
+	default:
+		panic(fmt.Sprintf("nft: unknown match %T", a))
+	}
+}
+
+// baseEqual compares two base chain specs (nil: a regular chain).
+func baseEqual(a, b *BaseHook) bool {
+	return a == b || a != nil && b != nil && *a == *b
+}
