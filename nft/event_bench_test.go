@@ -1,0 +1,69 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
+)
+
+// BenchmarkKernelApplyEvent is the apply half of one event of the generator's: Applier.Apply sends
+// what the event changed, each iteration applying the ruleset after or before the event in turn. A
+// policy edit (a policy selecting local pods changes a port) rewrites rules; a pod's address change
+// changes set elements only.
+func BenchmarkKernelApplyEvent(b *testing.B) {
+	for _, kind := range []generator.EventKind{generator.PolicyEdit, generator.PodIPChange} {
+		b.Run(string(kind), func(b *testing.B) { benchApplyEvent(b, kind) })
+	}
+}
+
+func benchApplyEvent(b *testing.B, kind generator.EventKind) {
+	backend := benchNamespace(b)
+	c, err := generator.Generate(generator.Defaults(5000, 1000, generator.DistinctSelectors))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ifaces := map[netip.Addr]string{}
+	before := selectors.Resolve(c.Snapshot)
+	for i, p := range before.LocalPods {
+		for _, ip := range p.IPs {
+			ifaces[ip] = fmt.Sprintf("bench%d", i)
+		}
+	}
+	// Events change peers of the node, as the harness aims them (harness.TargetPeers).
+	peers := map[netip.Addr]bool{}
+	for _, s := range before.AddressSets {
+		for _, r := range s.Ranges {
+			peers[r.From] = r.From == r.To
+		}
+	}
+	c.Target = func(p *selectors.Pod) bool { return len(p.IPs) > 0 && peers[p.IPs[0]] }
+	if _, err := c.Apply(kind); err != nil {
+		b.Fatal(err)
+	}
+	after := selectors.Resolve(c.Snapshot)
+	var cc Compiler
+	rulesets := []*Ruleset{
+		cc.Compile(CompileInput{Table: "nftpolicy", Model: before, Interfaces: ifaces}),
+		cc.Compile(CompileInput{Table: "nftpolicy", Model: after, Interfaces: ifaces}),
+	}
+	a := NewApplier(backend)
+	if _, err := a.Apply(rulesets[0]); err != nil {
+		b.Fatal(err)
+	}
+	tx := Diff(rulesets[0], rulesets[1])
+	if len(tx.Ops) == 0 {
+		b.Fatal("the event changed nothing in the node's table")
+	}
+	b.Logf("transaction of the event:\n%s", tx)
+	b.ReportAllocs()
+	i := 1
+	for b.Loop() {
+		if _, err := a.Apply(rulesets[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
