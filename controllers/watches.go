@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,12 +38,31 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("the pod informer is a %T, not a shared index informer whose store the agent can read", informer)
 	}
 	r.pods = shared.GetStore()
+	const name = "nodeenforcement"
 	return ctrl.NewControllerManagedBy(mgr).
-		Named("nodeenforcement").
+		Named(name).
+		WithLogConstructor(nodeLogConstructor(mgr.GetLogger().WithValues("controller", name), r.NodeName)).
 		Watches(&corev1.Pod{}, r.enqueueNode(kindPod), builder.WithPredicates(podChanged)).
 		Watches(&corev1.Namespace{}, r.enqueueNode(kindNamespace), builder.WithPredicates(labelsChanged)).
 		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Complete(r)
+}
+
+// nodeLogConstructor returns the loggers of the controller's syncs: base for the controller itself,
+// and for a request the values the builder's default gives it (namespace and name). Every request
+// names this node, so its logger is built once, not once per sync as the default does.
+func nodeLogConstructor(base logr.Logger, node string) func(*reconcile.Request) logr.Logger {
+	perNode := base.WithValues("namespace", "", "name", node)
+	return func(req *reconcile.Request) logr.Logger {
+		switch {
+		case req == nil:
+			return base
+		case req.Namespace == "" && req.Name == node:
+			return perNode
+		default:
+			return base.WithValues("namespace", req.Namespace, "name", req.Name)
+		}
+	}
 }
 
 // request is the one key every event maps to.

@@ -1,11 +1,16 @@
 package controllers
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 func runningPod() *corev1.Pod {
@@ -70,5 +75,30 @@ func TestPodChangedDropsUpdatesSelectorsDoNotRead(t *testing.T) {
 		if got := podChanged.Update(event.UpdateEvent{ObjectOld: cachedOld.(*CachedPod), ObjectNew: cachedCur.(*CachedPod)}); got != tc.want {
 			t.Errorf("%s change: podChanged = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestNodeLogConstructorGivesTheDefaultsValuesWithoutAllocating checks the sync logger: the values
+// the builder's default logger has (controller, namespace, name), and no allocation per sync.
+func TestNodeLogConstructorGivesTheDefaultsValuesWithoutAllocating(t *testing.T) {
+	var lines []string
+	base := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{}).WithValues("controller", "nodeenforcement")
+	logFor := nodeLogConstructor(base, "node-a")
+	nodeReq := &reconcile.Request{NamespacedName: types.NamespacedName{Name: "node-a"}}
+	otherReq := &reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "x"}}
+
+	logFor(nil).Info("starting")
+	logFor(nodeReq).Info("sync")
+	logFor(otherReq).Info("sync")
+	want := []string{
+		`"level"=0 "msg"="starting" "controller"="nodeenforcement"`,
+		`"level"=0 "msg"="sync" "controller"="nodeenforcement" "namespace"="" "name"="node-a"`,
+		`"level"=0 "msg"="sync" "controller"="nodeenforcement" "namespace"="ns" "name"="x"`,
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("logged\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = logFor(nodeReq) }); n != 0 {
+		t.Errorf("the node's sync logger allocates %v times per sync", n)
 	}
 }

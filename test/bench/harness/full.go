@@ -64,14 +64,18 @@ func MeasureFull(params generator.Params, repeats int, cfg Config) (FullScale, e
 	fs.ModelCounts = ModelCounts(m)
 	ifaces := Interfaces(m)
 	a := FullBackend{Backend: BackendA}
+	fixed := FullBackend{Backend: BackendAFixed}
 	b := FullBackend{Backend: BackendB}
 	cc := FullBackend{Backend: BackendC}
 	if cfg.SkipNaive {
 		fs.Skipped[BackendB] = "skipped by configuration"
 	}
 	for rep := range repeats {
-		if err := fullA(m, ifaces, &a, rep == 0); err != nil {
+		if err := fullA(m, ifaces, &a, rep == 0, false); err != nil {
 			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendA, params.Pods, err)
+		}
+		if err := fullA(m, ifaces, &fixed, rep == 0, true); err != nil {
+			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendAFixed, params.Pods, err)
 		}
 		if !cfg.SkipNaive {
 			if err := fullB(m, &b, rep == 0); err != nil {
@@ -82,7 +86,7 @@ func MeasureFull(params generator.Params, repeats int, cfg Config) (FullScale, e
 			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendC, params.Pods, err)
 		}
 	}
-	fs.Backends = append(fs.Backends, a)
+	fs.Backends = append(fs.Backends, a, fixed)
 	if !cfg.SkipNaive {
 		fs.Backends = append(fs.Backends, b)
 	}
@@ -110,10 +114,15 @@ func ModelCounts(m *selectors.Model) map[string]int {
 	return counts
 }
 
-func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, first bool) error {
+// fullA programs A's ruleset into a fresh namespace; withoutSetElements programs it with every named
+// set empty (BackendAFixed), its compile time being A's.
+func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, first, withoutSetElements bool) error {
 	start := time.Now()
 	rs := nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: ifaces})
 	out.CompileMS = append(out.CompileMS, ms(time.Since(start)))
+	if withoutSetElements {
+		rs = withoutSetElementsOf(rs)
+	}
 	if first {
 		out.Rules, out.Sets, out.Elements = RulesetCounts(rs)
 		out.TextBytes = len(nft.Diff(nil, rs).String())
@@ -133,6 +142,17 @@ func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, f
 		cpu.stop(out)
 		return nil
 	})
+}
+
+// withoutSetElementsOf returns rs with every named set empty (sizes kept).
+func withoutSetElementsOf(rs *nft.Ruleset) *nft.Ruleset {
+	out := *rs
+	out.Sets = make([]nft.Set, len(rs.Sets))
+	for i, s := range rs.Sets {
+		s.Elements = nil
+		out.Sets[i] = s
+	}
+	return &out
 }
 
 // RulesetCounts returns the rules, the named sets and maps, and their elements.

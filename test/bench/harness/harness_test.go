@@ -130,12 +130,14 @@ func TestReportStatesMissedGoals(t *testing.T) {
 		Config: Config{IPTablesRestore: "iptables-restore"},
 		Full: []FullScale{
 			{Pods: 50000, ResolveMS: []float64{60}, Backends: []FullBackend{
-				{Backend: BackendA, CompileMS: []float64{10}, ProgramMS: []float64{1490}, Elements: 100},
+				{Backend: BackendA, CompileMS: []float64{10}, ProgramMS: []float64{1490}, Elements: 100, SysMS: []float64{900}},
+				{Backend: BackendAFixed, CompileMS: []float64{10}, ProgramMS: []float64{490}, SysMS: []float64{300}},
 				{Backend: BackendB, CompileMS: []float64{10}, ProgramMS: []float64{9990}},
 				{Backend: BackendC, CompileMS: []float64{10}, ProgramMS: []float64{490}},
 			}},
 			{Pods: 25000, ResolveMS: []float64{30}, Backends: []FullBackend{
-				{Backend: BackendA, CompileMS: []float64{5}, ProgramMS: []float64{995}, Elements: 50},
+				{Backend: BackendA, CompileMS: []float64{5}, ProgramMS: []float64{995}, Elements: 50, SysMS: []float64{600}},
+				{Backend: BackendAFixed, CompileMS: []float64{5}, ProgramMS: []float64{495}, SysMS: []float64{300}},
 			}},
 		},
 		Probe: &ProbeResult{Resyncs: 3, Sent: 100, Received: 100, DeniedBefore: true},
@@ -151,6 +153,12 @@ func TestReportStatesMissedGoals(t *testing.T) {
 		"| 1. no packet of an allowed established flow lost during a full resync | 0 lost of 100 over 3 resyncs | met |",
 		"C/A = 1000x",
 		"3. per-packet cost",
+		// The split of A's time: fixed 10 + 490 ms and 1000 ms for 100 elements at P=50000 (10000 µs
+		// each, 6000 of them kernel CPU); at P=25000 fixed 500 ms, 500 ms for 50 elements, and the
+		// goal's bound F/4 = 125 ms.
+		"at P=50000 a fixed part of 500 ms (compile 10 + programming the empty sets, chains and rules 490; kernel CPU 300 ms) and 1000 ms for 100 elements (10000 µs each, 6000 µs of it kernel CPU)",
+		"at P=25000, fixed 500 ms and 500 ms for 50 elements (10000 µs each, 6000 µs kernel CPU)",
+		"at most 1.2x only while V <= F / 4: at P=25000 that is V <= 125 ms, against 500 ms measured.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

@@ -60,6 +60,11 @@ const (
 	BackendA = "A-nftpolicy"
 	BackendB = "B-naive-nftables"
 	BackendC = "C-iptables-ipset"
+	// BackendAFixed is not a backend but a decomposition of A: A's ruleset with the elements of every
+	// named set removed (the dispatch maps keep theirs), programmed as A's is in every repetition. It
+	// is the part of A's programming that does not grow with P (table, chains, rules, sets); A minus
+	// it is the part per set element.
+	BackendAFixed = "A-without-set-elements"
 )
 
 // FullScale is measurement 1 at one cluster size.
