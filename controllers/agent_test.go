@@ -226,9 +226,9 @@ var _ = Describe("The agent of node-a", Ordered, func() {
 	It("adds the pods of a relabelled namespace with element operations only", func() {
 		Expect(k8sClient.Create(ctx, redisFromFrontendTeam())).To(Succeed())
 		Eventually(func(g Gomega) {
-			c, ok := findChain(programmed(), redisChain)
+			rules, ok := podRules(programmed(), redisChain)
 			g.Expect(ok).To(BeTrue())
-			g.Expect(c.Rules).To(ContainElement(HaveField("Comment", HavePrefix("default/redis-from-frontend-team "))))
+			g.Expect(rules).To(ContainElement(HaveField("Comment", HavePrefix("default/redis-from-frontend-team "))))
 		}).Should(Succeed())
 		Expect(redisPeers(programmed(), "default/redis-from-frontend-team")).To(BeEmpty())
 		Expect(verdictFor(frontendIP, redisIP, redisPort)).To(Equal(nft.Drop))
@@ -256,9 +256,9 @@ var _ = Describe("The agent of node-a", Ordered, func() {
 	It("withdraws a deleted policy without replacing the table", func() {
 		deletePolicy("default", "redis-from-frontend-team")
 		Eventually(func(g Gomega) {
-			c, ok := findChain(programmed(), redisChain)
+			rules, ok := podRules(programmed(), redisChain)
 			g.Expect(ok).To(BeTrue())
-			g.Expect(c.Rules).NotTo(ContainElement(HaveField("Comment", HavePrefix("default/redis-from-frontend-team "))))
+			g.Expect(rules).NotTo(ContainElement(HaveField("Comment", HavePrefix("default/redis-from-frontend-team "))))
 		}).Should(Succeed())
 		tx := lastTransaction()
 		Expect(fullReplace(tx)).To(BeFalse(), tx.String())

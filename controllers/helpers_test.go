@@ -125,14 +125,36 @@ func findChain(rs *nft.Ruleset, name string) (nft.Chain, bool) {
 	return nft.Chain{}, false
 }
 
+// podRules returns the rules that judge a pod's traffic in one of its chains: the chain's own, with
+// each jump replaced by the rules of the policy chain it jumps to. ok is false when there is no
+// such chain.
+func podRules(rs *nft.Ruleset, name string) (rules []nft.Rule, ok bool) {
+	c, ok := findChain(rs, name)
+	if !ok {
+		return nil, false
+	}
+	for _, r := range c.Rules {
+		if r.Verdict.Kind != nft.Jump {
+			rules = append(rules, r)
+			continue
+		}
+		target, found := findChain(rs, r.Verdict.Chain)
+		if !found {
+			return nil, false
+		}
+		rules = append(rules, target.Rules...)
+	}
+	return rules, true
+}
+
 // redisPeers returns the addresses of the peer set that a policy's rules in redis's ingress chain match
 // against. Rules are found by their comment, "namespace/name direction[index]".
 func redisPeers(rs *nft.Ruleset, policy string) []netip.Addr {
-	c, ok := findChain(rs, redisChain)
+	rules, ok := podRules(rs, redisChain)
 	if !ok {
 		return nil
 	}
-	for _, r := range c.Rules {
+	for _, r := range rules {
 		if !strings.HasPrefix(r.Comment, policy+" ") {
 			continue
 		}

@@ -82,7 +82,7 @@ func TestPodChangedDropsUpdatesSelectorsDoNotRead(t *testing.T) {
 // the builder's default logger has (controller, namespace, name), and no allocation per sync.
 func TestNodeLogConstructorGivesTheDefaultsValuesWithoutAllocating(t *testing.T) {
 	var lines []string
-	base := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{}).WithValues("controller", "nodeenforcement")
+	base := funcr.New(func(_, args string) { lines = append(lines, args) }, funcr.Options{}).WithValues("controller", "nodeenforcement")
 	logFor := nodeLogConstructor(base, "node-a")
 	nodeReq := &reconcile.Request{NamespacedName: types.NamespacedName{Name: "node-a"}}
 	otherReq := &reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "x"}}

@@ -44,10 +44,12 @@ const (
 	setPodAddrsV6      = "pod-addrs-v6"
 
 	// Prefixes of dynamic names.
-	podIngressChainPrefix = "in_"
-	podEgressChainPrefix  = "eg_"
-	peerSetPrefix         = "peers_"
-	serviceSetPrefix      = "svc_"
+	podIngressChainPrefix    = "in_"
+	podEgressChainPrefix     = "eg_"
+	policyIngressChainPrefix = "pi_"
+	policyEgressChainPrefix  = "pe_"
+	peerSetPrefix            = "peers_"
+	serviceSetPrefix         = "svc_"
 
 	// ingressPriorityOffset places the ingress base chain after the egress one on the forward hook.
 	ingressPriorityOffset = 10
@@ -142,6 +144,7 @@ type Compiler struct {
 	}
 	sortedNames []string           // scratch
 	setsScratch map[string]*Set    // scratch
+	policies    policyScratch      // scratch
 	names       map[nameKey]string // chain and set names used by the last call
 
 	// dispatch holds, per entry of dispatchMaps, the elements of the last ruleset's map and an array
@@ -222,10 +225,13 @@ type serviceMemo struct {
 	spare       []Element
 }
 
+// chainMemo is what a chain was compiled from, in private copies (the model's arrays may be reused).
+// Pod chains: the selecting policies. Policy chains: the policy's rules and the families compiled.
 type chainMemo struct {
-	iso      *selectors.Isolation
-	families []Family
-	rules    []Rule
+	policies    []selectors.PolicyRef
+	policyRules []selectors.Rule
+	families    familySet
+	rules       []Rule
 }
 
 // Compile turns a resolved model into the full content of our table, reusing what the previous call
@@ -247,6 +253,7 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 	for i, d := range dispatchMaps {
 		maps[i] = Map{Name: d.name, Type: addrKey(d.family), Comment: d.comment, Elements: cc.dispatch[i].spare[:0]}
 	}
+	rs.Chains = c.policyChains(rs.Chains)
 	for _, pod := range in.Model.LocalPods {
 		for _, dir := range []selectors.Direction{selectors.Ingress, selectors.Egress} {
 			iso := pod.Ingress
@@ -298,6 +305,7 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 		rs.Sets = nil
 	}
 	next := &c.next
+	next.policies = cc.policies.reset()
 	next.sortedNames = names
 	next.setsScratch = c.sets
 	next.spare.names = cc.names
@@ -435,7 +443,10 @@ func (c *compiler) buildAntiSpoofSets(local []ifaceAddr) []*Set {
 	return sets
 }
 
-// podChain compiles one direction of one isolated pod: every rule of every selecting policy, then drop.
+// podChain compiles one direction of one isolated pod: a jump to the chain of each selecting policy
+// whose rules can match something, then drop. The policies' rules are in policy chains (see
+// policyChains), so that a policy edit rewrites the policy's rules once, not every chain of every pod
+// it selects together with the rules of the other policies selecting them.
 func (c *compiler) podChain(pod selectors.LocalPod, dir selectors.Direction, iso *selectors.Isolation) Chain {
 	prefix := podIngressChainPrefix
 	if dir == selectors.Egress {
@@ -444,30 +455,219 @@ func (c *compiler) podChain(pod selectors.LocalPod, dir selectors.Direction, iso
 	chain := Chain{Name: c.name(nameKey{kind: prefix, a: pod.Namespace, b: pod.Name}, func() string {
 		return truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key())
 	})}
-	families := podFamilies(pod)
-	if m, ok := c.memo.chains[chain.Name]; ok && m.iso == iso && slices.Equal(m.families, families) {
-		// The same isolation compiles to the same rules, and names the same sets; they still have to
-		// be declared in this ruleset.
-		for _, r := range iso.Rules {
-			c.declareSets(r, families)
-		}
+	// The jumps this chain makes, from the variants policyChains recorded for it in this order.
+	targets := c.memo.policies.nextTargets()
+	// The chain is its jumps and a drop naming the selecting policies: equal jumps and policies make
+	// an equal chain, whichever isolation they come from (the resolver makes a new one for every
+	// change of a pod's policies' rules).
+	if m, ok := c.memo.chains[chain.Name]; ok && m.policyRules == nil && slices.Equal(m.policies, iso.Policies) && jumpsTo(m.rules, targets) {
 		chain.Rules = m.rules
 		c.next.chains[chain.Name] = m
 		return chain
 	}
-	for _, f := range families {
-		for _, r := range iso.Rules {
-			chain.Rules = append(chain.Rules, c.compileRule(dir, f, r)...)
-		}
+	for _, target := range targets {
+		chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Jump, Chain: target}})
 	}
 	chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Drop}, Comment: dropComment(dir, iso)})
-	c.next.chains[chain.Name] = chainMemo{iso: iso, families: families, rules: chain.Rules}
+	c.next.chains[chain.Name] = chainMemo{policies: slices.Clone(iso.Policies), rules: chain.Rules}
 	return chain
 }
 
+// policyKey is one direction of one policy.
+type policyKey struct {
+	policy selectors.PolicyRef
+	dir    selectors.Direction
+}
+
+// policyVariant is one direction of one policy as it applies to some local pods: its rules, which
+// are the same for every pod it selects unless an ingress rule names a port that the pods define
+// differently (the resolver resolves those per pod). Pods with the same rules share a chain.
+type policyVariant struct {
+	key      policyKey
+	rules    []selectors.Rule // a run of one isolation's rules
+	families familySet        // of the pods that jump to it
+	next     int              // the next variant of the same key; -1 for none
+	chain    string           // "" when the rules compile to nothing: no pod jumps to it
+}
+
+// policyScratch is what policyChains found for podChain, in arrays reused by the next compile.
+type policyScratch struct {
+	variants []policyVariant
+	first    map[policyKey]int // the first variant of each key
+	visits   []int             // per run of rules, in the order of the pod chains: its variant
+	runs     []int             // per isolation, in the order of the pod chains: how many runs it has
+	targets  []string          // scratch of nextTargets
+	visit    int               // the next entry of visits to read
+	iso      int               // the next entry of runs to read
+}
+
+// reset empties the scratch for the next compile, keeping its arrays.
+func (ps policyScratch) reset() policyScratch {
+	clear(ps.variants) // drop the model's rules
+	ps.variants, ps.visits, ps.runs, ps.targets = ps.variants[:0], ps.visits[:0], ps.runs[:0], ps.targets[:0]
+	if ps.first == nil {
+		ps.first = map[policyKey]int{}
+	}
+	clear(ps.first)
+	ps.visit, ps.iso = 0, 0
+	return ps
+}
+
+// nextTargets returns the policy chains the next pod chain jumps to, in order. The slice is valid
+// until the next call.
+func (ps *policyScratch) nextTargets() []string {
+	ps.targets = ps.targets[:0]
+	runs := ps.runs[ps.iso]
+	ps.iso++
+	for _, v := range ps.visits[ps.visit : ps.visit+runs] {
+		if name := ps.variants[v].chain; name != "" {
+			ps.targets = append(ps.targets, name)
+		}
+	}
+	ps.visit += runs
+	return ps.targets
+}
+
+// isolations calls fn for every isolation of the model's local pods, in the order Compile makes
+// their chains.
+func isolations(m *selectors.Model, fn func(pod selectors.LocalPod, dir selectors.Direction, iso *selectors.Isolation)) {
+	for _, pod := range m.LocalPods {
+		if pod.Ingress != nil {
+			fn(pod, selectors.Ingress, pod.Ingress)
+		}
+		if pod.Egress != nil {
+			fn(pod, selectors.Egress, pod.Egress)
+		}
+	}
+}
+
+// policyChains appends to chains the chain of every variant of every policy selecting a local pod
+// (rules compiled for the families of the pods that share it, IPv4 first), reusing the last
+// compile's rules for variants whose policy rules and families did not change, and records for
+// podChain which chains each pod chain jumps to.
+func (c *compiler) policyChains(chains []Chain) []Chain {
+	ps := &c.memo.policies
+	*ps = ps.reset()
+	isolations(c.in.Model, func(pod selectors.LocalPod, dir selectors.Direction, iso *selectors.Isolation) {
+		fams := familySetOf(pod)
+		runs := 0
+		for rest := iso.Rules; len(rest) > 0; {
+			n := 1
+			for n < len(rest) && rest[n].Policy == rest[0].Policy {
+				n++
+			}
+			run := rest[:n]
+			rest = rest[n:]
+			key := policyKey{policy: run[0].Policy, dir: dir}
+			v, last := -1, -1
+			if i, ok := ps.first[key]; ok {
+				for ; i >= 0; i = ps.variants[i].next {
+					if slices.EqualFunc(ps.variants[i].rules, run, policyRuleEqual) {
+						v = i
+						break
+					}
+					last = i
+				}
+			}
+			if v < 0 {
+				v = len(ps.variants)
+				ps.variants = append(ps.variants, policyVariant{key: key, rules: run, next: -1})
+				if last >= 0 {
+					ps.variants[last].next = v
+				} else {
+					ps.first[key] = v
+				}
+			}
+			ps.variants[v].families |= fams
+			ps.visits = append(ps.visits, v)
+			runs++
+		}
+		ps.runs = append(ps.runs, runs)
+	})
+	for i := range ps.variants {
+		v := &ps.variants[i]
+		name := c.policyChainName(v, i != ps.first[v.key])
+		rules := c.policyChainRules(name, v)
+		if len(rules) == 0 {
+			continue
+		}
+		v.chain = name
+		chains = append(chains, Chain{Name: name, Rules: rules})
+	}
+	return chains
+}
+
+// policyChainName names a variant's chain: after its policy and direction, and for variants other
+// than the first one found also after its rules. Kubernetes names have no "_", so names of
+// different policies cannot meet.
+func (c *compiler) policyChainName(v *policyVariant, other bool) string {
+	prefix := policyIngressChainPrefix
+	if v.key.dir == selectors.Egress {
+		prefix = policyEgressChainPrefix
+	}
+	ref := v.key.policy
+	if !other {
+		return c.name(nameKey{kind: prefix, a: ref.Namespace, b: ref.Name}, func() string {
+			return truncatedName(prefix+ref.Namespace+"_"+ref.Name, ref.String())
+		})
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", v.rules)))
+	variant := hex.EncodeToString(sum[:4])
+	return truncatedName(prefix+ref.Namespace+"_"+ref.Name+"_"+variant, ref.String()+"#"+variant)
+}
+
+// policyChainRules compiles a variant's rules, or reuses what the last compile made of the same
+// rules for the same families (declaring the sets they use all the same).
+func (c *compiler) policyChainRules(name string, v *policyVariant) []Rule {
+	if m, ok := c.memo.chains[name]; ok && m.policyRules != nil && m.families == v.families && slices.EqualFunc(m.policyRules, v.rules, policyRuleEqual) {
+		for _, r := range v.rules {
+			c.declareSets(r, v.families)
+		}
+		c.next.chains[name] = m
+		return m.rules
+	}
+	var rules []Rule
+	for _, f := range v.families.list() {
+		for _, r := range v.rules {
+			rules = append(rules, c.compileRule(v.key.dir, f, r)...)
+		}
+	}
+	c.next.chains[name] = chainMemo{policyRules: cloneRules(v.rules), families: v.families, rules: rules}
+	return rules
+}
+
+// policyRuleEqual compares two rules of a policy as the resolver gave them.
+func policyRuleEqual(a, b selectors.Rule) bool {
+	return a.Policy == b.Policy && a.Index == b.Index && a.AnyPeer == b.AnyPeer && a.Peers == b.Peers &&
+		a.AllPorts == b.AllPorts && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.NamedPorts, b.NamedPorts)
+}
+
+// cloneRules copies rules and the lists they hold.
+func cloneRules(rules []selectors.Rule) []selectors.Rule {
+	out := slices.Clone(rules)
+	for i := range out {
+		out[i].Ports = slices.Clone(out[i].Ports)
+		out[i].NamedPorts = slices.Clone(out[i].NamedPorts)
+	}
+	return out
+}
+
+// jumpsTo reports whether rules are jumps to targets, in order, then one more rule (the drop).
+func jumpsTo(rules []Rule, targets []string) bool {
+	if len(rules) != len(targets)+1 {
+		return false
+	}
+	for i, t := range targets {
+		if rules[i].Verdict.Kind != Jump || rules[i].Verdict.Chain != t {
+			return false
+		}
+	}
+	return true
+}
+
 // declareSets declares the sets one rule refers to in every family, as compileRule would.
-func (c *compiler) declareSets(r selectors.Rule, families []Family) {
-	for _, f := range families {
+func (c *compiler) declareSets(r selectors.Rule, families familySet) {
+	for _, f := range families.list() {
 		if !r.AnyPeer {
 			c.peerSet(r.Peers, f)
 		}
@@ -701,31 +901,44 @@ func protoNumber(p corev1.Protocol) uint8 {
 	}
 }
 
-// The family lists a pod can have. podFamilies returns one of them, so that compiling a pod chain
-// allocates no list; callers must not modify it.
+// The family lists a chain can be compiled for. familySet.list returns one of them, so that
+// compiling a chain allocates no list; callers must not modify it.
 var (
 	familiesIPv4 = []Family{IPv4}
 	familiesIPv6 = []Family{IPv6}
 	familiesDual = []Family{IPv4, IPv6}
 )
 
-// podFamilies is the families of a pod's addresses, IPv4 first (nil for a pod without addresses).
-func podFamilies(pod selectors.LocalPod) []Family {
-	var v4, v6 bool
+// familySet is a set of families.
+type familySet uint8
+
+const (
+	hasIPv4 familySet = 1 << iota
+	hasIPv6
+)
+
+// familySetOf is the families of a pod's addresses.
+func familySetOf(pod selectors.LocalPod) familySet {
+	var fs familySet
 	for _, a := range pod.IPs {
 		switch FamilyOf(a) {
 		case IPv4:
-			v4 = true
+			fs |= hasIPv4
 		case IPv6:
-			v6 = true
+			fs |= hasIPv6
 		}
 	}
-	switch {
-	case v4 && v6:
+	return fs
+}
+
+// list returns the families, IPv4 first, as one of the shared lists above (nil for none).
+func (fs familySet) list() []Family {
+	switch fs {
+	case hasIPv4 | hasIPv6:
 		return familiesDual
-	case v4:
+	case hasIPv4:
 		return familiesIPv4
-	case v6:
+	case hasIPv6:
 		return familiesIPv6
 	}
 	return nil

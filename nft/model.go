@@ -125,7 +125,8 @@ type BaseHook struct {
 }
 
 // Chain is a base chain (Base != nil) or a regular chain. Chains carry no comment: google/nftables
-// cannot set a chain's user data, and the rules of a pod chain name their policies anyway.
+// cannot set a chain's user data, and the rules of a policy chain and the drop of a pod chain name
+// their policies anyway.
 type Chain struct {
 	Name  string
 	Base  *BaseHook

@@ -90,7 +90,7 @@ func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 			t.Fatalf("a set outgrowing its size replaced the table:\n%s", tx)
 		}
 	}
-	want := []string{"flush eg_default_guestbook-1", "delete set peers_redis_v4", "add set peers_redis_v4"}
+	want := []string{"flush pe_default_guestbook-egress", "delete set peers_redis_v4", "add set peers_redis_v4"}
 	if !slices.Equal(touched, want) {
 		t.Fatalf("a set outgrowing its size: %q, want %q\n%s", touched, want, tx)
 	}

@@ -30,7 +30,7 @@ const (
 var EventKinds = []EventKind{PodRelabel, PodIPChange, PodAdd, PodDelete, PolicyEdit, NamespaceRelabel}
 
 // ElementOnly reports whether the kind only ever changes set elements in nftpolicy's table (no rule,
-// chain or set is added or removed). A policy edit rewrites the rules of the pods it selects.
+// chain or set is added or removed). A policy edit rewrites the rules of its policy chain.
 func (k EventKind) ElementOnly() bool { return k != PolicyEdit }
 
 // Change is the object one event changed (set) or removed (deleted), as the snapshot now holds it.

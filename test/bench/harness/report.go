@@ -415,7 +415,7 @@ func reportIncremental(p func(string, ...any), gp func(string, string, bool, str
 	cs := summarize(cOverA)
 	why = ""
 	if cs.Min < goalBytesVersusC && cs.N > 0 {
-		why = "the smallest ratios come from events that change many elements (namespace relabels, policy edits rewriting pod chains)"
+		why = "the smallest ratios come from events that change many elements (namespace relabels, policy edits rewriting policy chains)"
 	}
 	gp("2. at least 100x fewer bytes than C's restore", fmt.Sprintf("C/A = %s over %d events", fmtSummary(cs, "x"), cs.N), cs.N > 0 && cs.Median >= goalBytesVersusC, why)
 }
@@ -452,7 +452,7 @@ func splitGrowth(full, half FullScale) string {
 	}
 	type part struct {
 		fixed, perElement, sysFixed, sysPerElement float64
-		elements                                    int
+		elements                                   int
 	}
 	split := func(a, f *FullBackend) part {
 		compile := summarize(a.CompileMS).Median
