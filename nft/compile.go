@@ -142,10 +142,16 @@ type Compiler struct {
 		chains []Chain
 		sets   []Set
 	}
-	sortedNames []string           // scratch
-	setsScratch map[string]*Set    // scratch
-	policies    policyScratch      // scratch
-	names       map[nameKey]string // chain and set names used by the last call
+	sortedNames []string        // scratch
+	setsScratch map[string]*Set // scratch
+	policies    policyScratch   // the last compile's policy variants, and scratch
+	// isolated is, per local pod of the last model, what its chains were compiled from and their
+	// names. A model whose local pods are the same with the same isolations and families (most
+	// events change peers only) has the same pod and policy chains: Compile then takes them as they
+	// are, without looking at a single rule.
+	isolated []isolatedPod
+	reused   int                // compiles that took the last call's chains (read by tests)
+	names    map[nameKey]string // chain and set names used by the last call
 
 	// dispatch holds, per entry of dispatchMaps, the elements of the last ruleset's map and an array
 	// for the next ones.
@@ -234,6 +240,29 @@ type chainMemo struct {
 	rules       []Rule
 }
 
+// isolatedPod is what a local pod's chains were compiled from, and their names ("": none).
+type isolatedPod struct {
+	namespace, name  string
+	ingress, egress  *selectors.Isolation
+	families         familySet
+	inChain, egChain string
+}
+
+// sameIsolations reports whether m's local pods are those of the last compile, in the same order,
+// with the very same isolations (the resolver makes a new one for every change) and families.
+func (cc *Compiler) sameIsolations(m *selectors.Model) bool {
+	if cc.last.chains == nil || len(m.LocalPods) != len(cc.isolated) {
+		return false
+	}
+	for i, p := range m.LocalPods {
+		r := &cc.isolated[i]
+		if p.Ingress != r.ingress || p.Egress != r.egress || p.Namespace != r.namespace || p.Name != r.name || familySetOf(p) != r.families {
+			return false
+		}
+	}
+	return true
+}
+
 // Compile turns a resolved model into the full content of our table, reusing what the previous call
 // lowered for unchanged sets and chains.
 func (cc *Compiler) Compile(in CompileInput) *Ruleset {
@@ -253,21 +282,48 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 	for i, d := range dispatchMaps {
 		maps[i] = Map{Name: d.name, Type: addrKey(d.family), Comment: d.comment, Elements: cc.dispatch[i].spare[:0]}
 	}
-	rs.Chains = c.policyChains(rs.Chains)
-	for _, pod := range in.Model.LocalPods {
+	// The memo maps this call fills, unless it takes the last call's as they are.
+	spareChainMemos, spareNames := c.next.chains, c.next.names
+	reuse := cc.sameIsolations(in.Model)
+	isolated := cc.isolated
+	if reuse {
+		c.next.reused = cc.reused + 1
+		// Every pod and policy chain is the last call's (the static ones too, all sorted); only the
+		// sets they use have to be declared again, and may have changed.
+		c.next.chains, c.next.names = cc.chains, cc.names
+		rs.Chains = append(rs.Chains[:0], cc.last.chains...)
+		for i := range cc.policies.variants {
+			v := &cc.policies.variants[i]
+			for _, r := range v.rules {
+				c.declareSets(r, v.families)
+			}
+		}
+	} else {
+		c.next.reused = cc.reused
+		rs.Chains = c.policyChains(rs.Chains)
+		isolated = isolated[:0] // read by sameIsolations only, above
+	}
+	for i, pod := range in.Model.LocalPods {
+		if !reuse {
+			isolated = append(isolated, isolatedPod{namespace: pod.Namespace, name: pod.Name, ingress: pod.Ingress, egress: pod.Egress, families: familySetOf(pod)})
+		}
+		rec := &isolated[i]
 		for _, dir := range []selectors.Direction{selectors.Ingress, selectors.Egress} {
-			iso := pod.Ingress
+			iso, name := pod.Ingress, &rec.inChain
 			if dir == selectors.Egress {
-				iso = pod.Egress
+				iso, name = pod.Egress, &rec.egChain
 			}
 			if iso == nil {
 				continue
 			}
-			chain := c.podChain(pod, dir, iso)
-			rs.Chains = append(rs.Chains, chain)
+			if !reuse {
+				chain := c.podChain(pod, dir, iso)
+				rs.Chains = append(rs.Chains, chain)
+				*name = chain.Name
+			}
 			for _, ip := range pod.IPs {
 				m := &maps[dispatchIndex(dir, FamilyOf(ip))]
-				m.Elements = append(m.Elements, MapElement{Key: ip, Verdict: Verdict{Kind: Goto, Chain: chain.Name}})
+				m.Elements = append(m.Elements, MapElement{Key: ip, Verdict: Verdict{Kind: Goto, Chain: *name}})
 			}
 		}
 	}
@@ -288,7 +344,9 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 		rs.Maps = append(rs.Maps, *m)
 	}
 	slices.SortFunc(rs.Maps, func(a, b Map) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(rs.Chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
+	if !reuse {
+		slices.SortFunc(rs.Chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
+	}
 	names := cc.sortedNames[:0]
 	for name := range c.sets {
 		names = append(names, name)
@@ -305,13 +363,17 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 		rs.Sets = nil
 	}
 	next := &c.next
-	next.policies = cc.policies.reset()
+	next.policies, next.isolated = cc.policies, isolated
 	next.sortedNames = names
 	next.setsScratch = c.sets
-	next.spare.names = cc.names
 	next.spare.chains, next.spare.sets = cc.last.chains, cc.last.sets
 	next.last.chains, next.last.sets = rs.Chains, rs.Sets
-	next.spare.peers, next.spare.services, next.spare.chainMemos = cc.peers, cc.services, cc.chains
+	next.spare.peers, next.spare.services = cc.peers, cc.services
+	if reuse {
+		next.spare.chainMemos, next.spare.names = spareChainMemos, spareNames
+	} else {
+		next.spare.chainMemos, next.spare.names = cc.chains, cc.names
+	}
 	*cc = c.next
 	return rs
 }

@@ -86,7 +86,11 @@ func TestCompilerMatchesCompileOverRandomModels(t *testing.T) {
 	var prev *selectors.Model
 	for i := range 200 {
 		snap := randomSnapshot(r)
+		snap.Node = "n1" // the random pods are on n1 and n2: about half of them are local
 		m := selectors.Resolve(snap)
+		if len(m.LocalPods) == 0 {
+			t.Fatalf("model %d has no local pod: the chains would go untested", i)
+		}
 		if prev != nil && r.IntN(2) == 0 {
 			// Keep the previous model's slices for every set whose content is equal.
 			shared := *m
@@ -103,6 +107,24 @@ func TestCompilerMatchesCompileOverRandomModels(t *testing.T) {
 		in := CompileInput{Table: "nftpolicy", Model: m}
 		if got, want := cc.Compile(in), Compile(in); !reflect.DeepEqual(got, want) {
 			t.Fatalf("model %d: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
+		}
+		if r.IntN(2) == 0 && len(m.AddressSets) > 0 {
+			// A peer event as the resolver hands it out: the same local pods and isolations, one
+			// address set changed. The chains are the last call's.
+			peers := *m
+			peers.AddressSets = slices.Clone(m.AddressSets)
+			j := r.IntN(len(peers.AddressSets))
+			ranges := peers.AddressSets[j].Ranges
+			peers.AddressSets[j].Ranges = append(slices.Clone(ranges[:len(ranges)/2]), single("198.51.100.7")...)
+			reused := cc.reused
+			in := CompileInput{Table: "nftpolicy", Model: &peers}
+			if got, want := cc.Compile(in), Compile(in); !reflect.DeepEqual(got, want) {
+				t.Fatalf("model %d after a peer event: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
+			}
+			if cc.reused != reused+1 {
+				t.Fatalf("model %d: a peer event compiled the chains again", i)
+			}
+			m = &peers
 		}
 		if r.IntN(4) == 0 {
 			cc.Reserve() // as the agent does after a full compile; must change no later output

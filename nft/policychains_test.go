@@ -155,14 +155,36 @@ func TestPolicyChainsSplitWhereAPolicyResolvesDifferently(t *testing.T) {
 
 // TestPolicyEditRewritesOnlyThePolicysChain: a port of "web" changes (new isolations for both pods,
 // as the resolver gives them): the transaction rewrites web's chain and touches no pod chain.
+//
+// Two peer events come first: their compiles take the last call's chains (the pods' isolations are
+// the same), and must leave the chains' memo intact for the edit.
 func TestPolicyEditRewritesOnlyThePolicysChain(t *testing.T) {
 	var cc Compiler
-	before := cc.Compile(CompileInput{Table: "nftpolicy", Model: policyChainsModel(80, 80)})
-	after := cc.Compile(CompileInput{Table: "nftpolicy", Model: policyChainsModel(443, 443)})
-	if want := Compile(CompileInput{Table: "nftpolicy", Model: policyChainsModel(443, 443)}); !reflect.DeepEqual(after, want) {
+	m := policyChainsModel(80, 80)
+	before := cc.Compile(CompileInput{Table: "nftpolicy", Model: m})
+	last := before
+	for _, peer := range []string{"10.2.0.2", "10.2.0.3"} {
+		event := *m
+		event.AddressSets = slices.Clone(m.AddressSets)
+		event.AddressSets[1].Ranges = append(slices.Clone(m.AddressSets[1].Ranges), single(peer)...)
+		reused := cc.reused
+		got := cc.Compile(CompileInput{Table: "nftpolicy", Model: &event})
+		last = got
+		if want := Compile(CompileInput{Table: "nftpolicy", Model: &event}); !reflect.DeepEqual(got, want) {
+			t.Fatalf("Compiler.Compile differs from Compile after a peer event:\n%s\nwant\n%s", Render(got), Render(want))
+		}
+		if cc.reused != reused+1 {
+			t.Fatal("a peer event compiled the chains again")
+		}
+		m = &event
+	}
+	edited := policyChainsModel(443, 443)
+	edited.AddressSets = m.AddressSets // the peers after the events
+	after := cc.Compile(CompileInput{Table: "nftpolicy", Model: edited})
+	if want := Compile(CompileInput{Table: "nftpolicy", Model: edited}); !reflect.DeepEqual(after, want) {
 		t.Fatalf("Compiler.Compile differs from Compile:\n%s\nwant\n%s", Render(after), Render(want))
 	}
-	tx := Diff(before, after)
+	tx := Diff(last, after)
 	var flushed []string
 	added := 0
 	for _, op := range tx.Ops {
