@@ -47,51 +47,73 @@ func Interfaces(m *selectors.Model) map[netip.Addr]string {
 	return out
 }
 
-// MeasureFull is measurement 1 at the size of params: every backend programs the same resolved
-// model into a fresh namespace, repeats times, backends interleaved within each repetition.
-func MeasureFull(params generator.Params, repeats int, cfg Config) (FullScale, error) {
-	fs := FullScale{Pods: params.Pods, Skipped: map[string]string{}}
-	c, err := generator.Generate(params)
-	if err != nil {
-		return fs, err
+// MeasureFull is measurement 1 at the sizes of scales: every backend programs the same resolved
+// model into a fresh namespace, repeats[i] times at scales[i]. Repetitions are interleaved: each
+// one programs every scale, backends in turn, so that a ratio between two scales (the growth when P
+// doubles) compares figures taken minutes apart at most, not two phases of the run.
+func MeasureFull(scales []generator.Params, repeats []int, cfg Config) ([]FullScale, error) {
+	type scale struct {
+		fs       FullScale
+		m        *selectors.Model
+		ifaces   map[netip.Addr]string
+		a, fixed FullBackend
+		b, c     FullBackend
 	}
-	var m *selectors.Model
-	for range repeats {
-		start := time.Now()
-		m = selectors.Resolve(c.Snapshot)
-		fs.ResolveMS = append(fs.ResolveMS, ms(time.Since(start)))
-	}
-	fs.ModelCounts = ModelCounts(m)
-	ifaces := Interfaces(m)
-	a := FullBackend{Backend: BackendA}
-	fixed := FullBackend{Backend: BackendAFixed}
-	b := FullBackend{Backend: BackendB}
-	cc := FullBackend{Backend: BackendC}
-	if cfg.SkipNaive {
-		fs.Skipped[BackendB] = "skipped by configuration"
-	}
-	for rep := range repeats {
-		if err := fullA(m, ifaces, &a, rep == 0, false); err != nil {
-			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendA, params.Pods, err)
+	all := make([]*scale, len(scales))
+	most := 0
+	for i, params := range scales {
+		sc := &scale{fs: FullScale{Pods: params.Pods, Skipped: map[string]string{}},
+			a: FullBackend{Backend: BackendA}, fixed: FullBackend{Backend: BackendAFixed},
+			b: FullBackend{Backend: BackendB}, c: FullBackend{Backend: BackendC}}
+		c, err := generator.Generate(params)
+		if err != nil {
+			return nil, err
 		}
-		if err := fullA(m, ifaces, &fixed, rep == 0, true); err != nil {
-			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendAFixed, params.Pods, err)
+		for range repeats[i] {
+			start := time.Now()
+			sc.m = selectors.Resolve(c.Snapshot)
+			sc.fs.ResolveMS = append(sc.fs.ResolveMS, ms(time.Since(start)))
 		}
-		if !cfg.SkipNaive {
-			if err := fullB(m, &b, rep == 0); err != nil {
-				return fs, fmt.Errorf("programming %s at %d pods: %w", BackendB, params.Pods, err)
+		sc.fs.ModelCounts = ModelCounts(sc.m)
+		sc.ifaces = Interfaces(sc.m)
+		if cfg.SkipNaive {
+			sc.fs.Skipped[BackendB] = "skipped by configuration"
+		}
+		all[i] = sc
+		most = max(most, repeats[i])
+	}
+	for rep := range most {
+		for i, sc := range all {
+			if rep >= repeats[i] {
+				continue
+			}
+			pods := scales[i].Pods
+			if err := fullA(sc.m, sc.ifaces, &sc.a, rep == 0, false); err != nil {
+				return nil, fmt.Errorf("programming %s at %d pods: %w", BackendA, pods, err)
+			}
+			if err := fullA(sc.m, sc.ifaces, &sc.fixed, rep == 0, true); err != nil {
+				return nil, fmt.Errorf("programming %s at %d pods: %w", BackendAFixed, pods, err)
+			}
+			if !cfg.SkipNaive {
+				if err := fullB(sc.m, &sc.b, rep == 0); err != nil {
+					return nil, fmt.Errorf("programming %s at %d pods: %w", BackendB, pods, err)
+				}
+			}
+			if err := fullC(sc.m, cfg.IPTablesRestore, &sc.c, rep == 0); err != nil {
+				return nil, fmt.Errorf("programming %s at %d pods: %w", BackendC, pods, err)
 			}
 		}
-		if err := fullC(m, cfg.IPTablesRestore, &cc, rep == 0); err != nil {
-			return fs, fmt.Errorf("programming %s at %d pods: %w", BackendC, params.Pods, err)
+	}
+	out := make([]FullScale, len(all))
+	for i, sc := range all {
+		sc.fs.Backends = append(sc.fs.Backends, sc.a, sc.fixed)
+		if !cfg.SkipNaive {
+			sc.fs.Backends = append(sc.fs.Backends, sc.b)
 		}
+		sc.fs.Backends = append(sc.fs.Backends, sc.c)
+		out[i] = sc.fs
 	}
-	fs.Backends = append(fs.Backends, a, fixed)
-	if !cfg.SkipNaive {
-		fs.Backends = append(fs.Backends, b)
-	}
-	fs.Backends = append(fs.Backends, cc)
-	return fs, nil
+	return out, nil
 }
 
 // ModelCounts sizes a resolved model.

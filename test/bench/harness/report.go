@@ -38,7 +38,7 @@ func Report(r *Run, source string) string {
 	p("- **C** (baseline): iptables + ipset in the style of kube-router: a chain per isolated pod and direction, an ipset per peer set, a full `ipset restore` + `%s` per sync.", r.Config.IPTablesRestore)
 	p("")
 	p("Every backend programs the same resolved model (`selectors.Resolve`, not part of any figure below unless stated) into a fresh network namespace. Before each timed programming the harness waits until the machine is quiet (at most 10 s): the kernel frees a deleted namespace's tables and ipsets in the background, for a time that grows with P, and a backend timed during another's teardown would pay for it.")
-	p("Figures are medians with [min, max] over repetitions; a ratio is computed per repetition (same conditions) and then summarized. Ratios below 1 mean A is cheaper.")
+	p("Figures are medians with [min, max] over repetitions; a ratio is computed per repetition (same conditions) and then summarized. Ratios below 1 mean A is cheaper. Full programming repetitions are interleaved: each repetition programs both cluster sizes, every backend in turn, so that the growth ratio of a repetition compares figures taken a few seconds apart.")
 	p("")
 	goals := &strings.Builder{}
 	gp := func(goal, figure string, met bool, why string) {

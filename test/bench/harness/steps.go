@@ -21,18 +21,16 @@ func Steps(params generator.Params, cfg Config) []Step {
 	growth.Pods = cfg.GrowthPods
 	return []Step{
 		{"full", func(r *Run) error {
-			for _, sc := range []struct {
-				params  generator.Params
-				repeats int
-			}{{params, cfg.FullRepeats}, {growth, cfg.GrowthRepeats}} {
-				fs, err := MeasureFull(sc.params, sc.repeats, cfg)
-				if err != nil {
-					return err
-				}
+			scales := []generator.Params{params, growth}
+			full, err := MeasureFull(scales, []int{cfg.FullRepeats, cfg.GrowthRepeats}, cfg)
+			if err != nil {
+				return err
+			}
+			for i, fs := range full {
 				if cfg.NetlinkBytes {
-					sent, err := CountNetlinkBytes(sc.params, 0)
+					sent, err := CountNetlinkBytes(scales[i], 0)
 					if err != nil {
-						r.Notes = append(r.Notes, fmt.Sprintf("netlink bytes of the full programming at P=%d not counted: %v", sc.params.Pods, err))
+						r.Notes = append(r.Notes, fmt.Sprintf("netlink bytes of the full programming at P=%d not counted: %v", scales[i].Pods, err))
 					} else if len(sent) > 0 {
 						fs.Backends[0].NetlinkBytes = sent[0]
 					}
