@@ -293,10 +293,7 @@ func (cc *Compiler) Compile(in CompileInput) *Ruleset {
 		c.next.chains, c.next.names = cc.chains, cc.names
 		rs.Chains = append(rs.Chains[:0], cc.last.chains...)
 		for i := range cc.policies.variants {
-			v := &cc.policies.variants[i]
-			for _, r := range v.rules {
-				c.declareSets(r, v.families)
-			}
+			c.declareVariantSets(&cc.policies.variants[i])
 		}
 	} else {
 		c.next.reused = cc.reused
@@ -682,9 +679,7 @@ func (c *compiler) policyChainName(v *policyVariant, other bool) string {
 // rules for the same families (declaring the sets they use all the same).
 func (c *compiler) policyChainRules(name string, v *policyVariant) []Rule {
 	if m, ok := c.memo.chains[name]; ok && m.policyRules != nil && m.families == v.families && slices.EqualFunc(m.policyRules, v.rules, policyRuleEqual) {
-		for _, r := range v.rules {
-			c.declareSets(r, v.families)
-		}
+		c.declareVariantSets(v)
 		c.next.chains[name] = m
 		return m.rules
 	}
@@ -725,6 +720,13 @@ func jumpsTo(rules []Rule, targets []string) bool {
 		}
 	}
 	return true
+}
+
+// declareVariantSets declares the sets a policy variant's chain refers to, as compiling it would.
+func (c *compiler) declareVariantSets(v *policyVariant) {
+	for _, r := range v.rules {
+		c.declareSets(r, v.families)
+	}
 }
 
 // declareSets declares the sets one rule refers to in every family, as compileRule would.
