@@ -107,7 +107,8 @@ func udp(port uint16) selectors.PortRange {
 //   - redis-master (dual-stack) accepts anything from guestbook pods (peers "guestbook");
 //   - guestbook-1 may reach redis on TCP 6379, DNS anywhere on UDP 53, other guestbook pods on
 //     their named port http-server (service set "http"), and 203.0.113.0/24 except 203.0.113.128/25
-//     on TCP 443 (an ipBlock: peers "external"); nobody may connect to it.
+//     on TCP 443 and 8443 (an ipBlock: peers "external"; two ports: a port set); nobody may connect
+//     to it.
 func guestbookModel() *selectors.Model {
 	return &selectors.Model{
 		Node: "n1",
@@ -117,7 +118,7 @@ func guestbookModel() *selectors.Model {
 					makeRule(0, fromPeers("redis"), onPorts(tcp(6379))),
 					makeRule(1, onPorts(udp(53))),
 					makeRule(2, fromPeers("guestbook"), onNamedPorts("http")),
-					makeRule(3, fromPeers("external"), onPorts(tcp(443)))),
+					makeRule(3, fromPeers("external"), onPorts(tcp(443), tcp(8443)))),
 				isolatedIngress("deny-guestbook-ingress")),
 			makeLocalPod("default", "redis-master", withIPs(redisIP, redisIPv6),
 				isolatedIngress("redis-policy", makeRule(0, fromPeers("guestbook")))),

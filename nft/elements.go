@@ -18,5 +18,6 @@ func compareElements(a, b Element) int {
 		a.AddrEnd.Compare(b.AddrEnd),
 		cmp.Compare(a.Proto, b.Proto),
 		cmp.Compare(a.Port, b.Port),
+		cmp.Compare(a.PortEnd, b.PortEnd),
 	)
 }

@@ -102,10 +102,16 @@ func randomPorts(r *rand.Rand) []networkingv1.NetworkPolicyPort {
 	var ports []networkingv1.NetworkPolicyPort
 	for i := 0; i < r.IntN(3); i++ {
 		var p networkingv1.NetworkPolicyPort
-		switch r.IntN(4) {
+		switch r.IntN(6) {
 		case 0:
 			v := intstr.FromInt32(int32(80 + r.IntN(2)))
 			p.Port = &v
+		case 4: // apart from 79-81: a rule's ports become several ranges (a port set)
+			v := intstr.FromInt32(443)
+			p.Port = &v
+		case 5:
+			v, end := intstr.FromInt32(8000), int32(8080)
+			p.Port, p.EndPort = &v, &end
 		case 1:
 			v := intstr.FromString([]string{"serve-tcp", "serve-udp"}[r.IntN(2)])
 			p.Port = &v

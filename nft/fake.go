@@ -283,7 +283,16 @@ func (t *fakeTable) applyChainOp(op Op) error {
 
 func (s *fakeSet) overlapping(e Element) (Element, bool) {
 	for other := range s.elements {
-		if other != e && other.Addr.BitLen() == e.Addr.BitLen() && other.Addr.Compare(e.AddrEnd) <= 0 && e.Addr.Compare(other.AddrEnd) <= 0 {
+		if other == e {
+			continue
+		}
+		if s.def.Type == KeyPort {
+			if other.Port <= e.PortEnd && e.Port <= other.PortEnd {
+				return other, true
+			}
+			continue
+		}
+		if other.Addr.BitLen() == e.Addr.BitLen() && other.Addr.Compare(e.AddrEnd) <= 0 && e.Addr.Compare(other.AddrEnd) <= 0 {
 			return other, true
 		}
 	}
@@ -322,6 +331,8 @@ func referencedSets(r Rule) []string {
 		case IfnameAddrInSet:
 			names = append(names, m.Set)
 		case ServiceInSet:
+			names = append(names, m.Set)
+		case DestPortInSet:
 			names = append(names, m.Set)
 		}
 	}

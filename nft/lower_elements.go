@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -34,6 +35,7 @@ var keyLens = map[KeyType]int{
 	KeyIfnameIPv6:    ifnameLen + 16,
 	KeyIPv4ProtoPort: 4 + 4 + 4,
 	KeyIPv6ProtoPort: 16 + 4 + 4,
+	KeyPort:          portLen,
 }
 
 // elementBatch collects the elements of one NEWSETELEM (or DELSETELEM) message.
@@ -44,6 +46,7 @@ type elementBatch struct {
 	keyLen int
 	elems  []nftables.SetElement // their keys are set when the message is queued
 	keys   []byte                // the key of elems[i] is keys[i*keyLen:(i+1)*keyLen]
+	next   [16]byte              // scratch: the key of an interval's end element
 	size   int                   // bytes of the elements attribute so far
 }
 
@@ -115,13 +118,20 @@ func align4(n int) int { return (n + 3) &^ 3 }
 // pushSetElement adds one element of a set of type t to the batch.
 //
 // An interval set stores the range first-last as a start element with key first and an end element
-// (flag interval end) with key last+1, in the same message. A range that ends at the family's last
-// address has no successor: nft sends no end element then, and the range is open to the end of the
-// key space.
+// (flag interval end) with key last+1, in the same message. A range that ends at the last address (or
+// port) of the key space has no successor: nft sends no end element then, and the range is open to
+// the end of the key space.
 func (b *elementBatch) pushSetElement(t KeyType, interval bool, e Element) error {
-	interval = interval && (t == KeyIPv4 || t == KeyIPv6)
-	var next netip.Addr
-	if interval {
+	var next []byte // the key of the end element, if any
+	switch {
+	case interval && t == KeyPort:
+		if e.PortEnd < e.Port {
+			return fmt.Errorf("port range %d-%d ends before it starts", e.Port, e.PortEnd)
+		}
+		if e.PortEnd < 0xffff {
+			next = binary.BigEndian.AppendUint16(b.next[:0], e.PortEnd+1)
+		}
+	case interval && (t == KeyIPv4 || t == KeyIPv6):
 		end := e.AddrEnd
 		if !end.IsValid() {
 			end = e.Addr
@@ -129,10 +139,15 @@ func (b *elementBatch) pushSetElement(t KeyType, interval bool, e Element) error
 		if end.Less(e.Addr) {
 			return fmt.Errorf("range %s-%s ends before it starts", e.Addr, end)
 		}
-		next = end.Next()
+		if n := end.Next(); n.IsValid() {
+			var err error
+			if next, err = appendAddr(b.next[:0], t, n); err != nil {
+				return err
+			}
+		}
 	}
 	size := elementSize(b.keyLen, false, nil)
-	if next.IsValid() {
+	if next != nil {
 		size += elementSize(b.keyLen, true, nil)
 	}
 	if err := b.reserve(size); err != nil {
@@ -143,10 +158,8 @@ func (b *elementBatch) pushSetElement(t KeyType, interval bool, e Element) error
 		return err
 	}
 	b.elems = append(b.elems, nftables.SetElement{})
-	if next.IsValid() {
-		if keys, err = appendAddr(keys, t, next); err != nil {
-			return err
-		}
+	if next != nil {
+		keys = append(keys, next...)
 		b.elems = append(b.elems, nftables.SetElement{IntervalEnd: true})
 	}
 	b.keys = keys
@@ -181,6 +194,8 @@ func appendKey(buf []byte, t KeyType, e Element) ([]byte, error) {
 			return nil, err
 		}
 		return appendAddr(buf, addrKeyOf(t), e.Addr)
+	case KeyPort:
+		return binary.BigEndian.AppendUint16(buf, e.Port), nil
 	case KeyIPv4ProtoPort, KeyIPv6ProtoPort:
 		buf, err := appendAddr(buf, addrKeyOf(t), e.Addr)
 		if err != nil {

@@ -135,6 +135,7 @@ var setKeyTypes = map[KeyType]nftables.SetDatatype{
 	KeyIfnameIPv6:    nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr),
 	KeyIPv4ProtoPort: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
 	KeyIPv6ProtoPort: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService),
+	KeyPort:          nftables.TypeInetService,
 }
 
 func isConcat(t KeyType) bool {
@@ -162,8 +163,8 @@ func (l *lowering) addSet(s Set) error {
 		Comment:       s.Comment,
 	}
 	switch s.Type {
-	case KeyIPv4, KeyIPv6:
-		// Addresses are in network byte order; nft records that in the set's user data too.
+	case KeyIPv4, KeyIPv6, KeyPort:
+		// Addresses and ports are in network byte order; nft records that in the set's user data too.
 		set.KeyByteOrder = binaryutil.BigEndian
 	case KeyIfname:
 		// Without "host byte order" in the set's user data, nft lists names as "".

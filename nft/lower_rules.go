@@ -154,6 +154,11 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 		// `meta l4proto tcp`, nft lists the pair as `tcp dport ...`.
 		return l.lowerPorts(m.Ranges)
 
+	case DestPortInSet:
+		// th dport @NAME; preceded by `meta l4proto tcp`, nft lists the pair as `tcp dport @NAME`.
+		load := &expr.Payload{DestRegister: nftReg1, Base: expr.PayloadBaseTransportHeader, Offset: dportOffset, Len: portLen}
+		return []expr.Any{load, l.lookup(m.Set, false)}, nil
+
 	case ServiceInSet:
 		// ip daddr . meta l4proto . th dport @NAME
 		es := nfprotoIs(m.Family)

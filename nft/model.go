@@ -48,13 +48,14 @@ const (
 	KeyIfnameIPv6    KeyType = "ifname . ipv6_addr"
 	KeyIPv4ProtoPort KeyType = "ipv4_addr . inet_proto . inet_service"
 	KeyIPv6ProtoPort KeyType = "ipv6_addr . inet_proto . inet_service"
+	KeyPort          KeyType = "inet_service"
 )
 
 // Set is a named set.
 type Set struct {
 	Name     string
 	Type     KeyType
-	Interval bool // elements are address ranges (flags interval)
+	Interval bool // elements are address or port ranges (flags interval)
 	// Size is the most elements the kernel lets the set hold (nft's `size`); 0 is no limit. A size
 	// lets the kernel allocate a hash set's buckets once, at creation, instead of growing them while
 	// a large batch fills the set. Compile sizes hash peer and service sets with room to grow.
@@ -66,7 +67,8 @@ type Set struct {
 // Element is one set element. Which fields are used depends on the set's KeyType:
 //   - ipv4_addr/ipv6_addr: Addr, and AddrEnd (== Addr for one address) in interval sets;
 //   - ifname: Ifname; ifname . ipvX_addr: Ifname and Addr;
-//   - ipvX_addr . inet_proto . inet_service: Addr, Proto and Port.
+//   - ipvX_addr . inet_proto . inet_service: Addr, Proto and Port;
+//   - inet_service (always an interval set): Port, and PortEnd (== Port for one port).
 //
 // Element is comparable, so diffs use it as a map key.
 type Element struct {
@@ -75,6 +77,7 @@ type Element struct {
 	AddrEnd netip.Addr
 	Proto   uint8
 	Port    uint16
+	PortEnd uint16
 }
 
 // Map is a named verdict map keyed by one address.
@@ -195,11 +198,19 @@ type L4Proto struct {
 	Protos []uint8 // IANA protocol numbers, sorted
 }
 
-// DestPortIn matches the transport destination port against an anonymous set of ranges:
-// `th dport 80` or `th dport { 80, 8000-8080 }`. It is always preceded by an L4Proto match naming one
-// protocol with ports (TCP, UDP or SCTP).
+// DestPortIn matches the transport destination port against constant ranges: `th dport 80`,
+// `th dport 8000-8080` or `th dport { 80, 8000-8080 }` (an anonymous set). It is always preceded by an
+// L4Proto match naming one protocol with ports (TCP, UDP or SCTP). The compiler writes one port or
+// one range this way, and several as DestPortInSet.
 type DestPortIn struct {
 	Ranges []PortRange // sorted, disjoint
+}
+
+// DestPortInSet matches the transport destination port against a named interval set of ports:
+// `th dport @set`. Like DestPortIn it is always preceded by an L4Proto match naming one protocol
+// with ports.
+type DestPortInSet struct {
+	Set string
 }
 
 // PortRange is an inclusive range of ports.
@@ -226,6 +237,7 @@ func (IfnameInSet) isMatch()     {}
 func (IfnameAddrInSet) isMatch() {}
 func (L4Proto) isMatch()         {}
 func (DestPortIn) isMatch()      {}
+func (DestPortInSet) isMatch()   {}
 func (ServiceInSet) isMatch()    {}
 func (ICMPv6TypeIn) isMatch()    {}
 
@@ -272,7 +284,7 @@ func matchEqual(a, b Match) bool {
 	case ICMPv6TypeIn:
 		y, ok := b.(ICMPv6TypeIn)
 		return ok && slices.Equal(x.Types, y.Types)
-	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, ServiceInSet:
+	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, ServiceInSet, DestPortInSet:
 		return a == b // comparable kinds: equal types and fields
 	default:
 		panic(fmt.Sprintf("nft: unknown match %T", a))

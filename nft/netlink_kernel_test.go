@@ -57,6 +57,9 @@ func everyKindRuleset() *Ruleset {
 			}},
 			{Name: "pod-iface-addrs-v6", Type: KeyIfnameIPv6, Elements: []Element{{Ifname: "lab1", Addr: pod1V6}}},
 			{Name: "pod-ifaces", Type: KeyIfname, Elements: []Element{{Ifname: "lab1"}, {Ifname: "lab2"}}},
+			{Name: "ports_web", Type: KeyPort, Interval: true, Comment: "ports 80, 8000-8080, 65000-65535", Elements: []Element{
+				{Port: 80, PortEnd: 80}, {Port: 8000, PortEnd: 8080}, {Port: 65000, PortEnd: 65535},
+			}},
 			{Name: "svc_v4", Type: KeyIPv4ProtoPort, Elements: []Element{
 				{Addr: pod1V4, Proto: tcp, Port: 6379}, {Addr: pod2V4, Proto: udp, Port: 53},
 			}},
@@ -80,6 +83,9 @@ func everyKindRuleset() *Ruleset {
 				{Matches: []Match{L4Proto{Protos: []uint8{udp}}, DestPortIn{Ranges: []PortRange{{8000, 8080}}}}, Verdict: Verdict{Kind: Accept}},
 				{Matches: []Match{L4Proto{Protos: []uint8{tcp}}, DestPortIn{Ranges: []PortRange{{53, 53}, {8000, 8080}, {65000, 65535}}}}, Verdict: Verdict{Kind: Accept}},
 				{Matches: []Match{ServiceInSet{Family: IPv4, Set: "svc_v4"}}, Verdict: Verdict{Kind: Accept}},
+				{Matches: []Match{AddrInSet{Family: IPv4, Field: DestAddr, Set: "peers_v4"}, L4Proto{Protos: []uint8{udp}}, DestPortInSet{Set: "ports_web"}},
+					Verdict: Verdict{Kind: Accept}},
+				{Matches: []Match{L4Proto{Protos: []uint8{ProtoSCTP}}, DestPortInSet{Set: "ports_web"}}, Verdict: Verdict{Kind: Accept}},
 				{Matches: []Match{L4Proto{Protos: []uint8{tcp, udp, ProtoSCTP}}}, Verdict: Verdict{Kind: Drop}},
 				{Verdict: Verdict{Kind: Drop}, Comment: "egress isolated by default/deny"},
 			}},
@@ -242,7 +248,7 @@ func TestNetlinkIncremental(t *testing.T) {
 	run(t, b, replaceTable(rs))
 
 	// Elements: add and delete in plain, interval (including a range ending at the last address),
-	// concatenated and map elements.
+	// concatenated, port and map elements.
 	added := []Element{addrRange("198.18.0.20", "198.18.0.30")}
 	deleted := []Element{rs.Sets[0].Elements[1], rs.Sets[0].Elements[3]}
 	run(t, b, &Transaction{Table: rs.Table, Ops: []Op{
@@ -250,13 +256,16 @@ func TestNetlinkIncremental(t *testing.T) {
 		DeleteElements{Set: "peers_v4", Type: KeyIPv4, Interval: true, Elements: deleted},
 		DeleteElements{Set: "peers_v6", Type: KeyIPv6, Interval: true, Elements: rs.Sets[1].Elements[2:]},
 		AddElements{Set: "pod-iface-addrs-v4", Type: KeyIfnameIPv4, Elements: []Element{{Ifname: "lab3", Addr: netip.MustParseAddr("198.18.1.3")}}},
-		DeleteElements{Set: "svc_v4", Type: KeyIPv4ProtoPort, Elements: rs.Sets[6].Elements[1:]},
+		DeleteElements{Set: "svc_v4", Type: KeyIPv4ProtoPort, Elements: rs.Sets[7].Elements[1:]},
+		AddElements{Set: "ports_web", Type: KeyPort, Interval: true, Elements: []Element{{Port: 443, PortEnd: 443}}},
+		DeleteElements{Set: "ports_web", Type: KeyPort, Interval: true, Elements: rs.Sets[6].Elements[1:2]},
 		AddMapElements{Map: "egress-pods-v4", Type: KeyIPv4, Elements: []MapElement{{Key: pod1V4, Verdict: Verdict{Kind: Jump, Chain: "in_pod1"}}}},
 	}})
 	rs.Sets[0].Elements = []Element{rs.Sets[0].Elements[0], rs.Sets[0].Elements[2], added[0]}
 	rs.Sets[1].Elements = rs.Sets[1].Elements[:2]
 	rs.Sets[3].Elements = append(rs.Sets[3].Elements, Element{Ifname: "lab3", Addr: netip.MustParseAddr("198.18.1.3")})
-	rs.Sets[6].Elements = rs.Sets[6].Elements[:1]
+	rs.Sets[6].Elements = []Element{rs.Sets[6].Elements[0], {Port: 443, PortEnd: 443}, rs.Sets[6].Elements[2]}
+	rs.Sets[7].Elements = rs.Sets[7].Elements[:1]
 	rs.Maps[0].Elements = []MapElement{{Key: pod1V4, Verdict: Verdict{Kind: Jump, Chain: "in_pod1"}}, rs.Maps[0].Elements[0]}
 	assertListing(t, ns, rs)
 
@@ -298,7 +307,7 @@ func TestNetlinkIncremental(t *testing.T) {
 	rs.Chains = append(rs.Chains, Chain{Name: "in_pod9", Rules: []Rule{
 		{Matches: []Match{AddrInSet{Family: IPv6, Field: SourceAddr, Set: "peers_extra"}}, Verdict: Verdict{Kind: Accept}},
 	}})
-	rs.Sets = slices.Delete(rs.Sets, 6, 7) // svc_v4
+	rs.Sets = slices.Delete(rs.Sets, 7, 8) // svc_v4
 	rs.Sets = append(rs.Sets, Set{Name: "peers_extra", Type: KeyIPv6, Comment: "added later", Elements: []Element{{Addr: pod1V6}}})
 	slices.SortFunc(rs.Sets, func(a, b Set) int { return strings.Compare(a.Name, b.Name) })
 	assertSameContent(t, ns, rs)

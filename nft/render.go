@@ -94,8 +94,13 @@ func RenderRule(r Rule) string {
 		m := r.Matches[i]
 		// nft prints `meta l4proto tcp th dport 80` as `tcp dport 80`.
 		if p, ok := m.(L4Proto); ok && len(p.Protos) == 1 && hasPorts(p.Protos[0]) && i+1 < len(r.Matches) {
-			if d, ok := r.Matches[i+1].(DestPortIn); ok {
+			switch d := r.Matches[i+1].(type) {
+			case DestPortIn:
 				parts = append(parts, protoName(p.Protos[0])+" dport "+renderPorts(d.Ranges))
+				i++
+				continue
+			case DestPortInSet:
+				parts = append(parts, protoName(p.Protos[0])+" dport @"+d.Set)
 				i++
 				continue
 			}
@@ -139,6 +144,8 @@ func renderMatch(m Match) string {
 		return "meta l4proto " + braced(names)
 	case DestPortIn:
 		return "th dport " + renderPorts(m.Ranges)
+	case DestPortInSet:
+		return "th dport @" + m.Set
 	case ServiceInSet:
 		return fmt.Sprintf("%s daddr . meta l4proto . th dport @%s", ipKeyword(m.Family), m.Set)
 	case ICMPv6TypeIn:
@@ -172,13 +179,17 @@ func renderVerdict(v Verdict) string {
 func renderPorts(ranges []PortRange) string {
 	items := make([]string, len(ranges))
 	for i, r := range ranges {
-		if r.First == r.Last {
-			items[i] = strconv.Itoa(int(r.First))
-		} else {
-			items[i] = fmt.Sprintf("%d-%d", r.First, r.Last)
-		}
+		items[i] = renderPortRange(r)
 	}
 	return braced(items)
+}
+
+// renderPortRange writes one port, or a range as first-last.
+func renderPortRange(r PortRange) string {
+	if r.First == r.Last {
+		return strconv.Itoa(int(r.First))
+	}
+	return fmt.Sprintf("%d-%d", r.First, r.Last)
 }
 
 // braced writes one item bare and several as an anonymous set.
@@ -273,6 +284,8 @@ func renderElement(t KeyType, interval bool, e Element) string {
 		return strconv.Quote(e.Ifname) + " . " + e.Addr.String()
 	case KeyIPv4ProtoPort, KeyIPv6ProtoPort:
 		return fmt.Sprintf("%s . %s . %d", e.Addr, protoName(e.Proto), e.Port)
+	case KeyPort:
+		return renderPortRange(PortRange{First: e.Port, Last: e.PortEnd})
 	default:
 		panic(fmt.Sprintf("nft: unknown key type %q", t))
 	}

@@ -188,6 +188,8 @@ func (t *tracer) matches(m Match) bool {
 			return false
 		}
 		return slices.ContainsFunc(m.Ranges, func(r PortRange) bool { return r.First <= p.DstPort && p.DstPort <= r.Last })
+	case DestPortInSet:
+		return hasPorts(p.Proto) && t.inSet(m.Set, Element{Port: p.DstPort})
 	case ServiceInSet:
 		if FamilyOf(p.Dst) != m.Family || !hasPorts(p.Proto) {
 			return false
@@ -200,11 +202,15 @@ func (t *tracer) matches(m Match) bool {
 	}
 }
 
-// inSet looks an element up in a named set; in interval sets an address matches the range holding it.
+// inSet looks an element up in a named set; in interval sets an address or a port matches the range
+// holding it.
 func (t *tracer) inSet(name string, key Element) bool {
 	for _, s := range t.rs.Sets {
 		if s.Name != name {
 			continue
+		}
+		if s.Type == KeyPort {
+			return slices.ContainsFunc(s.Elements, func(e Element) bool { return e.Port <= key.Port && key.Port <= e.PortEnd })
 		}
 		if s.Interval {
 			return slices.ContainsFunc(s.Elements, func(e Element) bool {

@@ -16,6 +16,7 @@ import (
 //
 //	a admits TCP and UDP on port 8080 from x (same node, IPv4 and IPv6) and c (other node, IPv4).
 //	b may send TCP and UDP to c on port 8080, nothing else.
+//	UDP rules match ports in a named port set (7000-7010 and 8080), TCP rules one port each.
 //	Every pod serves ports 8080 and 9090.
 const (
 	allowedPort = 8080
@@ -31,9 +32,7 @@ func trafficRuleset(p trafficPods) *Ruleset {
 	tcpTo := func(port uint16) []Match {
 		return []Match{L4Proto{Protos: []uint8{ProtoTCP}}, DestPortIn{Ranges: []PortRange{{port, port}}}}
 	}
-	udpTo := func(port uint16) []Match {
-		return []Match{L4Proto{Protos: []uint8{ProtoUDP}}, DestPortIn{Ranges: []PortRange{{port, port}}}}
-	}
+	udpToPortSet := []Match{L4Proto{Protos: []uint8{ProtoUDP}}, DestPortInSet{Set: "ports_udp"}}
 	from := func(f Family, set string, ms []Match) []Match {
 		return append([]Match{AddrInSet{Family: f, Field: SourceAddr, Set: set}}, ms...)
 	}
@@ -49,6 +48,7 @@ func trafficRuleset(p trafficPods) *Ruleset {
 			{Name: "peers_a_v4", Type: KeyIPv4, Interval: true, Elements: sortedTestElements(single(p.x.IPv4), single(p.c.IPv4))},
 			{Name: "peers_a_v6", Type: KeyIPv6, Interval: true, Elements: []Element{single(p.x.IPv6)}},
 			{Name: "peers_b_v4", Type: KeyIPv4, Elements: []Element{{Addr: p.c.IPv4}}},
+			{Name: "ports_udp", Type: KeyPort, Interval: true, Elements: []Element{{Port: 7000, PortEnd: 7010}, {Port: allowedPort, PortEnd: allowedPort}}},
 		},
 		Maps: []Map{
 			{Name: "egress-pods-v4", Type: KeyIPv4, Elements: []MapElement{{Key: p.b.IPv4, Verdict: Verdict{Kind: Goto, Chain: "eg_b"}}}},
@@ -61,7 +61,7 @@ func trafficRuleset(p trafficPods) *Ruleset {
 			{Name: "ingress-forward", Base: &BaseHook{Hook: HookForward, Priority: 10}, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: "ingress"}}}},
 			{Name: "eg_b", Rules: []Rule{
 				{Matches: to(IPv4, "peers_b_v4", tcpTo(allowedPort)), Verdict: accept},
-				{Matches: to(IPv4, "peers_b_v4", udpTo(allowedPort)), Verdict: accept},
+				{Matches: to(IPv4, "peers_b_v4", udpToPortSet), Verdict: accept},
 				{Verdict: drop},
 			}},
 			{Name: "egress", Rules: []Rule{
@@ -70,9 +70,9 @@ func trafficRuleset(p trafficPods) *Ruleset {
 			}},
 			{Name: "in_a", Rules: []Rule{
 				{Matches: from(IPv4, "peers_a_v4", tcpTo(allowedPort)), Verdict: accept},
-				{Matches: from(IPv4, "peers_a_v4", udpTo(allowedPort)), Verdict: accept},
+				{Matches: from(IPv4, "peers_a_v4", udpToPortSet), Verdict: accept},
 				{Matches: from(IPv6, "peers_a_v6", tcpTo(allowedPort)), Verdict: accept},
-				{Matches: from(IPv6, "peers_a_v6", udpTo(allowedPort)), Verdict: accept},
+				{Matches: from(IPv6, "peers_a_v6", udpToPortSet), Verdict: accept},
 				{Verdict: drop},
 			}},
 			{Name: "ingress", Rules: []Rule{
