@@ -79,8 +79,10 @@ type ChurnFigures struct {
 	RSSLastKiB         int64   `json:"rssLastKiB"`
 	RSSMaxKiB          int64   `json:"rssMaxKiB"`
 	// SteadyBytesPerEvent is what the agent allocated per event over the second half of the run,
-	// less the scrapes and the background rate (see IdleFigures): the cost of an event once every
-	// set has its two arrays. SteadyEvents is how many events that covers.
+	// less the samples' scrapes: the cost of an event once every set has its two arrays, background
+	// included. The idle rate is not subtracted: it is measured over one short window, which a
+	// one-off (a deferred status write, a resync) can inflate many times over, and subtracting it
+	// would flatter the figure. SteadyEvents is how many events that covers.
 	SteadyBytesPerEvent float64 `json:"steadyBytesPerEvent,omitempty"`
 	SteadyEvents        int     `json:"steadyEvents,omitempty"`
 	// BaselineSamples are the baseline's, taken with each sample of the agent;
@@ -306,11 +308,11 @@ func (r *runner) churn(ctx context.Context, agent, base observed, w *eventWriter
 
 func summarizeChurn(fig *ChurnFigures, idle, baseIdle IdleFigures) {
 	// The second half: from the middle sample to the last, less the scrapes of the samples after the
-	// middle one and the idle rate.
+	// middle one (not the idle rate: see SteadyBytesPerEvent).
 	steady := func(samples []Memory, idle IdleFigures) float64 {
 		n := len(samples)
 		mid, last := samples[n/2], samples[n-1]
-		return (last.AllocsBytes - mid.AllocsBytes - idle.backgroundBytes(n-1-n/2, last.AtSeconds-mid.AtSeconds)) / float64(last.Events-mid.Events)
+		return (last.AllocsBytes - mid.AllocsBytes - float64(n-1-n/2)*idle.ScrapeBytes) / float64(last.Events-mid.Events)
 	}
 	if n := len(fig.Samples); n >= 3 {
 		if events := fig.Samples[n-1].Events - fig.Samples[n/2].Events; events > 0 {

@@ -197,7 +197,7 @@ func churn(b *strings.Builder, r *Run) {
 		p("P=%d, N=%d: %.0fs at %.1f events/s (%d events: relabel, address change, policy edit in turn; %.0f syncs). RSS %.1f -> %.1f MiB (max %.1f); least-squares slope: RSS %.2f MiB/min, heap in use %.2f MiB/min.",
 			sc.Params.Pods, sc.Params.Policies, ch.Seconds, ch.EventsPerSecond, ch.Events, ch.Syncs, kib(ch.RSSFirstKiB), kib(ch.RSSLastKiB), kib(ch.RSSMaxKiB), ch.RSSSlopeMiBPerMin, ch.HeapSlopeMiBPerMin)
 		if ch.SteadyEvents > 0 {
-			p("Allocations over the second half (%d events), less the samples' scrapes and the idle rate: %.1f KiB per event; the baseline over the same events: %.1f KiB per event.", ch.SteadyEvents, ch.SteadyBytesPerEvent/1024, ch.SteadyBaselineBytesPerEvent/1024)
+			p("Allocations over the second half (%d events), less the samples' scrapes (not the idle rate, which one window measures and a one-off inflates): %.1f KiB per event; the baseline over the same events, the same way: %.1f KiB per event.", ch.SteadyEvents, ch.SteadyBytesPerEvent/1024, ch.SteadyBaselineBytesPerEvent/1024)
 		}
 		p("")
 		p("| s | RSS MiB | heap in use MiB | heap alloc MiB | syncs | allocated MiB |")
