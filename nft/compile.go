@@ -850,7 +850,7 @@ func (c *compiler) peerSet(id string, f Family) string {
 // use. Rules with the same ports share one set, named after the ports, whatever their policy or
 // family. Several ports could be an anonymous set in each rule, as nft writes `tcp dport { 80, 443 }`,
 // but the kernel pays for every set of a table on each set it looks up by name, and more for an
-// anonymous set (it walks the whole transaction to bind one): anonymous port sets were a fifth of a
+// anonymous set (it walks the whole transaction to bind one): anonymous port sets were a sixth of a
 // full replacement's time at 50k cluster pods (306 of them, 97 distinct).
 //
 // Two lists of ports whose names collide (48 bits of a hash) cannot share a set: the second one is

@@ -470,9 +470,11 @@ func splitGrowth(full, half FullScale) string {
 	return fmt.Sprintf("Where A's time goes (medians; %s is A's ruleset with every named set empty, programmed the same way in each repetition): "+
 		"at P=%d a fixed part of %s ms (compile %s + programming the empty sets, chains and rules %s; kernel CPU %s ms) and %s ms for %d elements (%s µs each, %s µs of it kernel CPU); "+
 		"at P=%d, fixed %s ms and %s ms for %d elements (%s µs each, %s µs kernel CPU). "+
-		"With the per-element part doubling and the fixed part flat, compile + program grows (F + 2V) / (F + V), at most %.1fx only while V <= F / %s: at P=%d that is V <= %s ms, against %s ms measured.",
+		"With the per-element part doubling and the fixed part flat, compile + program grows (F + 2V) / (F + V), at most %.1fx only while V <= F / %s: at P=%d that is V <= %s ms, against %s ms measured. "+
+		"The kernel's CPU time for the elements alone is %s ms there: even with nothing per element in user space, the goal would need a fixed part of at least %s ms, against %s ms.",
 		BackendAFixed,
 		full.Pods, num(big.fixed), num(summarize(a.CompileMS).Median), num(summarize(f.ProgramMS).Median), num(big.sysFixed), num(big.perElement), big.elements, us(big.perElement, big.elements), us(big.sysPerElement, big.elements),
 		half.Pods, num(small.fixed), num(small.perElement), small.elements, us(small.perElement, small.elements), us(small.sysPerElement, small.elements),
-		goalGrowth, num(1/(goalGrowth-1)-1), half.Pods, num(small.fixed*(goalGrowth-1)/(2-goalGrowth)), num(small.perElement))
+		goalGrowth, num(1/(goalGrowth-1)-1), half.Pods, num(small.fixed*(goalGrowth-1)/(2-goalGrowth)), num(small.perElement),
+		num(small.sysPerElement), num(small.sysPerElement*(2-goalGrowth)/(goalGrowth-1)), num(small.fixed))
 }
