@@ -15,7 +15,7 @@
 //
 // Allocations per event are measured with the events paced so that each gets a sync of its own, and
 // with the background allocation rate of an idle window of the same agent (metrics scrapes, resyncs)
-// subtracted. The in-process figures (selectors.Resolve + nft.Compile over the generated snapshot) are
+// subtracted; the churn's steady state, which judges the goal, subtracts only its samples' scrapes. The in-process figures (selectors.Resolve + nft.Compile over the generated snapshot) are
 // a labelled complement: what the pure core allocates per sync at that scale, without the cache.
 //
 // Usage: see hack/bench/memory.sh. It needs root (network namespaces, nftables).

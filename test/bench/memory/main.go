@@ -150,7 +150,7 @@ func run(args []string) error {
 	})
 	outJSON := fs.String("json", "", "write the run here (default bench/runs/memory-TIMESTAMP.json)")
 	outMD := fs.String("md", "bench/MEMORY.md", "write the report here")
-	render := fs.String("render", "", "only re-render --md from this run's JSON")
+	render := fs.String("render", "", "only re-render --md from this run's JSON (with --note: replacing its notes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -162,6 +162,10 @@ func run(args []string) error {
 		var out Run
 		if err := json.Unmarshal(b, &out); err != nil {
 			return fmt.Errorf("reading %s: %w", *render, err)
+		}
+		if len(notes) > 0 { // the notes given replace the run's, in its JSON too
+			out.Notes = notes
+			return write(&out, *render, *outMD)
 		}
 		return os.WriteFile(*outMD, []byte(report(&out, *render)), 0o644)
 	}
