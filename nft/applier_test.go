@@ -44,7 +44,13 @@ var applierSequence = []struct {
 		m.LocalPods[1].Ingress.Rules[0].AllPorts = false
 		m.LocalPods[1].Ingress.Rules[0].Ports = []selectors.PortRange{tcp(6379)}
 	}},
-	{"guestbook's egress policy is deleted: its peer and service sets go too", func(m *selectors.Model, _ map[netip.Addr]string) {
+	{"redis-policy admits a second port: the rule matches a new port set", func(m *selectors.Model, _ map[netip.Addr]string) {
+		m.LocalPods[1].Ingress.Rules[0].Ports = []selectors.PortRange{tcp(6379), tcp(16379)}
+	}},
+	{"redis-policy's second port changes: its port set is replaced", func(m *selectors.Model, _ map[netip.Addr]string) {
+		m.LocalPods[1].Ingress.Rules[0].Ports = []selectors.PortRange{tcp(6379), {Protocol: tcp(0).Protocol, First: 26379, Last: 26380}}
+	}},
+	{"guestbook's egress policy is deleted: its peer, service and port sets go too", func(m *selectors.Model, _ map[netip.Addr]string) {
 		m.LocalPods[0].Egress = nil
 		m.AddressSets = m.AddressSets[1:2]
 		m.ServiceSets = nil

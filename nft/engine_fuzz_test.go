@@ -254,7 +254,7 @@ func checkCompiledAgainstOracle(t *testing.T, seed uint64) {
 			for _, pp := range []struct {
 				proto corev1.Protocol
 				port  uint16
-			}{{corev1.ProtocolTCP, 80}, {corev1.ProtocolTCP, 81}, {corev1.ProtocolUDP, 81}, {corev1.ProtocolSCTP, 80}, {"ICMP", 0}} {
+			}{{corev1.ProtocolTCP, 80}, {corev1.ProtocolTCP, 81}, {corev1.ProtocolUDP, 81}, {corev1.ProtocolSCTP, 80}, {corev1.ProtocolTCP, 443}, {corev1.ProtocolUDP, 8080}, {"ICMP", 0}} {
 				c := selectors.Connection{Src: src, Dst: dst, Protocol: pp.proto, Port: pp.port}
 				want := selectors.Allows(s, c)
 				got, steps := tracedVerdict(s, nodes, c)
