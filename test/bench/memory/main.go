@@ -71,6 +71,8 @@ type Scale struct {
 	Churn        *ChurnFigures    `json:"churn,omitempty"`
 	Variants     []VariantFigures `json:"variants,omitempty"`
 	InProcess    *InProcess       `json:"inProcess,omitempty"`
+	// AllocBreakdown is where the agent's allocations went over every event of the scale.
+	AllocBreakdown *AllocBreakdown `json:"allocBreakdown,omitempty"`
 	Error        string           `json:"error,omitempty"`
 }
 
@@ -151,6 +153,7 @@ func run(args []string) error {
 	outJSON := fs.String("json", "", "write the run here (default bench/runs/memory-TIMESTAMP.json)")
 	outMD := fs.String("md", "bench/MEMORY.md", "write the report here")
 	render := fs.String("render", "", "only re-render --md from this run's JSON (with --note: replacing its notes)")
+	profiles := fs.String("profiles", "", "with --render: the run's log directory, to compute each scale's allocation breakdown from its profiles again")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -163,8 +166,28 @@ func run(args []string) error {
 		if err := json.Unmarshal(b, &out); err != nil {
 			return fmt.Errorf("reading %s: %w", *render, err)
 		}
-		if len(notes) > 0 { // the notes given replace the run's, in its JSON too
+		if *profiles != "" { // the run's log directory: each scale's allocation breakdown, again
+			for i := range out.Scales {
+				sc := &out.Scales[i]
+				events := 0
+				for _, e := range sc.Events {
+					events += e.Events
+				}
+				if sc.Churn != nil {
+					events += sc.Churn.Events
+				}
+				path := func(what string) string { return filepath.Join(*profiles, fmt.Sprintf("%s-%d.heap.pb.gz", what, i)) }
+				b, err := allocBreakdown(path("agent"), path("agent-late"), events)
+				if err != nil {
+					return fmt.Errorf("scale %d: %w", i, err)
+				}
+				sc.AllocBreakdown = b
+			}
+		}
+		if len(notes) > 0 { // the notes given replace the run's
 			out.Notes = notes
+		}
+		if len(notes) > 0 || *profiles != "" { // in its JSON too
 			return write(&out, *render, *outMD)
 		}
 		return os.WriteFile(*outMD, []byte(report(&out, *render)), 0o644)
@@ -375,6 +398,18 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 		if late, err := a.sampleLive(ctx, begin, r.profilePath("agent-late")); err == nil {
 			sc.Agent.Late = &late
 			r.logf("  agent late: RSS %.1f MiB, heap in use %.1f MiB, live heap %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse), mib(late.LiveHeap))
+			events := 0
+			for _, e := range sc.Events {
+				events += e.Events
+			}
+			if sc.Churn != nil {
+				events += sc.Churn.Events
+			}
+			if b, err := allocBreakdown(r.profilePath("agent"), r.profilePath("agent-late"), events); err != nil {
+				r.logf("  allocation breakdown: %s", err)
+			} else {
+				sc.AllocBreakdown = b
+			}
 		}
 	}()
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -90,6 +92,7 @@ func report(r *Run, source string) string {
 	}
 	variants(&b, r)
 	events(&b, r)
+	breakdown(&b, r)
 	churn(&b, r)
 	loading(&b, r)
 	for _, sc := range r.Scales {
@@ -183,6 +186,52 @@ func events(b *strings.Builder, r *Run) {
 }
 
 // maxChurnRows bounds the churn table: a 30-minute run has 180 samples.
+// breakdown shows where the agent's allocations went over every event of each scale.
+func breakdown(b *strings.Builder, r *Run) {
+	p := section(b, "Where the allocations per event go", "From the agent's heap profile after its first sync to its profile at the end of the scale (every paced event and the whole churn), each allocation attributed to the first of these parts on its stack. Heap profiles sample allocations (one record per so many bytes allocated, on average), so small parts are rough; the measurement's own profiles and scrapes are shown apart and not counted.")
+	shown := false
+	for _, sc := range r.Scales {
+		bd := sc.AllocBreakdown
+		if bd == nil {
+			continue
+		}
+		shown = true
+		var total float64
+		for _, part := range bd.Parts {
+			if !part.Excluded {
+				total += part.BytesPerEvent
+			}
+		}
+		p("P=%d, N=%d: %d events, %.1f KiB per event in all (one sample per %.0f KiB allocated).", sc.Params.Pods, sc.Params.Policies, bd.Events, total/1024, float64(bd.SampleBytes)/1024)
+		p("")
+		p("| part | KiB per event | share |")
+		p("|---|---:|---:|")
+		counted := slices.DeleteFunc(slices.Clone(bd.Parts), func(part AllocPart) bool { return part.Excluded })
+		slices.SortStableFunc(counted, func(x, y AllocPart) int { // largest first, "other" last
+			return cmp.Or(cmp.Compare(boolInt(x.Part == otherPart), boolInt(y.Part == otherPart)), cmp.Compare(y.BytesPerEvent, x.BytesPerEvent))
+		})
+		for _, part := range counted {
+			p("| %s | %.2f | %.0f%% |", part.Part, part.BytesPerEvent/1024, 100*part.BytesPerEvent/total)
+		}
+		for _, part := range bd.Parts {
+			if part.Excluded {
+				p("| (not counted) %s | %.2f | |", part.Part, part.BytesPerEvent/1024)
+			}
+		}
+		p("")
+	}
+	if !shown {
+		p("Not measured (no profiles).")
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 const maxChurnRows = 31
 
 func churn(b *strings.Builder, r *Run) {
