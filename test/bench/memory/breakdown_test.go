@@ -61,9 +61,9 @@ func TestAllocBreakdownAttributesTheGrowthBetweenProfiles(t *testing.T) {
 	want := map[string]float64{ // growth / 4 events
 		"netlink exchange: google/nftables and mdlayher/netlink (messages, acknowledgements, echoed rules)": 1000,
 		"status write (server-side apply of NodeEnforcement status)":                                        100, // its HTTP/2 frames included
-		"receiving events: watch decode":                                                                     1000,
-		"serving metrics scrapes":                                                                            2500,
-		otherPart:                                                                                            75,
+		"receiving events: watch decode":                                                                    1000,
+		"serving metrics scrapes":                                                                           2500,
+		otherPart:                                                                                           75,
 	}
 	if len(b.Parts) != len(want) {
 		t.Fatalf("parts %+v, want %d", b.Parts, len(want))

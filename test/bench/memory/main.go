@@ -73,7 +73,7 @@ type Scale struct {
 	InProcess    *InProcess       `json:"inProcess,omitempty"`
 	// AllocBreakdown is where the agent's allocations went over every event of the scale.
 	AllocBreakdown *AllocBreakdown `json:"allocBreakdown,omitempty"`
-	Error        string           `json:"error,omitempty"`
+	Error          string          `json:"error,omitempty"`
 }
 
 type runner struct {
