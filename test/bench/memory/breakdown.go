@@ -38,7 +38,7 @@ var allocParts = []struct {
 	patterns []string
 }{
 	{"writing heap profiles", true, []string{"runtime/pprof.", "net/http/pprof."}},
-	{"serving metrics scrapes", true, []string{"prometheus"}},
+	{scrapesPart, true, []string{"prometheus/promhttp.", "prometheus.(*Registry).Gather"}},
 	{"status write (server-side apply of NodeEnforcement status)", false, []string{"NodeReconciler).writeStatus"}},
 	{"netlink exchange: google/nftables and mdlayher/netlink (messages, acknowledgements, echoed rules)", false, []string{"github.com/google/nftables", "github.com/mdlayher/"}},
 	{"conntrack cleanup (dump and judge of tracked connections)", false, []string{"vishvananda/netlink", "Conntrack"}},
@@ -51,9 +51,13 @@ var allocParts = []struct {
 	{"receiving events: HTTP/2", false, []string{"golang.org/x/net/http2", "net/http."}},
 	{"reconciler (ours, other)", false, []string{"nftpolicy/controllers."}},
 	{"controller-runtime (queue, event handlers)", false, []string{"sigs.k8s.io/controller-runtime"}},
+	{"metrics updates (prometheus)", false, []string{"prometheus"}},
 }
 
-const otherPart = "other"
+const (
+	otherPart   = "other"
+	scrapesPart = "serving metrics scrapes"
+)
 
 // allocBreakdown reads the heap profiles before and after, and divides what was allocated between
 // them among allocParts, per event.

@@ -48,11 +48,12 @@ func TestAllocBreakdownAttributesTheGrowthBetweenProfiles(t *testing.T) {
 	netlinkRead := []string{"github.com/mdlayher/netlink.(*Conn).Receive", "github.com/google/nftables.(*Conn).Flush", "github.com/nftpolicy/nftpolicy/nft.(*NetlinkBackend).Run", "github.com/nftpolicy/nftpolicy/controllers.(*NodeReconciler).sync"}
 	status := []string{"golang.org/x/net/http2.(*Framer).WriteData", "github.com/nftpolicy/nftpolicy/controllers.(*NodeReconciler).writeStatus"}
 	decode := []string{"k8s.io/api/core/v1.(*Pod).Unmarshal", "k8s.io/apimachinery/pkg/watch.(*StreamWatcher).receive"}
-	scrape := []string{"github.com/prometheus/client_golang/prometheus.(*Registry).Gather", "net/http.(*conn).serve"}
+	scrape := []string{"github.com/prometheus/client_golang/prometheus.(*Registry).Gather", "github.com/prometheus/client_golang/prometheus/promhttp.HandlerForTransactional.func1", "net/http.(*conn).serve"}
+	collect := []string{"github.com/prometheus/procfs.Proc.Stat", "github.com/prometheus/client_golang/prometheus.(*Registry).Gather.func1"} // a scrape's collector goroutine
 	unknown := []string{"main.somethingElse"}
-	stacks := [][]string{netlinkRead, status, decode, scrape, unknown}
-	writeHeapProfile(t, filepath.Join(dir, "before"), stacks, []int64{1000, 500, 2000, 100, 0})
-	writeHeapProfile(t, filepath.Join(dir, "after"), stacks, []int64{5000, 900, 6000, 10100, 300})
+	stacks := [][]string{netlinkRead, status, decode, scrape, collect, unknown}
+	writeHeapProfile(t, filepath.Join(dir, "before"), stacks, []int64{1000, 500, 2000, 100, 0, 0})
+	writeHeapProfile(t, filepath.Join(dir, "after"), stacks, []int64{5000, 900, 6000, 8100, 2000, 300})
 
 	b, err := allocBreakdown(filepath.Join(dir, "before"), filepath.Join(dir, "after"), 4)
 	if err != nil {

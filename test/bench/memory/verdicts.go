@@ -143,6 +143,23 @@ func allocationVerdict(p func(string, ...any), measured []Scale) {
 			p("  The baseline (a manager caching the same objects, no reconciler) allocated %s per event over the same events: receiving, decoding and caching them, which the agent pays too; the agent's own work is %s per event (%.2fx the baseline's in all).",
 				bytesText(ch.SteadyBaselineBytesPerEvent), bytesText(ch.SteadyBytesPerEvent-ch.SteadyBaselineBytesPerEvent), ch.SteadyBytesPerEvent/ch.SteadyBaselineBytesPerEvent)
 		}
+		if bd := large.AllocBreakdown; bd != nil {
+			var counted, scrapes float64
+			var largest AllocPart
+			for _, part := range bd.Parts {
+				switch {
+				case !part.Excluded:
+					counted += part.BytesPerEvent
+					if part.BytesPerEvent > largest.BytesPerEvent {
+						largest = part
+					}
+				case part.Part == scrapesPart:
+					scrapes += part.BytesPerEvent
+				}
+			}
+			p("  The heap profiles, which set the scrapes apart exactly, give %s per event over all %d events of the scale against %d KiB: %s (largest part: %s, %s; see \"Where the allocations per event go\"). The counter figure above subtracts each sample's scrape at its cost measured at idle; the profiles put the scrapes at %s per event.",
+				bytesText(counted), bd.Events, goalBytesPerEvent/1024, meets(counted <= goalBytesPerEvent), largest.Part, bytesText(largest.BytesPerEvent), bytesText(scrapes))
+		}
 		if worst.Kind != "" {
 			p("  Paced events before the churn (table below): up to %s (%s, round %d); right after the first sync (round 1) up to %s (%s).",
 				bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
