@@ -76,6 +76,18 @@ type Scale struct {
 	Error          string          `json:"error,omitempty"`
 }
 
+// eventCount is how many events the agent of the scale received: every paced event and the churn.
+func (sc *Scale) eventCount() int {
+	n := 0
+	for _, e := range sc.Events {
+		n += e.Events
+	}
+	if sc.Churn != nil {
+		n += sc.Churn.Events
+	}
+	return n
+}
+
 type runner struct {
 	agentPath, assets, etcdPath, repoRoot, tmpfs, logDir string
 	memoryLimit, gogc                                    string
@@ -169,15 +181,8 @@ func run(args []string) error {
 		if *profiles != "" { // the run's log directory: each scale's allocation breakdown, again
 			for i := range out.Scales {
 				sc := &out.Scales[i]
-				events := 0
-				for _, e := range sc.Events {
-					events += e.Events
-				}
-				if sc.Churn != nil {
-					events += sc.Churn.Events
-				}
 				path := func(what string) string { return filepath.Join(*profiles, fmt.Sprintf("%s-%d.heap.pb.gz", what, i)) }
-				b, err := allocBreakdown(path("agent"), path("agent-late"), events)
+				b, err := allocBreakdown(path("agent"), path("agent-late"), sc.eventCount())
 				if err != nil {
 					return fmt.Errorf("scale %d: %w", i, err)
 				}
@@ -398,14 +403,7 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 		if late, err := a.sampleLive(ctx, begin, r.profilePath("agent-late")); err == nil {
 			sc.Agent.Late = &late
 			r.logf("  agent late: RSS %.1f MiB, heap in use %.1f MiB, live heap %.1f MiB", kib(late.RSSKiB), mib(late.HeapInuse), mib(late.LiveHeap))
-			events := 0
-			for _, e := range sc.Events {
-				events += e.Events
-			}
-			if sc.Churn != nil {
-				events += sc.Churn.Events
-			}
-			if b, err := allocBreakdown(r.profilePath("agent"), r.profilePath("agent-late"), events); err != nil {
+			if b, err := allocBreakdown(r.profilePath("agent"), r.profilePath("agent-late"), sc.eventCount()); err != nil {
 				r.logf("  allocation breakdown: %s", err)
 			} else {
 				sc.AllocBreakdown = b
