@@ -185,7 +185,6 @@ func events(b *strings.Builder, r *Run) {
 	}
 }
 
-// maxChurnRows bounds the churn table: a 30-minute run has 180 samples.
 // breakdown shows where the agent's allocations went over every event of each scale.
 func breakdown(b *strings.Builder, r *Run) {
 	p := section(b, "Where the allocations per event go", "From the agent's heap profile after its first sync to its profile at the end of the scale (every paced event and the whole churn), each allocation attributed to the first of these parts on its stack. Heap profiles sample allocations (one record per so many bytes allocated, on average), so small parts are rough; the measurement's own profiles and scrapes are shown apart and not counted.")
@@ -232,6 +231,7 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// maxChurnRows bounds the churn table: a 30-minute run has 180 samples.
 const maxChurnRows = 31
 
 func churn(b *strings.Builder, r *Run) {
