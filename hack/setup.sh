@@ -40,6 +40,7 @@ DEBIAN_PACKAGES=(
   make
   git
   rsync
+  file           # hack/test.sh refuses tracked executables
   ca-certificates
 )
 

@@ -33,6 +33,18 @@ if [[ -n "${unformatted}" ]]; then
   failed+=("gofmt")
 fi
 
+# Build outputs never belong in git: a tracked file over 1 MiB, or a tracked
+# ELF executable, fails the run (bench/runs/*.json stay well below the limit).
+step "tracked files: none over 1 MiB, no executables"
+oversized="$(git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$1 > 1048576 {print "  " $2 " (" $1 " bytes)"}')"
+executables="$(git ls-files -z 2>/dev/null | xargs -0 -r -n 200 file --mime-type 2>/dev/null | awk -F': ' '$2 ~ /x-(executable|pie-executable|sharedlib|object)/ {print "  " $1}')"
+if [[ -n "${oversized}${executables}" ]]; then
+  echo "build outputs are tracked; remove them from git and list them in .gitignore:"
+  [[ -n "${oversized}" ]] && echo "${oversized}"
+  [[ -n "${executables}" ]] && echo "${executables}"
+  failed+=("tracked-files")
+fi
+
 if [[ -x "${LOCALBIN}/golangci-lint" ]]; then
   step "golangci-lint run"
   "${LOCALBIN}/golangci-lint" run || failed+=("lint")
