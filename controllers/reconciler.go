@@ -165,7 +165,7 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	if err := r.updateResolver(ctx); err != nil {
 		return fail(stepSnapshot, err)
 	}
-	out.model = r.resolver.Model()
+	out.model, _ = r.resolver.Model()
 	inEffect := r.inEffect.of(out.model)
 	out.problems = r.inEffect.problemsOf(out.model)
 
@@ -253,7 +253,8 @@ func (r *NodeReconciler) verifyIncremental(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want, got := selectors.Resolve(snap), r.resolver.Model()
+	want := selectors.Resolve(snap)
+	got, _ := r.resolver.Model()
 	if reflect.DeepEqual(got, want) {
 		return nil
 	}

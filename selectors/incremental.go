@@ -63,6 +63,7 @@ type Resolver struct {
 
 	model   *Model // the last Model handed out
 	changed modelChanges
+	pending Changes // since the last Model
 }
 
 // modelChanges says which parts of the last Model are stale.
@@ -74,6 +75,9 @@ type modelChanges struct {
 type podKey struct{ namespace, name string }
 
 func keyOf(p *Pod) podKey { return podKey{p.Namespace, p.Name} }
+
+// String is the key's "namespace/name", as LocalPod.Key.
+func (k podKey) String() string { return k.namespace + "/" + k.name }
 
 // namespaceState is what the Resolver knows of one namespace; it exists while the namespace has an
 // object, an eligible pod or a policy.
@@ -102,6 +106,7 @@ func NewResolver(node string) *Resolver {
 		local:              make(map[podKey]*localPod),
 		withIssues:         make(map[*policyState]struct{}),
 		changed:            modelChanges{localPods: true, problems: true},
+		pending:            FullChanges(),
 	}
 }
 
@@ -256,13 +261,19 @@ func (r *Resolver) DeletePolicy(namespace, name string) {
 	r.dropIfUnused(ns)
 }
 
-// Model returns the resolved Model. It is assembled from the parts that changed since the last
-// call; the rest, and the whole Model when nothing changed, is shared with the Models returned
-// before. The caller must not modify it.
-func (r *Resolver) Model() *Model {
+// Model returns the resolved Model and what changed since the last call (everything, the first
+// time). It is assembled from the parts that changed since the last call; the rest, and the whole
+// Model when nothing changed, is shared with the Models returned before. The caller must not
+// modify it.
+func (r *Resolver) Model() (*Model, Changes) {
 	r.settleSets()
+	changes := r.pending
+	r.pending = Changes{}
+	if r.changed.problems {
+		changes.Problems = true
+	}
 	if r.model != nil && !r.changed.localPods && !r.changed.problems && !r.addressSets.listChanged && !r.serviceSets.listChanged {
-		return r.model
+		return r.model, changes
 	}
 	m := &Model{Node: r.node}
 	if r.model != nil {
@@ -290,7 +301,7 @@ func (r *Resolver) Model() *Model {
 	}
 	r.model, r.changed = m, modelChanges{}
 	r.addressSets.listChanged, r.serviceSets.listChanged = false, false
-	return m
+	return m, changes
 }
 
 // Reserve allocates now what the first change of each set would otherwise allocate: a spare array

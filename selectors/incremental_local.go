@@ -79,18 +79,21 @@ func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
 		r.localOrder = insertSorted(r.localOrder, lp, byLocalPodKey)
 		ns.local = insertSorted(ns.local, lp, byLocalPodKey)
 		r.changed.localPods = true
+		r.pending.noteLocalPod(key.String())
 	case cur == nil:
 		lp := r.local[key]
 		delete(r.local, key)
 		r.localOrder = deleteSorted(r.localOrder, lp, byLocalPodKey)
 		ns.local = deleteSorted(ns.local, lp, byLocalPodKey)
 		r.changed.localPods = true
+		r.pending.noteLocalPod(key.String())
 	default:
 		lp := r.local[key]
 		lp.pod = cur
 		if !slices.Equal(old.IPs, cur.IPs) {
 			lp.ips = slices.Clone(cur.IPs)
 			r.changed.localPods = true
+			r.pending.noteLocalPod(key.String())
 		}
 		if maps.Equal(old.Labels, cur.Labels) && slices.Equal(old.Ports, cur.Ports) {
 			return
@@ -107,6 +110,7 @@ func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
 // let go, so that a set both use is kept as it is.
 func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networkingv1.NetworkPolicy) {
 	old := ps.compiled
+	r.pending.notePolicy(ps.ref)
 	ps.np, ps.compiled, ps.selected = np, nil, nil
 	ps.selector, ps.selectorOK, ps.selectorProblems = parsedSelector{}, false, nil
 	if np != nil {
@@ -233,17 +237,18 @@ func (r *Resolver) reisolate(ns *namespaceState) {
 				(*iso).Rules = append((*iso).Rules, ps.selected[i].rules[d]...)
 			}
 		}
-		r.keepIsolation(&lp.ingress, isolations[0])
-		r.keepIsolation(&lp.egress, isolations[1])
+		r.keepIsolation(lp, &lp.ingress, isolations[0])
+		r.keepIsolation(lp, &lp.egress, isolations[1])
 	}
 }
 
-func (r *Resolver) keepIsolation(held **Isolation, iso *Isolation) {
+func (r *Resolver) keepIsolation(lp *localPod, held **Isolation, iso *Isolation) {
 	if equalIsolations(*held, iso) {
 		return
 	}
 	*held = iso
 	r.changed.localPods = true
+	r.pending.noteLocalPod(keyOf(lp.pod).String())
 }
 
 func equalIsolations(a, b *Isolation) bool {

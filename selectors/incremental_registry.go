@@ -36,6 +36,7 @@ func (reg *setRegistry[S]) acquire(r *Resolver, id string, build func() S) {
 	reg.order = insertSorted(reg.order, s, bySetID[S])
 	reg.listChanged = true
 	r.setChanged(s)
+	r.noteSet(s)
 }
 
 // release drops one reference. A set without references is dropped at the next Model, unless a
@@ -59,6 +60,7 @@ func (reg *setRegistry[S]) dropUnreferenced(r *Resolver) {
 		}
 		delete(reg.byID, b.id)
 		delete(r.changedSets, s)
+		r.noteSet(s)
 		reg.order = deleteSorted(reg.order, s, bySetID[S])
 		reg.listChanged = true
 	}
@@ -144,7 +146,18 @@ func (r *Resolver) settleSets() {
 	for s := range r.changedSets {
 		if s.rebuild() {
 			*s.common().listChanged = true
+			r.noteSet(s)
 		}
 	}
 	clear(r.changedSets)
+}
+
+// noteSet records in the pending Changes that a set appeared, went away or changed.
+func (r *Resolver) noteSet(s memberSet) {
+	switch s := s.(type) {
+	case *addressSetState:
+		r.pending.noteAddressSet(s.id)
+	case *serviceSetState:
+		r.pending.noteServiceSet(s.id)
+	}
 }

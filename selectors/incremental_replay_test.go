@@ -118,9 +118,17 @@ func (rp *replay) check(event string) {
 	if n := len(rp.models); n > 0 {
 		prev = rp.models[n-1].model
 	}
-	got, want := rp.resolver.Model(), Resolve(rp.snapshot())
+	got, changes := rp.resolver.Model()
+	want := Resolve(rp.snapshot())
 	if !reflect.DeepEqual(got, want) {
 		rp.t.Fatalf("after %d events, the last %s:\n%s\nevents:\n  %s", len(rp.events), event, diffModels(got, want), strings.Join(rp.events, "\n  "))
+	}
+	if n := len(rp.models); n > 0 {
+		if err := checkChanges(rp.models[n-1].copied, got, changes); err != nil {
+			rp.t.Fatalf("after %s: %v\nevents:\n  %s", event, err, strings.Join(rp.events, "\n  "))
+		}
+	} else if !changes.Full {
+		rp.t.Fatalf("the first Model's Changes are not Full: %+v", changes)
 	}
 	if prev != nil {
 		if err := checkIdentity(prev, got); err != nil {
@@ -354,7 +362,7 @@ func (rp *replay) randomEvent(c *chooser) {
 
 // sameAgain sets a copy of an object that is held: the Model must stay the very same.
 func (rp *replay) sameAgain(c *chooser) {
-	before := rp.resolver.Model()
+	before := modelOnly(rp.resolver)
 	switch c.pick(3) {
 	case 0:
 		if p, ok := rp.anyPod(c); ok {
@@ -371,7 +379,7 @@ func (rp *replay) sameAgain(c *chooser) {
 			rp.SetNamespace(Namespace{Name: ns.Name, Labels: maps.Clone(ns.Labels)})
 		}
 	}
-	if after := rp.resolver.Model(); after != before {
+	if after := modelOnly(rp.resolver); after != before {
 		rp.t.Fatalf("setting an object equal to the one held gave a new Model")
 	}
 }
@@ -494,4 +502,76 @@ func TestResolverMatchesResolveOnGeneratedCluster(t *testing.T) {
 		}
 	}
 	rp.finish()
+}
+
+// modelOnly is r.Model() without its Changes.
+func modelOnly(r *Resolver) *Model {
+	m, _ := r.Model()
+	return m
+}
+
+// checkChanges checks that Changes name every part in which cur differs from prev (they may name
+// more, never less: a layer below skips what they do not name).
+func checkChanges(prev, cur *Model, c Changes) error {
+	if c.Full {
+		return nil
+	}
+	var missed []string
+	addressSets := func(m *Model) map[string]AddressSet {
+		out := map[string]AddressSet{}
+		for _, s := range m.AddressSets {
+			out[s.ID] = s
+		}
+		return out
+	}
+	serviceSets := func(m *Model) map[string]ServiceSet {
+		out := map[string]ServiceSet{}
+		for _, s := range m.ServiceSets {
+			out[s.ID] = s
+		}
+		return out
+	}
+	localPods := func(m *Model) map[string]LocalPod {
+		out := map[string]LocalPod{}
+		for _, p := range m.LocalPods {
+			out[p.Key()] = p
+		}
+		return out
+	}
+	pa, ca := addressSets(prev), addressSets(cur)
+	for id := range joinKeys(pa, ca) {
+		if !reflect.DeepEqual(pa[id], ca[id]) && !c.AddressSets.Has(id) {
+			missed = append(missed, "address set "+id)
+		}
+	}
+	ps, cs := serviceSets(prev), serviceSets(cur)
+	for id := range joinKeys(ps, cs) {
+		if !reflect.DeepEqual(ps[id], cs[id]) && !c.ServiceSets.Has(id) {
+			missed = append(missed, "service set "+id)
+		}
+	}
+	pl, cl := localPods(prev), localPods(cur)
+	for key := range joinKeys(pl, cl) {
+		if !reflect.DeepEqual(pl[key], cl[key]) && !c.LocalPods.Has(key) {
+			missed = append(missed, "local pod "+key)
+		}
+	}
+	if !reflect.DeepEqual(prev.Problems, cur.Problems) && !c.Problems {
+		missed = append(missed, "problems")
+	}
+	if len(missed) > 0 {
+		return fmt.Errorf("the Changes miss what changed: %s", strings.Join(missed, ", "))
+	}
+	return nil
+}
+
+func joinKeys[V any](a, b map[string]V) map[string]struct{} {
+	out := make(map[string]struct{}, len(a)+len(b))
+	for k := range a {
+		out[k] = struct{}{}
+	}
+	for k := range b {
+		out[k] = struct{}{}
+	}
+	return out
 }

@@ -107,9 +107,9 @@ func TestResolverCases(t *testing.T) {
 			rp.SetPod(makePod("a", "srv", withLabels("app", "srv"), withIPs("198.18.1.1")))
 			rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8080"), onNode("n2")))
 			rp.expectCounts(1, 1, 0)
-			before := rp.resolver.Model()
+			before := modelOnly(rp.resolver)
 			rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8081"), onNode("n2")))
-			after := rp.resolver.Model()
+			after := modelOnly(rp.resolver)
 			if !sameBacking(before.AddressSets[0].Ranges, after.AddressSets[0].Ranges) || before.LocalPods[0].Egress != after.LocalPods[0].Egress {
 				rp.t.Errorf("a port change touched more than the ServiceSet")
 			}
@@ -129,7 +129,7 @@ func TestResolverCases(t *testing.T) {
 // expectPeers checks the rendered peers of each rule of a local pod's isolation in one direction.
 func (rp *replay) expectPeers(key string, dir Direction, want ...string) {
 	rp.t.Helper()
-	m := rp.resolver.Model()
+	m := modelOnly(rp.resolver)
 	var got []string
 	for _, lp := range m.LocalPods {
 		iso := lp.Ingress
@@ -154,7 +154,7 @@ func (rp *replay) expectPeers(key string, dir Direction, want ...string) {
 
 func (rp *replay) expectCounts(localPods, addressSets, problems int) {
 	rp.t.Helper()
-	m := rp.resolver.Model()
+	m := modelOnly(rp.resolver)
 	if len(m.LocalPods) != localPods || len(m.AddressSets) != addressSets || len(m.Problems) != problems {
 		rp.t.Errorf("local pods, address sets, problems = %d, %d, %d; want %d, %d, %d (problems %v)",
 			len(m.LocalPods), len(m.AddressSets), len(m.Problems), localPods, addressSets, problems, m.Problems)
@@ -175,7 +175,7 @@ func identityCluster(rp *replay) {
 func TestResolverIdentity(t *testing.T) {
 	rp := newReplay(t)
 	identityCluster(rp)
-	before := rp.resolver.Model()
+	before := modelOnly(rp.resolver)
 	if len(before.AddressSets) != 2 || len(before.ServiceSets) != 1 {
 		t.Fatalf("want 2 address sets and 1 service set, got %d and %d", len(before.AddressSets), len(before.ServiceSets))
 	}
@@ -193,7 +193,7 @@ func TestResolverIdentity(t *testing.T) {
 	t.Run("a peer event touching one set leaves the others as they were", func(t *testing.T) {
 		rp.t = t
 		rp.SetPod(makePod("b", "db2", withLabels("app", "db"), withIPs("198.18.2.2"), onNode("n2")))
-		after := rp.resolver.Model()
+		after := modelOnly(rp.resolver)
 		if sameBacking(setOf(before, bluePeers).Ranges, setOf(after, bluePeers).Ranges) {
 			t.Errorf("the changed set kept its slice")
 		}
@@ -212,19 +212,19 @@ func TestResolverIdentity(t *testing.T) {
 	})
 	t.Run("setting equal objects keeps the very same Model", func(t *testing.T) {
 		rp.t = t
-		m := rp.resolver.Model()
+		m := modelOnly(rp.resolver)
 		rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8080"), onNode("n2")))
 		rp.SetNamespace(makeNamespace("b", "team", "blue"))
 		rp.SetPolicy(ingressFrom("a", "from-web", podPeer(sel("app", "web"))))
-		if rp.resolver.Model() != m {
+		if modelOnly(rp.resolver) != m {
 			t.Errorf("a no-op event gave a new Model")
 		}
 	})
 	t.Run("a policy edit keeps the sets it still uses", func(t *testing.T) {
 		rp.t = t
-		m := rp.resolver.Model()
+		m := modelOnly(rp.resolver)
 		rp.SetPolicy(makePolicy("a", "from-web", selecting("app", "srv"), withIngress(ingressRule(peers(podPeer(sel("app", "web"))), port(tcp, 80)))))
-		after := rp.resolver.Model()
+		after := modelOnly(rp.resolver)
 		if !sameBacking(setOf(m, webPeers).Ranges, setOf(after, webPeers).Ranges) {
 			t.Errorf("a set both versions use got a new slice")
 		}
@@ -239,7 +239,7 @@ func TestResolverIdentity(t *testing.T) {
 func TestResolverReserveTakesTheFirstChange(t *testing.T) {
 	rp := newReplay(t)
 	identityCluster(rp)
-	before := rp.resolver.Model()
+	before := modelOnly(rp.resolver)
 	const bluePeers = "namespaces={team=blue} pods={}"
 	var blue *addressSetState
 	for _, s := range rp.resolver.addressSets.order {
@@ -256,7 +256,7 @@ func TestResolverReserveTakesTheFirstChange(t *testing.T) {
 		t.Fatalf("Reserve gave the set a spare of capacity %d for %d ranges (want a new array with room)", cap(reserved), len(blue.ranges))
 	}
 	rp.SetPod(makePod("b", "db2", withLabels("app", "db"), withIPs("198.18.2.2"), onNode("n2")))
-	after := rp.resolver.Model()
+	after := modelOnly(rp.resolver)
 	for _, s := range after.AddressSets {
 		if s.Description == bluePeers && !sameBacking(s.Ranges, reserved[:1]) {
 			t.Error("the set's first change after Reserve was not written into the reserved array")

@@ -39,7 +39,7 @@ func NewPipeline(s *selectors.Snapshot) *Pipeline {
 
 // Compile compiles the resolver's current model.
 func (pl *Pipeline) Compile() (*selectors.Model, *nft.Ruleset) {
-	m := pl.Resolver.Model()
+	m, _ := pl.Resolver.Model()
 	return m, pl.Compiler.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})
 }
 
@@ -68,7 +68,7 @@ func (pl *Pipeline) Next(c *generator.Cluster, kind generator.EventKind, committ
 	ev := Event{Kind: kind, Description: desc}
 	start := time.Now()
 	pl.follow(c.Last)
-	m := pl.Resolver.Model()
+	m, _ := pl.Resolver.Model()
 	ev.ResolveMS = ms(time.Since(start))
 	start = time.Now()
 	rs := pl.Compiler.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})
@@ -84,7 +84,8 @@ func (pl *Pipeline) Next(c *generator.Cluster, kind generator.EventKind, committ
 // CheckModel fails when the resolver's model is not what a full resolve of the cluster gives: the
 // incremental figures are only worth something if the incremental path computes the same thing.
 func (pl *Pipeline) CheckModel(c *generator.Cluster) error {
-	if got, want := pl.Resolver.Model(), selectors.Resolve(c.Snapshot); !reflect.DeepEqual(got, want) {
+	got, _ := pl.Resolver.Model()
+	if want := selectors.Resolve(c.Snapshot); !reflect.DeepEqual(got, want) {
 		return fmt.Errorf("the incremental resolver's model differs from a full resolve of the same cluster")
 	}
 	return nil
