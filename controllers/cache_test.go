@@ -309,40 +309,41 @@ func TestTransformsPassOtherObjects(t *testing.T) {
 	}
 }
 
-func TestChangeMapsAreReusedAndStartEmpty(t *testing.T) {
+func TestPendingChangesKeepTheEarliestAndNeverLoseOne(t *testing.T) {
 	pod := func(name string) client.Object {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
 	}
-	var d dirtyObjects
-	d.add("Pod", pod("a"))
-	d.add("Pod", pod("b"))
-	first, _ := d.take()
-	d.release(first)
-	d.add("Pod", pod("c"))
-	second, full := d.take()
-	if full || len(second) != 1 || !sameMap(first, second) {
-		t.Errorf("after release: %v (full %v), want the released map holding only the new change", second, full)
+	t0 := time.Now()
+	ref := func(name string) objectRef { return objectRef{kind: kindPod, namespace: "default", name: name} }
+	var p pendingChanges
+	p.note(kindPod, pod("a"), t0)
+	p.note(kindPod, pod("a"), t0.Add(time.Second)) // a later change of the same object
+	p.note(kindPod, pod("b"), t0.Add(time.Second))
+	first := p.take()
+	if first.full || len(first.objects) != 2 || !first.objects[ref("a")].Equal(t0) {
+		t.Fatalf("taken = %+v, want a (at t0) and b", first)
 	}
-	if _, ok := second[objectRef{kind: "Pod", namespace: "default", name: "c"}]; !ok {
-		t.Errorf("the new change is missing: %v", second)
-	}
-
-	var c changeClock
-	c.observe("Pod", pod("a"), time.Now())
-	taken := c.take()
-	c.release(taken)
-	c.observe("Pod", pod("b"), time.Now())
-	if again := c.take(); len(again) != 1 || !sameMap(again, taken) {
-		t.Errorf("after release: %v, want the released map holding only the new observation", again)
+	if p.pending() {
+		t.Error("changes are still pending after take")
 	}
 
-	big := map[objectRef]struct{}{}
-	for i := range maxReleasedEntries + 1 {
-		big[objectRef{kind: "Pod", name: fmt.Sprint(i)}] = struct{}{}
+	// A failed sync puts its batch back; a newer note of the same object keeps the earlier time.
+	p.note(kindPod, pod("a"), t0.Add(2*time.Second))
+	p.putBack(first)
+	again := p.take()
+	if len(again.objects) != 2 || !again.objects[ref("a")].Equal(t0) {
+		t.Errorf("after putBack: %+v, want a at t0 and b", again)
 	}
-	d.release(big)
-	d.add("Pod", pod("d"))
-	if got, _ := d.take(); sameMap(got, big) {
-		t.Error("a map grown past maxReleasedEntries was kept for reuse")
+
+	// Past maxPendingObjects, the next sync re-reads everything.
+	for i := range maxPendingObjects + 1 {
+		p.note(kindPod, pod(fmt.Sprint(i)), t0)
+	}
+	if overflow := p.take(); !overflow.full || len(overflow.objects) != maxPendingObjects {
+		t.Errorf("after %d changes: full = %v with %d objects, want a full re-read", maxPendingObjects+1, overflow.full, len(overflow.objects))
+	}
+	p.putBack(changeBatch{full: true})
+	if back := p.take(); !back.full {
+		t.Error("a full batch put back is no longer full")
 	}
 }

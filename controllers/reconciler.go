@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"reflect"
@@ -61,28 +62,14 @@ type NodeReconciler struct {
 	// chasing a suspected bug.
 	VerifyIncremental bool
 
-	changes changeClock
-	dirty   dirtyObjects
+	// pending is filled by the event handlers and taken by each sync.
+	pending pendingChanges
 	// pods is the pod informer's store (CachedPods), set up by SetupWithManager.
 	pods     toolscache.Store
 	problems problemReporter
-
-	// Owned by the sync (one worker): the resolved view of the cluster, kept across syncs, when it was
-	// last rebuilt from the whole cache, and the compiler that remembers the last ruleset.
-	resolver  *selectors.Resolver
-	rebuiltAt time.Time
-	compiler  nft.Compiler
-	// ifaces remembers the host interface of each local pod address found so far; the addresses of
-	// pods that changed are looked up again, and a rebuild forgets everything.
-	ifaces      map[netip.Addr]string
-	spareIfaces map[netip.Addr]string // the ifaces of the sync before, for the next sync to reuse
-	inEffect    inEffectMemo
-	// reserveDue is set when the resolver or the compiler starts over: the next committed sync
-	// reserves their spare arrays (see selectors.Resolver.Reserve and nft.Compiler.Reserve).
-	reserveDue bool
-	synced     atomic.Bool
-	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
-	cleanupPending bool
+	// state is what one sync hands the next; only the sync's worker touches it.
+	state  syncState
+	synced atomic.Bool
 
 	statusMu sync.Mutex
 	written  *policyv1alpha1.NodeEnforcementStatus // the status last applied; nil: unknown
@@ -92,6 +79,39 @@ type NodeReconciler struct {
 	statusDeferred bool
 }
 
+// syncState is what one sync hands the next: the resolved view of the cluster and when it was last
+// read from the whole cache, the compiler (which remembers the last ruleset), the host interfaces
+// found so far, what was derived from the last model, and whether a conntrack cleanup is owed.
+type syncState struct {
+	resolver  *selectors.Resolver
+	rebuiltAt time.Time
+	compiler  nft.Compiler
+	// ifaces maps each local pod address to its host interface, as found so far; the addresses of pods
+	// that changed are looked up again, and a rebuild forgets everything.
+	ifaces map[netip.Addr]string
+	// inEffect and problems are the policies in effect and their problems in the last model, derived
+	// again when its Changes say isolations or problems changed.
+	inEffect map[selectors.PolicyRef]bool
+	problems []selectors.Problem
+	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
+	cleanupPending bool
+}
+
+// startOver makes the next sync compile everything: after a failed step, the compiler's memory of
+// the last ruleset no longer matches what the kernel holds, and the resolver's Changes since then
+// were taken.
+func (s *syncState) startOver() { s.compiler = nft.Compiler{} }
+
+// derive brings inEffect and problems up to date with a model.
+func (s *syncState) derive(m *selectors.Model, changes *selectors.Changes) {
+	if s.inEffect == nil || changes.Isolations() {
+		s.inEffect = policiesInEffect(m)
+	}
+	if s.inEffect == nil || changes.Isolations() || changes.Problems {
+		s.problems = problemsIn(m, s.inEffect)
+	}
+}
+
 // +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
@@ -99,39 +119,23 @@ type NodeReconciler struct {
 // +kubebuilder:rbac:groups=policy.nftpolicy.io,resources=nodeenforcements,verbs=create;get;list;watch;update;patch
 // +kubebuilder:rbac:groups=policy.nftpolicy.io,resources=nodeenforcements/status,verbs=get;update;patch
 
-// Reconcile syncs this node. Every request names this node; see SetupWithManager.
+// Reconcile syncs this node: it takes the changes noted since the last sync, resolves, compiles and
+// applies them in one transaction, then reports the outcome. Every request names this node; see
+// SetupWithManager.
 func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-	changes := r.changes.take()
-	out := r.sync(ctx)
-
+	batch := r.pending.take()
+	out := r.sync(ctx, batch)
 	if out.err != nil {
-		r.changes.putBack(changes)
+		r.pending.putBack(batch)
+		r.state.startOver()
 		syncFailures.WithLabelValues(out.step).Inc()
 		// The returned error is logged by the controller and requeues the node with backoff.
 		if err := r.writeStatus(ctx, out); err != nil {
-			log.Error(err, "Recording the failed sync on the NodeEnforcement")
+			logf.FromContext(ctx).Error(err, "Recording the failed sync on the NodeEnforcement")
 		}
 		return ctrl.Result{}, out.err
 	}
-
-	syncDuration.Observe(out.duration.Seconds())
-	// A change is programmed by the transaction that follows its observation. Changes that needed no
-	// transaction (the table already matched) are not latencies of anything and are dropped.
-	if !out.committed.IsZero() {
-		for _, observed := range changes {
-			programmingLatency.Observe(out.committed.Sub(observed).Seconds())
-		}
-	}
-	r.changes.release(changes)
-	c := out.counts
-	isolatedPods.Set(float64(c.isolatedPods))
-	programmedChains.Set(float64(c.chains))
-	programmedElements.Set(float64(c.setElements))
-	if !r.synced.Swap(true) {
-		log.V(2).Info("First sync committed, ready", "node", klog.KRef("", r.NodeName), "localPods", c.localPods, "isolatedPods", c.isolatedPods)
-	}
-
+	r.record(ctx, out, batch)
 	r.reportProblems(ctx, out.problems)
 	if err := r.writeStatus(ctx, out); err != nil {
 		syncFailures.WithLabelValues(stepStatus).Inc()
@@ -146,34 +150,29 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-// sync builds the desired ruleset from the cache and commits it in one transaction. On failure the
-// applier has forgotten what the kernel holds, so the next sync replaces the whole table at once: a
-// table is never left half-programmed.
-func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
+// sync brings the table up to date with the cache in one transaction. On failure the applier has
+// forgotten what the kernel holds, so the next sync replaces the whole table at once: a table is
+// never left half-programmed.
+func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcome {
 	log := logf.FromContext(ctx)
 	out := syncOutcome{started: time.Now(), ruleset: r.Applier.Committed()}
 	fail := func(step string, err error) syncOutcome {
 		out.step, out.err, out.duration = step, err, time.Since(out.started)
-		// The compiler compares each model and ruleset with the previous one and reuses the arrays of
-		// older ones (see nft.Compiler): after a model it did not compile or a ruleset that was not
-		// committed, it starts over.
-		r.compiler = nft.Compiler{}
-		r.reserveDue = true
 		return out
 	}
 
-	if err := r.updateResolver(ctx); err != nil {
+	model, changes, err := r.resolve(ctx, batch)
+	if err != nil {
 		return fail(stepSnapshot, err)
 	}
-	out.model, _ = r.resolver.Model()
-	inEffect := r.inEffect.of(out.model)
-	out.problems = r.inEffect.problemsOf(out.model)
+	r.state.derive(model, &changes)
+	out.model, out.problems = model, r.state.problems
 
-	ifaces, err := r.hostInterfaces(out.model)
+	ifaces, err := r.hostInterfaces(model)
 	if err != nil {
 		return fail(stepInterfaces, err)
 	}
-	desired := r.compiler.Compile(nft.CompileInput{Table: r.Table, Model: out.model, Interfaces: ifaces})
+	desired := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Interfaces: ifaces})
 	if log := log.V(6); log.Enabled() {
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}
@@ -183,13 +182,6 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 		return fail(stepApply, err)
 	}
 	out.ruleset = desired
-	if r.reserveDue {
-		// After a full resolve or compile: what the first change of each set would allocate is
-		// allocated now, in the sync that built everything, not in the events that follow.
-		r.resolver.Reserve()
-		r.compiler.Reserve()
-		r.reserveDue = false
-	}
 	if !res.Unchanged() {
 		// The verdicts change here; ending old connections below is not part of the latency.
 		out.committed = time.Now()
@@ -198,7 +190,7 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	if err := r.endDeniedConnections(ctx, desired, ifaces, !res.Unchanged() && !res.OnlyWidens); err != nil {
 		return fail(stepConntrack, err)
 	}
-	out.counts = countsOf(out.model, inEffect, out.ruleset)
+	out.counts = countsOf(model, r.state.inEffect, out.ruleset)
 	out.duration = time.Since(out.started)
 	if res.Unchanged() {
 		log.V(4).Info("Table already up to date", "table", r.Table, "duration", out.duration)
@@ -209,70 +201,94 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	return out
 }
 
-// updateResolver brings the resolver up to date with the cache: only the objects that changed since
-// the last sync, or everything when the resolver is new, when too many objects changed, or on the
-// periodic resync (a sync that no event asked for).
-func (r *NodeReconciler) updateResolver(ctx context.Context) error {
-	log := logf.FromContext(ctx)
-	objects, full := r.dirty.take()
-	if full || r.resolver == nil || (len(objects) == 0 && time.Since(r.rebuiltAt) >= r.resyncPeriod()/2) {
-		log.V(4).Info("Reading every pod, namespace and policy from the cache")
-		res, err := rebuildResolver(ctx, r.pods, r.Client, r.NodeName)
-		if err != nil {
-			r.dirty.putBack(objects, true)
-			return err
+// record updates the metrics after a successful sync.
+func (r *NodeReconciler) record(ctx context.Context, out syncOutcome, batch changeBatch) {
+	syncDuration.Observe(out.duration.Seconds())
+	// A change is programmed by the transaction that follows its observation. Changes that needed no
+	// transaction (the table already matched) are not latencies of anything and are dropped.
+	if !out.committed.IsZero() {
+		for _, observed := range batch.objects {
+			programmingLatency.Observe(out.committed.Sub(observed).Seconds())
 		}
-		r.resolver, r.rebuiltAt, r.ifaces = res, time.Now(), nil
-		r.reserveDue = true
-		r.dirty.release(objects)
-		cacheReads.WithLabelValues(readAll).Inc()
-		return nil
 	}
-	log.V(4).Info("Reading changed objects from the cache", "objects", len(objects))
-	changedLocal, err := refresh(ctx, r.pods, r.Client, r.resolver, r.NodeName, objects)
-	if err != nil {
-		r.dirty.putBack(objects, false)
-		return err
+	c := out.counts
+	isolatedPods.Set(float64(c.isolatedPods))
+	programmedChains.Set(float64(c.chains))
+	programmedElements.Set(float64(c.setElements))
+	if !r.synced.Swap(true) {
+		logf.FromContext(ctx).V(2).Info("First sync committed, ready", "node", klog.KRef("", r.NodeName), "localPods", c.localPods, "isolatedPods", c.isolatedPods)
 	}
-	r.dirty.release(objects)
-	for _, a := range changedLocal {
-		delete(r.ifaces, a)
-	}
-	cacheReads.WithLabelValues(readChanged).Inc()
-	if r.VerifyIncremental {
-		return r.verifyIncremental(ctx)
-	}
-	return nil
 }
 
-// verifyIncremental compares the resolver's model with a full resolve of the cache, and rebuilds the
-// resolver when they differ. A change that reaches the cache between the two reads is not a
-// difference: it is pending for the next sync, so the comparison is skipped then.
-func (r *NodeReconciler) verifyIncremental(ctx context.Context) error {
-	snap, err := snapshot(ctx, r.pods, r.Client, r.NodeName)
+// resolve brings the resolver up to date with the cache and returns its model and what changed: only
+// the objects that changed since the last sync are read, or everything when the resolver is new,
+// when too many objects changed, or on the periodic resync (a sync that no event asked for).
+func (r *NodeReconciler) resolve(ctx context.Context, batch changeBatch) (*selectors.Model, selectors.Changes, error) {
+	log := logf.FromContext(ctx)
+	s := &r.state
+	if batch.full || s.resolver == nil || (len(batch.objects) == 0 && time.Since(s.rebuiltAt) >= r.resyncPeriod()/2) {
+		log.V(4).Info("Reading every pod, namespace and policy from the cache")
+		if err := r.rebuild(ctx); err != nil {
+			return nil, selectors.Changes{}, err
+		}
+		cacheReads.WithLabelValues(readAll).Inc()
+		m, _ := s.resolver.Model()
+		return m, selectors.FullChanges(), nil
+	}
+	log.V(4).Info("Reading changed objects from the cache", "objects", len(batch.objects))
+	changedLocal, err := refresh(ctx, r.pods, r.Client, s.resolver, r.NodeName, batch.objects)
 	if err != nil {
-		return err
+		return nil, selectors.Changes{}, err
 	}
-	want := selectors.Resolve(snap)
-	got, _ := r.resolver.Model()
-	if reflect.DeepEqual(got, want) {
-		return nil
+	for _, a := range changedLocal {
+		delete(s.ifaces, a)
 	}
-	// The event handlers note a change just after the cache holds it: give them a moment.
-	time.Sleep(100 * time.Millisecond)
-	if r.dirty.pending() {
-		return nil
+	cacheReads.WithLabelValues(readChanged).Inc()
+	m, changes := s.resolver.Model()
+	if r.VerifyIncremental {
+		rebuilt, err := r.verifyIncremental(ctx, m)
+		if err != nil {
+			return nil, selectors.Changes{}, err
+		}
+		if rebuilt {
+			m, _ = s.resolver.Model()
+			return m, selectors.FullChanges(), nil
+		}
 	}
-	incrementalMismatches.Inc()
-	logf.FromContext(ctx).Error(nil, "The incremental model differs from a full resolve of the cache; rebuilding from the cache",
-		"localPods", len(got.LocalPods), "wantLocalPods", len(want.LocalPods), "addressSets", len(got.AddressSets), "wantAddressSets", len(want.AddressSets))
-	r.resolver, r.rebuiltAt, r.ifaces = nil, time.Time{}, nil
+	return m, changes, nil
+}
+
+// rebuild reads the whole cache into a new resolver.
+func (r *NodeReconciler) rebuild(ctx context.Context) error {
 	res, err := rebuildResolver(ctx, r.pods, r.Client, r.NodeName)
 	if err != nil {
 		return err
 	}
-	r.resolver, r.rebuiltAt, r.reserveDue = res, time.Now(), true
+	r.state.resolver, r.state.rebuiltAt, r.state.ifaces = res, time.Now(), nil
 	return nil
+}
+
+// verifyIncremental compares the resolver's model with a full resolve of the cache, and rebuilds the
+// resolver when they differ (rebuilt is then true). A change that reaches the cache between the two
+// reads is not a difference: it is pending for the next sync, so the comparison is skipped then.
+func (r *NodeReconciler) verifyIncremental(ctx context.Context, got *selectors.Model) (rebuilt bool, err error) {
+	snap, err := snapshot(ctx, r.pods, r.Client, r.NodeName)
+	if err != nil {
+		return false, err
+	}
+	want := selectors.Resolve(snap)
+	if reflect.DeepEqual(got, want) {
+		return false, nil
+	}
+	// The event handlers note a change just after the cache holds it: give them a moment.
+	time.Sleep(100 * time.Millisecond)
+	if r.pending.pending() {
+		return false, nil
+	}
+	incrementalMismatches.Inc()
+	logf.FromContext(ctx).Error(nil, "The incremental model differs from a full resolve of the cache; rebuilding from the cache",
+		"localPods", len(got.LocalPods), "wantLocalPods", len(want.LocalPods), "addressSets", len(got.AddressSets), "wantAddressSets", len(want.AddressSets))
+	return true, r.rebuild(ctx)
 }
 
 // endDeniedConnections deletes the tracked connections that the committed ruleset would not let
@@ -280,15 +296,15 @@ func (r *NodeReconciler) verifyIncremental(ctx context.Context) error {
 // allowed before a policy change would outlive it. It runs after every committed change, and again
 // on later syncs until it has succeeded once.
 func (r *NodeReconciler) endDeniedConnections(ctx context.Context, rs *nft.Ruleset, ifaces map[netip.Addr]string, changed bool) error {
-	if r.Conntrack == nil || (!changed && !r.cleanupPending) {
+	if r.Conntrack == nil || (!changed && !r.state.cleanupPending) {
 		return nil
 	}
-	r.cleanupPending = true
+	r.state.cleanupPending = true
 	n, err := r.Conntrack.Cleanup(rs, ifaces)
 	if err != nil {
 		return fmt.Errorf("ending connections the new rules deny: %w", err)
 	}
-	r.cleanupPending = false
+	r.state.cleanupPending = false
 	if n > 0 {
 		logf.FromContext(ctx).V(2).Info("Ended connections the new rules deny", "connections", n)
 	}
@@ -296,22 +312,18 @@ func (r *NodeReconciler) endDeniedConnections(ctx context.Context, rs *nft.Rules
 }
 
 // hostInterfaces resolves the host-side interface of every local pod address. Addresses found before
-// are not looked up again (see ifaces); addresses without an interface are, on every sync, until the
-// pod's interface shows up.
+// are not looked up again (see syncState.ifaces); addresses without an interface are, on every sync,
+// until the pod's interface shows up.
 func (r *NodeReconciler) hostInterfaces(m *selectors.Model) (map[netip.Addr]string, error) {
 	if r.Interfaces == nil {
 		return nil, nil
 	}
-	// The map of the sync before is reused: nothing holds it past its sync.
-	found := r.spareIfaces
-	if found == nil {
-		found = make(map[netip.Addr]string, len(r.ifaces))
-	}
-	clear(found)
+	known := r.state.ifaces
+	found := make(map[netip.Addr]string, len(known))
 	var missing []netip.Addr
 	for _, pod := range m.LocalPods {
 		for _, a := range pod.IPs {
-			if iface, ok := r.ifaces[a]; ok {
+			if iface, ok := known[a]; ok {
 				found[a] = iface
 			} else {
 				missing = append(missing, a)
@@ -323,11 +335,9 @@ func (r *NodeReconciler) hostInterfaces(m *selectors.Model) (map[netip.Addr]stri
 		if err != nil {
 			return nil, fmt.Errorf("resolving host interfaces of %d local pod addresses: %w", len(missing), err)
 		}
-		for a, iface := range looked {
-			found[a] = iface
-		}
+		maps.Copy(found, looked)
 	}
-	r.ifaces, r.spareIfaces = found, r.ifaces
+	r.state.ifaces = found
 	return found, nil
 }
 

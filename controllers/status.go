@@ -158,7 +158,6 @@ func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error
 		return fmt.Errorf("applying the status of NodeEnforcement %s: %w", r.NodeName, err)
 	}
 	r.written = next.Status.DeepCopy()
-	in.problems = slices.Clone(in.problems) // the sync's list may be reused by later syncs
 	r.writtenFrom = in
 	return nil
 }

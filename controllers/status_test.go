@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/selectors"
@@ -101,32 +102,38 @@ func succeeded(started time.Time, d time.Duration, m *selectors.Model) syncOutco
 	return syncOutcome{started: started, duration: d, model: m, problems: problemsInEffect(m), counts: countsOf(m, policiesInEffect(m), nil)}
 }
 
-func TestInEffectMemoFollowsTheLocalPods(t *testing.T) {
-	var memo inEffectMemo
-	m := modelWithProblems(1)
-	if got, want := memo.of(m), policiesInEffect(m); !reflect.DeepEqual(got, want) || memo.computed != 1 {
-		t.Fatalf("in effect = %v (computed %d times), want %v computed once", got, memo.computed, want)
+// derive recomputes what it derives from a model exactly when the Changes say it may differ.
+func TestDeriveFollowsTheChanges(t *testing.T) {
+	var s syncState
+	m := modelWithProblems(2)
+	full := selectors.FullChanges()
+	s.derive(m, &full)
+	if want := policiesInEffect(m); !reflect.DeepEqual(s.inEffect, want) {
+		t.Fatalf("in effect = %v, want %v", s.inEffect, want)
 	}
-	// A later model whose local pods have the same isolations (only peers changed), even in
-	// another list: not computed again.
-	peersOnly := *m
-	peersOnly.LocalPods = slices.Clone(m.LocalPods)
-	if got, want := memo.of(&peersOnly), policiesInEffect(m); !reflect.DeepEqual(got, want) || memo.computed != 1 {
-		t.Errorf("same isolations: in effect = %v (computed %d times), want %v computed once", got, memo.computed, want)
+	if want := problemsInEffect(m); !reflect.DeepEqual(s.problems, want) {
+		t.Fatalf("problems = %v, want %v", s.problems, want)
 	}
-	// The same list written over with a new isolation (the resolver reuses the arrays of older
-	// models): computed again.
-	reused := *m
-	reused.LocalPods = peersOnly.LocalPods
-	reused.LocalPods[1].Ingress = &selectors.Isolation{Policies: []selectors.PolicyRef{remotePolicy}}
-	if got, want := memo.of(&reused), policiesInEffect(&reused); !reflect.DeepEqual(got, want) || memo.computed != 2 || !got[remotePolicy] {
-		t.Errorf("a changed isolation in the same list: in effect = %v (computed %d times), want %v computed again", got, memo.computed, want)
+
+	// New problems, same isolations: the problems follow.
+	fewer := *m
+	fewer.Problems = slices.Clone(m.Problems[1:])
+	s.derive(&fewer, &selectors.Changes{Problems: true})
+	if want := problemsInEffect(&fewer); !reflect.DeepEqual(s.problems, want) {
+		t.Errorf("after the problems changed: %v, want %v", s.problems, want)
 	}
-	// Fewer local pods: computed again.
-	changed := *m
-	changed.LocalPods = slices.Clone(m.LocalPods[:1])
-	if got, want := memo.of(&changed), policiesInEffect(&changed); !reflect.DeepEqual(got, want) || memo.computed != 3 {
-		t.Errorf("after the local pods changed: %v (computed %d times), want %v", got, memo.computed, want)
+
+	// remote-policy comes into effect on a local pod: its problem appears.
+	widened := fewer
+	widened.LocalPods = slices.Clone(m.LocalPods)
+	widened.LocalPods[1].Ingress = &selectors.Isolation{Policies: []selectors.PolicyRef{remotePolicy}}
+	changes := selectors.Changes{LocalPods: sets.New(widened.LocalPods[1].Key())}
+	s.derive(&widened, &changes)
+	if want := policiesInEffect(&widened); !reflect.DeepEqual(s.inEffect, want) || !s.inEffect[remotePolicy] {
+		t.Errorf("after remote-policy came into effect: in effect = %v, want %v", s.inEffect, want)
+	}
+	if want := problemsInEffect(&widened); !reflect.DeepEqual(s.problems, want) || len(s.problems) != len(fewer.Problems) {
+		t.Errorf("after remote-policy came into effect: problems = %v, want %v", s.problems, want)
 	}
 }
 
@@ -226,31 +233,4 @@ func statusChanged(a, b *policyv1alpha1.NodeEnforcementStatus) bool {
 	x, y := *a, *b
 	x.LastSyncTime, x.LastSyncDuration, y.LastSyncTime, y.LastSyncDuration = nil, nil, nil, nil
 	return !equality.Semantic.DeepEqual(&x, &y)
-}
-
-func TestInEffectMemoProblemsFollowModelAndPods(t *testing.T) {
-	var memo inEffectMemo
-	m := modelWithProblems(2)
-	first := memo.problemsOf(m)
-	if want := problemsInEffect(m); !reflect.DeepEqual(first, want) {
-		t.Fatalf("problems = %v, want %v", first, want)
-	}
-	// Another model with the same Problems slice and isolations: the same list, not a new one.
-	same := *m
-	if got := memo.problemsOf(&same); !sameSlice(got, first) {
-		t.Error("the same problems were computed again")
-	}
-	// New problems: computed again.
-	fewer := *m
-	fewer.Problems = slices.Clone(m.Problems[1:])
-	if got, want := memo.problemsOf(&fewer), problemsInEffect(&fewer); !reflect.DeepEqual(got, want) {
-		t.Errorf("after the problems changed: %v, want %v", got, want)
-	}
-	// remote-policy comes into effect: its problem appears, though the Problems slice is the same.
-	widened := fewer
-	widened.LocalPods = slices.Clone(m.LocalPods)
-	widened.LocalPods[1].Ingress = &selectors.Isolation{Policies: []selectors.PolicyRef{remotePolicy}}
-	if got, want := memo.problemsOf(&widened), problemsInEffect(&widened); !reflect.DeepEqual(got, want) || len(got) != len(fewer.Problems) {
-		t.Errorf("after remote-policy came into effect: %v, want %v", got, want)
-	}
 }

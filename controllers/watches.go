@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -74,8 +73,7 @@ func (r *NodeReconciler) request() reconcile.Request {
 // latency, and enqueues this node.
 func (r *NodeReconciler) enqueueNode(kind string) handler.EventHandler {
 	observe := func(obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		r.dirty.add(kind, obj)
-		r.changes.observe(kind, obj, time.Now())
+		r.pending.note(kind, obj, time.Now())
 		q.Add(r.request())
 	}
 	return handler.Funcs{
@@ -112,59 +110,4 @@ var labelsChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
 	},
-}
-
-// maxPendingChanges bounds the change clock; past it, new objects are not timed until the next sync.
-const maxPendingChanges = 100_000
-
-// changeClock remembers, per object, when the agent first observed a change that is not programmed yet.
-// A sync takes the observations made before it listed the cache and, once its transaction is committed,
-// reports their latency.
-type changeClock struct {
-	mu      sync.Mutex
-	pending map[objectRef]time.Time
-	spare   spareMap[time.Time]
-}
-
-func (c *changeClock) observe(kind string, obj client.Object, at time.Time) {
-	key := objectRef{kind: kind, namespace: obj.GetNamespace(), name: obj.GetName()}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pending == nil {
-		c.pending = c.spare.get()
-	}
-	if _, ok := c.pending[key]; ok || len(c.pending) >= maxPendingChanges {
-		return // the earliest unprogrammed change of an object is the one that waited longest
-	}
-	c.pending[key] = at
-}
-
-// take returns and forgets the observations made so far.
-func (c *changeClock) take() map[objectRef]time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	taken := c.pending
-	c.pending = nil
-	return taken
-}
-
-// release hands back a map that take returned, once read, for later observations to reuse.
-func (c *changeClock) release(taken map[objectRef]time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.spare.put(taken)
-}
-
-// putBack returns observations of a failed sync, keeping the earlier time of an object observed again.
-func (c *changeClock) putBack(taken map[objectRef]time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pending == nil {
-		c.pending = map[objectRef]time.Time{}
-	}
-	for key, at := range taken {
-		if later, ok := c.pending[key]; !ok || at.Before(later) {
-			c.pending[key] = at
-		}
-	}
 }
