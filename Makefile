@@ -108,13 +108,12 @@ lint-config: $(GOLANGCI_LINT) ## Verify golangci-lint linter configuration.
 ##@ Build
 
 .PHONY: build
-build: ## Build the nftpolicy binary into bin/nftpolicy.
-	@if [[ ! -f main.go ]]; then echo "build: main.go not present yet; nothing to build"; exit 0; fi; \
-	echo "go build -o $(LOCALBIN)/nftpolicy ."; go build -o "$(LOCALBIN)/nftpolicy" .
+build: ## Build the agent (bin/nftpolicy).
+	go build -o "$(LOCALBIN)/nftpolicy" ./cmd/nftpolicy
 
 .PHONY: run
-run: manifests generate fmt vet ## Run nftpolicy from your host against the current kubeconfig (needs root).
-	go run .
+run: manifests generate fmt vet ## Run the agent from your host against the current kubeconfig (needs root).
+	go run ./cmd/nftpolicy
 
 .PHONY: demo
 demo: setup envtest-assets build ## Install what the lab needs, build, and run the guestbook demo (needs root).

@@ -57,7 +57,7 @@ func prepare(dir string) string {
 		return err.Error()
 	}
 	agentBinary = filepath.Join(dir, "nftpolicy")
-	build := exec.Command("go", "build", "-o", agentBinary, ".")
+	build := exec.Command("go", "build", "-o", agentBinary, "./cmd/nftpolicy")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Sprintf("building the agent: %v\n%s", err, out)

@@ -69,7 +69,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(os.RemoveAll, dir)
 	suite.agentBinary = filepath.Join(dir, "nftpolicy")
-	build := exec.CommandContext(ctx, "go", "build", "-o", suite.agentBinary, ".")
+	build := exec.CommandContext(ctx, "go", "build", "-o", suite.agentBinary, "./cmd/nftpolicy")
 	build.Dir = repoRoot()
 	out, err := build.CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "building the agent:\n%s", out)

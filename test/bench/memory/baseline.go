@@ -17,7 +17,7 @@ import (
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/controllers"
-	"github.com/nftpolicy/nftpolicy/internal/agent"
+	"github.com/nftpolicy/nftpolicy/cmd/nftpolicy/agent"
 )
 
 // runBaseline is the baseline process: a controller-runtime manager with the agent's scheme and cache
