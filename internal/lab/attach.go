@@ -47,7 +47,7 @@ func attach(name string) (*attached, error) {
 		return nil, fmt.Errorf("finding lab %s: %w", name, err)
 	}
 	if !s.Ready || !s.Owner.alive() {
-		return nil, fmt.Errorf("lab %s is not up (remove it with `nftpolicy lab down --name %s`)", name, name)
+		return nil, fmt.Errorf("lab %s is not up (remove it with `nftpolicy-lab down --name %s`)", name, name)
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
 	if err != nil {
@@ -129,7 +129,7 @@ func cmdApply(ctx context.Context, args []string) int {
 	name := fs.String("name", "", "The lab (default: the only one).")
 	file := fs.String("f", "", "NetworkPolicy manifests, multi-document YAML; - reads stdin.")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *file == "" {
-		fmt.Fprintln(os.Stderr, "usage: nftpolicy lab apply [--name NAME] -f FILE")
+		fmt.Fprintln(os.Stderr, "usage: nftpolicy-lab apply [--name NAME] -f FILE")
 		return 2
 	}
 	a, err := attach(*name)
@@ -171,7 +171,7 @@ func cmdProbe(ctx context.Context, args []string) int {
 	name := fs.String("name", "", "The lab (default: the only one).")
 	family := fs.String("family", "", "ipv4 or ipv6 (default: the destination's primary address).")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 3 {
-		fmt.Fprintln(os.Stderr, "usage: nftpolicy lab probe [--name NAME] SRC DST PORT/PROTO   (pods as namespace/pod)")
+		fmt.Fprintln(os.Stderr, "usage: nftpolicy-lab probe [--name NAME] SRC DST PORT/PROTO   (pods as namespace/pod)")
 		return 2
 	}
 	port, proto, err := parsePortProto(fs.Arg(2))
@@ -208,7 +208,7 @@ func cmdMatrix(ctx context.Context, args []string) int {
 	name := fs.String("name", "", "The lab (default: the only one).")
 	family := fs.String("family", "", "ipv4 or ipv6 (default: each destination's primary address).")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: nftpolicy lab matrix [--name NAME] PORT/PROTO")
+		fmt.Fprintln(os.Stderr, "usage: nftpolicy-lab matrix [--name NAME] PORT/PROTO")
 		return 2
 	}
 	port, proto, err := parsePortProto(fs.Arg(0))

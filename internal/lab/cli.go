@@ -16,7 +16,7 @@ import (
 	"github.com/nftpolicy/nftpolicy/internal/scenario"
 )
 
-const usage = `usage: nftpolicy lab COMMAND [flags]
+const usage = `usage: nftpolicy-lab COMMAND [flags]
 
 commands:
   up        [--nodes N] [--ip-family F] [--cluster FILE] [--name NAME]  bring a lab up and keep it up until Ctrl-C
@@ -26,6 +26,9 @@ commands:
   matrix    [--name NAME] PORT/PROTO                                   probe every pair of pods of a running lab
   scenario  [--nodes N] [--ip-family F] FILE...                        run scenario files on a lab of their own
   demo                                                                 replay the guestbook tutorial
+
+up, scenario and demo run the agent binary given by --agent PATH, by default the nftpolicy beside
+nftpolicy-lab (make build puts both in bin/).
 `
 
 // commands are the lab's subcommands; each gets its arguments and returns the exit code.
@@ -39,7 +42,7 @@ var commands = map[string]func(ctx context.Context, args []string) int{
 	"demo":     cmdDemo,
 }
 
-// Main is `nftpolicy lab`. SIGINT and SIGTERM cancel the command, which then removes what it made.
+// Main is the nftpolicy-lab command: args are its arguments, without the program name. SIGINT and SIGTERM cancel the command, which then removes what it made.
 func Main(args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(os.Stderr, usage)
@@ -47,7 +50,7 @@ func Main(args []string) int {
 	}
 	run, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "nftpolicy lab: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(os.Stderr, "nftpolicy-lab: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,6 +64,7 @@ type labFlags struct {
 	family    string
 	assets    string
 	verbosity int
+	agent     string
 }
 
 func (f *labFlags) register(fs *flag.FlagSet) {
@@ -68,14 +72,15 @@ func (f *labFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.family, "ip-family", FamilyIPv4, "Pod addresses: ipv4, ipv6 or dual.")
 	fs.StringVar(&f.assets, "assets", "", "Directory of kube-apiserver and etcd (default $KUBEBUILDER_ASSETS or the setup cache).")
 	fs.IntVar(&f.verbosity, "agent-v", 2, "Log verbosity of the agents.")
+	fs.StringVar(&f.agent, "agent", "", "The agent binary each node runs (default: nftpolicy beside this executable).")
 }
 
 func (f *labFlags) options(name string, log io.Writer) Options {
-	return Options{Name: name, Nodes: f.nodes, IPFamily: f.family, AssetsDir: f.assets, AgentVerbosity: f.verbosity, Log: log}
+	return Options{Name: name, Nodes: f.nodes, IPFamily: f.family, AssetsDir: f.assets, AgentVerbosity: f.verbosity, AgentPath: f.agent, Log: log}
 }
 
 func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("nftpolicy lab "+name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("nftpolicy-lab "+name, flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
 	return fs
 }
@@ -124,11 +129,11 @@ func cmdUp(ctx context.Context, args []string) int {
 		writePods(os.Stdout, l)
 		fmt.Printf("\nLab %s is up. Try:\n", l.Name())
 		fmt.Printf("  export KUBECONFIG=%s; kubectl get pods -A -o wide; kubectl get nodeenforcements\n", l.Kubeconfig())
-		fmt.Printf("  nftpolicy lab apply -f config/samples/networking_v1_networkpolicy_redis.yaml\n")
+		fmt.Printf("  nftpolicy-lab apply -f config/samples/networking_v1_networkpolicy_redis.yaml\n")
 		if port, ok := firstPort(cluster); ok {
-			fmt.Printf("  nftpolicy lab matrix %d/%s\n", port.Port, port.Protocol)
+			fmt.Printf("  nftpolicy-lab matrix %d/%s\n", port.Port, port.Protocol)
 		}
-		fmt.Printf("Ctrl-C (or `nftpolicy lab down --name %s`) removes it.\n", l.Name())
+		fmt.Printf("Ctrl-C (or `nftpolicy-lab down --name %s`) removes it.\n", l.Name())
 		<-ctx.Done()
 		fmt.Println("Removing the lab")
 	}
@@ -229,7 +234,7 @@ func cmdScenario(ctx context.Context, args []string) int {
 		return 2
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "nftpolicy lab scenario: no scenario files")
+		fmt.Fprintln(os.Stderr, "nftpolicy-lab scenario: no scenario files")
 		return 2
 	}
 	l, err := Start(ctx, lf.options("", os.Stdout))

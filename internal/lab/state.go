@@ -71,7 +71,7 @@ func newState(name, prefix, family string) (*State, error) {
 	}
 	dir := filepath.Join(StateRoot, name)
 	if old, err := ReadState(name); err == nil && old.Owner.alive() {
-		return nil, fmt.Errorf("lab %s is running (process %d); remove it with `nftpolicy lab down --name %s`", name, old.Owner.PID, name)
+		return nil, fmt.Errorf("lab %s is running (process %d); remove it with `nftpolicy-lab down --name %s`", name, old.Owner.PID, name)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the lab's state directory: %w", err)
