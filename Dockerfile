@@ -11,7 +11,6 @@ RUN go mod download
 COPY api/ api/
 COPY cmd/nftpolicy/ cmd/nftpolicy/
 COPY controllers/ controllers/
-COPY internal/ internal/
 COPY nft/ nft/
 COPY selectors/ selectors/
 

@@ -9,7 +9,7 @@ package main
 import (
 	"os"
 
-	"github.com/nftpolicy/nftpolicy/internal/lab"
+	"github.com/nftpolicy/nftpolicy/lab"
 )
 
 func main() {

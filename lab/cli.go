@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 const usage = `usage: nftpolicy-lab COMMAND [flags]

@@ -1,5 +1,5 @@
 // Package lab runs a NetworkPolicy lab on one machine: a real kube-apiserver and etcd on loopback,
-// network namespaces standing in for nodes and pods (internal/netlab), one real agent per node as a
+// network namespaces standing in for nodes and pods (lab/netlab), one real agent per node as a
 // child process, and the lab itself acting as the kubelet. A Lab is the scenario.Cluster the scenario
 // runner drives; Main is the nftpolicy-lab command (cmd/nftpolicy-lab).
 //
@@ -26,8 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 // IP families a lab can publish in pod status.

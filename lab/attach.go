@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 // attached is a running lab seen from another process: its API server and, through the pods'

@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 // NetnsAnnotation on a lab pod is the path of its network namespace: `lab probe` and `lab matrix`,

@@ -11,7 +11,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 // The guestbook tutorial: redis behind a policy that admits only the guestbook frontend.

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
 // StateRoot holds one directory per lab.

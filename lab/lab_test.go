@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 var (
