@@ -1,7 +1,7 @@
 // Package lab runs a NetworkPolicy lab on one machine: a real kube-apiserver and etcd on loopback,
 // network namespaces standing in for nodes and pods (lab/netlab), one real agent per node as a
 // child process, and the lab itself acting as the kubelet. A Lab is the scenario.Cluster the scenario
-// runner drives; Main is the nftpolicy-lab command (cmd/nftpolicy-lab).
+// runner drives; cmd/nftpolicy-lab is its command line, and Attach reaches a lab it left running.
 //
 // Every lab keeps its state under /run/nftpolicy-lab/NAME/: state.json (what to remove), the
 // kubeconfig, etcd's data, the API server's certificates and the agents' logs. Down removes a lab from
@@ -180,6 +180,13 @@ func (l *Lab) Kubeconfig() string { return l.state.Kubeconfig }
 
 // Client is a client of the lab's API server that knows the agent's types.
 func (l *Lab) Client() client.Client { return l.client }
+
+// MarkUp records in the lab's state that the lab is up, with its cluster set up: only then do
+// `nftpolicy-lab apply`, `probe` and `matrix` attach to it.
+func (l *Lab) MarkUp() error {
+	l.state.Ready = true
+	return l.state.write()
+}
 
 // State is what Down needs to remove the lab.
 func (l *Lab) State() State { return *l.state }

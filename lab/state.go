@@ -113,6 +113,21 @@ func ReadState(name string) (*State, error) {
 	return &s, nil
 }
 
+// OnlyLab names the lab of this machine when there is exactly one.
+func OnlyLab() (string, error) {
+	names, err := Labs()
+	if err != nil {
+		return "", err
+	}
+	switch len(names) {
+	case 0:
+		return "", errors.New("no lab is running")
+	case 1:
+		return names[0], nil
+	}
+	return "", fmt.Errorf("several labs (%s): choose one with --name", strings.Join(names, ", "))
+}
+
 // Labs lists the names of the labs that have a state directory.
 func Labs() ([]string, error) {
 	entries, err := os.ReadDir(StateRoot)
