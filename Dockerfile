@@ -8,15 +8,14 @@ WORKDIR /workspace
 COPY go.mod go.sum ./
 RUN go mod download
 
-COPY main.go ./
 COPY api/ api/
+COPY cmd/nftpolicy/ cmd/nftpolicy/
 COPY controllers/ controllers/
-COPY internal/ internal/
 COPY nft/ nft/
 COPY selectors/ selectors/
 
 # Netlink and nftables are spoken in Go: no cgo, so the binary runs on the static base.
-RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o nftpolicy .
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o nftpolicy ./cmd/nftpolicy
 
 # The agent runs as root: NET_ADMIN and NET_RAW are granted to the container (see
 # config/manager/manager.yaml) and only root's capability set receives them without ambient capabilities.

@@ -108,17 +108,17 @@ lint-config: $(GOLANGCI_LINT) ## Verify golangci-lint linter configuration.
 ##@ Build
 
 .PHONY: build
-build: ## Build the nftpolicy binary into bin/nftpolicy.
-	@if [[ ! -f main.go ]]; then echo "build: main.go not present yet; nothing to build"; exit 0; fi; \
-	echo "go build -o $(LOCALBIN)/nftpolicy ."; go build -o "$(LOCALBIN)/nftpolicy" .
+build: ## Build the agent (bin/nftpolicy) and the lab (bin/nftpolicy-lab).
+	go build -o "$(LOCALBIN)/nftpolicy" ./cmd/nftpolicy
+	go build -o "$(LOCALBIN)/nftpolicy-lab" ./cmd/nftpolicy-lab
 
 .PHONY: run
-run: manifests generate fmt vet ## Run nftpolicy from your host against the current kubeconfig (needs root).
-	go run .
+run: manifests generate fmt vet ## Run the agent from your host against the current kubeconfig (needs root).
+	go run ./cmd/nftpolicy
 
 .PHONY: demo
 demo: setup envtest-assets build ## Install what the lab needs, build, and run the guestbook demo (needs root).
-	KUBEBUILDER_ASSETS="$$(hack/build-apiserver.sh | tail -n1)" "$(LOCALBIN)/nftpolicy" lab demo
+	KUBEBUILDER_ASSETS="$$(hack/build-apiserver.sh | tail -n1)" "$(LOCALBIN)/nftpolicy-lab" demo
 
 # docker-build needs a container engine (docker or podman via CONTAINER_TOOL)
 # and a Dockerfile at the repository root; neither is part of the development
@@ -141,8 +141,8 @@ build-installer: manifests generate $(KUSTOMIZE) ## Generate dist/install.yaml w
 	$(KUSTOMIZE) build config/default > dist/install.yaml
 
 .PHONY: clean
-clean: ## Remove build outputs (bin/nftpolicy, dist/, cover.out); pinned tools stay.
-	rm -rf "$(LOCALBIN)/nftpolicy" dist cover.out
+clean: ## Remove build outputs (bin/nftpolicy, bin/nftpolicy-lab, dist/, cover.out); pinned tools stay.
+	rm -rf "$(LOCALBIN)/nftpolicy" "$(LOCALBIN)/nftpolicy-lab" dist cover.out
 
 .PHONY: clean-tools
 clean-tools: ## Remove the pinned tools in bin/ (hack/setup.sh rebuilds them).

@@ -12,11 +12,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
-	"github.com/nftpolicy/nftpolicy/internal/intern"
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
-// Bounds of what the cache shares between objects (see package intern). A cluster of 50,000 pods
+// Bounds of what the cache shares between objects (see intern.go). A cluster of 50,000 pods
 // repeats a few thousand strings (namespaces, nodes, label keys and values) and label sets; past the
 // bounds a table starts over, so values that never repeat cost at most this much.
 const (
@@ -51,15 +50,15 @@ func CacheOptions(nodeName string) cache.Options {
 
 // sharing holds the tables one agent's transforms share values through.
 type sharing struct {
-	values *intern.Table
+	values *internTable
 	// ports holds the lists of ports of pods, by their ports.
-	ports *intern.Pool[[]selectors.ContainerPort]
+	ports *internPool[[]selectors.ContainerPort]
 }
 
 func newSharing() *sharing {
 	return &sharing{
-		values: intern.NewTable(maxSharedStrings, maxSharedLabelSets),
-		ports:  intern.NewPool[[]selectors.ContainerPort](maxSharedPortLists),
+		values: newInternTable(maxSharedStrings, maxSharedLabelSets),
+		ports:  newInternPool[[]selectors.ContainerPort](maxSharedPortLists),
 	}
 }
 

@@ -12,11 +12,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/nftpolicy/nftpolicy/cmd/nftpolicy/agent"
 	"github.com/nftpolicy/nftpolicy/controllers"
-	"github.com/nftpolicy/nftpolicy/internal/agent"
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/nftlisting"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/test/nftlisting"
 )
 
 // kernelAgent is one node's agent built by agent.New on the dataplane agent.OpenDataplane opens, as

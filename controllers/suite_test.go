@@ -23,8 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/nftpolicy/nftpolicy/cmd/nftpolicy/agent"
 	"github.com/nftpolicy/nftpolicy/controllers"
-	"github.com/nftpolicy/nftpolicy/internal/agent"
 	"github.com/nftpolicy/nftpolicy/nft"
 )
 

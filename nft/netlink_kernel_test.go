@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/nftlisting"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/test/nftlisting"
 )
 
 // Kernel tests: they program a fresh network namespace through NetlinkBackend and compare the

@@ -12,7 +12,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # The agent and the benchmark are built into a temporary directory, so that bin/ is left alone.
-go build -o "$work/nftpolicy" .
+go build -o "$work/nftpolicy" ./cmd/nftpolicy
 go build -o "$work/latency" ./test/bench/latency
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/runs

@@ -13,8 +13,8 @@ import (
 	. "github.com/onsi/gomega"
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/nftpolicy/nftpolicy/internal/lab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 // probeWorkers bounds the probes in flight at once. A blocked probe costs lab.ProbeTimeout, so a

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/nftpolicy/nftpolicy/internal/lab"
+	"github.com/nftpolicy/nftpolicy/lab"
 )
 
 // describeIncrementalCheck runs after every other spec of a lab: its agents run with

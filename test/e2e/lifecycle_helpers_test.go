@@ -15,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
-	"github.com/nftpolicy/nftpolicy/internal/lab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 const (

@@ -2,7 +2,7 @@ package e2e
 
 // The conformance suite runs the scenario files and the agent lifecycle specs against real labs: a
 // kube-apiserver and etcd from the setup cache, node and pod network namespaces, and one nftpolicy
-// agent process per node (internal/lab).
+// agent process per node (package lab).
 //
 // Every spec runs once per lab, and there are two labs, one after the other, each brought up by the
 // BeforeAll of its Ordered container and removed by its DeferCleanup, also on failure and Ctrl-C:
@@ -35,8 +35,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
-	"github.com/nftpolicy/nftpolicy/internal/lab"
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/lab"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
 // labStartTimeout bounds bringing a lab up; it takes seconds once the setup cache is warm.
@@ -69,7 +69,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(os.RemoveAll, dir)
 	suite.agentBinary = filepath.Join(dir, "nftpolicy")
-	build := exec.CommandContext(ctx, "go", "build", "-o", suite.agentBinary, ".")
+	build := exec.CommandContext(ctx, "go", "build", "-o", suite.agentBinary, "./cmd/nftpolicy")
 	build.Dir = repoRoot()
 	out, err := build.CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "building the agent:\n%s", out)

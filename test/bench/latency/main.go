@@ -29,8 +29,8 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/nftpolicy/nftpolicy/internal/lab"
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/lab"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
 type config struct {

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nftpolicy/nftpolicy/internal/lab"
+	"github.com/nftpolicy/nftpolicy/lab"
 )
 
 // The agent's histograms this benchmark reads (controllers/metrics.go).

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
 // probe is one TCP connect from the client pod to the target pod.

@@ -55,7 +55,7 @@ func renderReport(w io.Writer, r *run, jsonPath string) {
 
 func renderMethod(w io.Writer, c configJSON) {
 	fmt.Fprintf(w, "## Method\n\n")
-	fmt.Fprintf(w, "- One lab per size: a real kube-apiserver and etcd on loopback, %d node namespaces with one agent process each, and the pods (`internal/lab`). "+
+	fmt.Fprintf(w, "- One lab per size: a real kube-apiserver and etcd on loopback, %d node namespaces with one agent process each, and the pods (`lab`). "+
 		"Pods are spread over 10 namespaces; %d background policies select and admit a share of them. The measured pair crosses nodes: `lat-00/client` on one node probes TCP 80 of `lat-00/target` on the other, so the target's agent enforces and sees the client as a remote peer.\n", c.Nodes, backgroundPolicies)
 	fmt.Fprintf(w, "- A node of the lab's address plan holds at most 254 pods, so at most %d pods per node get a network namespace, a veth and a server; pods beyond that are API objects only (Running, with an address nothing routes) on agentless nodes. The agents resolve them as peers like any remote pod; no probe goes to them.\n", realPodsPerNode)
 	fmt.Fprintf(w, "- Each trial makes four writes in turn, each timed on its own: %s, %s, %s, %s. After each, the run waits for %d probes in a row with the new verdict, then pauses %.0f–%.0f ms.\n",

@@ -16,8 +16,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/cmd/nftpolicy/agent"
 	"github.com/nftpolicy/nftpolicy/controllers"
-	"github.com/nftpolicy/nftpolicy/internal/agent"
 )
 
 // runBaseline is the baseline process: a controller-runtime manager with the agent's scheme and cache

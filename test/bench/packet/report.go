@@ -28,7 +28,7 @@ func Report(r *Run, source string) string {
 	p("Cluster: generator seed %d, shape %s, P=%d pods, N=%d policies, L=%d local pods, %d namespaces (see `test/bench/generator`).",
 		o.Params.Seed, o.Params.Shape, o.Params.Pods, o.Params.Policies, o.Params.LocalPods, o.Params.Namespaces)
 	p("")
-	p("Two lab pods, a client and a server, on one node (`internal/netlab`: a veth per pod, routed by the node, so every packet crosses the node's forward hook). Each table below has a node of its own with its own two pods, programmed once; the workloads then ran table after table, %d rounds, each round starting with the next table (interleaved, so that drift of this shared VM hits every table alike).", o.Rounds)
+	p("Two lab pods, a client and a server, on one node (`lab/netlab`: a veth per pod, routed by the node, so every packet crosses the node's forward hook). Each table below has a node of its own with its own two pods, programmed once; the workloads then ran table after table, %d rounds, each round starting with the next table (interleaved, so that drift of this shared VM hits every table alike).", o.Rounds)
 	p("With %d policies the server copies the namespace and labels of `%s`, the local pod with the median number of selecting ingress policies (%d policies, %d rules; the most any local pod has is %d); the client copies `%s` (egress: %d policies, %d rules). Two more policies allow the client to reach the server's benchmark ports (TCP %d and %d, UDP %d) and nothing else.",
 		o.Params.Policies, r.Twins.Server, r.Twins.ServerIngressPolicies, r.Twins.ServerIngressRules, r.Twins.MaxIngressPolicies,
 		r.Twins.Client, r.Twins.ClientEgressPolicies, r.Twins.ClientEgressRules, crrPort, streamPort, udpPort)

@@ -14,7 +14,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 	"github.com/nftpolicy/nftpolicy/test/bench/packet"
 )

@@ -1,5 +1,7 @@
-// Package intern shares equal values between the objects of the agent's cache. Every agent caches
-// every pod of the cluster, and tens of thousands of pods repeat a few hundred namespace names, node
+package controllers
+
+// Interning: the agent's cache shares equal values between its objects (see sharing in cache.go).
+// Every agent caches every pod of the cluster, and tens of thousands of pods repeat a few hundred namespace names, node
 // names, label sets and port lists: decoded from the API server, each pod has copies of its own.
 //
 // The tables are bounded: once one holds its limit it starts over, so a cluster whose values never
@@ -9,7 +11,6 @@
 // Go's unique package is not used: it frees its canonical copy of a string as soon as no unique.Handle
 // is alive, and the objects of the cache can only hold the plain string, so the sharing would be lost
 // at every garbage collection.
-package intern
 
 import (
 	"encoding/binary"
@@ -18,22 +19,22 @@ import (
 	"sync"
 )
 
-// Pool shares values of one type by key: the first value stored under a key is returned for every
+// internPool shares values of one type by key: the first value stored under a key is returned for every
 // later equal key, until the pool starts over. It is safe for concurrent use.
-type Pool[V any] struct {
+type internPool[V any] struct {
 	mu     sync.Mutex
 	limit  int
 	values map[string]V
 }
 
-// NewPool returns a pool of at most limit keys.
-func NewPool[V any](limit int) *Pool[V] {
-	return &Pool[V]{limit: max(limit, 1), values: map[string]V{}}
+// newInternPool returns a pool of at most limit keys.
+func newInternPool[V any](limit int) *internPool[V] {
+	return &internPool[V]{limit: max(limit, 1), values: map[string]V{}}
 }
 
 // Get returns the value stored under key, storing build() under it first when there is none. key is
 // only read: a lookup does not allocate.
-func (p *Pool[V]) Get(key []byte, build func() V) V {
+func (p *internPool[V]) Get(key []byte, build func() V) V {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if v, ok := p.values[string(key)]; ok {
@@ -43,7 +44,7 @@ func (p *Pool[V]) Get(key []byte, build func() V) V {
 }
 
 // GetString is Get with a string key.
-func (p *Pool[V]) GetString(key string, build func() V) V {
+func (p *internPool[V]) GetString(key string, build func() V) V {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if v, ok := p.values[key]; ok {
@@ -52,7 +53,7 @@ func (p *Pool[V]) GetString(key string, build func() V) V {
 	return p.store(key, build())
 }
 
-func (p *Pool[V]) store(key string, v V) V {
+func (p *internPool[V]) store(key string, v V) V {
 	if len(p.values) >= p.limit {
 		clear(p.values)
 	}
@@ -61,31 +62,31 @@ func (p *Pool[V]) store(key string, v V) V {
 }
 
 // Len is the number of keys stored since the pool last started over.
-func (p *Pool[V]) Len() int {
+func (p *internPool[V]) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.values)
 }
 
-// Table shares strings and label maps. It is safe for concurrent use.
-type Table struct {
-	strings *Pool[string]
-	labels  *Pool[map[string]string]
+// internTable shares strings and label maps. It is safe for concurrent use.
+type internTable struct {
+	strings *internPool[string]
+	labels  *internPool[map[string]string]
 	// keyMu guards key, the scratch space for the key of a label set.
 	keyMu sync.Mutex
 	key   labelKey
 }
 
-// NewTable returns a table of at most maxStrings strings and maxLabelSets label sets.
-func NewTable(maxStrings, maxLabelSets int) *Table {
-	return &Table{
-		strings: NewPool[string](maxStrings),
-		labels:  NewPool[map[string]string](maxLabelSets),
+// newInternTable returns a table of at most maxStrings strings and maxLabelSets label sets.
+func newInternTable(maxStrings, maxLabelSets int) *internTable {
+	return &internTable{
+		strings: newInternPool[string](maxStrings),
+		labels:  newInternPool[map[string]string](maxLabelSets),
 	}
 }
 
 // String returns the table's copy of s.
-func (t *Table) String(s string) string {
+func (t *internTable) String(s string) string {
 	if s == "" {
 		return ""
 	}
@@ -95,7 +96,7 @@ func (t *Table) String(s string) string {
 // Labels returns a map equal to m that is shared with every caller that passed an equal map, with the
 // table's strings as keys and values; nil for an empty map. Callers must never modify it: it is
 // shared, read-only data, like every object of an informer's cache.
-func (t *Table) Labels(m map[string]string) map[string]string {
+func (t *internTable) Labels(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}

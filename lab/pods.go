@@ -3,17 +3,19 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
+	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
-// NetnsAnnotation on a lab pod is the path of its network namespace: `lab probe` and `lab matrix`,
+// NetnsAnnotation on a lab pod is the path of its network namespace: `nftpolicy-lab probe` and `matrix`,
 // which run in another process, find pods through the API.
 const NetnsAnnotation = "lab.nftpolicy.io/netns"
 
@@ -152,4 +154,24 @@ func splitRef(ref string) (namespace, name string, err error) {
 		return "", "", fmt.Errorf("%q: want namespace/name", ref)
 	}
 	return namespace, name, nil
+}
+
+// WritePods writes a table of the lab's pods: reference, node and addresses.
+func (l *Lab) WritePods(w io.Writer) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	refs := make([]string, 0, len(l.pods))
+	for ref := range l.pods {
+		refs = append(refs, ref)
+	}
+	sort.Strings(refs)
+	fmt.Fprintf(w, "%-28s %-8s %s\n", "POD", "NODE", "IPS")
+	for _, ref := range refs {
+		p := l.pods[ref]
+		var ips []string
+		for _, a := range l.podAddrs(p.net) {
+			ips = append(ips, a.String())
+		}
+		fmt.Fprintf(w, "%-28s %-8s %s\n", ref, p.node.name, strings.Join(ips, ","))
+	}
 }

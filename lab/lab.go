@@ -1,7 +1,7 @@
 // Package lab runs a NetworkPolicy lab on one machine: a real kube-apiserver and etcd on loopback,
-// network namespaces standing in for nodes and pods (internal/netlab), one real agent per node as a
+// network namespaces standing in for nodes and pods (lab/netlab), one real agent per node as a
 // child process, and the lab itself acting as the kubelet. A Lab is the scenario.Cluster the scenario
-// runner drives; Main is the `nftpolicy lab` command.
+// runner drives; cmd/nftpolicy-lab is its command line, and Attach reaches a lab it left running.
 //
 // Every lab keeps its state under /run/nftpolicy-lab/NAME/: state.json (what to remove), the
 // kubeconfig, etcd's data, the API server's certificates and the agents' logs. Down removes a lab from
@@ -19,12 +19,15 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/nftpolicy/nftpolicy/internal/agent"
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 // IP families a lab can publish in pod status.
@@ -49,7 +52,8 @@ type Options struct {
 	// AssetsDir holds kube-apiserver and etcd; "" means $KUBEBUILDER_ASSETS, the setup cache, or
 	// hack/build-apiserver.sh.
 	AssetsDir string
-	// AgentPath is the nftpolicy binary run as each node's agent; "" means this executable.
+	// AgentPath is the agent binary (cmd/nftpolicy) run on each node; "" means the nftpolicy
+	// beside this executable, as `make build` puts bin/nftpolicy beside bin/nftpolicy-lab.
 	AgentPath string
 	// AgentVerbosity is the agents' -v.
 	AgentVerbosity int
@@ -152,11 +156,11 @@ func (o Options) withDefaults() (Options, error) {
 		o.Log = io.Discard
 	}
 	if o.AgentPath == "" {
-		exe, err := os.Executable()
+		path, err := agentBesideExecutable()
 		if err != nil {
-			return o, fmt.Errorf("finding the agent binary: %w", err)
+			return o, err
 		}
-		o.AgentPath = exe
+		o.AgentPath = path
 	}
 	if o.RepoRoot == "" {
 		root, err := findRepoRoot()
@@ -168,7 +172,7 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// Name is the lab's name, the one `nftpolicy lab down --name` takes.
+// Name is the lab's name, the one `nftpolicy-lab down --name` takes.
 func (l *Lab) Name() string { return l.state.Name }
 
 // Kubeconfig is the path of a kubeconfig for the lab's API server.
@@ -176,6 +180,13 @@ func (l *Lab) Kubeconfig() string { return l.state.Kubeconfig }
 
 // Client is a client of the lab's API server that knows the agent's types.
 func (l *Lab) Client() client.Client { return l.client }
+
+// MarkUp records in the lab's state that the lab is up, with its cluster set up: only then do
+// `nftpolicy-lab apply`, `probe` and `matrix` attach to it.
+func (l *Lab) MarkUp() error {
+	l.state.Ready = true
+	return l.state.write()
+}
 
 // State is what Down needs to remove the lab.
 func (l *Lab) State() State { return *l.state }
@@ -244,5 +255,26 @@ func findRepoRoot() (string, error) {
 	return "", errors.New("finding the nftpolicy checkout (for config/crd/bases): run from inside it")
 }
 
-// scheme is what the lab's client reads and writes: the agent's scheme.
-var scheme = agent.Scheme()
+// agentBinaryName is the agent's binary, which the lab looks for beside its own.
+const agentBinaryName = "nftpolicy"
+
+// agentBesideExecutable is the agent binary in the directory of the running executable.
+func agentBesideExecutable() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the agent binary: %w", err)
+	}
+	path := filepath.Join(filepath.Dir(exe), agentBinaryName)
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("finding the agent binary beside %s (build it with `make build`, or pass --agent): %w", exe, err)
+	}
+	return path, nil
+}
+
+// scheme is what the lab's client reads and writes: the built-in types and the agent's CRDs.
+var scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(policyv1alpha1.AddToScheme(s))
+	return s
+}()

@@ -11,7 +11,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 // The guestbook tutorial: redis behind a policy that admits only the guestbook frontend.
@@ -51,29 +51,6 @@ func guestbookCluster() scenario.ClusterSpec {
 	}}
 }
 
-func cmdDemo(ctx context.Context, args []string) int {
-	fs := newFlagSet("demo")
-	var lf labFlags
-	lf.register(fs)
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return 2
-	}
-	l, err := Start(ctx, lf.options("", os.Stdout))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	code := 0
-	if err := RunDemo(ctx, l, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "demo failed: %v\n", err)
-		code = 1
-	}
-	if !closeLab(l) {
-		code = 1
-	}
-	return code
-}
-
 // RunDemo replays the guestbook tutorial on l and returns an error when the lab does not behave as
 // the tutorial says.
 func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
@@ -87,11 +64,11 @@ func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
 		defer cancel()
 		err = errors.Join(err, l.Teardown(cleanupCtx))
 	}()
-	writePods(w, l)
+	l.WritePods(w)
 
 	fmt.Fprintf(w, "\nWithout a NetworkPolicy every pod reaches redis on port %d:\n", redisPort)
 	before := l.redisMatrix(ctx)
-	before.write(w)
+	before.Write(w)
 	if err := expectRedis(before, nil); err != nil {
 		return err
 	}
@@ -112,7 +89,7 @@ func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
 		after = l.redisMatrix(ctx)
 	}
 	fmt.Fprintf(w, "\nAfter %s the agents enforce it:\n", timeSince(applied))
-	after.write(w)
+	after.Write(w)
 	fmt.Fprintln(w)
 	for _, src := range demoClients {
 		if why, blocked := demoBlocked[src]; blocked {
@@ -125,14 +102,14 @@ func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
 }
 
 // redisMatrix probes redis from every client.
-func (l *Lab) redisMatrix(ctx context.Context) *matrix {
+func (l *Lab) redisMatrix(ctx context.Context) *Matrix {
 	return probeMatrix(ctx, demoClients, demoRedis, scenario.DefaultWorkers, func(ctx context.Context, src, dst string) (bool, error) {
 		return l.Probe(ctx, src, dst, redisPort, scenario.ProtocolTCP, l.Families()[0])
 	})
 }
 
 // expectRedis checks that exactly the clients in blocked are blocked from every redis pod.
-func expectRedis(m *matrix, blocked map[string]string) error {
+func expectRedis(m *Matrix, blocked map[string]string) error {
 	var errs []error
 	for _, src := range m.sources {
 		for _, dst := range m.destinations {
@@ -161,3 +138,6 @@ func loadPolicies(path string) ([]*networkingv1.NetworkPolicy, error) {
 	}
 	return policies, nil
 }
+
+// timeSince formats an elapsed time for people.
+func timeSince(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }

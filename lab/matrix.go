@@ -12,16 +12,16 @@ import (
 // maxNamedWidth is the widest matrix whose columns are headed by pod names; wider ones number them.
 const maxNamedWidth = 120
 
-// matrix is the observed connectivity from every source to every destination.
-type matrix struct {
+// Matrix is the observed connectivity from every source to every destination.
+type Matrix struct {
 	sources, destinations []string
 	allowed               map[[2]string]bool
 	errs                  map[[2]string]error
 }
 
 // probeMatrix probes every pair (src != dst) with at most workers probes at once.
-func probeMatrix(ctx context.Context, sources, destinations []string, workers int, probe func(ctx context.Context, src, dst string) (bool, error)) *matrix {
-	m := &matrix{sources: sources, destinations: destinations, allowed: map[[2]string]bool{}, errs: map[[2]string]error{}}
+func probeMatrix(ctx context.Context, sources, destinations []string, workers int, probe func(ctx context.Context, src, dst string) (bool, error)) *Matrix {
+	m := &Matrix{sources: sources, destinations: destinations, allowed: map[[2]string]bool{}, errs: map[[2]string]error{}}
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
@@ -50,8 +50,8 @@ func probeMatrix(ctx context.Context, sources, destinations []string, workers in
 	return m
 }
 
-// write lays the matrix out with sources as rows: "." allowed, "X" blocked, "-" self, "?" probe failed.
-func (m *matrix) write(w io.Writer) {
+// Write lays the matrix out with sources as rows: "." allowed, "X" blocked, "-" self, "?" probe failed.
+func (m *Matrix) Write(w io.Writer) {
 	headers := m.destinations
 	rowLabels := m.sources
 	width := 0
@@ -93,7 +93,10 @@ func (m *matrix) write(w io.Writer) {
 	}
 }
 
-func (m *matrix) cell(src, dst string) string {
+// Failed reports whether a probe of the matrix failed (neither allowed nor blocked).
+func (m *Matrix) Failed() bool { return len(m.errs) > 0 }
+
+func (m *Matrix) cell(src, dst string) string {
 	switch {
 	case src == dst:
 		return "-"

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
 // StateRoot holds one directory per lab.
@@ -71,7 +71,7 @@ func newState(name, prefix, family string) (*State, error) {
 	}
 	dir := filepath.Join(StateRoot, name)
 	if old, err := ReadState(name); err == nil && old.Owner.alive() {
-		return nil, fmt.Errorf("lab %s is running (process %d); remove it with `nftpolicy lab down --name %s`", name, old.Owner.PID, name)
+		return nil, fmt.Errorf("lab %s is running (process %d); remove it with `nftpolicy-lab down --name %s`", name, old.Owner.PID, name)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the lab's state directory: %w", err)
@@ -111,6 +111,21 @@ func ReadState(name string) (*State, error) {
 		return nil, fmt.Errorf("reading the state of lab %s: %w", name, err)
 	}
 	return &s, nil
+}
+
+// OnlyLab names the lab of this machine when there is exactly one.
+func OnlyLab() (string, error) {
+	names, err := Labs()
+	if err != nil {
+		return "", err
+	}
+	switch len(names) {
+	case 0:
+		return "", errors.New("no lab is running")
+	case 1:
+		return names[0], nil
+	}
+	return "", fmt.Errorf("several labs (%s): choose one with --name", strings.Join(names, ", "))
 }
 
 // Labs lists the names of the labs that have a state directory.

@@ -127,3 +127,18 @@ func findAssets(ctx context.Context, opts Options) (string, error) {
 	}
 	return dir, nil
 }
+
+// CachedAssets returns the directory holding kube-apiserver and etcd: $KUBEBUILDER_ASSETS or the
+// newest complete version in the setup cache. Unlike Start it never builds them, so a test can skip
+// at once when they are missing.
+func CachedAssets() (string, error) {
+	opts := Options{AssetsDir: os.Getenv("KUBEBUILDER_ASSETS")}
+	if opts.AssetsDir == "" {
+		dirs, _ := filepath.Glob(filepath.Join(DefaultCacheDir, "*", "kube-apiserver"))
+		if len(dirs) == 0 {
+			return "", fmt.Errorf("no kube-apiserver in %s: run hack/build-apiserver.sh or set KUBEBUILDER_ASSETS", DefaultCacheDir)
+		}
+		opts.AssetsDir = filepath.Dir(dirs[len(dirs)-1])
+	}
+	return findAssets(context.Background(), opts)
+}

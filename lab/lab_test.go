@@ -1,8 +1,8 @@
 package lab
 
 // These tests bring real labs up: kube-apiserver and etcd from the setup cache, network namespaces,
-// and agents. The agent is the nftpolicy binary, built by TestMain into a temporary directory (the
-// test binary cannot stand in for it: the agent's flag parsing lives in package main). They skip,
+// and agents. TestMain builds the agent (cmd/nftpolicy) and the lab's command (cmd/nftpolicy-lab) into
+// a temporary directory, side by side as `make build` puts them in bin/. They skip,
 // saying why, when not run as root or when kube-apiserver and etcd are missing.
 
 import (
@@ -18,13 +18,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nftpolicy/nftpolicy/internal/netlab"
-	"github.com/nftpolicy/nftpolicy/internal/scenario"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
 var (
-	// agentBinary is the nftpolicy binary TestMain built; "" when skipReason is set.
+	// agentBinary and labBinary are the nftpolicy and nftpolicy-lab binaries TestMain built; ""
+	// when skipReason is set.
 	agentBinary string
+	labBinary   string
 	// skipReason says why no lab can run here.
 	skipReason string
 )
@@ -44,7 +46,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// prepare checks that labs can run and builds the agent into dir.
+// prepare checks that labs can run and builds the agent and the lab's command into dir.
 func prepare(dir string) string {
 	if reason := netlab.Unavailable(); reason != "" {
 		return reason
@@ -57,10 +59,11 @@ func prepare(dir string) string {
 		return err.Error()
 	}
 	agentBinary = filepath.Join(dir, "nftpolicy")
-	build := exec.Command("go", "build", "-o", agentBinary, ".")
+	labBinary = filepath.Join(dir, "nftpolicy-lab")
+	build := exec.Command("go", "build", "-o", dir, "./cmd/nftpolicy", "./cmd/nftpolicy-lab")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Sprintf("building the agent: %v\n%s", err, out)
+		return fmt.Sprintf("building the agent and the lab: %v\n%s", err, out)
 	}
 	return ""
 }
@@ -126,12 +129,13 @@ func TestSharedScenarios(t *testing.T) {
 	checkGone(t, &state)
 }
 
-// TestDownAfterCrash kills `nftpolicy lab up` with SIGKILL, so that it cannot clean up, and checks
-// that `nftpolicy lab down` removes every namespace and process it left.
+// TestDownAfterCrash kills `nftpolicy-lab up` with SIGKILL, so that it cannot clean up, and checks
+// that `nftpolicy-lab down` removes every namespace and process it left. The lab finds the agent
+// beside its own binary.
 func TestDownAfterCrash(t *testing.T) {
 	requireLab(t)
 	name := fmt.Sprintf("test-%d", os.Getpid())
-	up := exec.Command(agentBinary, "lab", "up", "--name", name, "--nodes", "2", "--assets", assetsFromCache())
+	up := exec.Command(labBinary, "up", "--name", name, "--nodes", "2", "--assets", assetsFromCache())
 	root, err := findRepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +167,7 @@ func TestDownAfterCrash(t *testing.T) {
 		t.Fatal("after SIGKILL of the lab no process of it is left: the test proves nothing")
 	}
 
-	down := exec.Command(agentBinary, "lab", "down", "--name", name)
+	down := exec.Command(labBinary, "down", "--name", name)
 	if out, err := down.CombinedOutput(); err != nil {
 		t.Fatalf("lab down: %v\n%s", err, out)
 	}

@@ -1,26 +1,18 @@
-package intern
+package controllers
 
 import (
 	"fmt"
 	"maps"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
-	"unsafe"
 )
 
 // decoded returns a copy of s in memory of its own, as a decoder hands out every string it reads.
 func decoded(s string) string { return strings.Clone(s) }
 
-func sameString(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
-
-func sameMap(a, b map[string]string) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
-}
-
-func TestStringSharesEqualStrings(t *testing.T) {
-	table := NewTable(10, 10)
+func TestInternStringSharesEqualStrings(t *testing.T) {
+	table := newInternTable(10, 10)
 	first := table.String(decoded("ns-0001"))
 	second := table.String(decoded("ns-0001"))
 	if first != "ns-0001" || !sameString(first, second) {
@@ -34,8 +26,8 @@ func TestStringSharesEqualStrings(t *testing.T) {
 	}
 }
 
-func TestLabelsSharesEqualSets(t *testing.T) {
-	table := NewTable(10, 10)
+func TestInternLabelsSharesEqualSets(t *testing.T) {
+	table := newInternTable(10, 10)
 	in := map[string]string{decoded("app"): decoded("redis"), decoded("tier"): decoded("db")}
 	before := maps.Clone(in)
 	first := table.Labels(in)
@@ -60,8 +52,8 @@ func TestLabelsSharesEqualSets(t *testing.T) {
 }
 
 // The key of a label set must tell apart sets that a naive concatenation would confuse.
-func TestLabelsTellsApartSetsWithEqualBytes(t *testing.T) {
-	table := NewTable(100, 100)
+func TestInternLabelsTellsApartSetsWithEqualBytes(t *testing.T) {
+	table := newInternTable(100, 100)
 	sets := []map[string]string{
 		{"a": "bc"},
 		{"ab": "c"},
@@ -84,8 +76,8 @@ func TestLabelsTellsApartSetsWithEqualBytes(t *testing.T) {
 	}
 }
 
-func TestPoolStartsOverWhenFull(t *testing.T) {
-	table := NewTable(4, 2)
+func TestInternPoolStartsOverWhenFull(t *testing.T) {
+	table := newInternTable(4, 2)
 	kept := table.Labels(map[string]string{"app": "a"})
 	for i := range 10 {
 		table.Labels(map[string]string{"app": fmt.Sprint("x", i)})
@@ -101,8 +93,8 @@ func TestPoolStartsOverWhenFull(t *testing.T) {
 	}
 }
 
-func TestLookupsDoNotAllocate(t *testing.T) {
-	table := NewTable(10, 10)
+func TestInternLookupsDoNotAllocate(t *testing.T) {
+	table := newInternTable(10, 10)
 	s := decoded("node-17")
 	set := map[string]string{"app": "web", "tier": "fe"}
 	table.String(s)
@@ -115,8 +107,8 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 	}
 }
 
-func TestTableIsSafeForConcurrentUse(t *testing.T) {
-	table := NewTable(64, 16)
+func TestInternTableIsSafeForConcurrentUse(t *testing.T) {
+	table := newInternTable(64, 16)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {

@@ -1,7 +1,8 @@
 // Command nftpolicy enforces Kubernetes NetworkPolicies with nftables, one agent per node.
 //
-// The default command is the agent. `nftpolicy --cleanup` removes the agent's table and exits: the
-// rules stay in place across agent restarts and crashes, so removing them is a deliberate step.
+// This is the binary the DaemonSet ships; package agent assembles what it runs. `nftpolicy --cleanup`
+// removes the agent's table and exits: the rules stay in place across agent restarts and crashes, so
+// removing them is a deliberate step. The lab is another binary, cmd/nftpolicy-lab.
 package main
 
 import (
@@ -15,22 +16,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/nftpolicy/nftpolicy/internal/agent"
-	"github.com/nftpolicy/nftpolicy/internal/lab"
+	"github.com/nftpolicy/nftpolicy/cmd/nftpolicy/agent"
 )
 
-// subcommands run instead of the agent when the first argument names them. Each gets the remaining
-// arguments and returns the process's exit code.
-var subcommands = map[string]func(args []string) int{
-	"lab": lab.Main,
-}
-
 func main() {
-	if len(os.Args) > 1 {
-		if run, ok := subcommands[os.Args[1]]; ok {
-			os.Exit(run(os.Args[2:]))
-		}
-	}
 	os.Exit(runAgent(os.Args[1:]))
 }
 
