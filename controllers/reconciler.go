@@ -1,13 +1,10 @@
-// Package controllers is the shell around nftpolicy's pure core: it watches pods, namespaces and
-// NetworkPolicies, and on every change syncs this node's table in one step —
-// changed objects from the cache -> selectors.Resolver -> nft.Compiler -> nft.Applier (one
-// transaction) — then reports the outcome on the node's NodeEnforcement, in Events and in metrics.
+// Package controllers is the shell around nftpolicy's pure core. It watches pods, namespaces and
+// NetworkPolicies and, on every change, syncs this node's table in one step: the changed objects from
+// the cache -> selectors.Resolver (Model and Changes) -> nft.Compiler -> nft.Applier (one transaction),
+// then reports the outcome on the node's NodeEnforcement, in Events and in metrics.
 //
-// A sync costs what changed: the event handlers only note which objects changed, the sync reads those
-// from the cache into a long-lived selectors.Resolver, and the resolver, the compiler and the diff
-// skip everything else. It stays level-triggered where it matters: a sync reads an object's latest
-// state from the cache (never the event's), and the periodic resync rebuilds the resolver from the
-// whole cache, so a missed or coalesced event costs nothing but latency.
+// Event handlers only note which objects changed (pendingChanges); the sync reads their latest state
+// from the cache, so it stays level-triggered, and the periodic resync reads the whole cache again.
 package controllers
 
 import (
