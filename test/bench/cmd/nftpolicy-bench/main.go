@@ -3,6 +3,7 @@
 //
 //	nftpolicy-bench run -out bench/runs/RUN.json [flags]     (needs root: network namespaces)
 //	nftpolicy-bench report -run bench/runs/RUN.json -out bench/RESULTS.md
+//	nftpolicy-bench versus -base A1.json,A2.json -new B1.json,B2.json -out bench/VERSUS.md
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 func main() {
 	log.SetFlags(log.Ltime)
 	if len(os.Args) < 2 {
-		log.Fatal("usage: nftpolicy-bench run|report|netlink-bytes [flags]")
+		log.Fatal("usage: nftpolicy-bench run|report|versus|netlink-bytes [flags]")
 	}
 	var err error
 	switch os.Args[1] {
@@ -31,6 +32,8 @@ func main() {
 		err = report(os.Args[2:])
 	case "netlink-bytes":
 		err = netlinkBytes(os.Args[2:])
+	case "versus":
+		err = versus(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -134,15 +137,59 @@ func report(args []string) error {
 	in := fs.String("run", "", "run JSON file")
 	out := fs.String("out", "bench/RESULTS.md", "markdown file to write")
 	_ = fs.Parse(args)
-	b, err := os.ReadFile(*in)
+	r, err := readRun(*in)
 	if err != nil {
 		return err
 	}
+	return os.WriteFile(*out, []byte(harness.Report(r, *in)), 0o644)
+}
+
+func readRun(path string) (*harness.Run, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
 	var r harness.Run
 	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("reading %s: %w", *in, err)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	return os.WriteFile(*out, []byte(harness.Report(&r, *in)), 0o644)
+	return &r, nil
+}
+
+// versus renders two builds' runs, taken alternately, side by side (see harness.Versus).
+func versus(args []string) error {
+	fs := flag.NewFlagSet("versus", flag.ExitOnError)
+	baseFiles := fs.String("base", "", "the base build's run JSON files, comma-separated, in the order taken")
+	newFiles := fs.String("new", "", "the new build's run JSON files, comma-separated, in the order taken")
+	baseName := fs.String("base-name", "base", "the base build's name in the table")
+	newName := fs.String("new-name", "new", "the new build's name in the table")
+	title := fs.String("title", "", "text above the table")
+	out := fs.String("out", "bench/VERSUS.md", "markdown file to write")
+	_ = fs.Parse(args)
+	read := func(list string) ([]*harness.Run, error) {
+		var runs []*harness.Run
+		for _, path := range splitComma(list) {
+			r, err := readRun(path)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, r)
+		}
+		if len(runs) == 0 {
+			return nil, fmt.Errorf("no run files given")
+		}
+		return runs, nil
+	}
+	base, err := read(*baseFiles)
+	if err != nil {
+		return fmt.Errorf("-base: %w", err)
+	}
+	cand, err := read(*newFiles)
+	if err != nil {
+		return fmt.Errorf("-new: %w", err)
+	}
+	text := *title + "\n\n" + harness.Versus(*baseName, *newName, base, cand)
+	return os.WriteFile(*out, []byte(text), 0o644)
 }
 
 // netlinkBytes is the child of harness.CountNetlinkBytes, run under strace.
