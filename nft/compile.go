@@ -797,8 +797,9 @@ func (c *compiler) compileRule(dir selectors.Direction, f Family, r selectors.Ru
 		}
 	}
 	for _, id := range r.NamedPorts {
-		// The service set already holds only peer pods, so the peer match is not repeated.
-		out = append(out, Rule{Matches: []Match{ServiceInSet{Family: f, Set: c.serviceSet(id, f)}}, Verdict: Verdict{Kind: Accept}, Comment: comment})
+		// The service set may hold the named port of pods that are not peers (the API resolves a
+		// named port on the destination pod, whatever made it a peer): the peer match comes first.
+		out = append(out, accept(ServiceInSet{Family: f, Set: c.serviceSet(id, f)}))
 	}
 	return out
 }
