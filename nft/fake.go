@@ -55,7 +55,7 @@ func (f *Fake) Run(tx *Transaction) error {
 		var err error
 		next, err = next.apply(op)
 		if err != nil {
-			return fmt.Errorf("operation %d (%s): %w", i, renderOp(tx.Table, op), err)
+			return fmt.Errorf("operation %d (%s): %w", i, RenderOp(tx.Table, op), err)
 		}
 	}
 	f.state = next

@@ -197,7 +197,7 @@ func TestPolicyEditRewritesOnlyThePolicysChain(t *testing.T) {
 			}
 			added++
 		default:
-			t.Errorf("unexpected operation %s", renderOp(tx.Table, op))
+			t.Errorf("unexpected operation %s", RenderOp(tx.Table, op))
 		}
 	}
 	if !slices.Equal(flushed, []string{"pi_shop_web"}) || added != 2 {

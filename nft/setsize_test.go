@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -116,41 +115,5 @@ func TestFakeRefusesElementsBeyondTheSize(t *testing.T) {
 	}
 	if got := len(f.Ruleset().Sets[0].Elements); got != 0 {
 		t.Fatalf("the failed transaction left %d elements", got)
-	}
-}
-
-// TestKernelRefusesElementsBeyondTheSize checks the fake's rule against the kernel: a set's size is a
-// hard limit, and the transaction that passes it fails as a whole.
-func TestKernelRefusesElementsBeyondTheSize(t *testing.T) {
-	ns, b := kernelNamespace(t)
-	rs := &Ruleset{Table: kernelTable, Sets: []Set{{Name: "small", Type: KeyIPv4, Size: 2}}}
-	run(t, b, replaceTable(rs))
-	assertListing(t, ns, rs)
-	var elems []Element
-	for i := range 3 {
-		elems = append(elems, Element{Addr: addr(fmt.Sprintf("10.0.0.%d", i+1))})
-	}
-	if err := b.Run(&Transaction{Table: kernelTable, Ops: []Op{AddElements{Set: "small", Type: KeyIPv4, Elements: elems}}}); err == nil {
-		t.Fatal("the kernel took three elements into a set of size 2")
-	}
-	assertListing(t, ns, rs)
-	run(t, b, &Transaction{Table: kernelTable, Ops: []Op{AddElements{Set: "small", Type: KeyIPv4, Elements: elems[:2]}}})
-	rs.Sets[0].Elements = elems[:2]
-	assertListing(t, ns, rs)
-}
-
-// TestKernelReplacesASetOutgrowingItsSizeInOneBatch runs the same growth against the kernel: the
-// batch that deletes and re-creates the set under its name, with the chain using it flushed and
-// refilled, is accepted, and the kernel then holds exactly the desired table.
-func TestKernelReplacesASetOutgrowingItsSizeInOneBatch(t *testing.T) {
-	ns, b := kernelNamespace(t)
-	var cc Compiler
-	a := NewApplier(b)
-	for _, n := range []int{10, 64, 65, 300, 20} {
-		rs := cc.Compile(CompileInput{Table: kernelTable, Model: peerModel(n), Interfaces: guestbookInterfaces()})
-		if _, err := a.Apply(rs); err != nil {
-			t.Fatalf("%d peers: %v", n, err)
-		}
-		assertSameContent(t, ns, rs)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -19,7 +20,7 @@ import (
 func MeasureElementFloor(repeats int, loaded *nft.Ruleset) (*ElementFloor, error) {
 	out := &ElementFloor{}
 	err := withNode(func(node *netlab.Node) error {
-		backend, err := nft.NewNetlinkBackend(node.Path)
+		backend, err := kernel.NewNetlinkBackend(node.Path)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/baselines"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
@@ -150,7 +151,7 @@ func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, f
 		out.TextBytes = len(nft.Diff(nil, rs).String())
 	}
 	return withNode(func(node *netlab.Node) error {
-		backend, err := nft.NewNetlinkBackend(node.Path)
+		backend, err := kernel.NewNetlinkBackend(node.Path)
 		if err != nil {
 			return err
 		}

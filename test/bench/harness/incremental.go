@@ -9,6 +9,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/baselines"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
@@ -160,7 +161,7 @@ func MeasureIncremental(params generator.Params, rounds, baselineRounds int, res
 	inc := &Incremental{}
 	err = withNode(func(nodeA *netlab.Node) error {
 		return withNode(func(nodeC *netlab.Node) error {
-			backend, err := nft.NewNetlinkBackend(nodeA.Path)
+			backend, err := kernel.NewNetlinkBackend(nodeA.Path)
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
@@ -112,7 +113,7 @@ func ReplayForTrace(params generator.Params, rounds int, netnsPath string) ([]bo
 	if err != nil {
 		return nil, err
 	}
-	backend, err := nft.NewNetlinkBackend(netnsPath)
+	backend, err := kernel.NewNetlinkBackend(netnsPath)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/internal/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
@@ -60,7 +61,7 @@ func MeasureResyncProbe(params generator.Params, resyncs int) (*ProbeResult, err
 	ifaces[client.IPv4], ifaces[server.IPv4] = client.HostIfname, server.HostIfname
 	rs := nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: ifaces})
 
-	backend, err := nft.NewNetlinkBackend(node.Path)
+	backend, err := kernel.NewNetlinkBackend(node.Path)
 	if err != nil {
 		return nil, err
 	}

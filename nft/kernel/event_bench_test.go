@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"fmt"
 	"net/netip"
 	"testing"
@@ -44,16 +46,16 @@ func benchApplyEvent(b *testing.B, kind generator.EventKind) {
 		b.Fatal(err)
 	}
 	after := selectors.Resolve(c.Snapshot)
-	var cc Compiler
-	rulesets := []*Ruleset{
-		cc.Compile(CompileInput{Table: "nftpolicy", Model: before, Interfaces: ifaces}),
-		cc.Compile(CompileInput{Table: "nftpolicy", Model: after, Interfaces: ifaces}),
+	var cc nft.Compiler
+	rulesets := []*nft.Ruleset{
+		cc.Compile(nft.CompileInput{Table: "nftpolicy", Model: before, Interfaces: ifaces}),
+		cc.Compile(nft.CompileInput{Table: "nftpolicy", Model: after, Interfaces: ifaces}),
 	}
-	a := NewApplier(backend)
+	a := nft.NewApplier(backend)
 	if _, err := a.Apply(rulesets[0]); err != nil {
 		b.Fatal(err)
 	}
-	tx := Diff(rulesets[0], rulesets[1])
+	tx := nft.Diff(rulesets[0], rulesets[1])
 	if len(tx.Ops) == 0 {
 		b.Fatal("the event changed nothing in the node's table")
 	}
