@@ -77,8 +77,8 @@ type NodeReconciler struct {
 	ifaces      map[netip.Addr]string
 	spareIfaces map[netip.Addr]string // the ifaces of the sync before, for the next sync to reuse
 	inEffect    inEffectMemo
-	// reserveDue is set when the resolver or the compiler starts over: the next committed sync
-	// reserves their spare arrays (see selectors.Resolver.Reserve and nft.Compiler.Reserve).
+	// reserveDue is set when the resolver starts over: the next committed sync reserves its spare
+	// arrays (see selectors.Resolver.Reserve).
 	reserveDue bool
 	synced     atomic.Bool
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
@@ -154,9 +154,9 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	out := syncOutcome{started: time.Now(), ruleset: r.Applier.Committed()}
 	fail := func(step string, err error) syncOutcome {
 		out.step, out.err, out.duration = step, err, time.Since(out.started)
-		// The compiler compares each model and ruleset with the previous one and reuses the arrays of
-		// older ones (see nft.Compiler): after a model it did not compile or a ruleset that was not
-		// committed, it starts over.
+		// The compiler lowers what the resolver's Changes name since its last ruleset (see
+		// nft.Compiler): after a model it did not compile or a ruleset that was not committed, it
+		// starts over.
 		r.compiler = nft.Compiler{}
 		r.reserveDue = true
 		return out
@@ -165,7 +165,8 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	if err := r.updateResolver(ctx); err != nil {
 		return fail(stepSnapshot, err)
 	}
-	out.model, _ = r.resolver.Model()
+	var changes selectors.Changes
+	out.model, changes = r.resolver.Model()
 	inEffect := r.inEffect.of(out.model)
 	out.problems = r.inEffect.problemsOf(out.model)
 
@@ -173,12 +174,12 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	if err != nil {
 		return fail(stepInterfaces, err)
 	}
-	desired := r.compiler.Compile(nft.CompileInput{Table: r.Table, Model: out.model, Interfaces: ifaces})
+	desired, changed := r.compiler.Compile(nft.CompileInput{Table: r.Table, Model: out.model, Changes: changes, Interfaces: ifaces})
 	if log := log.V(6); log.Enabled() {
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}
 
-	res, err := r.Applier.Apply(desired)
+	res, err := r.Applier.Apply(desired, changed)
 	if err != nil {
 		return fail(stepApply, err)
 	}
@@ -187,7 +188,6 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 		// After a full resolve or compile: what the first change of each set would allocate is
 		// allocated now, in the sync that built everything, not in the events that follow.
 		r.resolver.Reserve()
-		r.compiler.Reserve()
 		r.reserveDue = false
 	}
 	if !res.Unchanged() {

@@ -13,7 +13,7 @@ import (
 func applyAndCheck(t *testing.T, a *Applier, f *Fake, in CompileInput) ApplyResult {
 	t.Helper()
 	desired := Compile(in)
-	res, err := a.Apply(desired)
+	res, err := a.Apply(desired, FullChanges())
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -64,7 +64,7 @@ func runApplierSequence(t *testing.T, a *Applier, check func(desired *Ruleset)) 
 	in := CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces()}
 	apply := func() ApplyResult {
 		desired := Compile(in)
-		res, err := a.Apply(desired)
+		res, err := a.Apply(desired, FullChanges())
 		if err != nil {
 			t.Fatalf("apply: %v", err)
 		}
@@ -138,7 +138,7 @@ func TestApplierAfterAFailureReplacesTheTable(t *testing.T) {
 	}
 	in.Model.LocalPods[0].Ingress.Rules = []selectors.Rule{makeRule(0)}
 	before := Render(f.Ruleset())
-	if _, err := a.Apply(Compile(in)); err == nil {
+	if _, err := a.Apply(Compile(in), FullChanges()); err == nil {
 		t.Fatal("apply over a tampered table succeeded; the fake should have rejected the flush of a missing chain")
 	}
 	if Render(f.Ruleset()) != before {
@@ -170,7 +170,7 @@ func TestFakeRejectsWhatTheKernelRejects(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := NewFake("nftpolicy")
-			if err := f.Run(Diff(nil, base)); err != nil {
+			if err := f.Run(Diff(nil, base, FullChanges())); err != nil {
 				t.Fatal(err)
 			}
 			before := Render(f.Ruleset())
@@ -213,11 +213,11 @@ func TestIncrementalCostDoesNotGrowWithScale(t *testing.T) {
 		f := NewFake("nftpolicy")
 		a := NewApplier(f)
 		in := CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces}
-		if _, err := a.Apply(Compile(in)); err != nil {
+		if _, err := a.Apply(Compile(in), FullChanges()); err != nil {
 			t.Fatal(err)
 		}
 		change(m, ifaces)
-		res, err := a.Apply(Compile(in))
+		res, err := a.Apply(Compile(in), FullChanges())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/util/sets"
+
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -87,28 +89,33 @@ func BenchmarkDiff(b *testing.B) {
 		after := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
 		b.Run(fmt.Sprintf("full/pods=%d", pods), func(b *testing.B) {
 			for b.Loop() {
-				Diff(nil, after)
+				Diff(nil, after, FullChanges())
 			}
 		})
 		b.Run(fmt.Sprintf("one-pod/pods=%d", pods), func(b *testing.B) {
 			for b.Loop() {
-				Diff(before, after)
+				Diff(before, after, FullChanges())
 			}
 		})
-		// As the agent runs it: the Compiler reuses every unchanged set and chain, so the diff skips
-		// them without comparing elements.
+		// As the agent runs it: the Compiler names what the move changed, and the diff compares
+		// only that.
 		m0, ifaces0 := benchModel(pods)
 		m1, ifaces1 := movedCopy(m0, ifaces0, netip.MustParseAddr("198.19.255.1"))
 		var cc Compiler
-		compiledBefore := cc.Compile(CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces0})
-		compiledAfter := cc.Compile(CompileInput{Table: "nftpolicy", Model: m1, Interfaces: ifaces1})
+		compiledBefore, _ := cc.Compile(CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces0})
+		compiledAfter, changed := cc.Compile(CompileInput{Table: "nftpolicy", Model: m1, Changes: moveChanges(m0), Interfaces: ifaces1})
 		b.Run(fmt.Sprintf("one-pod-compiler/pods=%d", pods), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				Diff(compiledBefore, compiledAfter)
+				Diff(compiledBefore, compiledAfter, changed)
 			}
 		})
 	}
+}
+
+// moveChanges is what selectors.Resolver reports for movePod: local pod 0 and the first peer set.
+func moveChanges(m *selectors.Model) selectors.Changes {
+	return selectors.Changes{LocalPods: sets.New(m.LocalPods[0].Key()), AddressSets: sets.New(m.AddressSets[0].ID)}
 }
 
 // BenchmarkCompileOnePod is the Compiler's cost per event: each iteration compiles the model after
@@ -117,6 +124,7 @@ func BenchmarkCompileOnePod(b *testing.B) {
 	for _, pods := range benchSizes {
 		m0, ifaces0 := benchModel(pods)
 		m1, ifaces1 := movedCopy(m0, ifaces0, netip.MustParseAddr("198.19.255.1"))
-		benchAlternatingCompiles(b, pods, CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces0}, CompileInput{Table: "nftpolicy", Model: m1, Interfaces: ifaces1})
+		changes := moveChanges(m0)
+		benchAlternatingCompiles(b, pods, CompileInput{Table: "nftpolicy", Model: m0, Changes: changes, Interfaces: ifaces0}, CompileInput{Table: "nftpolicy", Model: m1, Changes: changes, Interfaces: ifaces1})
 	}
 }

@@ -6,7 +6,16 @@ package nft
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
+
+// setName names the family's half of a peer set (prefix peerSetPrefix) or a service set
+// (serviceSetPrefix) after its ID, itself a short hash of the set's definition.
+func setName(prefix, id string, f Family) string {
+	return prefix + id + familySuffix(f)
+}
 
 // portSetName names the port set of ranges after them, and returns them as nft writes them.
 func portSetName(ranges []PortRange) (name, text string) {
@@ -15,36 +24,33 @@ func portSetName(ranges []PortRange) (name, text string) {
 	return portSetPrefix + hex.EncodeToString(sum[:6]), text
 }
 
-// familySuffix ends the name of a family's half of a peer or service set.
-func familySuffix(f Family) string {
-	if f == IPv6 {
-		return "_v6"
+// podChainName names one direction's chain of a local pod.
+func podChainName(pod selectors.LocalPod, dir selectors.Direction) string {
+	prefix := podIngressChainPrefix
+	if dir == selectors.Egress {
+		prefix = podEgressChainPrefix
 	}
-	return "_v4"
+	return truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key())
+}
+
+// policyChainName names a variant's chain: after its policy and direction, and for variants other
+// than the first one found also after its rules. Kubernetes names have no "_", so names of
+// different policies cannot meet.
+func policyChainName(v *policyVariant) string {
+	prefix := policyIngressChainPrefix
+	if v.key.dir == selectors.Egress {
+		prefix = policyEgressChainPrefix
+	}
+	ref := v.key.policy
+	if v.first {
+		return truncatedName(prefix+ref.Namespace+"_"+ref.Name, ref.String())
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", v.rules)))
+	variant := hex.EncodeToString(sum[:4])
+	return truncatedName(prefix+ref.Namespace+"_"+ref.Name+"_"+variant, ref.String()+"#"+variant)
 }
 
 // truncatedName returns name when it is short enough, else a truncated name made unique by a hash of key.
-// nameKey identifies a chain or set name by what it is made of, so that names already made are found
-// without building the string again.
-type nameKey struct {
-	kind string // the name's prefix
-	a, b string
-	f    Family
-}
-
-// name returns the name for key: the one the previous call made, or build's. Names used by this call
-// are kept for the next one.
-func (c *compiler) name(key nameKey, build func() string) string {
-	name, ok := c.next.names[key]
-	if !ok {
-		if name, ok = c.memo.names[key]; !ok {
-			name = build()
-		}
-		c.next.names[key] = name
-	}
-	return name
-}
-
 func truncatedName(name, key string) string {
 	if len(name) <= maxNameLen {
 		return name

@@ -1,4 +1,5 @@
-// Pod chains: one per isolated local pod and direction, jumping to its policies' chains.
+// Pod chains: one per isolated local pod and direction, jumping to its policies' chains, and the
+// verdict maps that send each local pod's traffic there.
 
 package nft
 
@@ -11,32 +12,17 @@ import (
 )
 
 // podChain compiles one direction of one isolated pod: a jump to the chain of each selecting policy
-// whose rules can match something, then drop. The policies' rules are in policy chains (see
-// policyChains), so that a policy edit rewrites the policy's rules once, not every chain of every pod
-// it selects together with the rules of the other policies selecting them.
-func (c *compiler) podChain(pod selectors.LocalPod, dir selectors.Direction, iso *selectors.Isolation) Chain {
-	prefix := podIngressChainPrefix
-	if dir == selectors.Egress {
-		prefix = podEgressChainPrefix
+// whose rules can match something, then drop. The policies' rules are in policy chains, so that a
+// policy edit rewrites the policy's rules once, not every chain of every pod it selects together
+// with the rules of the other policies selecting them.
+func podChain(pi podIsolation) Chain {
+	chain := Chain{Name: podChainName(pi.pod, pi.dir)}
+	for _, v := range pi.variants {
+		if v.chain != "" {
+			chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Jump, Chain: v.chain}})
+		}
 	}
-	chain := Chain{Name: c.name(nameKey{kind: prefix, a: pod.Namespace, b: pod.Name}, func() string {
-		return truncatedName(prefix+pod.Namespace+"_"+pod.Name, pod.Key())
-	})}
-	// The jumps this chain makes, from the variants policyChains recorded for it in this order.
-	targets := c.memo.policies.nextTargets()
-	// The chain is its jumps and a drop naming the selecting policies: equal jumps and policies make
-	// an equal chain, whichever isolation they come from (the resolver makes a new one for every
-	// change of a pod's policies' rules).
-	if m, ok := c.memo.chains[chain.Name]; ok && m.policyRules == nil && slices.Equal(m.policies, iso.Policies) && jumpsTo(m.rules, targets) {
-		chain.Rules = m.rules
-		c.next.chains[chain.Name] = m
-		return chain
-	}
-	for _, target := range targets {
-		chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Jump, Chain: target}})
-	}
-	chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Drop}, Comment: dropComment(dir, iso)})
-	c.next.chains[chain.Name] = chainMemo{policies: slices.Clone(iso.Policies), rules: chain.Rules}
+	chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Drop}, Comment: dropComment(pi.dir, pi.iso)})
 	return chain
 }
 
@@ -46,4 +32,25 @@ func dropComment(dir selectors.Direction, iso *selectors.Isolation) string {
 		names[i] = p.String()
 	}
 	return truncateComment(fmt.Sprintf("%s isolated by %s", dir, strings.Join(names, ", ")))
+}
+
+// dispatchMapsOf returns the verdict maps of dispatchMaps, sorted by name: each address of an
+// isolated pod goes to that pod's chain of the direction.
+func dispatchMapsOf(isolated []podIsolation) []Map {
+	maps := make([]Map, len(dispatchMaps))
+	for i, d := range dispatchMaps {
+		maps[i] = Map{Name: d.name, Type: addrKey(d.family), Comment: d.comment}
+	}
+	for _, pi := range isolated {
+		name := podChainName(pi.pod, pi.dir)
+		for _, ip := range pi.pod.IPs {
+			m := &maps[dispatchIndex(pi.dir, FamilyOf(ip))]
+			m.Elements = append(m.Elements, MapElement{Key: ip, Verdict: Verdict{Kind: Goto, Chain: name}})
+		}
+	}
+	for i := range maps {
+		slices.SortFunc(maps[i].Elements, func(a, b MapElement) int { return a.Key.Compare(b.Key) })
+	}
+	slices.SortFunc(maps, func(a, b Map) int { return strings.Compare(a.Name, b.Name) })
+	return maps
 }

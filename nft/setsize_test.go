@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/util/sets"
+
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -49,10 +51,11 @@ func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 	var cc Compiler
 	f := NewFake("nftpolicy")
 	a := NewApplier(f)
+	redisChanged := selectors.Changes{AddressSets: sets.New("redis")}
 	apply := func(n int) (ApplyResult, Set) {
 		t.Helper()
-		rs := cc.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(n), Interfaces: guestbookInterfaces()})
-		res, err := a.Apply(rs)
+		rs, changed := cc.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(n), Changes: redisChanged, Interfaces: guestbookInterfaces()})
+		res, err := a.Apply(rs, changed)
 		if err != nil {
 			t.Fatalf("%d peers: %v", n, err)
 		}
@@ -75,7 +78,8 @@ func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 	// of the same Compiler, see Compiler.)
 	var lookahead Compiler
 	lookahead.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(64), Interfaces: guestbookInterfaces()})
-	tx := Diff(f.Ruleset(), lookahead.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(65), Interfaces: guestbookInterfaces()}))
+	grown, changed := lookahead.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(65), Changes: redisChanged, Interfaces: guestbookInterfaces()})
+	tx := Diff(f.Ruleset(), grown, changed)
 	var touched []string
 	for _, op := range tx.Ops {
 		switch o := op.(type) {
@@ -105,7 +109,7 @@ func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 func TestFakeRefusesElementsBeyondTheSize(t *testing.T) {
 	f := NewFake("nftpolicy")
 	rs := &Ruleset{Table: "nftpolicy", Sets: []Set{{Name: "small", Type: KeyIPv4, Size: 2}}}
-	if err := f.Run(Diff(nil, rs)); err != nil {
+	if err := f.Run(Diff(nil, rs, FullChanges())); err != nil {
 		t.Fatal(err)
 	}
 	three := AddElements{Set: "small", Type: KeyIPv4, Elements: []Element{{Addr: addr("10.0.0.1")}, {Addr: addr("10.0.0.2")}, {Addr: addr("10.0.0.3")}}}

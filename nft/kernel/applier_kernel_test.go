@@ -25,7 +25,7 @@ func TestApplierSequenceOnTheKernel(t *testing.T) {
 	// A second agent process takes the table over in one transaction.
 	restarted := nft.NewApplier(backend)
 	rs := compileGuestbook()
-	res, err := restarted.Apply(rs)
+	res, err := restarted.Apply(rs, nft.FullChanges())
 	if err != nil {
 		t.Fatalf("taking the table over: %v", err)
 	}

@@ -68,14 +68,14 @@ func BenchmarkKernelApply(b *testing.B) {
 		first := nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
 		b.Run(fmt.Sprintf("full/pods=%d", pods), func(b *testing.B) {
 			for b.Loop() {
-				if err := backend.Run(nft.Diff(nil, first)); err != nil {
+				if err := backend.Run(nft.Diff(nil, first, nft.FullChanges())); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 		b.Run(fmt.Sprintf("one-pod/pods=%d", pods), func(b *testing.B) {
 			a := nft.NewApplier(backend)
-			if _, err := a.Apply(first); err != nil {
+			if _, err := a.Apply(first, nft.FullChanges()); err != nil {
 				b.Fatal(err)
 			}
 			spare := []netip.Addr{netip.MustParseAddr("198.19.255.1"), netip.MustParseAddr("198.19.255.3")}
@@ -86,7 +86,7 @@ func BenchmarkKernelApply(b *testing.B) {
 				i++
 				next := nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
 				b.StartTimer()
-				res, err := a.Apply(next)
+				res, err := a.Apply(next, nft.FullChanges())
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -126,7 +126,7 @@ func BenchmarkProgramFull(b *testing.B) {
 	backend := benchNamespace(b)
 	for _, pods := range benchSizes {
 		rs := issueRuleset(b, pods)
-		tx := nft.Diff(nil, rs)
+		tx := nft.Diff(nil, rs, nft.FullChanges())
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
 			b.ReportAllocs()
 			var user, sys float64
@@ -158,7 +158,7 @@ func BenchmarkProgramFull(b *testing.B) {
 // operation to netlink messages queued on a connection that is never flushed.
 func BenchmarkLowerFull(b *testing.B) {
 	for _, pods := range benchSizes {
-		tx := nft.Diff(nil, issueRuleset(b, pods))
+		tx := nft.Diff(nil, issueRuleset(b, pods), nft.FullChanges())
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -198,7 +198,7 @@ func elementCount(rs *nft.Ruleset) (n int) {
 // from, a set. It shows the kernel's own cost per commit, which no layout can go below.
 func BenchmarkKernelElementFloor(b *testing.B) {
 	backend := benchNamespace(b)
-	if err := backend.Run(nft.Diff(nil, nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: emptyModel()}))); err != nil {
+	if err := backend.Run(nft.Diff(nil, nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: emptyModel()}), nft.FullChanges())); err != nil {
 		b.Fatal(err)
 	}
 	elems := []nft.Element{{Addr: netip.MustParseAddr("198.18.0.1")}}

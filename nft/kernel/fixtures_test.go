@@ -198,7 +198,7 @@ func runApplierSequence(t *testing.T, a *nft.Applier, check func(desired *nft.Ru
 	in := nft.CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces()}
 	apply := func() nft.ApplyResult {
 		desired := nft.Compile(in)
-		res, err := a.Apply(desired)
+		res, err := a.Apply(desired, nft.FullChanges())
 		if err != nil {
 			t.Fatalf("apply: %v", err)
 		}

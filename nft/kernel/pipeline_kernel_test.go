@@ -78,7 +78,7 @@ func TestPipelineOnTheKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := nft.NewApplier(b).Apply(nft.Compile(in)); err != nil {
+			if _, err := nft.NewApplier(b).Apply(nft.Compile(in), nft.FullChanges()); err != nil {
 				t.Fatalf("programming %s: %v", node.Name, err)
 			}
 			_ = b.Close()

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/util/sets"
+
 	"github.com/nftpolicy/nftpolicy/nft"
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -52,8 +54,9 @@ func TestKernelReplacesASetOutgrowingItsSizeInOneBatch(t *testing.T) {
 	var cc nft.Compiler
 	a := nft.NewApplier(b)
 	for _, n := range []int{10, 64, 65, 300, 20} {
-		rs := cc.Compile(nft.CompileInput{Table: kernelTable, Model: peerModel(n), Interfaces: guestbookInterfaces()})
-		if _, err := a.Apply(rs); err != nil {
+		in := nft.CompileInput{Table: kernelTable, Model: peerModel(n), Changes: selectors.Changes{AddressSets: sets.New("redis")}, Interfaces: guestbookInterfaces()}
+		rs, changed := cc.Compile(in)
+		if _, err := a.Apply(rs, changed); err != nil {
 			t.Fatalf("%d peers: %v", n, err)
 		}
 		assertSameContent(t, ns, rs)

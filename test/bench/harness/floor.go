@@ -29,7 +29,7 @@ func MeasureElementFloor(repeats int, loaded *nft.Ruleset) (*ElementFloor, error
 		if rs == nil {
 			rs = nft.Compile(nft.CompileInput{Table: Table, Model: &selectors.Model{}})
 		}
-		if err := backend.Run(nft.Diff(nil, rs)); err != nil {
+		if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
 			return err
 		}
 		set, ok := floorSet(rs, loaded != nil)

@@ -148,7 +148,7 @@ func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, f
 	}
 	if first {
 		out.Rules, out.Sets, out.Elements = RulesetCounts(rs)
-		out.TextBytes = len(nft.Diff(nil, rs).String())
+		out.TextBytes = len(nft.Diff(nil, rs, nft.FullChanges()).String())
 	}
 	return withNode(func(node *netlab.Node) error {
 		backend, err := kernel.NewNetlinkBackend(node.Path)
@@ -158,7 +158,7 @@ func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, f
 		defer backend.Close()
 		cpu := startCPU(false)
 		start := time.Now()
-		if _, err := nft.NewApplier(backend).Apply(rs); err != nil {
+		if _, err := nft.NewApplier(backend).Apply(rs, nft.FullChanges()); err != nil {
 			return err
 		}
 		out.ProgramMS = append(out.ProgramMS, ms(time.Since(start)))

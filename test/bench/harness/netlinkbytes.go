@@ -122,7 +122,7 @@ func ReplayForTrace(params generator.Params, rounds int, netnsPath string) ([]bo
 	pl := NewPipeline(c.Snapshot)
 	m, rs := pl.Compile()
 	TargetPeers(c, m)
-	res, err := applier.Apply(rs)
+	res, err := applier.Apply(rs, nft.FullChanges())
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func ReplayForTrace(params generator.Params, rounds int, netnsPath string) ([]bo
 			if err != nil {
 				return nil, err
 			}
-			res, err := applier.Apply(step.Ruleset)
+			res, err := applier.Apply(step.Ruleset, step.Changed)
 			if err != nil {
 				return nil, fmt.Errorf("applying %s: %w", strings.TrimSpace(step.Description), err)
 			}

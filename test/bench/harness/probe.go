@@ -67,7 +67,7 @@ func MeasureResyncProbe(params generator.Params, resyncs int) (*ProbeResult, err
 	}
 	defer backend.Close()
 	applier := nft.NewApplier(backend)
-	if _, err := applier.Apply(rs); err != nil {
+	if _, err := applier.Apply(rs, nft.FullChanges()); err != nil {
 		return nil, fmt.Errorf("programming the probe node: %w", err)
 	}
 	srv, err := server.Serve(probePort)
@@ -138,7 +138,7 @@ func MeasureResyncProbe(params generator.Params, resyncs int) (*ProbeResult, err
 	for range resyncs {
 		applier.Forget() // the next Apply replaces the whole table, as after a restart
 		start := time.Now()
-		if _, err := applier.Apply(rs); err != nil {
+		if _, err := applier.Apply(rs, nft.FullChanges()); err != nil {
 			resyncErr = err
 			break
 		}

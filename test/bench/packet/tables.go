@@ -72,7 +72,7 @@ func programNFT(nodePath string, rs *nft.Ruleset) (time.Duration, error) {
 	}
 	defer backend.Close()
 	start := time.Now()
-	if _, err := nft.NewApplier(backend).Apply(rs); err != nil {
+	if _, err := nft.NewApplier(backend).Apply(rs, nft.FullChanges()); err != nil {
 		return 0, fmt.Errorf("programming table %s: %w", rs.Table, err)
 	}
 	return time.Since(start), nil
