@@ -48,6 +48,9 @@ func (ref setRef) lower(m *selectors.Model, name string, prev *Set) *Set {
 func lowerPeerSet(m *selectors.Model, name, id string, f Family, prev *Set) *Set {
 	as, _ := findAddressSet(m, id)
 	set := &Set{Name: name, Type: addrKey(f), Interval: as.HasIPBlocks, Comment: truncateComment(as.Description)}
+	if len(as.Ranges) > 0 {
+		set.Elements = make([]Element, 0, len(as.Ranges)) // exact for pods, one address each
+	}
 	for _, r := range as.Ranges {
 		if FamilyOf(r.From) != f {
 			continue
