@@ -103,6 +103,7 @@ func TestCompilerLowersWhatChangesName(t *testing.T) {
 // comparison builds, leaving the fake holding exactly the compiled ruleset.
 func TestCompilerMatchesCompileOverResolverSequences(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
+	var setsOnly, chains int // steps that took each path, so that both are known to be tested
 	for seq := range 30 {
 		res := selectors.NewResolver("n1")
 		res.Load(randomSnapshot(r))
@@ -128,6 +129,12 @@ func TestCompilerMatchesCompileOverResolverSequences(t *testing.T) {
 					t.Fatalf("sequence %d step %d: diff by the changes %+v:\n%s\nwant\n%s", seq, step, changed, g, w)
 				}
 			}
+			switch {
+			case changed.Chains:
+				chains++
+			case changed.Sets.Len() > 0:
+				setsOnly++
+			}
 			if _, err := a.Apply(got, changed); err != nil {
 				t.Fatalf("sequence %d step %d: %v", seq, step, err)
 			}
@@ -138,6 +145,10 @@ func TestCompilerMatchesCompileOverResolverSequences(t *testing.T) {
 			dropIface = randomEvent(r, res)
 		}
 	}
+	if setsOnly < 50 || chains < 50 {
+		t.Fatalf("%d steps changed sets only and %d changed chains: the sequences do not test both paths", setsOnly, chains)
+	}
+	t.Logf("%d steps changed sets only, %d changed chains", setsOnly, chains)
 }
 
 // withoutSizes returns a copy of rs whose sets have no size: sizes depend on the sets' history.
