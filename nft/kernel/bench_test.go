@@ -16,49 +16,6 @@ import (
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
-// benchModel is a node with 110 local pods in a cluster of clusterPods pods: every local pod is
-// isolated for ingress by its own policy admitting one of ten peer groups, each holding a tenth of the
-// cluster's pods (addresses 198.18.0.0/15 with stride 2, so no two merge into a range).
-func benchModel(clusterPods int) (*selectors.Model, map[netip.Addr]string) {
-	const localPods, groups = 110, 10
-	m := &selectors.Model{Node: "n1"}
-	ifaces := map[netip.Addr]string{}
-	ranges := make([][]selectors.AddrRange, groups)
-	for i := 0; i < clusterPods; i++ {
-		ip := benchAddr(i)
-		ranges[i%groups] = append(ranges[i%groups], selectors.AddrRange{From: ip, To: ip})
-		if i < localPods {
-			name := fmt.Sprintf("pod-%05d", i)
-			m.LocalPods = append(m.LocalPods, makeLocalPod("bench", name, func(p *selectors.LocalPod) { p.IPs = []netip.Addr{ip} },
-				isolatedIngress("policy-"+name, makeRule(0, fromPeers(fmt.Sprintf("group-%d", i%groups)), onPorts(tcp(80), udp(53))))))
-			ifaces[ip] = fmt.Sprintf("lab%d", i)
-		}
-	}
-	for g := range ranges {
-		m.AddressSets = append(m.AddressSets, selectors.AddressSet{ID: fmt.Sprintf("group-%d", g), Ranges: ranges[g]})
-	}
-	return m, ifaces
-}
-
-func benchAddr(i int) netip.Addr {
-	n := 2 * i
-	return netip.AddrFrom4([4]byte{198, 18 + byte(n>>16), byte(n >> 8), byte(n)})
-}
-
-// movePod changes the address of local pod 0 between two spare addresses: the smallest real change.
-func movePod(m *selectors.Model, ifaces map[netip.Addr]string, to netip.Addr) {
-	p := &m.LocalPods[0]
-	old := p.IPs[0]
-	p.IPs = []netip.Addr{to}
-	ifaces[to] = ifaces[old]
-	delete(ifaces, old)
-	for i, r := range m.AddressSets[0].Ranges {
-		if r.From == old {
-			m.AddressSets[0].Ranges[i] = selectors.AddrRange{From: to, To: to}
-		}
-	}
-}
-
 // BenchmarkKernelApply programs a node namespace: a full replacement of the table (the baseline) and
 // an incremental one-pod change, both through the netlink backend, one transaction each.
 func BenchmarkKernelApply(b *testing.B) {
