@@ -66,6 +66,8 @@ type Compiler struct {
 	refs map[string]setRef
 	// antiSpoof is what the last Ruleset's anti-spoofing sets were built from.
 	antiSpoof []ifaceAddr
+	// policyChains are the last Ruleset's policy chains, by name, with what they were compiled from.
+	policyChains map[string]policyChainMemo
 }
 
 // Compile turns a resolved model into the full content of our table, lowering only what in.Changes
@@ -76,8 +78,9 @@ func (cc *Compiler) Compile(in CompileInput) (*Ruleset, Changes) {
 	rs := &Ruleset{Table: in.Table}
 	var lowered map[string]*Set // sets lowered by this call, by name
 	if full || in.Changes.Isolations() {
-		c := chainCompiler{model: in.Model, refs: map[string]setRef{}}
+		c := chainCompiler{model: in.Model, refs: map[string]setRef{}, last: cc.policyChains}
 		rs.Chains, rs.Maps = c.compile()
+		cc.policyChains = c.next
 		changed.Chains = true
 		for _, m := range rs.Maps {
 			changed.Sets.Insert(m.Name)

@@ -4,6 +4,7 @@ package nft
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -17,6 +18,21 @@ import (
 type chainCompiler struct {
 	model *selectors.Model
 	refs  map[string]setRef // by set name
+	// last are the policy chains of the previous compile, by name; next are this compile's.
+	last, next map[string]policyChainMemo
+	// compiling records the sets the policy chain being compiled refers to.
+	compiling *policyChainMemo
+}
+
+// policyChainMemo is a policy chain as a compile made it: what it was compiled from (private
+// copies), its rules and the sets they refer to. A variant of the same name, rules and families
+// compiles to the same rules.
+type policyChainMemo struct {
+	rules    []selectors.Rule
+	families familySet
+	compiled []Rule
+	refs     map[string]setRef
+	collided bool // a port set's name was taken: the rules match those ports in an anonymous set
 }
 
 // policyKey is one direction of one policy.
@@ -49,24 +65,69 @@ type podIsolation struct {
 func (c *chainCompiler) compile() ([]Chain, []Map) {
 	isolated, variants := policyVariants(c.model)
 	chains := slices.Clone(staticChains())
+	c.next = make(map[string]policyChainMemo, len(variants))
 	for _, v := range variants {
-		var rules []Rule
-		for _, f := range v.families.list() {
-			for _, r := range v.rules {
-				rules = append(rules, c.compileRule(v.key.dir, f, r)...)
-			}
-		}
+		name := policyChainName(v)
+		rules := c.policyChainRules(name, v)
 		if len(rules) == 0 {
 			continue
 		}
-		v.chain = policyChainName(v)
-		chains = append(chains, Chain{Name: v.chain, Rules: rules})
+		v.chain = name
+		chains = append(chains, Chain{Name: name, Rules: rules})
 	}
 	for _, pi := range isolated {
 		chains = append(chains, podChain(pi))
 	}
 	slices.SortFunc(chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
 	return chains, dispatchMapsOf(isolated)
+}
+
+// policyChainRules compiles a variant's rules for the families of its pods, IPv4 first, or takes
+// what the previous compile made of the same rules and families.
+func (c *chainCompiler) policyChainRules(name string, v *policyVariant) []Rule {
+	if m, ok := c.last[name]; ok && !m.collided && m.families == v.families && slices.EqualFunc(m.rules, v.rules, policyRuleEqual) && c.adopt(m.refs) {
+		c.next[name] = m
+		return m.compiled
+	}
+	memo := policyChainMemo{rules: cloneRules(v.rules), families: v.families, refs: map[string]setRef{}}
+	c.compiling = &memo
+	for _, f := range v.families.list() {
+		for _, r := range v.rules {
+			memo.compiled = append(memo.compiled, c.compileRule(v.key.dir, f, r)...)
+		}
+	}
+	c.compiling = nil
+	c.next[name] = memo
+	return memo.compiled
+}
+
+// adopt records refs as this compile's, unless a port set's name among them is taken by other ports.
+func (c *chainCompiler) adopt(refs map[string]setRef) bool {
+	for name, ref := range refs {
+		if taken, ok := c.refs[name]; ok && !slices.Equal(taken.ports, ref.ports) {
+			return false
+		}
+	}
+	maps.Copy(c.refs, refs)
+	return true
+}
+
+// refer records that the rules being compiled refer to the set of a name.
+func (c *chainCompiler) refer(name string, ref setRef) {
+	c.refs[name] = ref
+	if c.compiling != nil {
+		c.compiling.refs[name] = ref
+	}
+}
+
+// cloneRules copies rules and the lists they hold: the model's arrays are not ours to keep.
+func cloneRules(rules []selectors.Rule) []selectors.Rule {
+	out := slices.Clone(rules)
+	for i := range out {
+		out[i].Ports = slices.Clone(out[i].Ports)
+		out[i].NamedPorts = slices.Clone(out[i].NamedPorts)
+	}
+	return out
 }
 
 // policyVariants splits the rules of every isolation of the model's local pods into runs of one
@@ -202,14 +263,14 @@ func protoNumber(p corev1.Protocol) uint8 {
 // peerSet returns the name of the family's half of an AddressSet, and records the reference.
 func (c *chainCompiler) peerSet(id string, f Family) string {
 	name := setName(peerSetPrefix, id, f)
-	c.refs[name] = setRef{kind: peerSetPrefix, id: id, family: f}
+	c.refer(name, setRef{kind: peerSetPrefix, id: id, family: f})
 	return name
 }
 
 // serviceSet returns the name of the family's half of a ServiceSet, and records the reference.
 func (c *chainCompiler) serviceSet(id string, f Family) string {
 	name := setName(serviceSetPrefix, id, f)
-	c.refs[name] = setRef{kind: serviceSetPrefix, id: id, family: f}
+	c.refer(name, setRef{kind: serviceSetPrefix, id: id, family: f})
 	return name
 }
 
@@ -224,8 +285,11 @@ func (c *chainCompiler) serviceSet(id string, f Family) string {
 func (c *chainCompiler) portSet(ranges []PortRange) (name string, ok bool) {
 	name, _ = portSetName(ranges)
 	if ref, found := c.refs[name]; found && !slices.Equal(ref.ports, ranges) {
+		if c.compiling != nil {
+			c.compiling.collided = true
+		}
 		return "", false
 	}
-	c.refs[name] = setRef{kind: portSetPrefix, ports: ranges}
+	c.refer(name, setRef{kind: portSetPrefix, ports: ranges})
 	return name, true
 }
