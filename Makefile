@@ -59,6 +59,14 @@ fmt-check: ## Fail when a Go file is not gofmt-formatted.
 	fi; \
 	echo "fmt-check: ok"
 
+# golden rewrites the golden files of every package whose tests take -update (review the diff
+# before committing it).
+GOLDEN_PKGS = $(shell grep -rl --include='*_test.go' 'flag[.]Bool."update"' . | xargs -r -n1 dirname | sort -u)
+
+.PHONY: golden
+golden: ## Rewrite the golden files (whole tables, transactions of each story step) from the current code.
+	go test -count=1 $(GOLDEN_PKGS) -run Golden -update
+
 .PHONY: vet
 vet: ## Run go vet against code.
 	go vet ./...

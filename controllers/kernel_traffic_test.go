@@ -19,6 +19,7 @@ import (
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	nftkernel "github.com/nftpolicy/nftpolicy/nft/kernel"
 )
 
 // sampleRedisPolicy is the guestbook redis policy exactly as config/samples ships it, moved to the
@@ -103,7 +104,7 @@ var _ = Describe("The agents of two nodes on the kernel", Ordered, Label("kernel
 		node2, err = lab.AddNode()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(lab.Connect(node1, node2)).To(Succeed())
-		probeBackend, err := nft.NewNetlinkBackend(node1.Path)
+		probeBackend, err := nftkernel.NewNetlinkBackend(node1.Path)
 		Expect(err).NotTo(HaveOccurred())
 		if err := nft.RemoveTable(probeBackend, table); err != nil {
 			Skip("skipping the kernel specs: nf_tables is not available: " + err.Error())

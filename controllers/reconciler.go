@@ -169,12 +169,12 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 	if err != nil {
 		return fail(stepInterfaces, err)
 	}
-	desired := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Interfaces: ifaces})
+	desired, changed := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Changes: changes, Interfaces: ifaces})
 	if log := log.V(6); log.Enabled() {
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}
 
-	res, err := r.Applier.Apply(desired)
+	res, err := r.Applier.Apply(desired, changed)
 	if err != nil {
 		return fail(stepApply, err)
 	}

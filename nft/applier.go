@@ -37,15 +37,15 @@ func NewApplier(b Backend) *Applier {
 	return &Applier{backend: b}
 }
 
-// Apply makes the table equal to desired in one transaction.
-func (a *Applier) Apply(desired *Ruleset) (ApplyResult, error) {
+// Apply makes the table equal to desired in one transaction. changed names what may differ between
+// desired and the ruleset of the last Apply (the Changes a Compiler returned with desired); after a
+// failure, or on the first Apply, the whole table is replaced whatever it says.
+func (a *Applier) Apply(desired *Ruleset, changed Changes) (ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	tx := Diff(a.committed, desired)
+	tx := Diff(a.committed, desired, changed)
 	res := summarize(tx)
 	if res.Ops == 0 {
-		// desired equals what the kernel holds: remember it rather than the older, equal ruleset,
-		// whose element arrays a Compiler may reuse two compiles later.
 		a.committed = desired
 		return res, nil
 	}
@@ -58,8 +58,7 @@ func (a *Applier) Apply(desired *Ruleset) (ApplyResult, error) {
 }
 
 // Committed returns the ruleset of the last successful Apply, or nil when the kernel's state is unknown.
-// Callers must not modify it. A ruleset from a Compiler stays intact only until that Compiler has
-// compiled twice more (see Compiler): read it where the compiles happen, or while none runs.
+// Rulesets are never modified once compiled: callers must not modify it either.
 func (a *Applier) Committed() *Ruleset {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -13,7 +13,7 @@ import (
 func applyAndCheck(t *testing.T, a *Applier, f *Fake, in CompileInput) ApplyResult {
 	t.Helper()
 	desired := Compile(in)
-	res, err := a.Apply(desired)
+	res, err := a.Apply(desired, FullChanges())
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -23,40 +23,6 @@ func applyAndCheck(t *testing.T, a *Applier, f *Fake, in CompileInput) ApplyResu
 	return res
 }
 
-// applierSequence is a series of model changes, each of which must be applied incrementally.
-var applierSequence = []struct {
-	name   string
-	change func(m *selectors.Model, ifaces map[netip.Addr]string)
-}{
-	{"a remote guestbook pod joins the peer set", func(m *selectors.Model, _ map[netip.Addr]string) {
-		m.AddressSets[1].Ranges = append(m.AddressSets[1].Ranges, single("198.18.1.22")...)
-	}},
-	{"redis-master's IPv4 address changes", func(m *selectors.Model, ifaces map[netip.Addr]string) {
-		m.LocalPods[1].IPs[0] = addr("198.18.0.11")
-		m.AddressSets[2].Ranges[0] = single("198.18.0.11")[0]
-		delete(ifaces, addr(redisIP))
-		ifaces[addr("198.18.0.11")] = redisIface
-	}},
-	{"guestbook-1's ingress policy is deleted", func(m *selectors.Model, _ map[netip.Addr]string) {
-		m.LocalPods[0].Ingress = nil
-	}},
-	{"redis-policy gains a port restriction", func(m *selectors.Model, _ map[netip.Addr]string) {
-		m.LocalPods[1].Ingress.Rules[0].AllPorts = false
-		m.LocalPods[1].Ingress.Rules[0].Ports = []selectors.PortRange{tcp(6379)}
-	}},
-	{"redis-policy admits a second port: the rule matches a new port set", func(m *selectors.Model, _ map[netip.Addr]string) {
-		m.LocalPods[1].Ingress.Rules[0].Ports = []selectors.PortRange{tcp(6379), tcp(16379)}
-	}},
-	{"redis-policy's second port changes: its port set is replaced", func(m *selectors.Model, _ map[netip.Addr]string) {
-		m.LocalPods[1].Ingress.Rules[0].Ports = []selectors.PortRange{tcp(6379), {Protocol: tcp(0).Protocol, First: 26379, Last: 26380}}
-	}},
-	{"guestbook's egress policy is deleted: its peer, service and port sets go too", func(m *selectors.Model, _ map[netip.Addr]string) {
-		m.LocalPods[0].Egress = nil
-		m.AddressSets = m.AddressSets[1:2]
-		m.ServiceSets = nil
-	}},
-}
-
 // runApplierSequence applies the guestbook model and then every change of applierSequence through a,
 // calling check with each desired ruleset after it committed.
 func runApplierSequence(t *testing.T, a *Applier, check func(desired *Ruleset)) {
@@ -64,7 +30,7 @@ func runApplierSequence(t *testing.T, a *Applier, check func(desired *Ruleset)) 
 	in := CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces()}
 	apply := func() ApplyResult {
 		desired := Compile(in)
-		res, err := a.Apply(desired)
+		res, err := a.Apply(desired, FullChanges())
 		if err != nil {
 			t.Fatalf("apply: %v", err)
 		}
@@ -78,9 +44,9 @@ func runApplierSequence(t *testing.T, a *Applier, check func(desired *Ruleset)) 
 		t.Errorf("re-applying the same model sent %d operations", res.Ops)
 	}
 	for _, step := range applierSequence {
-		step.change(in.Model, in.Interfaces)
+		step.Change(in.Model, in.Interfaces)
 		if res := apply(); res.FullReplace || res.Unchanged() {
-			t.Errorf("%s: want an incremental transaction, got %+v", step.name, res)
+			t.Errorf("%s: want an incremental transaction, got %+v", step.Name, res)
 		}
 	}
 }
@@ -138,7 +104,7 @@ func TestApplierAfterAFailureReplacesTheTable(t *testing.T) {
 	}
 	in.Model.LocalPods[0].Ingress.Rules = []selectors.Rule{makeRule(0)}
 	before := Render(f.Ruleset())
-	if _, err := a.Apply(Compile(in)); err == nil {
+	if _, err := a.Apply(Compile(in), FullChanges()); err == nil {
 		t.Fatal("apply over a tampered table succeeded; the fake should have rejected the flush of a missing chain")
 	}
 	if Render(f.Ruleset()) != before {
@@ -170,7 +136,7 @@ func TestFakeRejectsWhatTheKernelRejects(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := NewFake("nftpolicy")
-			if err := f.Run(Diff(nil, base)); err != nil {
+			if err := f.Run(Diff(nil, base, FullChanges())); err != nil {
 				t.Fatal(err)
 			}
 			before := Render(f.Ruleset())
@@ -213,11 +179,11 @@ func TestIncrementalCostDoesNotGrowWithScale(t *testing.T) {
 		f := NewFake("nftpolicy")
 		a := NewApplier(f)
 		in := CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces}
-		if _, err := a.Apply(Compile(in)); err != nil {
+		if _, err := a.Apply(Compile(in), FullChanges()); err != nil {
 			t.Fatal(err)
 		}
 		change(m, ifaces)
-		res, err := a.Apply(Compile(in))
+		res, err := a.Apply(Compile(in), FullChanges())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,60 +4,13 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 
-	"github.com/google/nftables"
+	"k8s.io/apimachinery/pkg/util/sets"
 
-	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/selectors"
-	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
-
-// benchModel is a node with 110 local pods in a cluster of clusterPods pods: every local pod is
-// isolated for ingress by its own policy admitting one of ten peer groups, each holding a tenth of the
-// cluster's pods (addresses 198.18.0.0/15 with stride 2, so no two merge into a range).
-func benchModel(clusterPods int) (*selectors.Model, map[netip.Addr]string) {
-	const localPods, groups = 110, 10
-	m := &selectors.Model{Node: "n1"}
-	ifaces := map[netip.Addr]string{}
-	ranges := make([][]selectors.AddrRange, groups)
-	for i := 0; i < clusterPods; i++ {
-		ip := benchAddr(i)
-		ranges[i%groups] = append(ranges[i%groups], selectors.AddrRange{From: ip, To: ip})
-		if i < localPods {
-			name := fmt.Sprintf("pod-%05d", i)
-			m.LocalPods = append(m.LocalPods, makeLocalPod("bench", name, func(p *selectors.LocalPod) { p.IPs = []netip.Addr{ip} },
-				isolatedIngress("policy-"+name, makeRule(0, fromPeers(fmt.Sprintf("group-%d", i%groups)), onPorts(tcp(80), udp(53))))))
-			ifaces[ip] = fmt.Sprintf("lab%d", i)
-		}
-	}
-	for g := range ranges {
-		m.AddressSets = append(m.AddressSets, selectors.AddressSet{ID: fmt.Sprintf("group-%d", g), Ranges: ranges[g]})
-	}
-	return m, ifaces
-}
-
-func benchAddr(i int) netip.Addr {
-	n := 2 * i
-	return netip.AddrFrom4([4]byte{198, 18 + byte(n>>16), byte(n >> 8), byte(n)})
-}
-
-// movePod changes the address of local pod 0 between two spare addresses: the smallest real change.
-func movePod(m *selectors.Model, ifaces map[netip.Addr]string, to netip.Addr) {
-	p := &m.LocalPods[0]
-	old := p.IPs[0]
-	p.IPs = []netip.Addr{to}
-	ifaces[to] = ifaces[old]
-	delete(ifaces, old)
-	for i, r := range m.AddressSets[0].Ranges {
-		if r.From == old {
-			m.AddressSets[0].Ranges[i] = selectors.AddrRange{From: to, To: to}
-		}
-	}
-}
 
 // movedCopy is m after movePod, as selectors.Resolver hands it out: a new model sharing every
 // unchanged slice with m, with new slices only where the move changed something.
@@ -93,28 +46,33 @@ func BenchmarkDiff(b *testing.B) {
 		after := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
 		b.Run(fmt.Sprintf("full/pods=%d", pods), func(b *testing.B) {
 			for b.Loop() {
-				Diff(nil, after)
+				Diff(nil, after, FullChanges())
 			}
 		})
 		b.Run(fmt.Sprintf("one-pod/pods=%d", pods), func(b *testing.B) {
 			for b.Loop() {
-				Diff(before, after)
+				Diff(before, after, FullChanges())
 			}
 		})
-		// As the agent runs it: the Compiler reuses every unchanged set and chain, so the diff skips
-		// them without comparing elements.
+		// As the agent runs it: the Compiler names what the move changed, and the diff compares
+		// only that.
 		m0, ifaces0 := benchModel(pods)
 		m1, ifaces1 := movedCopy(m0, ifaces0, netip.MustParseAddr("198.19.255.1"))
 		var cc Compiler
-		compiledBefore := cc.Compile(CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces0})
-		compiledAfter := cc.Compile(CompileInput{Table: "nftpolicy", Model: m1, Interfaces: ifaces1})
+		compiledBefore, _ := cc.Compile(CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces0})
+		compiledAfter, changed := cc.Compile(CompileInput{Table: "nftpolicy", Model: m1, Changes: moveChanges(m0), Interfaces: ifaces1})
 		b.Run(fmt.Sprintf("one-pod-compiler/pods=%d", pods), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				Diff(compiledBefore, compiledAfter)
+				Diff(compiledBefore, compiledAfter, changed)
 			}
 		})
 	}
+}
+
+// moveChanges is what selectors.Resolver reports for movePod: local pod 0 and the first peer set.
+func moveChanges(m *selectors.Model) selectors.Changes {
+	return selectors.Changes{LocalPods: sets.New(m.LocalPods[0].Key()), AddressSets: sets.New(m.AddressSets[0].ID)}
 }
 
 // BenchmarkCompileOnePod is the Compiler's cost per event: each iteration compiles the model after
@@ -123,205 +81,7 @@ func BenchmarkCompileOnePod(b *testing.B) {
 	for _, pods := range benchSizes {
 		m0, ifaces0 := benchModel(pods)
 		m1, ifaces1 := movedCopy(m0, ifaces0, netip.MustParseAddr("198.19.255.1"))
-		benchAlternatingCompiles(b, pods, CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces0}, CompileInput{Table: "nftpolicy", Model: m1, Interfaces: ifaces1})
+		changes := moveChanges(m0)
+		benchAlternatingCompiles(b, pods, CompileInput{Table: "nftpolicy", Model: m0, Changes: changes, Interfaces: ifaces0}, CompileInput{Table: "nftpolicy", Model: m1, Changes: changes, Interfaces: ifaces1})
 	}
-}
-
-// BenchmarkKernelApply programs a node namespace: a full replacement of the table (the baseline) and
-// an incremental one-pod change, both through the netlink backend, one transaction each.
-func BenchmarkKernelApply(b *testing.B) {
-	backend := benchNamespace(b)
-	for _, pods := range benchSizes {
-		m, ifaces := benchModel(pods)
-		first := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
-		b.Run(fmt.Sprintf("full/pods=%d", pods), func(b *testing.B) {
-			for b.Loop() {
-				if err := backend.Run(Diff(nil, first)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("one-pod/pods=%d", pods), func(b *testing.B) {
-			a := NewApplier(backend)
-			if _, err := a.Apply(first); err != nil {
-				b.Fatal(err)
-			}
-			spare := []netip.Addr{netip.MustParseAddr("198.19.255.1"), netip.MustParseAddr("198.19.255.3")}
-			i := 0
-			for b.Loop() {
-				b.StopTimer()
-				movePod(m, ifaces, spare[i%2])
-				i++
-				next := Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
-				b.StartTimer()
-				res, err := a.Apply(next)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if res.FullReplace {
-					b.Fatal("the one-pod change replaced the table")
-				}
-			}
-		})
-	}
-}
-
-// issueRuleset compiles the generated cluster of issue 5's measurement 1 (N=10000 policies,
-// L=110 local pods, distinct selectors) at the given number of cluster pods, as the bench command
-// does: every local pod gets a made-up host interface.
-func issueRuleset(b testing.TB, pods int) *Ruleset {
-	b.Helper()
-	c, err := generator.Generate(generator.Defaults(pods, 10000, generator.DistinctSelectors))
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := selectors.Resolve(c.Snapshot)
-	ifaces := map[netip.Addr]string{}
-	for i, p := range m.LocalPods {
-		for _, ip := range p.IPs {
-			ifaces[ip] = fmt.Sprintf("bench%d", i)
-		}
-	}
-	return Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
-}
-
-// BenchmarkProgramFull is measurement 1's "program" figure: the full replacement of the table in a
-// namespace where it does not exist yet, one transaction. The table is removed between iterations,
-// outside the timed part. Besides time and allocations it reports the CPU time of the process in
-// user space and in the kernel (getrusage, after a GC), the kernel's share being mostly nf_tables
-// applying the batch.
-func BenchmarkProgramFull(b *testing.B) {
-	backend := benchNamespace(b)
-	for _, pods := range benchSizes {
-		rs := issueRuleset(b, pods)
-		tx := Diff(nil, rs)
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
-			b.ReportAllocs()
-			var user, sys float64
-			for b.Loop() {
-				b.StopTimer()
-				if err := RemoveTable(backend, tx.Table); err != nil {
-					b.Fatal(err)
-				}
-				runtime.GC()
-				u0, s0 := processCPU()
-				b.StartTimer()
-				if err := backend.Run(tx); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				u1, s1 := processCPU()
-				user += u1 - u0
-				sys += s1 - s0
-				b.StartTimer()
-			}
-			b.ReportMetric(user/float64(b.N), "user-ms/op")
-			b.ReportMetric(sys/float64(b.N), "sys-ms/op")
-			b.ReportMetric(float64(elementCount(rs)), "elements")
-		})
-	}
-}
-
-// BenchmarkLowerFull is the user-space half of a full replacement without the kernel: lowering every
-// operation to netlink messages queued on a connection that is never flushed.
-func BenchmarkLowerFull(b *testing.B) {
-	for _, pods := range benchSizes {
-		tx := Diff(nil, issueRuleset(b, pods))
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				conn, err := nftables.New()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := newLowering(conn, tx.Table, newAnonymousSetNames()).transaction(tx); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// processCPU returns the user and system CPU time of this process, in milliseconds.
-func processCPU() (user, sys float64) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
-	}
-	return float64(ru.Utime.Nano()) / 1e6, float64(ru.Stime.Nano()) / 1e6
-}
-
-// elementCount returns the elements of every set and map, a range counting as one.
-func elementCount(rs *Ruleset) (n int) {
-	for _, s := range rs.Sets {
-		n += len(s.Elements)
-	}
-	for _, m := range rs.Maps {
-		n += len(m.Elements)
-	}
-	return n
-}
-
-// BenchmarkKernelElementFloor is the smallest transaction there is: one element added to, or deleted
-// from, a set. It shows the kernel's own cost per commit, which no layout can go below.
-func BenchmarkKernelElementFloor(b *testing.B) {
-	backend := benchNamespace(b)
-	if err := backend.Run(Diff(nil, Compile(CompileInput{Table: "nftpolicy", Model: emptyModel()}))); err != nil {
-		b.Fatal(err)
-	}
-	elems := []Element{{Addr: netip.MustParseAddr("198.18.0.1")}}
-	b.Run("add", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			del := &Transaction{Table: "nftpolicy", Ops: []Op{AddElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}, DeleteElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}
-			if err := backend.Run(del); err != nil { // leaves the set empty, outside the timed part
-				b.Fatal(err)
-			}
-			b.StartTimer()
-			if err := backend.Run(&Transaction{Table: "nftpolicy", Ops: []Op{AddElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			if err := backend.Run(&Transaction{Table: "nftpolicy", Ops: []Op{DeleteElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-		}
-	})
-	b.Run("delete", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			if err := backend.Run(&Transaction{Table: "nftpolicy", Ops: []Op{AddElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-			if err := backend.Run(&Transaction{Table: "nftpolicy", Ops: []Op{DeleteElements{Set: setPodAddrsV4, Type: KeyIPv4, Elements: elems}}}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
-// benchNamespace returns a backend for a fresh node namespace, removed when the benchmark ends, or
-// skips the benchmark where namespaces cannot be made.
-func benchNamespace(b *testing.B) *NetlinkBackend {
-	b.Helper()
-	if reason := netlab.Unavailable(); reason != "" {
-		b.Skip(reason)
-	}
-	lab, err := netlab.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = lab.Close() })
-	node, err := lab.AddNode()
-	if err != nil {
-		b.Fatal(err)
-	}
-	backend, err := NewNetlinkBackend(node.Path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = backend.Close() })
-	return backend
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/util/sets"
+
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -23,17 +25,20 @@ func BenchmarkCompilePeerEvent(b *testing.B) {
 		moved := netip.MustParseAddr("198.19.255.1")
 		ranges[last] = selectors.AddrRange{From: moved, To: moved}
 		m1.AddressSets[0].Ranges = ranges
-		benchAlternatingCompiles(b, pods, CompileInput{Table: "nftpolicy", Model: m0, Interfaces: ifaces}, CompileInput{Table: "nftpolicy", Model: &m1, Interfaces: ifaces})
+		changes := selectors.Changes{AddressSets: sets.New(m0.AddressSets[0].ID)}
+		benchAlternatingCompiles(b, pods, CompileInput{Table: "nftpolicy", Model: m0, Changes: changes, Interfaces: ifaces}, CompileInput{Table: "nftpolicy", Model: &m1, Changes: changes, Interfaces: ifaces})
 	}
 }
 
 // benchAlternatingCompiles times one Compiler compiling before and after in turn, the first call
-// (a full lowering) excluded.
+// (a full lowering) excluded. Both inputs carry the Changes between them.
 func benchAlternatingCompiles(b *testing.B, pods int, before, after CompileInput) {
 	b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
 		inputs := []CompileInput{before, after}
 		var cc Compiler
-		cc.Compile(before)
+		full := before
+		full.Changes = selectors.FullChanges()
+		cc.Compile(full)
 		b.ReportAllocs()
 		i := 1
 		for b.Loop() {

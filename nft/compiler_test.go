@@ -1,11 +1,13 @@
 package nft
 
 import (
-	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"slices"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -31,106 +33,171 @@ func setByName(t *testing.T, rs *Ruleset, name string) Set {
 	return *s
 }
 
-func TestCompilerReusesUnchangedSetsAndChains(t *testing.T) {
+// TestCompilerLowersWhatChangesName follows the guestbook through a peer event, a local pod event
+// and a full compile: what the input's Changes name is lowered again and named in the output's
+// Changes, everything else is the previous ruleset's, and Diff sends exactly what changed.
+func TestCompilerLowersWhatChangesName(t *testing.T) {
 	var cc Compiler
 	first := guestbookModel()
-	in := CompileInput{Table: "nftpolicy", Model: first, Interfaces: guestbookInterfaces()}
-	before := cc.Compile(in)
+	in := CompileInput{Table: "nftpolicy", Model: first, Changes: selectors.FullChanges(), Interfaces: guestbookInterfaces()}
+	before, changed := cc.Compile(in)
 	if want := Compile(in); !reflect.DeepEqual(before, want) {
 		t.Fatalf("Compiler.Compile differs from Compile on a first call:\n%s\nwant\n%s", Render(before), Render(want))
 	}
+	if !changed.Full {
+		t.Fatalf("a first compile returned %+v, want Full", changed)
+	}
 
-	// One peer set gains an address; the model shares everything else with the first one.
-	second := withAddressSet(first, "redis", single(redisIP, "10.244.9.9", redisIPv6))
-	in.Model = second
-	after := cc.Compile(in)
+	// One peer set gains an address.
+	in.Model = withAddressSet(first, "redis", single(redisIP, "10.244.9.9", redisIPv6))
+	in.Changes = selectors.Changes{AddressSets: sets.New("redis")}
+	after, changed := cc.Compile(in)
 	if want := Compile(in); !reflect.DeepEqual(after, want) {
-		t.Fatalf("Compiler.Compile differs from Compile after a change:\n%s\nwant\n%s", Render(after), Render(want))
+		t.Fatalf("Compiler.Compile differs from Compile after a peer event:\n%s\nwant\n%s", Render(after), Render(want))
 	}
-
-	for _, name := range []string{"peers_guestbook_v4", "peers_guestbook_v6", "peers_external_v4", "svc_http_v4"} {
-		if !sameSlice(setByName(t, before, name).Elements, setByName(t, after, name).Elements) {
-			t.Errorf("set %s did not change but its elements were lowered again", name)
-		}
+	if want := sets.New("peers_redis_v4"); changed.Full || changed.Chains || !changed.Sets.Equal(want) {
+		t.Fatalf("a peer event's changes = %+v, want the redis set (guestbook-1, IPv4 only, uses its IPv4 half)", changed)
 	}
-	if sameSlice(setByName(t, before, "peers_redis_v4").Elements, setByName(t, after, "peers_redis_v4").Elements) {
-		t.Error("set peers_redis_v4 changed but kept its old elements")
-	}
-	for _, c := range after.Chains {
-		old, ok := indexChains(before).find(c.Name)
-		static := c.Base != nil || c.Name == chainEgress || c.Name == chainEgressChecked || c.Name == chainIngress
-		if ok && !static && !sameSlice(old.Rules, c.Rules) {
-			t.Errorf("chain %s: same isolation, but its rules were compiled again", c.Name)
-		}
-	}
-
-	// The diff sends only the new address, without comparing the unchanged sets' elements.
-	tx := Diff(before, after)
-	want := []Op{AddElements{Set: "peers_redis_v4", Type: KeyIPv4, Elements: []Element{{Addr: addr("10.244.9.9")}}}}
-	if !reflect.DeepEqual(tx.Ops, want) {
+	tx := Diff(before, after, changed)
+	wantOps := []Op{AddElements{Set: "peers_redis_v4", Type: KeyIPv4, Elements: []Element{{Addr: addr("10.244.9.9")}}}}
+	if !reflect.DeepEqual(tx.Ops, wantOps) {
 		t.Fatalf("diff after one new peer address:\n%s\nwant one element added", tx)
 	}
 
-	// The earlier ruleset is untouched by the later compile.
+	// What the changes do not name is not looked at: a set the model changed behind the resolver's
+	// back keeps its last version (the contract is the caller's to keep).
+	in.Model = withAddressSet(in.Model, "guestbook", single(guestbookIP))
+	in.Changes = selectors.Changes{}
+	unchanged, changed := cc.Compile(in)
+	if !changed.None() || !reflect.DeepEqual(unchanged, after) {
+		t.Fatalf("a compile with no changes returned %+v and a different ruleset:\n%s", changed, Render(unchanged))
+	}
+
+	// A local pod's isolation changes: the chains and verdict maps are compiled again.
+	in.Model.LocalPods = slices.Clone(in.Model.LocalPods)
+	in.Model.LocalPods[0].Ingress = nil
+	in.Changes = selectors.Changes{LocalPods: sets.New(in.Model.LocalPods[0].Key())}
+	isolated, changed := cc.Compile(in)
+	if !changed.Chains {
+		t.Fatalf("a local pod event's changes = %+v, want the chains", changed)
+	}
+	for _, m := range dispatchMaps {
+		if !changed.Sets.Has(m.name) {
+			t.Errorf("a local pod event's changes do not name verdict map %s", m.name)
+		}
+	}
+	if got, want := Diff(unchanged, isolated, changed).String(), Diff(unchanged, isolated, FullChanges()).String(); got != want {
+		t.Fatalf("diff by the changes:\n%s\nwant, comparing everything:\n%s", got, want)
+	}
+
+	// The earlier ruleset is untouched by the later compiles.
 	if again := Compile(CompileInput{Table: "nftpolicy", Model: first, Interfaces: guestbookInterfaces()}); !reflect.DeepEqual(before, again) {
 		t.Fatal("compiling a later model modified the ruleset of an earlier one")
 	}
 }
 
-func TestCompilerMatchesCompileOverRandomModels(t *testing.T) {
-	// Successive models from random clusters, some sharing sets with the previous model by identity
-	// (as selectors.Resolver produces them) and some rebuilt, with Reserve called now and then:
-	// Compiler must always agree with Compile.
+// TestCompilerMatchesCompileOverResolverSequences follows random clusters through random events, as
+// a real selectors.Resolver reports them: after every event the incremental compile must equal the
+// stateless Compile of the same model (and a full compile by a Compiler with the same history, set
+// sizes included), and the transaction Diff builds from the output's Changes must be the one a full
+// comparison builds, leaving the fake holding exactly the compiled ruleset.
+func TestCompilerMatchesCompileOverResolverSequences(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
-	var cc Compiler
-	var prev *selectors.Model
-	for i := range 200 {
-		snap := randomSnapshot(r)
-		snap.Node = "n1" // the random pods are on n1 and n2: about half of them are local
-		m := selectors.Resolve(snap)
-		if len(m.LocalPods) == 0 {
-			t.Fatalf("model %d has no local pod: the chains would go untested", i)
-		}
-		if prev != nil && r.IntN(2) == 0 {
-			// Keep the previous model's slices for every set whose content is equal.
-			shared := *m
-			shared.AddressSets = slices.Clone(m.AddressSets)
-			for j := range shared.AddressSets {
-				for _, old := range prev.AddressSets {
-					if old.ID == shared.AddressSets[j].ID && reflect.DeepEqual(old, shared.AddressSets[j]) {
-						shared.AddressSets[j] = old
-					}
+	var setsOnly, chains int // steps that took each path, so that both are known to be tested
+	for seq := range 30 {
+		res := selectors.NewResolver("n1")
+		res.Load(randomSnapshot(r))
+		var incremental, full Compiler
+		f := NewFake("nftpolicy")
+		a := NewApplier(f)
+		var last *Ruleset
+		dropIface := ""
+		for step := range 40 {
+			m, mc := res.Model()
+			in := CompileInput{Table: "nftpolicy", Model: m, Changes: mc, Interfaces: randomInterfaces(m, dropIface)}
+			got, changed := incremental.Compile(in)
+			in.Changes = selectors.FullChanges()
+			fullRS, _ := full.Compile(in)
+			if !reflect.DeepEqual(got, fullRS) {
+				t.Fatalf("sequence %d step %d: the incremental compile differs from a full one:\n%s\nwant\n%s", seq, step, Render(got), Render(fullRS))
+			}
+			if g, w := withoutSizes(got), withoutSizes(Compile(in)); !reflect.DeepEqual(g, w) {
+				t.Fatalf("sequence %d step %d: the incremental compile differs from Compile:\n%s\nwant\n%s", seq, step, Render(g), Render(w))
+			}
+			if last != nil {
+				if g, w := Diff(last, got, changed).String(), Diff(last, got, FullChanges()).String(); g != w {
+					t.Fatalf("sequence %d step %d: diff by the changes %+v:\n%s\nwant\n%s", seq, step, changed, g, w)
 				}
 			}
-			m = &shared
-		}
-		in := CompileInput{Table: "nftpolicy", Model: m}
-		if got, want := cc.Compile(in), Compile(in); !reflect.DeepEqual(got, want) {
-			t.Fatalf("model %d: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
-		}
-		if r.IntN(2) == 0 && len(m.AddressSets) > 0 {
-			// A peer event as the resolver hands it out: the same local pods and isolations, one
-			// address set changed. The chains are the last call's.
-			peers := *m
-			peers.AddressSets = slices.Clone(m.AddressSets)
-			j := r.IntN(len(peers.AddressSets))
-			ranges := peers.AddressSets[j].Ranges
-			peers.AddressSets[j].Ranges = append(slices.Clone(ranges[:len(ranges)/2]), single("198.51.100.7")...)
-			reused := cc.reused
-			in := CompileInput{Table: "nftpolicy", Model: &peers}
-			if got, want := cc.Compile(in), Compile(in); !reflect.DeepEqual(got, want) {
-				t.Fatalf("model %d after a peer event: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
+			switch {
+			case changed.Chains:
+				chains++
+			case changed.Sets.Len() > 0:
+				setsOnly++
 			}
-			if cc.reused != reused+1 {
-				t.Fatalf("model %d: a peer event compiled the chains again", i)
+			if _, err := a.Apply(got, changed); err != nil {
+				t.Fatalf("sequence %d step %d: %v", seq, step, err)
 			}
-			m = &peers
+			if g, w := Render(f.Ruleset()), Render(got); g != w {
+				t.Fatalf("sequence %d step %d: the fake holds\n%s\nwant\n%s", seq, step, g, w)
+			}
+			last = got
+			dropIface = randomEvent(r, res)
 		}
-		if r.IntN(4) == 0 {
-			cc.Reserve() // as the agent does after a full compile; must change no later output
-		}
-		prev = m
 	}
+	if setsOnly < 50 || chains < 50 {
+		t.Fatalf("%d steps changed sets only and %d changed chains: the sequences do not test both paths", setsOnly, chains)
+	}
+	t.Logf("%d steps changed sets only, %d changed chains", setsOnly, chains)
+}
+
+// withoutSizes returns a copy of rs whose sets have no size: sizes depend on the sets' history.
+func withoutSizes(rs *Ruleset) *Ruleset {
+	out := *rs
+	out.Sets = slices.Clone(rs.Sets)
+	for i := range out.Sets {
+		out.Sets[i].Size = 0
+	}
+	return &out
+}
+
+// randomInterfaces gives every local pod address an interface named after its pod, except the
+// pod named drop.
+func randomInterfaces(m *selectors.Model, drop string) map[netip.Addr]string {
+	ifaces := map[netip.Addr]string{}
+	for _, p := range m.LocalPods {
+		if p.Key() == drop {
+			continue
+		}
+		for _, ip := range p.IPs {
+			ifaces[ip] = "veth-" + p.Namespace + p.Name
+		}
+	}
+	return ifaces
+}
+
+// randomEvent applies one random change to the resolver, taking objects from a new random
+// cluster, and sometimes returns the key of a pod whose interface the next compile loses.
+func randomEvent(r *rand.Rand, res *selectors.Resolver) (dropIface string) {
+	next := randomSnapshot(r)
+	switch r.IntN(7) {
+	case 0, 1:
+		res.SetPod(next.Pods[r.IntN(len(next.Pods))])
+	case 2:
+		p := next.Pods[r.IntN(len(next.Pods))]
+		res.DeletePod(p.Namespace, p.Name)
+	case 3:
+		res.SetNamespace(next.Namespaces[r.IntN(len(next.Namespaces))])
+	case 4:
+		res.SetPolicy(next.Policies[r.IntN(len(next.Policies))])
+	case 5:
+		np := next.Policies[r.IntN(len(next.Policies))]
+		res.DeletePolicy(np.Namespace, np.Name)
+	default:
+		p := next.Pods[r.IntN(len(next.Pods))]
+		return p.Namespace + "/" + p.Name
+	}
+	return ""
 }
 
 func TestDiffFindsObjectsOfHandBuiltRulesetsOutOfOrder(t *testing.T) {
@@ -140,10 +207,10 @@ func TestDiffFindsObjectsOfHandBuiltRulesetsOutOfOrder(t *testing.T) {
 	slices.Reverse(shuffled.Sets)
 	shuffled.Chains = slices.Clone(sorted.Chains)
 	slices.Reverse(shuffled.Chains[len(baseChains):])
-	if tx := Diff(sorted, &shuffled); len(tx.Ops) != 0 {
+	if tx := Diff(sorted, &shuffled, FullChanges()); len(tx.Ops) != 0 {
 		t.Fatalf("the same ruleset in another order needs no change, got:\n%s", tx)
 	}
-	if tx := Diff(&shuffled, sorted); len(tx.Ops) != 0 {
+	if tx := Diff(&shuffled, sorted, FullChanges()); len(tx.Ops) != 0 {
 		t.Fatalf("the same ruleset in another order needs no change, got:\n%s", tx)
 	}
 }
@@ -153,7 +220,7 @@ func TestApplyResultTellsWhetherAChangeOnlyWidens(t *testing.T) {
 	first := guestbookModel()
 	apply := func(m *selectors.Model) ApplyResult {
 		t.Helper()
-		res, err := a.Apply(Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: guestbookInterfaces()}))
+		res, err := a.Apply(Compile(CompileInput{Table: "nftpolicy", Model: m, Interfaces: guestbookInterfaces()}), FullChanges())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,61 +239,5 @@ func TestApplyResultTellsWhetherAChangeOnlyWidens(t *testing.T) {
 	newPod.LocalPods = append(slices.Clone(first.LocalPods), makeLocalPod("default", "new", withIPs("10.244.1.77"), isolatedIngress("deny")))
 	if res := apply(&newPod); res.OnlyWidens {
 		t.Errorf("isolating a new pod counted as only widening: %+v", res)
-	}
-}
-
-// A set that changes on every model is lowered into the array it had two rulesets before, and the
-// last two rulesets stay as they were compiled: Diff between them is exact.
-func TestCompilerDoubleBuffersChangingSets(t *testing.T) {
-	for _, reserve := range []bool{false, true} {
-		t.Run(fmt.Sprintf("reserve=%v", reserve), func(t *testing.T) { testCompilerDoubleBuffers(t, reserve) })
-	}
-}
-
-// testCompilerDoubleBuffers compiles a set changing on every model; with reserve, Reserve is called
-// after the first compile, and the first change must go into the array it reserved.
-func testCompilerDoubleBuffers(t *testing.T, reserve bool) {
-	var cc Compiler
-	models := []*selectors.Model{guestbookModel()}
-	for _, extra := range []string{"10.244.9.9", "10.244.9.10", "10.244.9.11", "10.244.9.12"} {
-		models = append(models, withAddressSet(models[0], "redis", single(redisIP, extra, redisIPv6)))
-	}
-	var rulesets []*Ruleset
-	var reserved []Element
-	for i, m := range models {
-		in := CompileInput{Table: "nftpolicy", Model: m, Interfaces: guestbookInterfaces()}
-		got := cc.Compile(in)
-		if want := Compile(in); !reflect.DeepEqual(got, want) {
-			t.Fatalf("model %d: Compiler.Compile differs from Compile:\n%s\nwant\n%s", i, Render(got), Render(want))
-		}
-		if i == 0 && reserve {
-			cc.Reserve()
-			reserved = cc.peers["peers_redis_v4"].spare
-			if cap(reserved) <= len(setByName(t, got, "peers_redis_v4").Elements) {
-				t.Fatalf("Reserve gave the set a spare array of capacity %d, no room for one more element", cap(reserved))
-			}
-		}
-		if i > 0 {
-			prevIn := CompileInput{Table: "nftpolicy", Model: models[i-1], Interfaces: guestbookInterfaces()}
-			prevWant := Compile(prevIn)
-			if !reflect.DeepEqual(rulesets[i-1], prevWant) {
-				t.Fatalf("model %d: compiling it changed the previous ruleset", i)
-			}
-			if got, want := Diff(rulesets[i-1], got), Diff(prevWant, Compile(in)); !reflect.DeepEqual(got.Ops, want.Ops) {
-				t.Fatalf("model %d: diff from the previous ruleset\n%s\nwant\n%s", i, got, want)
-			}
-		}
-		if i == 1 && reserve {
-			if cur := setByName(t, got, "peers_redis_v4").Elements; &cur[0] != &reserved[:1][0] {
-				t.Error("the set's first change was not lowered into the array Reserve gave it")
-			}
-		}
-		if i >= 3 {
-			cur, older := setByName(t, got, "peers_redis_v4").Elements, setByName(t, rulesets[i-2], "peers_redis_v4").Elements
-			if &cur[0] != &older[0] {
-				t.Errorf("model %d: the changed set's elements were not lowered into the array of two rulesets before", i)
-			}
-		}
-		rulesets = append(rulesets, got)
 	}
 }

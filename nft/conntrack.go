@@ -1,13 +1,7 @@
 package nft
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // Our chains accept packets of tracked connections before any policy (`ct state established,related
@@ -33,9 +27,9 @@ type ConntrackCleaner interface {
 	Cleanup(rs *Ruleset, podIfaces map[netip.Addr]string) (int, error)
 }
 
-// staleFlows judges flows against a ruleset. What it needs is built at the first flow: most cleanups
-// find no flow at all.
-type staleFlows struct {
+// StaleFlows judges tracked connections against a ruleset, for a ConntrackCleaner. What it needs is
+// built at the first flow: most cleanups find no flow at all.
+type StaleFlows struct {
 	rs        *Ruleset
 	podIfaces map[netip.Addr]string
 	tracer    *Tracer
@@ -43,11 +37,12 @@ type staleFlows struct {
 	ingress   map[netip.Addr]bool // local pods isolated for ingress
 }
 
-func newStaleFlows(rs *Ruleset, podIfaces map[netip.Addr]string) *staleFlows {
-	return &staleFlows{rs: rs, podIfaces: podIfaces}
+// NewStaleFlows judges flows against rs; podIfaces are as given to Compile.
+func NewStaleFlows(rs *Ruleset, podIfaces map[netip.Addr]string) *StaleFlows {
+	return &StaleFlows{rs: rs, podIfaces: podIfaces}
 }
 
-func (s *staleFlows) build() {
+func (s *StaleFlows) build() {
 	s.tracer, s.egress, s.ingress = NewTracer(s.rs), map[netip.Addr]bool{}, map[netip.Addr]bool{}
 	for _, m := range s.rs.Maps {
 		target := s.ingress
@@ -60,9 +55,9 @@ func (s *staleFlows) build() {
 	}
 }
 
-// denied reports whether the flow's first packet, sent now, would be dropped. Flows that touch no
+// Denied reports whether the flow's first packet, sent now, would be dropped. Flows that touch no
 // isolated local pod are never ours to end.
-func (s *staleFlows) denied(f Flow) bool {
+func (s *StaleFlows) Denied(f Flow) bool {
 	if s.tracer == nil {
 		s.build()
 	}
@@ -90,11 +85,11 @@ var _ ConntrackCleaner = (*FakeConntrack)(nil)
 
 // Cleanup deletes the flows rs denies.
 func (f *FakeConntrack) Cleanup(rs *Ruleset, podIfaces map[netip.Addr]string) (int, error) {
-	judge := newStaleFlows(rs, podIfaces)
+	judge := NewStaleFlows(rs, podIfaces)
 	kept := f.Flows[:0]
 	deleted := 0
 	for _, flow := range f.Flows {
-		if judge.denied(flow) {
+		if judge.Denied(flow) {
 			deleted++
 			continue
 		}
@@ -102,62 +97,4 @@ func (f *FakeConntrack) Cleanup(rs *Ruleset, podIfaces map[netip.Addr]string) (i
 	}
 	f.Flows = kept
 	return deleted, nil
-}
-
-// NetlinkConntrack cleans the conntrack table of one network namespace.
-type NetlinkConntrack struct {
-	handle *netlink.Handle
-}
-
-var _ ConntrackCleaner = (*NetlinkConntrack)(nil)
-
-// NewNetlinkConntrack opens the conntrack table of the namespace at netnsPath ("" = the current one).
-func NewNetlinkConntrack(netnsPath string) (*NetlinkConntrack, error) {
-	ns := netns.None()
-	if netnsPath != "" {
-		var err error
-		if ns, err = netns.GetFromPath(netnsPath); err != nil {
-			return nil, fmt.Errorf("opening network namespace %s: %w", netnsPath, err)
-		}
-		defer ns.Close()
-	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return nil, fmt.Errorf("opening the conntrack table: %w", err)
-	}
-	return &NetlinkConntrack{handle: h}, nil
-}
-
-// Close releases the netlink handle.
-func (c *NetlinkConntrack) Close() {
-	c.handle.Close()
-}
-
-// Cleanup dumps the table of each family and deletes the flows rs denies.
-func (c *NetlinkConntrack) Cleanup(rs *Ruleset, podIfaces map[netip.Addr]string) (int, error) {
-	filter := conntrackFilter{judge: newStaleFlows(rs, podIfaces)}
-	var total uint
-	var errs []error
-	for _, family := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
-		n, err := c.handle.ConntrackDeleteFilters(netlink.ConntrackTable, family, filter)
-		total += n
-		if err != nil {
-			errs = append(errs, fmt.Errorf("deleting denied connections of family %d: %w", family, err))
-		}
-	}
-	return int(total), errors.Join(errs...)
-}
-
-// conntrackFilter adapts the judgement to netlink's filter interface.
-type conntrackFilter struct {
-	judge *staleFlows
-}
-
-func (f conntrackFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
-	src, ok1 := netip.AddrFromSlice(flow.Forward.SrcIP)
-	dst, ok2 := netip.AddrFromSlice(flow.Reverse.SrcIP)
-	if !ok1 || !ok2 {
-		return false
-	}
-	return f.judge.denied(Flow{Src: src.Unmap(), Dst: dst.Unmap(), Proto: flow.Forward.Protocol, DstPort: flow.Reverse.SrcPort})
 }

@@ -3,39 +3,37 @@ package nft
 import (
 	"slices"
 	"sort"
+
+	"k8s.io/apimachinery/pkg/util/sets"
 )
 
-// Diff returns the transaction that turns the table from committed into desired. With committed nil
-// (state unknown) it replaces the whole table. A set redefined under its name (a new size) is deleted
-// and created again with the chains that use it; a redefined map or base chain, which names derive
-// from and never happens between two versions of this program, falls back to a whole-table replacement.
+// Diff returns the transaction that turns the table from committed into desired, comparing only what
+// changed names (everything when changed.Full; see Compiler). With committed nil (state unknown) it
+// replaces the whole table. A set redefined under its name (a new size) is deleted and created again
+// with the chains that use it; a redefined map or base chain, which names derive from and never
+// happens between two versions of this program, falls back to a whole-table replacement.
 //
 // Order matters inside one batch: new sets and chains exist before rules refer to them, and rules and
 // map elements stop referring to sets and chains before those are deleted.
-//
-// Unchanged parts cost little: objects are looked up by name without building indexes of sorted
-// rulesets, and element lists and rule lists that are the very same slices in both rulesets (as
-// Compiler makes them for what did not change) are skipped without comparing their contents.
-func Diff(committed, desired *Ruleset) *Transaction {
+func Diff(committed, desired *Ruleset, changed Changes) *Transaction {
 	if committed == nil || committed.Table != desired.Table {
 		return fullReplace(desired)
 	}
-	oldSets, oldMaps, oldChains := indexSets(committed), indexMaps(committed), indexChains(committed)
-	newSets, newMaps, newChains := indexSets(desired), indexMaps(desired), indexChains(desired)
-	if redefined(desired, oldMaps, oldChains) {
+	d := newDiffer(committed, desired, changed)
+	if d.redefined() {
 		return fullReplace(desired)
 	}
 	tx := &Transaction{Table: desired.Table}
 
 	// 0. Sets redefined under their name, replaced on their own (see replaceRedefinedSets).
-	redefinedSets, refilled := replaceRedefinedSets(tx, committed, desired, oldSets)
+	redefinedSets, refilled := d.replaceRedefinedSets(tx)
 
 	// 1. New sets, and element changes of existing ones (deletions first: interval sets must not
 	// see overlapping ranges).
-	for _, s := range desired.Sets {
-		old, ok := oldSets.find(s.Name)
+	for _, s := range d.sets(desired) {
+		old, ok := d.oldSets.find(s.Name)
 		if !ok || redefinedSets[s.Name] {
-			tx.Ops = append(tx.Ops, AddSet{Set: withoutElements(s)})
+			tx.Ops = append(tx.Ops, AddSet{Set: withoutElements(*s)})
 			if len(s.Elements) > 0 {
 				tx.Ops = append(tx.Ops, AddElements{Set: s.Name, Type: s.Type, Interval: s.Interval, Elements: s.Elements})
 			}
@@ -50,20 +48,21 @@ func Diff(committed, desired *Ruleset) *Transaction {
 		}
 	}
 	// 2. New maps (elements come after the chains they point to).
-	for _, m := range desired.Maps {
-		if _, ok := oldMaps.find(m.Name); !ok {
-			tx.Ops = append(tx.Ops, AddMap{Map: withoutMapElements(m)})
+	for _, m := range d.maps(desired) {
+		if _, ok := d.oldMaps.find(m.Name); !ok {
+			tx.Ops = append(tx.Ops, AddMap{Map: withoutMapElements(*m)})
 		}
 	}
-	// 3. New chains, then the rules of new and changed chains.
-	for _, c := range desired.Chains {
-		if _, ok := oldChains.find(c.Name); !ok {
-			tx.Ops = append(tx.Ops, AddChain{Chain: withoutRules(c)})
+	// 3. New chains, then the rules of new and changed chains, and of chains flushed in step 0.
+	chains := d.chains(desired, refilled)
+	for _, c := range chains {
+		if _, ok := d.oldChains.find(c.Name); !ok {
+			tx.Ops = append(tx.Ops, AddChain{Chain: withoutRules(*c)})
 		}
 	}
-	for _, c := range desired.Chains {
-		old, ok := oldChains.find(c.Name)
-		if ok && !refilled[c.Name] && (sameSlice(old.Rules, c.Rules) || rulesEqual(old.Rules, c.Rules)) {
+	for _, c := range chains {
+		old, ok := d.oldChains.find(c.Name)
+		if ok && !refilled[c.Name] && rulesEqual(old.Rules, c.Rules) {
 			continue
 		}
 		if ok && !refilled[c.Name] {
@@ -74,9 +73,9 @@ func Diff(committed, desired *Ruleset) *Transaction {
 		}
 	}
 	// 4. Map elements: removed or re-pointed keys go first, then new ones.
-	for _, m := range desired.Maps {
+	for _, m := range d.maps(desired) {
 		var oldElements []MapElement
-		if old, ok := oldMaps.find(m.Name); ok {
+		if old, ok := d.oldMaps.find(m.Name); ok {
 			oldElements = old.Elements
 		}
 		added, deleted := diffMapElements(oldElements, m.Elements)
@@ -87,14 +86,89 @@ func Diff(committed, desired *Ruleset) *Transaction {
 			tx.Ops = append(tx.Ops, AddMapElements{Map: m.Name, Type: m.Type, Elements: added})
 		}
 	}
-	for _, m := range committed.Maps {
-		if _, ok := newMaps.find(m.Name); !ok {
+	for _, m := range d.maps(committed) {
+		if _, ok := d.newMaps.find(m.Name); !ok {
 			tx.Ops = append(tx.Ops, DeleteMap{Name: m.Name})
 		}
 	}
 	// 5. Chains and sets nothing refers to any more.
-	deleteUnused(tx, committed, newChains, newSets, refilled)
+	d.deleteUnused(tx, refilled)
 	return tx
+}
+
+// differ is one Diff: both rulesets indexed by name, and which of their objects to compare.
+type differ struct {
+	committed, desired   *Ruleset
+	changed              Changes
+	names                []string // changed.Sets, sorted: the sets and maps to compare unless Full
+	oldSets, newSets     finder[Set]
+	oldMaps, newMaps     finder[Map]
+	oldChains, newChains finder[Chain]
+}
+
+func newDiffer(committed, desired *Ruleset, changed Changes) *differ {
+	d := &differ{
+		committed: committed, desired: desired, changed: changed,
+		oldSets: indexSets(committed), newSets: indexSets(desired),
+		oldMaps: indexMaps(committed), newMaps: indexMaps(desired),
+		oldChains: indexChains(committed), newChains: indexChains(desired),
+	}
+	if !changed.Full {
+		d.names = sets.List(changed.Sets)
+	}
+	return d
+}
+
+// sets returns the sets of rs to compare, in rs's order: all of them when Full, else those named.
+func (d *differ) sets(rs *Ruleset) []*Set {
+	return pick(rs.Sets, d.changed.Full, d.names, d.finderOfSets(rs))
+}
+
+// maps returns the maps of rs to compare, in the same way.
+func (d *differ) maps(rs *Ruleset) []*Map {
+	return pick(rs.Maps, d.changed.Full, d.names, d.finderOfMaps(rs))
+}
+
+// chains returns the chains of desired to compare: all of them when Full or Chains, else those
+// flushed because a set they use was redefined.
+func (d *differ) chains(desired *Ruleset, refilled map[string]bool) []*Chain {
+	if d.changed.Full || d.changed.Chains {
+		return pick(desired.Chains, true, nil, d.newChains)
+	}
+	return pick(desired.Chains, false, sets.List(sets.KeySet(refilled)), d.newChains)
+}
+
+func (d *differ) finderOfSets(rs *Ruleset) finder[Set] {
+	if rs == d.desired {
+		return d.newSets
+	}
+	return d.oldSets
+}
+
+func (d *differ) finderOfMaps(rs *Ruleset) finder[Map] {
+	if rs == d.desired {
+		return d.newMaps
+	}
+	return d.oldMaps
+}
+
+// pick returns pointers to every item when all, else to the items of the names that exist, in
+// the order of names.
+func pick[T any](items []T, all bool, names []string, f finder[T]) []*T {
+	var out []*T
+	if all {
+		out = make([]*T, len(items))
+		for i := range items {
+			out[i] = &items[i]
+		}
+		return out
+	}
+	for _, name := range names {
+		if item, ok := f.find(name); ok {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // fullReplace creates the table (so that deleting it cannot fail), deletes it with everything a
@@ -128,17 +202,19 @@ func fullReplace(desired *Ruleset) *Transaction {
 
 // deleteUnused deletes the chains and sets of committed that desired no longer has, chains first (a
 // rule may use a set). Chains flushed already (refilled) are not flushed twice.
-func deleteUnused(tx *Transaction, committed *Ruleset, newChains finder[Chain], newSets finder[Set], refilled map[string]bool) {
-	for _, c := range committed.Chains {
-		if _, ok := newChains.find(c.Name); !ok {
-			if !refilled[c.Name] {
-				tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
+func (d *differ) deleteUnused(tx *Transaction, refilled map[string]bool) {
+	if d.changed.Full || d.changed.Chains {
+		for _, c := range d.committed.Chains {
+			if _, ok := d.newChains.find(c.Name); !ok {
+				if !refilled[c.Name] {
+					tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
+				}
+				tx.Ops = append(tx.Ops, DeleteChain{Name: c.Name})
 			}
-			tx.Ops = append(tx.Ops, DeleteChain{Name: c.Name})
 		}
 	}
-	for _, s := range committed.Sets {
-		if _, ok := newSets.find(s.Name); !ok {
+	for _, s := range d.sets(d.committed) {
+		if _, ok := d.newSets.find(s.Name); !ok {
 			tx.Ops = append(tx.Ops, DeleteSet{Name: s.Name})
 		}
 	}
@@ -147,17 +223,17 @@ func deleteUnused(tx *Transaction, committed *Ruleset, newChains finder[Chain], 
 // replaceRedefinedSets handles sets that keep their name but change their definition (a hash set
 // outgrowing its size): the chains using them are flushed (Diff refills them), the old sets are
 // deleted (Diff creates the new ones), all in tx. It returns the redefined sets and flushed chains.
-func replaceRedefinedSets(tx *Transaction, committed, desired *Ruleset, oldSets finder[Set]) (redefinedSets, refilled map[string]bool) {
+func (d *differ) replaceRedefinedSets(tx *Transaction) (redefinedSets, refilled map[string]bool) {
 	redefinedSets, refilled = map[string]bool{}, map[string]bool{}
-	for _, s := range desired.Sets {
-		if old, ok := oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Size != s.Size || old.Comment != s.Comment) {
+	for _, s := range d.sets(d.desired) {
+		if old, ok := d.oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Size != s.Size || old.Comment != s.Comment) {
 			redefinedSets[s.Name] = true
 		}
 	}
 	if len(redefinedSets) == 0 {
 		return redefinedSets, refilled
 	}
-	for _, c := range committed.Chains {
+	for _, c := range d.committed.Chains {
 		for _, r := range c.Rules {
 			if slices.ContainsFunc(referencedSets(r), func(name string) bool { return redefinedSets[name] }) {
 				tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
@@ -166,7 +242,7 @@ func replaceRedefinedSets(tx *Transaction, committed, desired *Ruleset, oldSets 
 			}
 		}
 	}
-	for _, s := range committed.Sets {
+	for _, s := range d.committed.Sets {
 		if redefinedSets[s.Name] {
 			tx.Ops = append(tx.Ops, DeleteSet{Name: s.Name})
 		}
@@ -177,14 +253,17 @@ func replaceRedefinedSets(tx *Transaction, committed, desired *Ruleset, oldSets 
 // redefined reports whether a map or a chain kept its name but changed what it is: rare enough
 // (never, between two versions of this program) to replace the whole table for. Sets are handled one
 // by one (see Diff).
-func redefined(desired *Ruleset, oldMaps finder[Map], oldChains finder[Chain]) bool {
-	for _, m := range desired.Maps {
-		if old, ok := oldMaps.find(m.Name); ok && (old.Type != m.Type || old.Comment != m.Comment) {
+func (d *differ) redefined() bool {
+	for _, m := range d.maps(d.desired) {
+		if old, ok := d.oldMaps.find(m.Name); ok && (old.Type != m.Type || old.Comment != m.Comment) {
 			return true
 		}
 	}
-	for _, c := range desired.Chains {
-		if old, ok := oldChains.find(c.Name); ok && !baseEqual(old.Base, c.Base) {
+	if !d.changed.Full && !d.changed.Chains {
+		return false
+	}
+	for _, c := range d.desired.Chains {
+		if old, ok := d.oldChains.find(c.Name); ok && !baseEqual(old.Base, c.Base) {
 			return true
 		}
 	}
@@ -194,7 +273,7 @@ func redefined(desired *Ruleset, oldMaps finder[Map], oldChains finder[Chain]) b
 // diffElements walks two element lists in canonical order (see SortElements) side by side: linear,
 // and without the allocations of hashing every element of a large peer set.
 func diffElements(old, desired []Element) (added, deleted []Element) {
-	if sameSlice(old, desired) || slices.Equal(old, desired) { // most sets did not change
+	if slices.Equal(old, desired) {
 		return nil, nil
 	}
 	old, desired = sortedElements(old), sortedElements(desired)
@@ -218,7 +297,7 @@ func diffElements(old, desired []Element) (added, deleted []Element) {
 // diffMapElements does the same for verdict maps, sorted by key; a key whose verdict changed is
 // deleted and added again.
 func diffMapElements(old, desired []MapElement) (added, deleted []MapElement) {
-	if sameSlice(old, desired) || slices.Equal(old, desired) {
+	if slices.Equal(old, desired) {
 		return nil, nil
 	}
 	old, desired = sortedMapElements(old), sortedMapElements(desired)

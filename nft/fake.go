@@ -17,6 +17,7 @@ type Fake struct {
 	table string
 	state *fakeTable // nil: the table does not exist
 	log   []*Transaction
+	fail  error // the error of the next Run, which then changes nothing
 }
 
 var _ Backend = (*Fake)(nil)
@@ -43,10 +44,21 @@ func (f *Fake) Ruleset() *Ruleset {
 	return f.state.ruleset(f.table)
 }
 
+// FailNext makes the next Run fail with err and change nothing, as a kernel refusing a batch.
+func (f *Fake) FailNext(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = err
+}
+
 // Run applies tx atomically.
 func (f *Fake) Run(tx *Transaction) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.fail; err != nil {
+		f.fail = nil
+		return err
+	}
 	if tx.Table != f.table {
 		return fmt.Errorf("fake serves table %q, not %q", f.table, tx.Table)
 	}
@@ -55,7 +67,7 @@ func (f *Fake) Run(tx *Transaction) error {
 		var err error
 		next, err = next.apply(op)
 		if err != nil {
-			return fmt.Errorf("operation %d (%s): %w", i, renderOp(tx.Table, op), err)
+			return fmt.Errorf("operation %d (%s): %w", i, RenderOp(tx.Table, op), err)
 		}
 	}
 	f.state = next

@@ -1,6 +1,8 @@
-// Package nft owns nftpolicy's one nftables table: a typed model of it, the pure compiler from a
-// resolved selectors.Model, rendering to nft text, diffs between two rulesets, lowering to
-// github.com/google/nftables expressions, the netlink applier and an in-memory fake.
+// Package nft owns nftpolicy's one nftables table as data: a typed model of it, the pure compiler
+// from a resolved selectors.Model, rendering to nft text, diffs between two rulesets, the applier over
+// a Backend, a packet tracer and an in-memory fake. Nothing here talks to the kernel: package
+// nft/kernel lowers transactions to netlink and holds the kernel's Backend, conntrack cleaner and
+// interface resolver.
 //
 // The rule language is deliberately small: a closed set of Match kinds that the renderer, the lowering,
 // the diff and the packet tracer all understand. Rules are static; what changes with pods and

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/util/sets"
+
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -38,11 +40,11 @@ func portSetsModel(withDNS bool) *selectors.Model {
 }
 
 // portSetsOf returns the port sets of rs by name, and which chains refer to each.
-func portSetsOf(rs *Ruleset) (sets map[string]Set, users map[string][]string) {
-	sets, users = map[string]Set{}, map[string][]string{}
+func portSetsOf(rs *Ruleset) (portSets map[string]Set, users map[string][]string) {
+	portSets, users = map[string]Set{}, map[string][]string{}
 	for _, s := range rs.Sets {
 		if s.Type == KeyPort {
-			sets[s.Name] = s
+			portSets[s.Name] = s
 		}
 	}
 	for _, c := range rs.Chains {
@@ -54,20 +56,20 @@ func portSetsOf(rs *Ruleset) (sets map[string]Set, users map[string][]string) {
 			}
 		}
 	}
-	return sets, users
+	return portSets, users
 }
 
 func TestPortSetsAreSharedByRulesWithTheSamePorts(t *testing.T) {
 	rs := Compile(CompileInput{Table: "nftpolicy", Model: portSetsModel(true)})
-	sets, users := portSetsOf(rs)
-	if len(sets) != 2 {
-		t.Fatalf("want 2 port sets (80+443 and 53+5353), got %d:\n%s", len(sets), Render(rs))
+	portSets, users := portSetsOf(rs)
+	if len(portSets) != 2 {
+		t.Fatalf("want 2 port portSets (80+443 and 53+5353), got %d:\n%s", len(portSets), Render(rs))
 	}
 	want := map[string][]Element{
 		"pi_shop_web-a": {{Port: 80, PortEnd: 80}, {Port: 443, PortEnd: 443}},
 		"pi_shop_dns":   {{Port: 53, PortEnd: 53}, {Port: 5353, PortEnd: 5353}},
 	}
-	for name, set := range sets {
+	for name, set := range portSets {
 		if !set.Interval || !strings.HasPrefix(name, portSetPrefix) {
 			t.Errorf("port set %s: interval %v; want an interval set named %s...", name, set.Interval, portSetPrefix)
 		}
@@ -94,41 +96,40 @@ func TestPortSetsAreSharedByRulesWithTheSamePorts(t *testing.T) {
 	}
 }
 
-// TestPortSetsFollowTheirRules: a Compiler that reuses the chains of unchanged policies declares their
-// port sets all the same, and a port set goes when its last rule does; each ruleset, applied as a
-// diff, leaves the table equal to it.
+// TestPortSetsFollowTheirRules: a Compiler keeps the port sets of unchanged chains, and a port set
+// goes when its last rule does; each ruleset, applied as a diff of what the Compiler says changed,
+// leaves the table equal to it.
 func TestPortSetsFollowTheirRules(t *testing.T) {
 	fake := NewFake("nftpolicy")
 	applier := NewApplier(fake)
 	var cc Compiler
-	compile := func(step string, m *selectors.Model) *Ruleset {
+	compile := func(step string, m *selectors.Model, mc selectors.Changes) (*Ruleset, Changes) {
 		t.Helper()
-		in := CompileInput{Table: "nftpolicy", Model: m}
-		got, want := cc.Compile(in), Compile(in)
-		if !reflect.DeepEqual(got, want) {
+		in := CompileInput{Table: "nftpolicy", Model: m, Changes: mc}
+		got, changed := cc.Compile(in)
+		if want := Compile(in); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: Compiler.Compile differs from Compile:\n%s\nwant\n%s", step, Render(got), Render(want))
 		}
-		if _, err := applier.Apply(got); err != nil {
+		if _, err := applier.Apply(got, changed); err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
 		if content := fake.Ruleset(); !reflect.DeepEqual(content, got) {
 			t.Fatalf("%s: the table holds\n%s\nwant\n%s", step, Render(content), Render(got))
 		}
-		return got
+		return got, changed
 	}
 
-	first := compile("first", portSetsModel(true))
-	if sets, _ := portSetsOf(first); len(sets) != 2 {
-		t.Fatalf("first: %d port sets, want 2", len(sets))
+	first, _ := compile("first", portSetsModel(true), selectors.FullChanges())
+	if portSets, _ := portSetsOf(first); len(portSets) != 2 {
+		t.Fatalf("first: %d port sets, want 2", len(portSets))
 	}
 
-	// Pod d goes: a, b and c keep their policies' rules, so their policy chains are the last
-	// compile's (from the memo), and so is the 80+443 set; the 53+5353 set goes with the dns chain.
+	// Pod d goes: the 80+443 set stays, the 53+5353 set goes with the dns chain.
 	second := portSetsModel(false)
-	rs := compile("without d", second)
-	sets, users := portSetsOf(rs)
-	if len(sets) != 1 || len(users) != 1 {
-		t.Fatalf("without d: want only the 80+443 set, got %d sets:\n%s", len(sets), Render(rs))
+	rs, _ := compile("without d", second, selectors.Changes{LocalPods: sets.New("shop/d")})
+	portSets, users := portSetsOf(rs)
+	if len(portSets) != 1 || len(users) != 1 {
+		t.Fatalf("without d: want only the 80+443 set, got %d sets:\n%s", len(portSets), Render(rs))
 	}
 	var deleted bool
 	for _, tx := range fake.Transactions()[1:] {
@@ -142,22 +143,20 @@ func TestPortSetsFollowTheirRules(t *testing.T) {
 		t.Error("without d: the 53+5353 set was not deleted")
 	}
 
-	// A peer event: every chain is reused, the set stays declared.
+	// A peer event: the chains are kept, the set stays declared.
 	peers := *second
 	peers.AddressSets = []selectors.AddressSet{{ID: "clients", Ranges: single("10.2.0.7", "fd02::1")}}
-	reused := cc.reused
-	compile("peer event", &peers)
-	if cc.reused != reused+1 {
+	if _, changed := compile("peer event", &peers, selectors.Changes{AddressSets: sets.New("clients")}); changed.Chains {
 		t.Error("the peer event compiled the chains again")
 	}
 
-	// Pod c's policy changes: a's and b's chains are reused from the memo.
+	// Pod c's policy changes.
 	edited := peers
 	edited.LocalPods = slices.Clone(peers.LocalPods)
 	edited.LocalPods[2] = makeLocalPod("shop", "c", withIPs("10.1.0.3"), isolatedIngress("range", makeRule(0, onPorts(tcp(22)))))
-	rs = compile("c edited", &edited)
-	if sets, _ := portSetsOf(rs); len(sets) != 1 {
-		t.Errorf("c edited: %d port sets, want the 80+443 one", len(sets))
+	rs, _ = compile("c edited", &edited, selectors.Changes{LocalPods: sets.New("shop/c")})
+	if portSets, _ := portSetsOf(rs); len(portSets) != 1 {
+		t.Errorf("c edited: %d port sets, want the 80+443 one", len(portSets))
 	}
 }
 
@@ -165,11 +164,12 @@ func TestPortSetsFollowTheirRules(t *testing.T) {
 // other ports (two lists whose hashes collide), the rule matches its ports in an anonymous set.
 func TestPortSetNameCollisionKeepsTheRulesPorts(t *testing.T) {
 	name, _ := portSetName([]PortRange{{80, 80}, {443, 443}})
-	taken := &Set{Name: name, Type: KeyPort, Interval: true, Elements: []Element{{Port: 1, PortEnd: 1}, {Port: 2, PortEnd: 2}}}
-	cc := Compiler{ports: map[string]*Set{name: taken}}
-	rs := cc.Compile(CompileInput{Table: "nftpolicy", Model: portSetsModel(false)})
-	if sets, users := portSetsOf(rs); len(sets) != 0 || len(users) != 0 {
-		t.Fatalf("port sets %v used by %v, want none:\n%s", sets, users, Render(rs))
+	taken := []PortRange{{First: 1, Last: 1}, {First: 2, Last: 2}}
+	c := chainCompiler{model: portSetsModel(false), refs: map[string]setRef{name: {kind: portSetPrefix, ports: taken}}}
+	chains, _ := c.compile()
+	rs := &Ruleset{Table: "nftpolicy", Chains: chains}
+	if _, users := portSetsOf(rs); len(users) != 0 {
+		t.Fatalf("port sets used by %v, want none:\n%s", users, Render(rs))
 	}
 	a := chainNamed(t, rs, "pi_shop_web-a")
 	if got, want := a.Rules[0].Matches[2], (DestPortIn{Ranges: []PortRange{{80, 80}, {443, 443}}}); !reflect.DeepEqual(got, want) {

@@ -110,7 +110,7 @@ func RenderRule(r Rule) string {
 	if r.VMap != nil {
 		parts = append(parts, fmt.Sprintf("%s %s vmap @%s", ipKeyword(r.VMap.Family), fieldName(r.VMap.Field), r.VMap.Map))
 	}
-	if v := renderVerdict(r.Verdict); v != "" {
+	if v := RenderVerdict(r.Verdict); v != "" {
 		parts = append(parts, v)
 	}
 	if r.Comment != "" {
@@ -159,7 +159,8 @@ func renderMatch(m Match) string {
 	}
 }
 
-func renderVerdict(v Verdict) string {
+// RenderVerdict renders a verdict as nft writes it.
+func RenderVerdict(v Verdict) string {
 	switch v.Kind {
 	case Accept:
 		return "accept"
@@ -330,7 +331,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 func renderMapElements(elems []MapElement) string {
 	items := make([]string, len(elems))
 	for i, e := range elems {
-		items[i] = e.Key.String() + " : " + renderVerdict(e.Verdict)
+		items[i] = e.Key.String() + " : " + RenderVerdict(e.Verdict)
 	}
 	return strings.Join(items, ", ")
 }

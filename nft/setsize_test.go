@@ -1,11 +1,12 @@
 package nft
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -50,10 +51,11 @@ func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 	var cc Compiler
 	f := NewFake("nftpolicy")
 	a := NewApplier(f)
+	redisChanged := selectors.Changes{AddressSets: sets.New("redis")}
 	apply := func(n int) (ApplyResult, Set) {
 		t.Helper()
-		rs := cc.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(n), Interfaces: guestbookInterfaces()})
-		res, err := a.Apply(rs)
+		rs, changed := cc.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(n), Changes: redisChanged, Interfaces: guestbookInterfaces()})
+		res, err := a.Apply(rs, changed)
 		if err != nil {
 			t.Fatalf("%d peers: %v", n, err)
 		}
@@ -76,7 +78,8 @@ func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 	// of the same Compiler, see Compiler.)
 	var lookahead Compiler
 	lookahead.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(64), Interfaces: guestbookInterfaces()})
-	tx := Diff(f.Ruleset(), lookahead.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(65), Interfaces: guestbookInterfaces()}))
+	grown, changed := lookahead.Compile(CompileInput{Table: "nftpolicy", Model: peerModel(65), Changes: redisChanged, Interfaces: guestbookInterfaces()})
+	tx := Diff(f.Ruleset(), grown, changed)
 	var touched []string
 	for _, op := range tx.Ops {
 		switch o := op.(type) {
@@ -106,7 +109,7 @@ func TestCompilerGrowsASetPastItsSizeByReplacingThatSetAlone(t *testing.T) {
 func TestFakeRefusesElementsBeyondTheSize(t *testing.T) {
 	f := NewFake("nftpolicy")
 	rs := &Ruleset{Table: "nftpolicy", Sets: []Set{{Name: "small", Type: KeyIPv4, Size: 2}}}
-	if err := f.Run(Diff(nil, rs)); err != nil {
+	if err := f.Run(Diff(nil, rs, FullChanges())); err != nil {
 		t.Fatal(err)
 	}
 	three := AddElements{Set: "small", Type: KeyIPv4, Elements: []Element{{Addr: addr("10.0.0.1")}, {Addr: addr("10.0.0.2")}, {Addr: addr("10.0.0.3")}}}
@@ -116,41 +119,5 @@ func TestFakeRefusesElementsBeyondTheSize(t *testing.T) {
 	}
 	if got := len(f.Ruleset().Sets[0].Elements); got != 0 {
 		t.Fatalf("the failed transaction left %d elements", got)
-	}
-}
-
-// TestKernelRefusesElementsBeyondTheSize checks the fake's rule against the kernel: a set's size is a
-// hard limit, and the transaction that passes it fails as a whole.
-func TestKernelRefusesElementsBeyondTheSize(t *testing.T) {
-	ns, b := kernelNamespace(t)
-	rs := &Ruleset{Table: kernelTable, Sets: []Set{{Name: "small", Type: KeyIPv4, Size: 2}}}
-	run(t, b, replaceTable(rs))
-	assertListing(t, ns, rs)
-	var elems []Element
-	for i := range 3 {
-		elems = append(elems, Element{Addr: addr(fmt.Sprintf("10.0.0.%d", i+1))})
-	}
-	if err := b.Run(&Transaction{Table: kernelTable, Ops: []Op{AddElements{Set: "small", Type: KeyIPv4, Elements: elems}}}); err == nil {
-		t.Fatal("the kernel took three elements into a set of size 2")
-	}
-	assertListing(t, ns, rs)
-	run(t, b, &Transaction{Table: kernelTable, Ops: []Op{AddElements{Set: "small", Type: KeyIPv4, Elements: elems[:2]}}})
-	rs.Sets[0].Elements = elems[:2]
-	assertListing(t, ns, rs)
-}
-
-// TestKernelReplacesASetOutgrowingItsSizeInOneBatch runs the same growth against the kernel: the
-// batch that deletes and re-creates the set under its name, with the chain using it flushed and
-// refilled, is accepted, and the kernel then holds exactly the desired table.
-func TestKernelReplacesASetOutgrowingItsSizeInOneBatch(t *testing.T) {
-	ns, b := kernelNamespace(t)
-	var cc Compiler
-	a := NewApplier(b)
-	for _, n := range []int{10, 64, 65, 300, 20} {
-		rs := cc.Compile(CompileInput{Table: kernelTable, Model: peerModel(n), Interfaces: guestbookInterfaces()})
-		if _, err := a.Apply(rs); err != nil {
-			t.Fatalf("%d peers: %v", n, err)
-		}
-		assertSameContent(t, ns, rs)
 	}
 }

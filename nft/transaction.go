@@ -101,13 +101,14 @@ type Backend interface {
 func (tx *Transaction) String() string {
 	var b strings.Builder
 	for _, op := range tx.Ops {
-		b.WriteString(renderOp(tx.Table, op))
+		b.WriteString(RenderOp(tx.Table, op))
 		b.WriteByte('\n')
 	}
 	return b.String()
 }
 
-func renderOp(table string, op Op) string {
+// RenderOp renders one operation of a transaction on table as an nft command.
+func RenderOp(table string, op Op) string {
 	t := "inet " + table
 	switch o := op.(type) {
 	case AddTable:

@@ -21,6 +21,7 @@ import (
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/controllers"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 )
 
 // Options configure one agent.
@@ -74,18 +75,18 @@ func OpenDataplane(netnsPath string) (dp Dataplane, closeAll func(), err error) 
 			closers[i]()
 		}
 	}
-	backend, err := nft.NewNetlinkBackend(netnsPath)
+	backend, err := kernel.NewNetlinkBackend(netnsPath)
 	if err != nil {
 		return dp, closeAll, err
 	}
 	closers = append(closers, func() { _ = backend.Close() })
-	ifaces, err := nft.NewNetlinkInterfaces(netnsPath)
+	ifaces, err := kernel.NewNetlinkInterfaces(netnsPath)
 	if err != nil {
 		closeAll()
 		return dp, func() {}, err
 	}
 	closers = append(closers, ifaces.Close)
-	conntrack, err := nft.NewNetlinkConntrack(netnsPath)
+	conntrack, err := kernel.NewNetlinkConntrack(netnsPath)
 	if err != nil {
 		closeAll()
 		return dp, func() {}, err
@@ -169,7 +170,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 // Cleanup removes the agent's table, and with it every rule the agent programmed. It is the only way
 // the rules go away: the uninstall step, never a shutdown.
 func Cleanup(ctx context.Context, opts Options) error {
-	backend, err := nft.NewNetlinkBackend(opts.NetNSPath)
+	backend, err := kernel.NewNetlinkBackend(opts.NetNSPath)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -19,7 +20,7 @@ import (
 func MeasureElementFloor(repeats int, loaded *nft.Ruleset) (*ElementFloor, error) {
 	out := &ElementFloor{}
 	err := withNode(func(node *netlab.Node) error {
-		backend, err := nft.NewNetlinkBackend(node.Path)
+		backend, err := kernel.NewNetlinkBackend(node.Path)
 		if err != nil {
 			return err
 		}
@@ -28,7 +29,7 @@ func MeasureElementFloor(repeats int, loaded *nft.Ruleset) (*ElementFloor, error
 		if rs == nil {
 			rs = nft.Compile(nft.CompileInput{Table: Table, Model: &selectors.Model{}})
 		}
-		if err := backend.Run(nft.Diff(nil, rs)); err != nil {
+		if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
 			return err
 		}
 		set, ok := floorSet(rs, loaded != nil)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/baselines"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
@@ -147,17 +148,17 @@ func fullA(m *selectors.Model, ifaces map[netip.Addr]string, out *FullBackend, f
 	}
 	if first {
 		out.Rules, out.Sets, out.Elements = RulesetCounts(rs)
-		out.TextBytes = len(nft.Diff(nil, rs).String())
+		out.TextBytes = len(nft.Diff(nil, rs, nft.FullChanges()).String())
 	}
 	return withNode(func(node *netlab.Node) error {
-		backend, err := nft.NewNetlinkBackend(node.Path)
+		backend, err := kernel.NewNetlinkBackend(node.Path)
 		if err != nil {
 			return err
 		}
 		defer backend.Close()
 		cpu := startCPU(false)
 		start := time.Now()
-		if _, err := nft.NewApplier(backend).Apply(rs); err != nil {
+		if _, err := nft.NewApplier(backend).Apply(rs, nft.FullChanges()); err != nil {
 			return err
 		}
 		out.ProgramMS = append(out.ProgramMS, ms(time.Since(start)))

@@ -34,7 +34,7 @@ func TestEventCostIndependentOfScale(t *testing.T) {
 		m, rs := pl.Compile()
 		TargetPeers(c, m)
 		applier := nft.NewApplier(nft.NewFake(Table))
-		if _, err := applier.Apply(rs); err != nil {
+		if _, err := applier.Apply(rs, nft.FullChanges()); err != nil {
 			t.Fatal(err)
 		}
 		changed, resized := 0, 0
@@ -48,7 +48,7 @@ func TestEventCostIndependentOfScale(t *testing.T) {
 				if err := pl.CheckModel(c); err != nil {
 					t.Fatalf("P=%d: after %s: %v", scale.pods, step.Description, err)
 				}
-				res, err := applier.Apply(step.Ruleset)
+				res, err := applier.Apply(step.Ruleset, step.Changed)
 				if err != nil {
 					t.Fatalf("%s: %v", step.Description, err)
 				}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/baselines"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
@@ -20,6 +21,7 @@ type EventStep struct {
 	Event
 	Model   *selectors.Model
 	Ruleset *nft.Ruleset
+	Changed nft.Changes // what Ruleset changed since the Compiler's previous one: Apply it with this
 	Tx      *nft.Transaction
 }
 
@@ -37,10 +39,13 @@ func NewPipeline(s *selectors.Snapshot) *Pipeline {
 	return &Pipeline{Resolver: res}
 }
 
-// Compile compiles the resolver's current model.
+// Compile compiles the resolver's current model in full (a new Compiler): apply the ruleset with
+// nft.FullChanges.
 func (pl *Pipeline) Compile() (*selectors.Model, *nft.Ruleset) {
 	m, _ := pl.Resolver.Model()
-	return m, pl.Compiler.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})
+	pl.Compiler = nft.Compiler{}
+	rs, _ := pl.Compiler.Compile(nft.CompileInput{Table: Table, Model: m, Changes: selectors.FullChanges(), Interfaces: Interfaces(m)})
+	return m, rs
 }
 
 // follow hands the cluster's last change to the resolver, as the agent hands it the object an event
@@ -68,17 +73,17 @@ func (pl *Pipeline) Next(c *generator.Cluster, kind generator.EventKind, committ
 	ev := Event{Kind: kind, Description: desc}
 	start := time.Now()
 	pl.follow(c.Last)
-	m, _ := pl.Resolver.Model()
+	m, changes := pl.Resolver.Model()
 	ev.ResolveMS = ms(time.Since(start))
 	start = time.Now()
-	rs := pl.Compiler.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: Interfaces(m)})
+	rs, changed := pl.Compiler.Compile(nft.CompileInput{Table: Table, Model: m, Changes: changes, Interfaces: Interfaces(m)})
 	ev.CompileMS = ms(time.Since(start))
 	TargetPeers(c, m)
 	start = time.Now()
-	tx := nft.Diff(committed, rs)
+	tx := nft.Diff(committed, rs, changed)
 	ev.DiffMS = ms(time.Since(start))
 	describeTx(&ev, tx)
-	return EventStep{Event: ev, Model: m, Ruleset: rs, Tx: tx}, nil
+	return EventStep{Event: ev, Model: m, Ruleset: rs, Changed: changed, Tx: tx}, nil
 }
 
 // CheckModel fails when the resolver's model is not what a full resolve of the cluster gives: the
@@ -160,7 +165,7 @@ func MeasureIncremental(params generator.Params, rounds, baselineRounds int, res
 	inc := &Incremental{}
 	err = withNode(func(nodeA *netlab.Node) error {
 		return withNode(func(nodeC *netlab.Node) error {
-			backend, err := nft.NewNetlinkBackend(nodeA.Path)
+			backend, err := kernel.NewNetlinkBackend(nodeA.Path)
 			if err != nil {
 				return err
 			}
@@ -169,7 +174,7 @@ func MeasureIncremental(params generator.Params, rounds, baselineRounds int, res
 			pl := NewPipeline(c.Snapshot)
 			m, rs := pl.Compile()
 			TargetPeers(c, m)
-			if _, err := applier.Apply(rs); err != nil {
+			if _, err := applier.Apply(rs, nft.FullChanges()); err != nil {
 				return fmt.Errorf("programming the initial table: %w", err)
 			}
 			syncer := &baselines.IPTablesSyncer{Netns: nodeC.Name, Restore: restore}
@@ -184,7 +189,7 @@ func MeasureIncremental(params generator.Params, rounds, baselineRounds int, res
 					}
 					runtime.GC() // see Event: the figure is the commit, not the collection of the resolve's garbage
 					start := time.Now()
-					if _, err := applier.Apply(step.Ruleset); err != nil {
+					if _, err := applier.Apply(step.Ruleset, step.Changed); err != nil {
 						return fmt.Errorf("applying %s: %w", step.Description, err)
 					}
 					step.ApplyMS = ms(time.Since(start))

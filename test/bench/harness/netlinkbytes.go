@@ -12,6 +12,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
@@ -112,7 +113,7 @@ func ReplayForTrace(params generator.Params, rounds int, netnsPath string) ([]bo
 	if err != nil {
 		return nil, err
 	}
-	backend, err := nft.NewNetlinkBackend(netnsPath)
+	backend, err := kernel.NewNetlinkBackend(netnsPath)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func ReplayForTrace(params generator.Params, rounds int, netnsPath string) ([]bo
 	pl := NewPipeline(c.Snapshot)
 	m, rs := pl.Compile()
 	TargetPeers(c, m)
-	res, err := applier.Apply(rs)
+	res, err := applier.Apply(rs, nft.FullChanges())
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +133,7 @@ func ReplayForTrace(params generator.Params, rounds int, netnsPath string) ([]bo
 			if err != nil {
 				return nil, err
 			}
-			res, err := applier.Apply(step.Ruleset)
+			res, err := applier.Apply(step.Ruleset, step.Changed)
 			if err != nil {
 				return nil, fmt.Errorf("applying %s: %w", strings.TrimSpace(step.Description), err)
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
@@ -60,13 +61,13 @@ func MeasureResyncProbe(params generator.Params, resyncs int) (*ProbeResult, err
 	ifaces[client.IPv4], ifaces[server.IPv4] = client.HostIfname, server.HostIfname
 	rs := nft.Compile(nft.CompileInput{Table: Table, Model: m, Interfaces: ifaces})
 
-	backend, err := nft.NewNetlinkBackend(node.Path)
+	backend, err := kernel.NewNetlinkBackend(node.Path)
 	if err != nil {
 		return nil, err
 	}
 	defer backend.Close()
 	applier := nft.NewApplier(backend)
-	if _, err := applier.Apply(rs); err != nil {
+	if _, err := applier.Apply(rs, nft.FullChanges()); err != nil {
 		return nil, fmt.Errorf("programming the probe node: %w", err)
 	}
 	srv, err := server.Serve(probePort)
@@ -137,7 +138,7 @@ func MeasureResyncProbe(params generator.Params, resyncs int) (*ProbeResult, err
 	for range resyncs {
 		applier.Forget() // the next Apply replaces the whole table, as after a restart
 		start := time.Now()
-		if _, err := applier.Apply(rs); err != nil {
+		if _, err := applier.Apply(rs, nft.FullChanges()); err != nil {
 			resyncErr = err
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/test/bench/baselines"
 	"github.com/nftpolicy/nftpolicy/test/bench/harness"
@@ -65,13 +66,13 @@ func conntrackOnly() *nft.Ruleset {
 
 // programNFT applies a ruleset to the node's namespace with nftpolicy's applier (one transaction).
 func programNFT(nodePath string, rs *nft.Ruleset) (time.Duration, error) {
-	backend, err := nft.NewNetlinkBackend(nodePath)
+	backend, err := kernel.NewNetlinkBackend(nodePath)
 	if err != nil {
 		return 0, err
 	}
 	defer backend.Close()
 	start := time.Now()
-	if _, err := nft.NewApplier(backend).Apply(rs); err != nil {
+	if _, err := nft.NewApplier(backend).Apply(rs, nft.FullChanges()); err != nil {
 		return 0, fmt.Errorf("programming table %s: %w", rs.Table, err)
 	}
 	return time.Since(start), nil

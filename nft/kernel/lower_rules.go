@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -33,9 +35,9 @@ func concatRegister(offset uint32) uint32 {
 }
 
 // Header offsets of the fields we read.
-var addrOffsets = map[Family]map[Field]uint32{
-	IPv4: {SourceAddr: 12, DestAddr: 16},
-	IPv6: {SourceAddr: 8, DestAddr: 24},
+var addrOffsets = map[nft.Family]map[nft.Field]uint32{
+	nft.IPv4: {nft.SourceAddr: 12, nft.DestAddr: 16},
+	nft.IPv6: {nft.SourceAddr: 8, nft.DestAddr: 24},
 }
 
 const (
@@ -47,7 +49,7 @@ const (
 )
 
 // addRule: `add rule inet T CHAIN MATCHES... [VERDICT] [comment "..."]`.
-func (l *lowering) addRule(chain string, r Rule) error {
+func (l *lowering) addRule(chain string, r nft.Rule) error {
 	var exprs []expr.Any
 	for _, m := range r.Matches {
 		es, err := l.lowerMatch(m)
@@ -66,7 +68,7 @@ func (l *lowering) addRule(chain string, r Rule) error {
 		exprs = append(exprs, es...)
 		exprs = append(exprs, &expr.Lookup{SourceRegister: nftReg1, IsDestRegSet: true, DestRegister: 0, SetName: ref.Name, SetID: ref.ID})
 	}
-	if r.Verdict.Kind != VerdictNone {
+	if r.Verdict.Kind != nft.VerdictNone {
 		v, err := lowerVerdict(r.Verdict)
 		if err != nil {
 			return fmt.Errorf("rule in chain %s: %w", chain, err)
@@ -81,9 +83,9 @@ func (l *lowering) addRule(chain string, r Rule) error {
 	return nil
 }
 
-func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
+func (l *lowering) lowerMatch(m nft.Match) ([]expr.Any, error) {
 	switch m := m.(type) {
-	case CtState:
+	case nft.CtState:
 		// ct state established,related
 		var bits uint32
 		if m.Established {
@@ -102,7 +104,7 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: nftReg1, Data: make([]byte, 4)},
 		}, nil
 
-	case AddrInSet:
+	case nft.AddrInSet:
 		// ip saddr [!=] @NAME; nft adds `meta nfproto ipv4` because the table is inet.
 		es, err := loadAddr(m.Family, m.Field, nftReg1)
 		if err != nil {
@@ -110,27 +112,27 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 		}
 		return append(es, l.lookup(m.Set, m.Negate)), nil
 
-	case IfnameInSet:
+	case nft.IfnameInSet:
 		// iifname [!=] @NAME
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: nftReg1},
 			l.lookup(m.Set, m.Negate),
 		}, nil
 
-	case IfnameAddrInSet:
+	case nft.IfnameAddrInSet:
 		// iifname . ip saddr [!=] @NAME: the name fills register 1 (16 bytes), the address follows it.
 		es := nfprotoIs(m.Family)
 		if es == nil {
 			return nil, fmt.Errorf("unknown family %d", m.Family)
 		}
 		es = append(es, &expr.Meta{Key: expr.MetaKeyIIFNAME, Register: nftReg1})
-		addr, err := loadAddrOnly(m.Family, SourceAddr, concatRegister(ifnameLen))
+		addr, err := loadAddrOnly(m.Family, nft.SourceAddr, concatRegister(ifnameLen))
 		if err != nil {
 			return nil, err
 		}
 		return append(append(es, addr), l.lookup(m.Set, m.Negate)), nil
 
-	case L4Proto:
+	case nft.L4Proto:
 		// meta l4proto tcp, or meta l4proto { tcp, udp }
 		load := &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg1}
 		switch len(m.Protos) {
@@ -149,24 +151,24 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 		}
 		return []expr.Any{load, lookup}, nil
 
-	case DestPortIn:
+	case nft.DestPortIn:
 		// th dport 80 / th dport 8000-8080 / th dport { 80, 8000-8080 }. Preceded by
 		// `meta l4proto tcp`, nft lists the pair as `tcp dport ...`.
 		return l.lowerPorts(m.Ranges)
 
-	case DestPortInSet:
+	case nft.DestPortInSet:
 		// th dport @NAME; preceded by `meta l4proto tcp`, nft lists the pair as `tcp dport @NAME`.
 		load := &expr.Payload{DestRegister: nftReg1, Base: expr.PayloadBaseTransportHeader, Offset: dportOffset, Len: portLen}
 		return []expr.Any{load, l.lookup(m.Set, false)}, nil
 
-	case ServiceInSet:
+	case nft.ServiceInSet:
 		// ip daddr . meta l4proto . th dport @NAME
 		es := nfprotoIs(m.Family)
 		if es == nil {
 			return nil, fmt.Errorf("unknown family %d", m.Family)
 		}
 		alen := addrLen(m.Family)
-		addr, err := loadAddrOnly(m.Family, DestAddr, nftReg1)
+		addr, err := loadAddrOnly(m.Family, nft.DestAddr, nftReg1)
 		if err != nil {
 			return nil, err
 		}
@@ -177,12 +179,12 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 			l.lookup(m.Set, false))
 		return es, nil
 
-	case ICMPv6TypeIn:
+	case nft.ICMPv6TypeIn:
 		// icmpv6 type { nd-neighbor-solicit, ... }: nft adds `meta nfproto ipv6` and
 		// `meta l4proto ipv6-icmp`.
-		es := append(nfprotoIs(IPv6),
+		es := append(nfprotoIs(nft.IPv6),
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: []byte{ProtoICMPv6}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: []byte{nft.ProtoICMPv6}},
 			&expr.Payload{DestRegister: nftReg1, Base: expr.PayloadBaseTransportHeader, Offset: icmpTypeOffset, Len: protoLen})
 		switch len(m.Types) {
 		case 0:
@@ -206,7 +208,7 @@ func (l *lowering) lowerMatch(m Match) ([]expr.Any, error) {
 }
 
 // lowerPorts compares the destination port with one port, one range, or an anonymous interval set.
-func (l *lowering) lowerPorts(ranges []PortRange) ([]expr.Any, error) {
+func (l *lowering) lowerPorts(ranges []nft.PortRange) ([]expr.Any, error) {
 	load := &expr.Payload{DestRegister: nftReg1, Base: expr.PayloadBaseTransportHeader, Offset: dportOffset, Len: portLen}
 	port := func(p uint16) []byte { return binaryutil.BigEndian.PutUint16(p) }
 	switch {
@@ -295,12 +297,12 @@ func (l *lowering) lookup(name string, invert bool) *expr.Lookup {
 
 // nfprotoIs is the dependency nft adds in an inet table before reading an IPv4 or IPv6 header:
 // `meta nfproto ipv4`.
-func nfprotoIs(f Family) []expr.Any {
+func nfprotoIs(f nft.Family) []expr.Any {
 	var proto byte
 	switch f {
-	case IPv4:
+	case nft.IPv4:
 		proto = unix.NFPROTO_IPV4
-	case IPv6:
+	case nft.IPv6:
 		proto = unix.NFPROTO_IPV6
 	default:
 		return nil
@@ -312,7 +314,7 @@ func nfprotoIs(f Family) []expr.Any {
 }
 
 // loadAddr loads a source or destination address into reg, after the family check.
-func loadAddr(f Family, field Field, reg uint32) ([]expr.Any, error) {
+func loadAddr(f nft.Family, field nft.Field, reg uint32) ([]expr.Any, error) {
 	es := nfprotoIs(f)
 	if es == nil {
 		return nil, fmt.Errorf("unknown family %d", f)
@@ -324,7 +326,7 @@ func loadAddr(f Family, field Field, reg uint32) ([]expr.Any, error) {
 	return append(es, load), nil
 }
 
-func loadAddrOnly(f Family, field Field, reg uint32) (expr.Any, error) {
+func loadAddrOnly(f nft.Family, field nft.Field, reg uint32) (expr.Any, error) {
 	off, ok := addrOffsets[f][field]
 	if !ok {
 		return nil, fmt.Errorf("cannot read field %d of family %d", field, f)
@@ -332,27 +334,27 @@ func loadAddrOnly(f Family, field Field, reg uint32) (expr.Any, error) {
 	return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: addrLen(f)}, nil
 }
 
-func addrLen(f Family) uint32 {
-	if f == IPv6 {
+func addrLen(f nft.Family) uint32 {
+	if f == nft.IPv6 {
 		return 16
 	}
 	return 4
 }
 
-func lowerVerdict(v Verdict) (*expr.Verdict, error) {
+func lowerVerdict(v nft.Verdict) (*expr.Verdict, error) {
 	switch v.Kind {
-	case Accept:
+	case nft.Accept:
 		return &expr.Verdict{Kind: expr.VerdictAccept}, nil
-	case Drop:
+	case nft.Drop:
 		return &expr.Verdict{Kind: expr.VerdictDrop}, nil
-	case Return:
+	case nft.Return:
 		return &expr.Verdict{Kind: expr.VerdictReturn}, nil
-	case Jump, Goto:
+	case nft.Jump, nft.Goto:
 		if v.Chain == "" {
-			return nil, fmt.Errorf("%s without a chain", renderVerdict(v))
+			return nil, fmt.Errorf("%s without a chain", nft.RenderVerdict(v))
 		}
 		kind := expr.VerdictJump
-		if v.Kind == Goto {
+		if v.Kind == nft.Goto {
 			kind = expr.VerdictGoto
 		}
 		return &expr.Verdict{Kind: kind, Chain: v.Chain}, nil

@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"strings"
 	"testing"
 
@@ -11,7 +13,7 @@ import (
 
 // capturedBatch lowers tx onto a connection that captures the batch instead of sending it, and
 // returns its nf_tables messages (batch begin and end left out).
-func capturedBatch(t *testing.T, tx *Transaction) []netlink.Message {
+func capturedBatch(t *testing.T, tx *nft.Transaction) []netlink.Message {
 	t.Helper()
 	var msgs []netlink.Message
 	conn, err := nftables.New(nftables.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
@@ -36,7 +38,7 @@ func capturedBatch(t *testing.T, tx *Transaction) []netlink.Message {
 
 // batchOrder returns the messages of tx's batch as "NEWSET", "NEWSETELEM s", "NEWRULE", ... in the
 // order the kernel would apply them.
-func batchOrder(t *testing.T, tx *Transaction) []string {
+func batchOrder(t *testing.T, tx *nft.Transaction) []string {
 	t.Helper()
 	names := map[uint16]string{
 		unix.NFT_MSG_NEWTABLE: "NEWTABLE", unix.NFT_MSG_DELTABLE: "DELTABLE",
@@ -64,19 +66,19 @@ func batchOrder(t *testing.T, tx *Transaction) []string {
 // (the kernel walks the batch for each anonymous set a rule binds), but before any deletion, while
 // element changes of existing sets keep their place.
 func TestElementsOfNewSetsGoLast(t *testing.T) {
-	hosts := []Element{{Addr: addr("10.0.0.1")}}
-	ports := Rule{Matches: []Match{L4Proto{Protos: []uint8{ProtoTCP}}, DestPortIn{Ranges: []PortRange{{80, 80}, {443, 443}}}}, Verdict: Verdict{Kind: Accept}}
-	tx := &Transaction{Table: "t", Ops: []Op{
-		DeleteElements{Set: "old", Type: KeyIPv4, Elements: hosts},
-		AddSet{Set: Set{Name: "new", Type: KeyIPv4}},
-		AddElements{Set: "new", Type: KeyIPv4, Elements: hosts},
-		AddElements{Set: "old", Type: KeyIPv4, Elements: hosts},
-		AddChain{Chain: Chain{Name: "c"}},
-		AddRule{Chain: "c", Rule: ports},
-		DeleteSet{Name: "gone"},
-		AddSet{Set: Set{Name: "last", Type: KeyIPv4}},
-		AddElements{Set: "last", Type: KeyIPv4, Elements: hosts},
-		AddRule{Chain: "c", Rule: ports},
+	hosts := []nft.Element{{Addr: addr("10.0.0.1")}}
+	ports := nft.Rule{Matches: []nft.Match{nft.L4Proto{Protos: []uint8{nft.ProtoTCP}}, nft.DestPortIn{Ranges: []nft.PortRange{{First: 80, Last: 80}, {First: 443, Last: 443}}}}, Verdict: nft.Verdict{Kind: nft.Accept}}
+	tx := &nft.Transaction{Table: "t", Ops: []nft.Op{
+		nft.DeleteElements{Set: "old", Type: nft.KeyIPv4, Elements: hosts},
+		nft.AddSet{Set: nft.Set{Name: "new", Type: nft.KeyIPv4}},
+		nft.AddElements{Set: "new", Type: nft.KeyIPv4, Elements: hosts},
+		nft.AddElements{Set: "old", Type: nft.KeyIPv4, Elements: hosts},
+		nft.AddChain{Chain: nft.Chain{Name: "c"}},
+		nft.AddRule{Chain: "c", Rule: ports},
+		nft.DeleteSet{Name: "gone"},
+		nft.AddSet{Set: nft.Set{Name: "last", Type: nft.KeyIPv4}},
+		nft.AddElements{Set: "last", Type: nft.KeyIPv4, Elements: hosts},
+		nft.AddRule{Chain: "c", Rule: ports},
 	}}
 	got := strings.Join(batchOrder(t, tx), ", ")
 	want := strings.Join([]string{

@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -30,7 +32,7 @@ type elementMessage struct {
 
 // lowerAndCapture lowers tx onto a connection that captures the batch instead of sending it, and
 // returns its element messages decoded.
-func lowerAndCapture(t *testing.T, tx *Transaction) []elementMessage {
+func lowerAndCapture(t *testing.T, tx *nft.Transaction) []elementMessage {
 	t.Helper()
 	var msgs []elementMessage
 	for _, m := range capturedBatch(t, tx) {
@@ -97,11 +99,11 @@ func decodeElement(attrs *netlink.AttributeDecoder) sentElement {
 }
 
 // ipv4Hosts returns n addresses from 10.0.0.1 on, two apart so that none are adjacent.
-func ipv4Hosts(n int) []Element {
-	out := make([]Element, n)
+func ipv4Hosts(n int) []nft.Element {
+	out := make([]nft.Element, n)
 	for i := range out {
 		v := 2*i + 1
-		out[i] = Element{Addr: netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})}
+		out[i] = nft.Element{Addr: netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})}
 	}
 	return out
 }
@@ -109,22 +111,22 @@ func ipv4Hosts(n int) []Element {
 // TestElementMessagesCarryEveryKeyType checks the bytes of one element of every key type, interval
 // starts and ends (and the open end of a range that reaches the last address), and map verdicts.
 func TestElementMessagesCarryEveryKeyType(t *testing.T) {
-	tx := &Transaction{Table: "t", Ops: []Op{
-		AddElements{Set: "v4", Type: KeyIPv4, Elements: []Element{{Addr: addr("10.0.0.1")}}},
-		AddElements{Set: "v6", Type: KeyIPv6, Elements: []Element{{Addr: addr("fd00::1")}}},
-		AddElements{Set: "ranges", Type: KeyIPv4, Interval: true, Elements: []Element{
+	tx := &nft.Transaction{Table: "t", Ops: []nft.Op{
+		nft.AddElements{Set: "v4", Type: nft.KeyIPv4, Elements: []nft.Element{{Addr: addr("10.0.0.1")}}},
+		nft.AddElements{Set: "v6", Type: nft.KeyIPv6, Elements: []nft.Element{{Addr: addr("fd00::1")}}},
+		nft.AddElements{Set: "ranges", Type: nft.KeyIPv4, Interval: true, Elements: []nft.Element{
 			{Addr: addr("10.0.0.1")},
 			{Addr: addr("10.1.0.0"), AddrEnd: addr("10.1.255.255")},
 			{Addr: addr("255.255.255.0"), AddrEnd: addr("255.255.255.255")},
 		}},
-		AddElements{Set: "ifnames", Type: KeyIfname, Elements: []Element{{Ifname: "veth0"}}},
-		AddElements{Set: "spoof", Type: KeyIfnameIPv4, Elements: []Element{{Ifname: "veth0", Addr: addr("10.0.0.1")}}},
-		AddElements{Set: "spoof6", Type: KeyIfnameIPv6, Elements: []Element{{Ifname: "veth0", Addr: addr("fd00::1")}}},
-		AddElements{Set: "svc", Type: KeyIPv4ProtoPort, Elements: []Element{{Addr: addr("10.0.0.1"), Proto: ProtoTCP, Port: 8080}}},
-		AddElements{Set: "svc6", Type: KeyIPv6ProtoPort, Elements: []Element{{Addr: addr("fd00::1"), Proto: ProtoUDP, Port: 53}}},
-		AddMapElements{Map: "vmap", Type: KeyIPv4, Elements: []MapElement{{Key: addr("10.0.0.1"), Verdict: Verdict{Kind: Goto, Chain: "pod-a"}}}},
-		DeleteMapElements{Map: "vmap", Type: KeyIPv4, Elements: []MapElement{{Key: addr("10.0.0.2")}}},
-		DeleteElements{Set: "v4", Type: KeyIPv4, Elements: []Element{{Addr: addr("10.0.0.3")}}},
+		nft.AddElements{Set: "ifnames", Type: nft.KeyIfname, Elements: []nft.Element{{Ifname: "veth0"}}},
+		nft.AddElements{Set: "spoof", Type: nft.KeyIfnameIPv4, Elements: []nft.Element{{Ifname: "veth0", Addr: addr("10.0.0.1")}}},
+		nft.AddElements{Set: "spoof6", Type: nft.KeyIfnameIPv6, Elements: []nft.Element{{Ifname: "veth0", Addr: addr("fd00::1")}}},
+		nft.AddElements{Set: "svc", Type: nft.KeyIPv4ProtoPort, Elements: []nft.Element{{Addr: addr("10.0.0.1"), Proto: nft.ProtoTCP, Port: 8080}}},
+		nft.AddElements{Set: "svc6", Type: nft.KeyIPv6ProtoPort, Elements: []nft.Element{{Addr: addr("fd00::1"), Proto: nft.ProtoUDP, Port: 53}}},
+		nft.AddMapElements{Map: "vmap", Type: nft.KeyIPv4, Elements: []nft.MapElement{{Key: addr("10.0.0.1"), Verdict: nft.Verdict{Kind: nft.Goto, Chain: "pod-a"}}}},
+		nft.DeleteMapElements{Map: "vmap", Type: nft.KeyIPv4, Elements: []nft.MapElement{{Key: addr("10.0.0.2")}}},
+		nft.DeleteElements{Set: "v4", Type: nft.KeyIPv4, Elements: []nft.Element{{Addr: addr("10.0.0.3")}}},
 	}}
 	veth0 := []byte("veth0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 	v6 := netip.MustParseAddr("fd00::1").As16()
@@ -175,18 +177,18 @@ func (m elementMessage) String() string {
 // arrives once, in order, although the messages were encoded in reused buffers.
 func TestLargeSetsSpreadOverMessagesThatFit(t *testing.T) {
 	hosts := ipv4Hosts(20000)
-	ranges := make([]Element, 5000)
+	ranges := make([]nft.Element, 5000)
 	for i := range ranges {
-		ranges[i] = Element{Addr: hosts[2*i].Addr, AddrEnd: hosts[2*i].Addr.Next()}
+		ranges[i] = nft.Element{Addr: hosts[2*i].Addr, AddrEnd: hosts[2*i].Addr.Next()}
 	}
-	services := make([]Element, 9000)
+	services := make([]nft.Element, 9000)
 	for i := range services {
-		services[i] = Element{Addr: hosts[i].Addr, Proto: ProtoTCP, Port: uint16(i)}
+		services[i] = nft.Element{Addr: hosts[i].Addr, Proto: nft.ProtoTCP, Port: uint16(i)}
 	}
-	tx := &Transaction{Table: "t", Ops: []Op{
-		AddElements{Set: "hosts", Type: KeyIPv4, Elements: hosts},
-		AddElements{Set: "ranges", Type: KeyIPv4, Interval: true, Elements: ranges},
-		DeleteElements{Set: "services", Type: KeyIPv4ProtoPort, Elements: services},
+	tx := &nft.Transaction{Table: "t", Ops: []nft.Op{
+		nft.AddElements{Set: "hosts", Type: nft.KeyIPv4, Elements: hosts},
+		nft.AddElements{Set: "ranges", Type: nft.KeyIPv4, Interval: true, Elements: ranges},
+		nft.DeleteElements{Set: "services", Type: nft.KeyIPv4ProtoPort, Elements: services},
 	}}
 	msgs := lowerAndCapture(t, tx)
 	perSet := map[string][]sentElement{}
@@ -204,7 +206,7 @@ func TestLargeSetsSpreadOverMessagesThatFit(t *testing.T) {
 	if count["hosts"] < 2 || count["ranges"] < 2 || count["services"] < 2 {
 		t.Errorf("messages per set: %v, want several each", count)
 	}
-	check := func(set string, t KeyType, interval bool, elems []Element) error {
+	check := func(set string, t nft.KeyType, interval bool, elems []nft.Element) error {
 		var want [][]byte
 		for _, e := range elems {
 			keys, err := appendKey(nil, t, e)
@@ -229,9 +231,9 @@ func TestLargeSetsSpreadOverMessagesThatFit(t *testing.T) {
 		return nil
 	}
 	for _, err := range []error{
-		check("hosts", KeyIPv4, false, hosts),
-		check("ranges", KeyIPv4, true, ranges),
-		check("services", KeyIPv4ProtoPort, false, services),
+		check("hosts", nft.KeyIPv4, false, hosts),
+		check("ranges", nft.KeyIPv4, true, ranges),
+		check("services", nft.KeyIPv4ProtoPort, false, services),
 	} {
 		if err != nil {
 			t.Error(err)
@@ -241,12 +243,12 @@ func TestLargeSetsSpreadOverMessagesThatFit(t *testing.T) {
 
 // TestElementErrorsNameTheSet: elements that do not fit their set's type fail the lowering.
 func TestElementErrorsNameTheSet(t *testing.T) {
-	for _, op := range []Op{
-		AddElements{Set: "v4", Type: KeyIPv4, Elements: []Element{{Addr: addr("fd00::1")}}},
-		AddElements{Set: "r", Type: KeyIPv4, Interval: true, Elements: []Element{{Addr: addr("10.0.0.2"), AddrEnd: addr("10.0.0.1")}}},
-		AddElements{Set: "if", Type: KeyIfname, Elements: []Element{{Ifname: "a-name-that-is-too-long"}}},
-		AddElements{Set: "k", Type: KeyType("ether_addr"), Elements: []Element{{Addr: addr("10.0.0.1")}}},
-		AddMapElements{Map: "m", Type: KeyIPv4, Elements: []MapElement{{Key: addr("10.0.0.1"), Verdict: Verdict{Kind: Goto}}}},
+	for _, op := range []nft.Op{
+		nft.AddElements{Set: "v4", Type: nft.KeyIPv4, Elements: []nft.Element{{Addr: addr("fd00::1")}}},
+		nft.AddElements{Set: "r", Type: nft.KeyIPv4, Interval: true, Elements: []nft.Element{{Addr: addr("10.0.0.2"), AddrEnd: addr("10.0.0.1")}}},
+		nft.AddElements{Set: "if", Type: nft.KeyIfname, Elements: []nft.Element{{Ifname: "a-name-that-is-too-long"}}},
+		nft.AddElements{Set: "k", Type: nft.KeyType("ether_addr"), Elements: []nft.Element{{Addr: addr("10.0.0.1")}}},
+		nft.AddMapElements{Map: "m", Type: nft.KeyIPv4, Elements: []nft.MapElement{{Key: addr("10.0.0.1"), Verdict: nft.Verdict{Kind: nft.Goto}}}},
 	} {
 		conn, err := nftables.New(nftables.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) { return req, nil }))
 		if err != nil {
@@ -254,7 +256,7 @@ func TestElementErrorsNameTheSet(t *testing.T) {
 		}
 		err = newLowering(conn, "t", newAnonymousSetNames()).op(op)
 		if err == nil {
-			t.Errorf("%s: no error", renderOp("t", op))
+			t.Errorf("%s: no error", nft.RenderOp("t", op))
 		}
 	}
 }

@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"fmt"
 	"os"
 	"sync"
@@ -33,7 +35,7 @@ type NetlinkBackend struct {
 	anonymous *anonymousSetNames // names for the anonymous sets of rules, unique for the backend's life
 }
 
-var _ Backend = (*NetlinkBackend)(nil)
+var _ nft.Backend = (*NetlinkBackend)(nil)
 
 // NewNetlinkBackend returns a backend for the network namespace at netnsPath (for example
 // /run/netns/NAME or /proc/PID/ns/net); "" means the namespace of the calling process.
@@ -88,7 +90,7 @@ func (b *NetlinkBackend) dropConn() {
 }
 
 // Run lowers every operation of tx and applies them in one batch.
-func (b *NetlinkBackend) Run(tx *Transaction) error {
+func (b *NetlinkBackend) Run(tx *nft.Transaction) error {
 	if len(tx.Ops) == 0 {
 		return nil
 	}

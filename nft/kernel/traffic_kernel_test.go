@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"net/netip"
 	"os/exec"
 	"testing"
@@ -28,65 +30,65 @@ type trafficPods struct {
 }
 
 // trafficRuleset is the enforcer's table on node1, in the shape the compiler produces.
-func trafficRuleset(p trafficPods) *Ruleset {
-	tcpTo := func(port uint16) []Match {
-		return []Match{L4Proto{Protos: []uint8{ProtoTCP}}, DestPortIn{Ranges: []PortRange{{port, port}}}}
+func trafficRuleset(p trafficPods) *nft.Ruleset {
+	tcpTo := func(port uint16) []nft.Match {
+		return []nft.Match{nft.L4Proto{Protos: []uint8{nft.ProtoTCP}}, nft.DestPortIn{Ranges: []nft.PortRange{{First: port, Last: port}}}}
 	}
-	udpToPortSet := []Match{L4Proto{Protos: []uint8{ProtoUDP}}, DestPortInSet{Set: "ports_udp"}}
-	from := func(f Family, set string, ms []Match) []Match {
-		return append([]Match{AddrInSet{Family: f, Field: SourceAddr, Set: set}}, ms...)
+	udpToPortSet := []nft.Match{nft.L4Proto{Protos: []uint8{nft.ProtoUDP}}, nft.DestPortInSet{Set: "ports_udp"}}
+	from := func(f nft.Family, set string, ms []nft.Match) []nft.Match {
+		return append([]nft.Match{nft.AddrInSet{Family: f, Field: nft.SourceAddr, Set: set}}, ms...)
 	}
-	to := func(f Family, set string, ms []Match) []Match {
-		return append([]Match{AddrInSet{Family: f, Field: DestAddr, Set: set}}, ms...)
+	to := func(f nft.Family, set string, ms []nft.Match) []nft.Match {
+		return append([]nft.Match{nft.AddrInSet{Family: f, Field: nft.DestAddr, Set: set}}, ms...)
 	}
-	accept, drop := Verdict{Kind: Accept}, Verdict{Kind: Drop}
-	established := Rule{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: accept}
-	single := func(a netip.Addr) Element { return Element{Addr: a, AddrEnd: a} }
-	return &Ruleset{
+	accept, drop := nft.Verdict{Kind: nft.Accept}, nft.Verdict{Kind: nft.Drop}
+	established := nft.Rule{Matches: []nft.Match{nft.CtState{Established: true, Related: true}}, Verdict: accept}
+	single := func(a netip.Addr) nft.Element { return nft.Element{Addr: a, AddrEnd: a} }
+	return &nft.Ruleset{
 		Table: kernelTable,
-		Sets: []Set{
-			{Name: "peers_a_v4", Type: KeyIPv4, Interval: true, Elements: sortedTestElements(single(p.x.IPv4), single(p.c.IPv4))},
-			{Name: "peers_a_v6", Type: KeyIPv6, Interval: true, Elements: []Element{single(p.x.IPv6)}},
-			{Name: "peers_b_v4", Type: KeyIPv4, Elements: []Element{{Addr: p.c.IPv4}}},
-			{Name: "ports_udp", Type: KeyPort, Interval: true, Elements: []Element{{Port: 7000, PortEnd: 7010}, {Port: allowedPort, PortEnd: allowedPort}}},
+		Sets: []nft.Set{
+			{Name: "peers_a_v4", Type: nft.KeyIPv4, Interval: true, Elements: sortedTestElements(single(p.x.IPv4), single(p.c.IPv4))},
+			{Name: "peers_a_v6", Type: nft.KeyIPv6, Interval: true, Elements: []nft.Element{single(p.x.IPv6)}},
+			{Name: "peers_b_v4", Type: nft.KeyIPv4, Elements: []nft.Element{{Addr: p.c.IPv4}}},
+			{Name: "ports_udp", Type: nft.KeyPort, Interval: true, Elements: []nft.Element{{Port: 7000, PortEnd: 7010}, {Port: allowedPort, PortEnd: allowedPort}}},
 		},
-		Maps: []Map{
-			{Name: "egress-pods-v4", Type: KeyIPv4, Elements: []MapElement{{Key: p.b.IPv4, Verdict: Verdict{Kind: Goto, Chain: "eg_b"}}}},
-			{Name: "ingress-pods-v4", Type: KeyIPv4, Elements: []MapElement{{Key: p.a.IPv4, Verdict: Verdict{Kind: Goto, Chain: "in_a"}}}},
-			{Name: "ingress-pods-v6", Type: KeyIPv6, Elements: []MapElement{{Key: p.a.IPv6, Verdict: Verdict{Kind: Goto, Chain: "in_a"}}}},
+		Maps: []nft.Map{
+			{Name: "egress-pods-v4", Type: nft.KeyIPv4, Elements: []nft.MapElement{{Key: p.b.IPv4, Verdict: nft.Verdict{Kind: nft.Goto, Chain: "eg_b"}}}},
+			{Name: "ingress-pods-v4", Type: nft.KeyIPv4, Elements: []nft.MapElement{{Key: p.a.IPv4, Verdict: nft.Verdict{Kind: nft.Goto, Chain: "in_a"}}}},
+			{Name: "ingress-pods-v6", Type: nft.KeyIPv6, Elements: []nft.MapElement{{Key: p.a.IPv6, Verdict: nft.Verdict{Kind: nft.Goto, Chain: "in_a"}}}},
 		},
-		Chains: []Chain{
-			{Name: "egress-forward", Base: &BaseHook{Hook: HookForward}, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: "egress"}}}},
-			{Name: "egress-input", Base: &BaseHook{Hook: HookInput}, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: "egress"}}}},
-			{Name: "ingress-forward", Base: &BaseHook{Hook: HookForward, Priority: 10}, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: "ingress"}}}},
-			{Name: "eg_b", Rules: []Rule{
-				{Matches: to(IPv4, "peers_b_v4", tcpTo(allowedPort)), Verdict: accept},
-				{Matches: to(IPv4, "peers_b_v4", udpToPortSet), Verdict: accept},
+		Chains: []nft.Chain{
+			{Name: "egress-forward", Base: &nft.BaseHook{Hook: nft.HookForward}, Rules: []nft.Rule{{Verdict: nft.Verdict{Kind: nft.Jump, Chain: "egress"}}}},
+			{Name: "egress-input", Base: &nft.BaseHook{Hook: nft.HookInput}, Rules: []nft.Rule{{Verdict: nft.Verdict{Kind: nft.Jump, Chain: "egress"}}}},
+			{Name: "ingress-forward", Base: &nft.BaseHook{Hook: nft.HookForward, Priority: 10}, Rules: []nft.Rule{{Verdict: nft.Verdict{Kind: nft.Jump, Chain: "ingress"}}}},
+			{Name: "eg_b", Rules: []nft.Rule{
+				{Matches: to(nft.IPv4, "peers_b_v4", tcpTo(allowedPort)), Verdict: accept},
+				{Matches: to(nft.IPv4, "peers_b_v4", udpToPortSet), Verdict: accept},
 				{Verdict: drop},
 			}},
-			{Name: "egress", Rules: []Rule{
+			{Name: "egress", Rules: []nft.Rule{
 				established,
-				{VMap: &VMapLookup{Family: IPv4, Field: SourceAddr, Map: "egress-pods-v4"}},
+				{VMap: &nft.VMapLookup{Family: nft.IPv4, Field: nft.SourceAddr, Map: "egress-pods-v4"}},
 			}},
-			{Name: "in_a", Rules: []Rule{
-				{Matches: from(IPv4, "peers_a_v4", tcpTo(allowedPort)), Verdict: accept},
-				{Matches: from(IPv4, "peers_a_v4", udpToPortSet), Verdict: accept},
-				{Matches: from(IPv6, "peers_a_v6", tcpTo(allowedPort)), Verdict: accept},
-				{Matches: from(IPv6, "peers_a_v6", udpToPortSet), Verdict: accept},
+			{Name: "in_a", Rules: []nft.Rule{
+				{Matches: from(nft.IPv4, "peers_a_v4", tcpTo(allowedPort)), Verdict: accept},
+				{Matches: from(nft.IPv4, "peers_a_v4", udpToPortSet), Verdict: accept},
+				{Matches: from(nft.IPv6, "peers_a_v6", tcpTo(allowedPort)), Verdict: accept},
+				{Matches: from(nft.IPv6, "peers_a_v6", udpToPortSet), Verdict: accept},
 				{Verdict: drop},
 			}},
-			{Name: "ingress", Rules: []Rule{
+			{Name: "ingress", Rules: []nft.Rule{
 				established,
-				{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: accept},
-				{VMap: &VMapLookup{Family: IPv4, Field: DestAddr, Map: "ingress-pods-v4"}},
-				{VMap: &VMapLookup{Family: IPv6, Field: DestAddr, Map: "ingress-pods-v6"}},
+				{Matches: []nft.Match{nft.ICMPv6TypeIn{Types: ndTypes}}, Verdict: accept},
+				{VMap: &nft.VMapLookup{Family: nft.IPv4, Field: nft.DestAddr, Map: "ingress-pods-v4"}},
+				{VMap: &nft.VMapLookup{Family: nft.IPv6, Field: nft.DestAddr, Map: "ingress-pods-v6"}},
 			}},
 		},
 	}
 }
 
-func sortedTestElements(es ...Element) []Element {
-	SortElements(es)
+func sortedTestElements(es ...nft.Element) []nft.Element {
+	nft.SortElements(es)
 	return es
 }
 

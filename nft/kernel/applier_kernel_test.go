@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"testing"
 )
 
@@ -8,9 +10,9 @@ import (
 // kernel: after every transaction the kernel's listing holds exactly the compiled ruleset.
 func TestApplierSequenceOnTheKernel(t *testing.T) {
 	ns, backend := kernelNamespace(t)
-	a := NewApplier(backend)
+	a := nft.NewApplier(backend)
 	first := true
-	runApplierSequence(t, a, func(desired *Ruleset) {
+	runApplierSequence(t, a, func(desired *nft.Ruleset) {
 		if first {
 			// A full replacement creates objects in Render's order: the listings are equal as text.
 			assertListing(t, ns, desired)
@@ -21,9 +23,9 @@ func TestApplierSequenceOnTheKernel(t *testing.T) {
 	})
 
 	// A second agent process takes the table over in one transaction.
-	restarted := NewApplier(backend)
+	restarted := nft.NewApplier(backend)
 	rs := compileGuestbook()
-	res, err := restarted.Apply(rs)
+	res, err := restarted.Apply(rs, nft.FullChanges())
 	if err != nil {
 		t.Fatalf("taking the table over: %v", err)
 	}

@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"fmt"
 
 	"github.com/google/nftables"
@@ -43,7 +45,7 @@ func (l *lowering) allocID() uint32 {
 // operation queued so far, and the element operations of a full replacement would be a third of
 // them (measured: the binding goes from ~6% of the kernel's time to ~2%). The order does not change
 // the outcome: the kernel applies the batch as a whole, and a set exists, empty, from its AddSet on.
-func (l *lowering) transaction(tx *Transaction) error {
+func (l *lowering) transaction(tx *nft.Transaction) error {
 	var deferred []int // indexes of the AddElements held back
 	queueDeferred := func() error {
 		for _, i := range deferred {
@@ -56,12 +58,12 @@ func (l *lowering) transaction(tx *Transaction) error {
 	}
 	for i, op := range tx.Ops {
 		switch o := op.(type) {
-		case AddElements:
+		case nft.AddElements:
 			if _, created := l.setIDs[o.Set]; created {
 				deferred = append(deferred, i)
 				continue
 			}
-		case DeleteTable, DeleteSet, DeleteElements, DeleteMap, DeleteMapElements, DeleteChain:
+		case nft.DeleteTable, nft.DeleteSet, nft.DeleteElements, nft.DeleteMap, nft.DeleteMapElements, nft.DeleteChain:
 			if err := queueDeferred(); err != nil {
 				return err
 			}
@@ -73,42 +75,42 @@ func (l *lowering) transaction(tx *Transaction) error {
 	return queueDeferred()
 }
 
-func opError(tx *Transaction, i int, err error) error {
-	return fmt.Errorf("lowering operation %d (%s): %w", i, renderOp(tx.Table, tx.Ops[i]), err)
+func opError(tx *nft.Transaction, i int, err error) error {
+	return fmt.Errorf("lowering operation %d (%s): %w", i, nft.RenderOp(tx.Table, tx.Ops[i]), err)
 }
 
-func (l *lowering) op(op Op) error {
+func (l *lowering) op(op nft.Op) error {
 	switch o := op.(type) {
-	case AddTable:
+	case nft.AddTable:
 		l.conn.AddTable(l.table)
-	case DeleteTable:
+	case nft.DeleteTable:
 		l.conn.DelTable(l.table)
 		clear(l.setIDs)
-	case AddSet:
+	case nft.AddSet:
 		return l.addSet(o.Set)
-	case DeleteSet:
+	case nft.DeleteSet:
 		l.conn.DelSet(l.setRef(o.Name, false))
 		delete(l.setIDs, o.Name)
-	case AddElements:
+	case nft.AddElements:
 		return l.elements(o.Set, o.Type, o.Interval, o.Elements, true)
-	case DeleteElements:
+	case nft.DeleteElements:
 		return l.elements(o.Set, o.Type, o.Interval, o.Elements, false)
-	case AddMap:
+	case nft.AddMap:
 		return l.addMap(o.Map)
-	case DeleteMap:
+	case nft.DeleteMap:
 		l.conn.DelSet(l.setRef(o.Name, true))
 		delete(l.setIDs, o.Name)
-	case AddMapElements:
+	case nft.AddMapElements:
 		return l.mapElements(o.Map, o.Type, o.Elements, true)
-	case DeleteMapElements:
+	case nft.DeleteMapElements:
 		return l.mapElements(o.Map, o.Type, o.Elements, false)
-	case AddChain:
+	case nft.AddChain:
 		return l.addChain(o.Chain)
-	case FlushChain:
+	case nft.FlushChain:
 		l.conn.FlushChain(l.chainRef(o.Name))
-	case DeleteChain:
+	case nft.DeleteChain:
 		l.conn.DelChain(l.chainRef(o.Name))
-	case AddRule:
+	case nft.AddRule:
 		return l.addRule(o.Chain, o.Rule)
 	default:
 		return fmt.Errorf("unknown operation %T", op)
@@ -127,27 +129,27 @@ func (l *lowering) chainRef(name string) *nftables.Chain {
 
 // setKeyTypes maps our key types to nft's datatypes. Concatenations are padded to 4-byte registers
 // by nftables.ConcatSetType, as nft does.
-var setKeyTypes = map[KeyType]nftables.SetDatatype{
-	KeyIPv4:          nftables.TypeIPAddr,
-	KeyIPv6:          nftables.TypeIP6Addr,
-	KeyIfname:        nftables.TypeIFName,
-	KeyIfnameIPv4:    nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr),
-	KeyIfnameIPv6:    nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr),
-	KeyIPv4ProtoPort: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
-	KeyIPv6ProtoPort: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService),
-	KeyPort:          nftables.TypeInetService,
+var setKeyTypes = map[nft.KeyType]nftables.SetDatatype{
+	nft.KeyIPv4:          nftables.TypeIPAddr,
+	nft.KeyIPv6:          nftables.TypeIP6Addr,
+	nft.KeyIfname:        nftables.TypeIFName,
+	nft.KeyIfnameIPv4:    nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr),
+	nft.KeyIfnameIPv6:    nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr),
+	nft.KeyIPv4ProtoPort: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
+	nft.KeyIPv6ProtoPort: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService),
+	nft.KeyPort:          nftables.TypeInetService,
 }
 
-func isConcat(t KeyType) bool {
+func isConcat(t nft.KeyType) bool {
 	switch t {
-	case KeyIfnameIPv4, KeyIfnameIPv6, KeyIPv4ProtoPort, KeyIPv6ProtoPort:
+	case nft.KeyIfnameIPv4, nft.KeyIfnameIPv6, nft.KeyIPv4ProtoPort, nft.KeyIPv6ProtoPort:
 		return true
 	}
 	return false
 }
 
 // addSet: `add set inet T NAME { type TYPE; [flags interval;] [comment "..."]; }`.
-func (l *lowering) addSet(s Set) error {
+func (l *lowering) addSet(s nft.Set) error {
 	kt, ok := setKeyTypes[s.Type]
 	if !ok {
 		return fmt.Errorf("set %s: unknown key type %q", s.Name, s.Type)
@@ -163,10 +165,10 @@ func (l *lowering) addSet(s Set) error {
 		Comment:       s.Comment,
 	}
 	switch s.Type {
-	case KeyIPv4, KeyIPv6, KeyPort:
+	case nft.KeyIPv4, nft.KeyIPv6, nft.KeyPort:
 		// Addresses and ports are in network byte order; nft records that in the set's user data too.
 		set.KeyByteOrder = binaryutil.BigEndian
-	case KeyIfname:
+	case nft.KeyIfname:
 		// Without "host byte order" in the set's user data, nft lists names as "".
 		set.KeyByteOrder = binaryutil.NativeEndian
 	}
@@ -178,9 +180,9 @@ func (l *lowering) addSet(s Set) error {
 }
 
 // addMap: `add map inet T NAME { type ipvX_addr : verdict; [comment "..."]; }`.
-func (l *lowering) addMap(m Map) error {
+func (l *lowering) addMap(m nft.Map) error {
 	kt, ok := setKeyTypes[m.Type]
-	if !ok || (m.Type != KeyIPv4 && m.Type != KeyIPv6) {
+	if !ok || (m.Type != nft.KeyIPv4 && m.Type != nft.KeyIPv6) {
 		return fmt.Errorf("map %s: unsupported key type %q", m.Name, m.Type)
 	}
 	set := &nftables.Set{
@@ -202,7 +204,7 @@ func (l *lowering) addMap(m Map) error {
 
 // elements: `add element inet T NAME { ... }` or `delete element ...`. Interval sets carry each range
 // as a start element and an end element, so deleting a range deletes both.
-func (l *lowering) elements(name string, t KeyType, interval bool, elems []Element, add bool) error {
+func (l *lowering) elements(name string, t nft.KeyType, interval bool, elems []nft.Element, add bool) error {
 	b := &l.batch
 	if err := b.begin(l.setRef(name, false), t, add); err != nil {
 		return fmt.Errorf("set %s: %w", name, err)
@@ -216,7 +218,7 @@ func (l *lowering) elements(name string, t KeyType, interval bool, elems []Eleme
 }
 
 // mapElements: `add element inet T NAME { ADDR : goto CHAIN, ... }` or `delete element ... { ADDR }`.
-func (l *lowering) mapElements(name string, t KeyType, elems []MapElement, add bool) error {
+func (l *lowering) mapElements(name string, t nft.KeyType, elems []nft.MapElement, add bool) error {
 	b := &l.batch
 	if err := b.begin(l.setRef(name, true), t, add); err != nil {
 		return fmt.Errorf("map %s: %w", name, err)
@@ -237,7 +239,7 @@ func (l *lowering) mapElements(name string, t KeyType, elems []MapElement, add b
 }
 
 // addChain: `add chain inet T NAME [{ type filter hook HOOK priority filter + N; policy accept; }]`.
-func (l *lowering) addChain(c Chain) error {
+func (l *lowering) addChain(c nft.Chain) error {
 	ch := l.chainRef(c.Name)
 	if c.Base != nil {
 		hook, ok := chainHooks[c.Base.Hook]
@@ -254,8 +256,8 @@ func (l *lowering) addChain(c Chain) error {
 	return nil
 }
 
-var chainHooks = map[Hook]*nftables.ChainHook{
-	HookInput:   nftables.ChainHookInput,
-	HookForward: nftables.ChainHookForward,
-	HookOutput:  nftables.ChainHookOutput,
+var chainHooks = map[nft.Hook]*nftables.ChainHook{
+	nft.HookInput:   nftables.ChainHookInput,
+	nft.HookForward: nftables.ChainHookForward,
+	nft.HookOutput:  nftables.ChainHookOutput,
 }

@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -27,15 +29,15 @@ const (
 
 // keyLens are the key lengths of our key types: each part of a concatenation fills whole 4-byte
 // registers, the protocol byte and the port padded with zeros after the value.
-var keyLens = map[KeyType]int{
-	KeyIPv4:          4,
-	KeyIPv6:          16,
-	KeyIfname:        ifnameLen,
-	KeyIfnameIPv4:    ifnameLen + 4,
-	KeyIfnameIPv6:    ifnameLen + 16,
-	KeyIPv4ProtoPort: 4 + 4 + 4,
-	KeyIPv6ProtoPort: 16 + 4 + 4,
-	KeyPort:          portLen,
+var keyLens = map[nft.KeyType]int{
+	nft.KeyIPv4:          4,
+	nft.KeyIPv6:          16,
+	nft.KeyIfname:        ifnameLen,
+	nft.KeyIfnameIPv4:    ifnameLen + 4,
+	nft.KeyIfnameIPv6:    ifnameLen + 16,
+	nft.KeyIPv4ProtoPort: 4 + 4 + 4,
+	nft.KeyIPv6ProtoPort: 16 + 4 + 4,
+	nft.KeyPort:          portLen,
 }
 
 // elementBatch collects the elements of one NEWSETELEM (or DELSETELEM) message.
@@ -51,7 +53,7 @@ type elementBatch struct {
 }
 
 // begin starts the messages of one set; elements come with push and the last message goes with flush.
-func (b *elementBatch) begin(set *nftables.Set, t KeyType, add bool) error {
+func (b *elementBatch) begin(set *nftables.Set, t nft.KeyType, add bool) error {
 	kl, ok := keyLens[t]
 	if !ok {
 		return fmt.Errorf("unknown key type %q", t)
@@ -121,17 +123,17 @@ func align4(n int) int { return (n + 3) &^ 3 }
 // (flag interval end) with key last+1, in the same message. A range that ends at the last address (or
 // port) of the key space has no successor: nft sends no end element then, and the range is open to
 // the end of the key space.
-func (b *elementBatch) pushSetElement(t KeyType, interval bool, e Element) error {
+func (b *elementBatch) pushSetElement(t nft.KeyType, interval bool, e nft.Element) error {
 	var next []byte // the key of the end element, if any
 	switch {
-	case interval && t == KeyPort:
+	case interval && t == nft.KeyPort:
 		if e.PortEnd < e.Port {
 			return fmt.Errorf("port range %d-%d ends before it starts", e.Port, e.PortEnd)
 		}
 		if e.PortEnd < 0xffff {
 			next = binary.BigEndian.AppendUint16(b.next[:0], e.PortEnd+1)
 		}
-	case interval && (t == KeyIPv4 || t == KeyIPv6):
+	case interval && (t == nft.KeyIPv4 || t == nft.KeyIPv6):
 		end := e.AddrEnd
 		if !end.IsValid() {
 			end = e.Addr
@@ -168,7 +170,7 @@ func (b *elementBatch) pushSetElement(t KeyType, interval bool, e Element) error
 
 // pushMapElement adds one element of a verdict map keyed by addresses of type t; v is nil when
 // deleting.
-func (b *elementBatch) pushMapElement(t KeyType, key netip.Addr, v *expr.Verdict) error {
+func (b *elementBatch) pushMapElement(t nft.KeyType, key netip.Addr, v *expr.Verdict) error {
 	if err := b.reserve(elementSize(b.keyLen, false, v)); err != nil {
 		return err
 	}
@@ -182,21 +184,21 @@ func (b *elementBatch) pushMapElement(t KeyType, key netip.Addr, v *expr.Verdict
 }
 
 // appendKey appends the key of e, an element of a set of type t, to buf.
-func appendKey(buf []byte, t KeyType, e Element) ([]byte, error) {
+func appendKey(buf []byte, t nft.KeyType, e nft.Element) ([]byte, error) {
 	switch t {
-	case KeyIPv4, KeyIPv6:
+	case nft.KeyIPv4, nft.KeyIPv6:
 		return appendAddr(buf, t, e.Addr)
-	case KeyIfname:
+	case nft.KeyIfname:
 		return appendIfname(buf, e.Ifname)
-	case KeyIfnameIPv4, KeyIfnameIPv6:
+	case nft.KeyIfnameIPv4, nft.KeyIfnameIPv6:
 		buf, err := appendIfname(buf, e.Ifname)
 		if err != nil {
 			return nil, err
 		}
 		return appendAddr(buf, addrKeyOf(t), e.Addr)
-	case KeyPort:
+	case nft.KeyPort:
 		return binary.BigEndian.AppendUint16(buf, e.Port), nil
-	case KeyIPv4ProtoPort, KeyIPv6ProtoPort:
+	case nft.KeyIPv4ProtoPort, nft.KeyIPv6ProtoPort:
 		buf, err := appendAddr(buf, addrKeyOf(t), e.Addr)
 		if err != nil {
 			return nil, err
@@ -209,22 +211,22 @@ func appendKey(buf []byte, t KeyType, e Element) ([]byte, error) {
 }
 
 // addrKeyOf returns the address part of a concatenated key type.
-func addrKeyOf(t KeyType) KeyType {
+func addrKeyOf(t nft.KeyType) nft.KeyType {
 	switch t {
-	case KeyIfnameIPv6, KeyIPv6ProtoPort, KeyIPv6:
-		return KeyIPv6
+	case nft.KeyIfnameIPv6, nft.KeyIPv6ProtoPort, nft.KeyIPv6:
+		return nft.KeyIPv6
 	default:
-		return KeyIPv4
+		return nft.KeyIPv4
 	}
 }
 
 // appendAddr appends addr in network byte order, checking that it belongs to the key's family.
-func appendAddr(buf []byte, t KeyType, addr netip.Addr) ([]byte, error) {
+func appendAddr(buf []byte, t nft.KeyType, addr netip.Addr) ([]byte, error) {
 	switch {
-	case t == KeyIPv4 && addr.Is4():
+	case t == nft.KeyIPv4 && addr.Is4():
 		a := addr.As4()
 		return append(buf, a[:]...), nil
-	case t == KeyIPv6 && addr.Is6() && !addr.Is4In6():
+	case t == nft.KeyIPv6 && addr.Is6() && !addr.Is4In6():
 		a := addr.As16()
 		return append(buf, a[:]...), nil
 	default:

@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"maps"
 	"net/netip"
 	"testing"
@@ -35,7 +37,7 @@ func TestNetlinkInterfaces(t *testing.T) {
 // TestFakeInterfaces needs no kernel: the fake answers for the addresses it knows.
 func TestFakeInterfaces(t *testing.T) {
 	a, b := netip.MustParseAddr("198.18.1.1"), netip.MustParseAddr("198.18.1.2")
-	got, err := FakeInterfaces{a: "lab1"}.Interfaces([]netip.Addr{a, b})
+	got, err := nft.FakeInterfaces{a: "lab1"}.Interfaces([]netip.Addr{a, b})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"fmt"
 	"net"
 	"net/netip"
@@ -68,7 +70,7 @@ func TestPipelineOnTheKernel(t *testing.T) {
 			snap := *snapshot
 			snap.Node = node.Name
 			model := selectors.Resolve(&snap)
-			in := CompileInput{Table: kernelTable, Model: model}
+			in := nft.CompileInput{Table: kernelTable, Model: model}
 			if antiSpoofing {
 				in.Interfaces = resolveInterfaces(t, node, model)
 			}
@@ -76,7 +78,7 @@ func TestPipelineOnTheKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := NewApplier(b).Apply(Compile(in)); err != nil {
+			if _, err := nft.NewApplier(b).Apply(nft.Compile(in), nft.FullChanges()); err != nil {
 				t.Fatalf("programming %s: %v", node.Name, err)
 			}
 			_ = b.Close()

@@ -1,6 +1,8 @@
-package nft
+package kernel
 
 import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"fmt"
 	"net/netip"
 	"testing"
@@ -25,8 +27,10 @@ func benchApplyEvent(b *testing.B, kind generator.EventKind) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	res := selectors.NewResolver(c.Snapshot.Node)
+	res.Load(c.Snapshot)
+	before, _ := res.Model()
 	ifaces := map[netip.Addr]string{}
-	before := selectors.Resolve(c.Snapshot)
 	for i, p := range before.LocalPods {
 		for _, ip := range p.IPs {
 			ifaces[ip] = fmt.Sprintf("bench%d", i)
@@ -40,20 +44,29 @@ func benchApplyEvent(b *testing.B, kind generator.EventKind) {
 		}
 	}
 	c.Target = func(p *selectors.Pod) bool { return len(p.IPs) > 0 && peers[p.IPs[0]] }
+	var cc nft.Compiler
+	first, _ := cc.Compile(nft.CompileInput{Table: "nftpolicy", Model: before, Changes: selectors.FullChanges(), Interfaces: ifaces})
 	if _, err := c.Apply(kind); err != nil {
 		b.Fatal(err)
 	}
-	after := selectors.Resolve(c.Snapshot)
-	var cc Compiler
-	rulesets := []*Ruleset{
-		cc.Compile(CompileInput{Table: "nftpolicy", Model: before, Interfaces: ifaces}),
-		cc.Compile(CompileInput{Table: "nftpolicy", Model: after, Interfaces: ifaces}),
+	switch ch := c.Last; {
+	case ch.Pod != nil:
+		res.SetPod(*ch.Pod)
+	case ch.Policy != nil:
+		res.SetPolicy(ch.Policy)
+	default:
+		b.Fatalf("event %s changed neither a pod nor a policy", kind)
 	}
-	a := NewApplier(backend)
-	if _, err := a.Apply(rulesets[0]); err != nil {
+	after, changes := res.Model()
+	second, changed := cc.Compile(nft.CompileInput{Table: "nftpolicy", Model: after, Changes: changes, Interfaces: ifaces})
+	// The event's changes name what differs in either direction: the benchmark applies the two
+	// rulesets in turn with them.
+	rulesets := []*nft.Ruleset{first, second}
+	a := nft.NewApplier(backend)
+	if _, err := a.Apply(rulesets[0], nft.FullChanges()); err != nil {
 		b.Fatal(err)
 	}
-	tx := Diff(rulesets[0], rulesets[1])
+	tx := nft.Diff(rulesets[0], rulesets[1], changed)
 	if len(tx.Ops) == 0 {
 		b.Fatal("the event changed nothing in the node's table")
 	}
@@ -61,7 +74,7 @@ func benchApplyEvent(b *testing.B, kind generator.EventKind) {
 	b.ReportAllocs()
 	i := 1
 	for b.Loop() {
-		if _, err := a.Apply(rulesets[i%2]); err != nil {
+		if _, err := a.Apply(rulesets[i%2], changed); err != nil {
 			b.Fatal(err)
 		}
 		i++

@@ -1,0 +1,216 @@
+package kernel
+
+import (
+	"github.com/nftpolicy/nftpolicy/nft"
+
+	"fmt"
+	"net/netip"
+	"runtime"
+	"syscall"
+	"testing"
+
+	"github.com/google/nftables"
+
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
+)
+
+// BenchmarkKernelApply programs a node namespace: a full replacement of the table (the baseline) and
+// an incremental one-pod change, both through the netlink backend, one transaction each.
+func BenchmarkKernelApply(b *testing.B) {
+	backend := benchNamespace(b)
+	for _, pods := range benchSizes {
+		m, ifaces := benchModel(pods)
+		first := nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+		b.Run(fmt.Sprintf("full/pods=%d", pods), func(b *testing.B) {
+			for b.Loop() {
+				if err := backend.Run(nft.Diff(nil, first, nft.FullChanges())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("one-pod/pods=%d", pods), func(b *testing.B) {
+			a := nft.NewApplier(backend)
+			if _, err := a.Apply(first, nft.FullChanges()); err != nil {
+				b.Fatal(err)
+			}
+			spare := []netip.Addr{netip.MustParseAddr("198.19.255.1"), netip.MustParseAddr("198.19.255.3")}
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				movePod(m, ifaces, spare[i%2])
+				i++
+				next := nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+				b.StartTimer()
+				res, err := a.Apply(next, nft.FullChanges())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.FullReplace {
+					b.Fatal("the one-pod change replaced the table")
+				}
+			}
+		})
+	}
+}
+
+// issueRuleset compiles the generated cluster of issue 5's measurement 1 (N=10000 policies,
+// L=110 local pods, distinct selectors) at the given number of cluster pods, as the bench command
+// does: every local pod gets a made-up host interface.
+func issueRuleset(b testing.TB, pods int) *nft.Ruleset {
+	b.Helper()
+	c, err := generator.Generate(generator.Defaults(pods, 10000, generator.DistinctSelectors))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := selectors.Resolve(c.Snapshot)
+	ifaces := map[netip.Addr]string{}
+	for i, p := range m.LocalPods {
+		for _, ip := range p.IPs {
+			ifaces[ip] = fmt.Sprintf("bench%d", i)
+		}
+	}
+	return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
+}
+
+// BenchmarkProgramFull is measurement 1's "program" figure: the full replacement of the table in a
+// namespace where it does not exist yet, one transaction. The table is removed between iterations,
+// outside the timed part. Besides time and allocations it reports the CPU time of the process in
+// user space and in the kernel (getrusage, after a GC), the kernel's share being mostly nf_tables
+// applying the batch.
+func BenchmarkProgramFull(b *testing.B) {
+	backend := benchNamespace(b)
+	for _, pods := range benchSizes {
+		rs := issueRuleset(b, pods)
+		tx := nft.Diff(nil, rs, nft.FullChanges())
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			b.ReportAllocs()
+			var user, sys float64
+			for b.Loop() {
+				b.StopTimer()
+				if err := nft.RemoveTable(backend, tx.Table); err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				u0, s0 := processCPU()
+				b.StartTimer()
+				if err := backend.Run(tx); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				u1, s1 := processCPU()
+				user += u1 - u0
+				sys += s1 - s0
+				b.StartTimer()
+			}
+			b.ReportMetric(user/float64(b.N), "user-ms/op")
+			b.ReportMetric(sys/float64(b.N), "sys-ms/op")
+			b.ReportMetric(float64(elementCount(rs)), "elements")
+		})
+	}
+}
+
+// BenchmarkLowerFull is the user-space half of a full replacement without the kernel: lowering every
+// operation to netlink messages queued on a connection that is never flushed.
+func BenchmarkLowerFull(b *testing.B) {
+	for _, pods := range benchSizes {
+		tx := nft.Diff(nil, issueRuleset(b, pods), nft.FullChanges())
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				conn, err := nftables.New()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := newLowering(conn, tx.Table, newAnonymousSetNames()).transaction(tx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// processCPU returns the user and system CPU time of this process, in milliseconds.
+func processCPU() (user, sys float64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return float64(ru.Utime.Nano()) / 1e6, float64(ru.Stime.Nano()) / 1e6
+}
+
+// elementCount returns the elements of every set and map, a range counting as one.
+func elementCount(rs *nft.Ruleset) (n int) {
+	for _, s := range rs.Sets {
+		n += len(s.Elements)
+	}
+	for _, m := range rs.Maps {
+		n += len(m.Elements)
+	}
+	return n
+}
+
+// BenchmarkKernelElementFloor is the smallest transaction there is: one element added to, or deleted
+// from, a set. It shows the kernel's own cost per commit, which no layout can go below.
+func BenchmarkKernelElementFloor(b *testing.B) {
+	backend := benchNamespace(b)
+	if err := backend.Run(nft.Diff(nil, nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: emptyModel()}), nft.FullChanges())); err != nil {
+		b.Fatal(err)
+	}
+	elems := []nft.Element{{Addr: netip.MustParseAddr("198.18.0.1")}}
+	b.Run("add", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			del := &nft.Transaction{Table: "nftpolicy", Ops: []nft.Op{nft.AddElements{Set: setPodAddrsV4, Type: nft.KeyIPv4, Elements: elems}, nft.DeleteElements{Set: setPodAddrsV4, Type: nft.KeyIPv4, Elements: elems}}}
+			if err := backend.Run(del); err != nil { // leaves the set empty, outside the timed part
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := backend.Run(&nft.Transaction{Table: "nftpolicy", Ops: []nft.Op{nft.AddElements{Set: setPodAddrsV4, Type: nft.KeyIPv4, Elements: elems}}}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := backend.Run(&nft.Transaction{Table: "nftpolicy", Ops: []nft.Op{nft.DeleteElements{Set: setPodAddrsV4, Type: nft.KeyIPv4, Elements: elems}}}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("delete", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			if err := backend.Run(&nft.Transaction{Table: "nftpolicy", Ops: []nft.Op{nft.AddElements{Set: setPodAddrsV4, Type: nft.KeyIPv4, Elements: elems}}}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := backend.Run(&nft.Transaction{Table: "nftpolicy", Ops: []nft.Op{nft.DeleteElements{Set: setPodAddrsV4, Type: nft.KeyIPv4, Elements: elems}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// benchNamespace returns a backend for a fresh node namespace, removed when the benchmark ends, or
+// skips the benchmark where namespaces cannot be made.
+func benchNamespace(b *testing.B) *NetlinkBackend {
+	b.Helper()
+	if reason := netlab.Unavailable(); reason != "" {
+		b.Skip(reason)
+	}
+	lab, err := netlab.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = lab.Close() })
+	node, err := lab.AddNode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	backend, err := NewNetlinkBackend(node.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = backend.Close() })
+	return backend
+}

@@ -1,0 +1,295 @@
+// Policy chains: the rules of one direction of one policy, as they apply to the pods jumping there.
+
+package nft
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
+
+// chainCompiler compiles the pod and policy chains and the verdict maps of one model, and records
+// which sets their rules refer to.
+type chainCompiler struct {
+	model *selectors.Model
+	refs  map[string]setRef // by set name
+	// last are the policy chains of the previous compile, by name; next are this compile's.
+	last, next map[string]policyChainMemo
+	// compiling records the sets the policy chain being compiled refers to.
+	compiling *policyChainMemo
+}
+
+// policyChainMemo is a policy chain as a compile made it: what it was compiled from (private
+// copies), its rules and the sets they refer to. A variant of the same name, rules and families
+// compiles to the same rules.
+type policyChainMemo struct {
+	rules    []selectors.Rule
+	families familySet
+	compiled []Rule
+	refs     map[string]setRef
+	collided bool // a port set's name was taken: the rules match those ports in an anonymous set
+}
+
+// policyKey is one direction of one policy.
+type policyKey struct {
+	policy selectors.PolicyRef
+	dir    selectors.Direction
+}
+
+// policyVariant is one direction of one policy as it applies to some local pods: its rules, which
+// are the same for every pod it selects unless an ingress rule names a port that the pods define
+// differently (the resolver resolves those per pod). Pods with the same rules share a chain.
+type policyVariant struct {
+	key      policyKey
+	rules    []selectors.Rule // a run of one isolation's rules
+	first    bool             // the first variant of its key found: named after the policy alone
+	families familySet        // of the pods that jump to it
+	chain    string           // "" when the rules compile to nothing: no pod jumps to it
+}
+
+// podIsolation is one isolated direction of one local pod, with the policy variants it jumps to.
+type podIsolation struct {
+	pod      selectors.LocalPod
+	dir      selectors.Direction
+	iso      *selectors.Isolation
+	variants []*policyVariant
+}
+
+// compile returns every chain (base chains first in declaration order, then the others sorted by
+// name) and the verdict maps (sorted by name).
+func (c *chainCompiler) compile() ([]Chain, []Map) {
+	isolated, variants := policyVariants(c.model)
+	chains := slices.Clone(staticChains())
+	c.next = make(map[string]policyChainMemo, len(variants))
+	for _, v := range variants {
+		name := policyChainName(v)
+		rules := c.policyChainRules(name, v)
+		if len(rules) == 0 {
+			continue
+		}
+		v.chain = name
+		chains = append(chains, Chain{Name: name, Rules: rules})
+	}
+	for _, pi := range isolated {
+		chains = append(chains, podChain(pi))
+	}
+	slices.SortFunc(chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
+	return chains, dispatchMapsOf(isolated)
+}
+
+// policyChainRules compiles a variant's rules for the families of its pods, IPv4 first, or takes
+// what the previous compile made of the same rules and families.
+func (c *chainCompiler) policyChainRules(name string, v *policyVariant) []Rule {
+	if m, ok := c.last[name]; ok && !m.collided && m.families == v.families && slices.EqualFunc(m.rules, v.rules, policyRuleEqual) && c.adopt(m.refs) {
+		c.next[name] = m
+		return m.compiled
+	}
+	memo := policyChainMemo{rules: cloneRules(v.rules), families: v.families, refs: map[string]setRef{}}
+	c.compiling = &memo
+	for _, f := range v.families.list() {
+		for _, r := range v.rules {
+			memo.compiled = append(memo.compiled, c.compileRule(v.key.dir, f, r)...)
+		}
+	}
+	c.compiling = nil
+	c.next[name] = memo
+	return memo.compiled
+}
+
+// adopt records refs as this compile's, unless a port set's name among them is taken by other ports.
+func (c *chainCompiler) adopt(refs map[string]setRef) bool {
+	for name, ref := range refs {
+		if taken, ok := c.refs[name]; ok && !slices.Equal(taken.ports, ref.ports) {
+			return false
+		}
+	}
+	maps.Copy(c.refs, refs)
+	return true
+}
+
+// refer records that the rules being compiled refer to the set of a name.
+func (c *chainCompiler) refer(name string, ref setRef) {
+	c.refs[name] = ref
+	if c.compiling != nil {
+		c.compiling.refs[name] = ref
+	}
+}
+
+// cloneRules copies rules and the lists they hold: the model's arrays are not ours to keep.
+func cloneRules(rules []selectors.Rule) []selectors.Rule {
+	out := slices.Clone(rules)
+	for i := range out {
+		out[i].Ports = slices.Clone(out[i].Ports)
+		out[i].NamedPorts = slices.Clone(out[i].NamedPorts)
+	}
+	return out
+}
+
+// policyVariants splits the rules of every isolation of the model's local pods into runs of one
+// policy, and finds the variants of each policy and direction: runs with equal rules share one.
+// It returns the isolations in the order of the model's local pods (ingress first), and the
+// variants in the order they were found.
+func policyVariants(m *selectors.Model) ([]podIsolation, []*policyVariant) {
+	var isolated []podIsolation
+	var variants []*policyVariant
+	byKey := map[policyKey][]*policyVariant{}
+	for _, pod := range m.LocalPods {
+		for _, dir := range []selectors.Direction{selectors.Ingress, selectors.Egress} {
+			iso := pod.Ingress
+			if dir == selectors.Egress {
+				iso = pod.Egress
+			}
+			if iso == nil {
+				continue
+			}
+			pi := podIsolation{pod: pod, dir: dir, iso: iso}
+			for rest := iso.Rules; len(rest) > 0; {
+				n := 1
+				for n < len(rest) && rest[n].Policy == rest[0].Policy {
+					n++
+				}
+				run := rest[:n]
+				rest = rest[n:]
+				key := policyKey{policy: run[0].Policy, dir: dir}
+				i := slices.IndexFunc(byKey[key], func(v *policyVariant) bool { return slices.EqualFunc(v.rules, run, policyRuleEqual) })
+				var v *policyVariant
+				if i >= 0 {
+					v = byKey[key][i]
+				} else {
+					v = &policyVariant{key: key, rules: run, first: len(byKey[key]) == 0}
+					byKey[key] = append(byKey[key], v)
+					variants = append(variants, v)
+				}
+				v.families |= familySetOf(pod)
+				pi.variants = append(pi.variants, v)
+			}
+			isolated = append(isolated, pi)
+		}
+	}
+	return isolated, variants
+}
+
+// policyRuleEqual compares two rules of a policy as the resolver gave them.
+func policyRuleEqual(a, b selectors.Rule) bool {
+	return a.Policy == b.Policy && a.Index == b.Index && a.AnyPeer == b.AnyPeer && a.Peers == b.Peers &&
+		a.AllPorts == b.AllPorts && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.NamedPorts, b.NamedPorts)
+}
+
+func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selectors.Rule) []Rule {
+	comment := truncateComment(fmt.Sprintf("%s %s[%d]", r.Policy, dir, r.Index))
+	var peer []Match
+	if !r.AnyPeer {
+		// The peer is the source of ingress traffic and the destination of egress traffic.
+		field := SourceAddr
+		if dir == selectors.Egress {
+			field = DestAddr
+		}
+		peer = []Match{AddrInSet{Family: f, Field: field, Set: c.peerSet(r.Peers, f)}}
+	}
+	accept := func(ms ...Match) Rule {
+		return Rule{Matches: append(slices.Clone(peer), ms...), Verdict: Verdict{Kind: Accept}, Comment: comment}
+	}
+	if r.AllPorts {
+		return []Rule{accept()}
+	}
+	var out []Rule
+	for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP} {
+		ranges, all := portRangesOf(r.Ports, proto)
+		switch {
+		case all:
+			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}))
+		case len(ranges) == 1:
+			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges}))
+		case len(ranges) > 1:
+			if set, ok := c.portSet(ranges); ok {
+				out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortInSet{Set: set}))
+			} else {
+				out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges}))
+			}
+		}
+	}
+	for _, id := range r.NamedPorts {
+		// The service set may hold the named port of pods that are not peers (the API resolves a
+		// named port on the destination pod, whatever made it a peer): the peer match comes first.
+		out = append(out, accept(ServiceInSet{Family: f, Set: c.serviceSet(id, f)}))
+	}
+	return out
+}
+
+// portRangesOf returns the ranges of one protocol, sorted and merged, and whether they cover every port.
+func portRangesOf(ports []selectors.PortRange, proto corev1.Protocol) ([]PortRange, bool) {
+	var ranges []PortRange
+	for _, p := range ports {
+		if p.Protocol != proto {
+			continue
+		}
+		if p.AllOfProtocol() {
+			return nil, true
+		}
+		ranges = append(ranges, PortRange{First: p.First, Last: p.Last})
+	}
+	return mergePortRanges(ranges), false
+}
+
+func mergePortRanges(ranges []PortRange) []PortRange {
+	slices.SortFunc(ranges, func(a, b PortRange) int { return int(a.First) - int(b.First) })
+	var out []PortRange
+	for _, r := range ranges {
+		if n := len(out); n > 0 && int(r.First) <= int(out[n-1].Last)+1 {
+			out[n-1].Last = max(out[n-1].Last, r.Last)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func protoNumber(p corev1.Protocol) uint8 {
+	switch p {
+	case corev1.ProtocolUDP:
+		return ProtoUDP
+	case corev1.ProtocolSCTP:
+		return ProtoSCTP
+	default:
+		return ProtoTCP
+	}
+}
+
+// peerSet returns the name of the family's half of an AddressSet, and records the reference.
+func (c *chainCompiler) peerSet(id string, f Family) string {
+	name := setName(peerSetPrefix, id, f)
+	c.refer(name, setRef{kind: peerSetPrefix, id: id, family: f})
+	return name
+}
+
+// serviceSet returns the name of the family's half of a ServiceSet, and records the reference.
+func (c *chainCompiler) serviceSet(id string, f Family) string {
+	name := setName(serviceSetPrefix, id, f)
+	c.refer(name, setRef{kind: serviceSetPrefix, id: id, family: f})
+	return name
+}
+
+// portSet returns the name of the port set holding ranges (sorted, disjoint), and records the
+// reference. Rules with the same ports share one set, named after the ports, whatever their policy
+// or family. Several ports could be an anonymous set in each rule, as nft writes `tcp dport { 80,
+// 443 }`, but the kernel pays for every set of a table on each set it looks up by name, and more
+// for an anonymous set (it walks the whole transaction to bind one).
+//
+// Two lists of ports whose names collide (48 bits of a hash) cannot share a set: the second one is
+// not given a set (ok false) and its rule keeps an anonymous set.
+func (c *chainCompiler) portSet(ranges []PortRange) (name string, ok bool) {
+	name, _ = portSetName(ranges)
+	if ref, found := c.refs[name]; found && !slices.Equal(ref.ports, ranges) {
+		if c.compiling != nil {
+			c.compiling.collided = true
+		}
+		return "", false
+	}
+	c.refer(name, setRef{kind: portSetPrefix, ports: ranges})
+	return name, true
+}
