@@ -46,7 +46,7 @@ func loadedCluster(sc benchScale) *benchCluster {
 func loadResolver(s *Snapshot) *Resolver {
 	r := NewResolver(s.Node)
 	r.Load(s)
-	r.Model() 
+	r.Model()
 	return r
 }
 
@@ -99,7 +99,7 @@ func benchEvents(b *testing.B, ring func(s *Snapshot) []setEvent) {
 					for b.Loop() {
 						events[i%len(events)].apply(r)
 						if withModel {
-							r.Model() 
+							r.Model()
 						}
 						i++
 					}
@@ -107,7 +107,7 @@ func benchEvents(b *testing.B, ring func(s *Snapshot) []setEvent) {
 					if i%2 == 1 { // back to the loaded cluster
 						events[i%len(events)].apply(r)
 					}
-					r.Model() 
+					r.Model()
 				})
 			}
 		})

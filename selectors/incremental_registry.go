@@ -115,12 +115,11 @@ func (r *Resolver) acquireAddressSet(cr *compiledRule) {
 func (r *Resolver) acquireServiceSet(sd *serviceDef) {
 	r.serviceSets.acquire(r, sd.id, func() *serviceSetState {
 		s := &serviceSetState{setBase: setBase{id: sd.id, description: sd.description}, port: sd.port}
-		if sd.anyPeer {
+		if sd.anyPod {
 			// Every eligible pod of every namespace: what the empty namespace selector selects.
 			s.peers = append(s.peers, r.acquirePeer(crossNamespacePeer(everything(), everything()), s))
-		}
-		for i := range sd.peers {
-			if !sd.peers[i].isIPBlock {
+		} else {
+			for i := range sd.peers {
 				s.peers = append(s.peers, r.acquirePeer(sd.peers[i], s))
 			}
 		}

@@ -71,13 +71,15 @@ func oracleDirectionAllows(s *Snapshot, pod *Pod, dir Direction, c Connection, o
 		if dir == Ingress {
 			for _, rule := range np.Spec.Ingress {
 				// For ingress the named ports are those of the pod being reached: this pod.
-				if oracleRuleMatches(s, np.Namespace, rule.From, rule.Ports, c.Src, other, c, pod, false) {
+				if oracleRuleMatches(s, np.Namespace, rule.From, rule.Ports, c.Src, other, c, pod) {
 					return true
 				}
 			}
 		} else {
 			for _, rule := range np.Spec.Egress {
-				if oracleRuleMatches(s, np.Namespace, rule.To, rule.Ports, c.Dst, other, c, other, true) {
+				// For egress they are the destination's, however the peer matched it (an ipBlock
+				// too); an address that is no pod's has none.
+				if oracleRuleMatches(s, np.Namespace, rule.To, rule.Ports, c.Dst, other, c, other) {
 					return true
 				}
 			}
@@ -102,18 +104,13 @@ func oracleAffects(np *networkingv1.NetworkPolicy, dir Direction) bool {
 }
 
 // oracleRuleMatches: "The traffic must match both ports and from" (or to). addr is the other end's
-// address, addrPod its pod; portPod is the pod whose named ports count. For egress a named port only
-// matches a destination that the rule reaches as a pod (through a selector, or an empty to).
+// address, addrPod its pod; portPod is the pod whose named ports count.
 func oracleRuleMatches(s *Snapshot, policyNS string, peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort,
-	addr netip.Addr, addrPod *Pod, c Connection, portPod *Pod, egress bool) bool {
+	addr netip.Addr, addrPod *Pod, c Connection, portPod *Pod) bool {
 	peerMatches := len(peers) == 0 // "If this field is empty or missing, this rule matches all sources"
-	reachedAsPod := len(peers) == 0 && addrPod != nil
 	for i := range peers {
 		if oraclePeerMatches(s, policyNS, &peers[i], addr, addrPod) {
 			peerMatches = true
-			if peers[i].IPBlock == nil {
-				reachedAsPod = true
-			}
 		}
 	}
 	if !peerMatches {
@@ -123,10 +120,6 @@ func oracleRuleMatches(s *Snapshot, policyNS string, peers []networkingv1.Networ
 		return true
 	}
 	for i := range ports {
-		named := ports[i].Port != nil && ports[i].Port.Type == intstr.String
-		if named && egress && !reachedAsPod {
-			continue
-		}
 		if oraclePortMatches(&ports[i], c, portPod) {
 			return true
 		}
@@ -203,6 +196,8 @@ func oraclePortMatches(p *networkingv1.NetworkPolicyPort, c Connection, portPod 
 		return p.EndPort == nil // "If this field is not provided, this matches all port names and numbers."
 	}
 	if p.Port.Type == intstr.String {
+		// "port represents the port on the given protocol. This can either be a numerical or named
+		// port on a pod."
 		if p.EndPort != nil || portPod == nil {
 			return false
 		}

@@ -15,6 +15,7 @@ func TestPorts(t *testing.T) {
 	srv3 := makePod("a", "srv3", withLabels("app", "srv"), withIPs("198.18.1.3"))
 	dst1 := makePod("b", "dst1", withLabels("app", "dst"), withIPs("198.18.2.1", "fd18::2:1"), withPorts("http/TCP/8081"), onNode("n2"))
 	dst2 := makePod("b", "dst2", withLabels("app", "dst"), withIPs("198.18.2.2"), withPorts("http/TCP/8082", "http-alt/TCP/8083"), onNode("n2"))
+	dst3 := makePod("b", "dst3", withLabels("app", "dst"), withIPs("198.18.2.3", "fd18::2:3"), withPorts("http/TCP/8085"), onNode("n2"))
 	other := makePod("c", "other", withLabels("app", "dst"), withIPs("198.18.3.1"), withPorts("http/TCP/8084"), onNode("n2"))
 	outside := "198.19.0.1"
 	ingressPorts := func(ports ...networkingv1.NetworkPolicyPort) []*networkingv1.NetworkPolicy {
@@ -23,6 +24,8 @@ func TestPorts(t *testing.T) {
 	egressTo := func(to []networkingv1.NetworkPolicyPeer, ports ...networkingv1.NetworkPolicyPort) []*networkingv1.NetworkPolicy {
 		return []*networkingv1.NetworkPolicy{makePolicy("a", "p", selecting("app", "srv"), withTypes("Egress"), withEgress(egressRule(to, ports...)))}
 	}
+	// What "http" resolves to on dst1, dst2 and dst3, the pods of the ipBlock cases.
+	const httpOfEveryPod = "198.18.2.1/TCP:8081 198.18.2.2/TCP:8082 198.18.2.3/TCP:8085 fd18::2:1/TCP:8081 fd18::2:3/TCP:8085"
 	iso := func(pod string) string { return "a/" + pod + " ingress isolated by a/p" }
 	runResolveCases(t, []resolveCase{{
 		// "protocol ... If not specified, this field defaults to TCP."
@@ -127,15 +130,65 @@ func TestPorts(t *testing.T) {
 			denied(conn("198.18.1.3", outside, tcp, 8084)),
 		},
 	}, {
-		// A named port belongs to a pod; an ipBlock destination has none, even when it holds a pod.
-		name:     "egress named port never matches ipBlock destinations",
-		pods:     []Pod{srv3, dst1, dst2},
-		policies: egressTo(peers(ipBlockPeer("198.18.2.0/24"), podPeer(nil), nsPodPeer(sel(), sel("app", "nothing"))), namedPortOf(tcp, "http"), port(tcp, 443)),
+		// "port ... This can either be a numerical or named port on a pod." When the destination
+		// is a pod, the name resolves on that pod however the peer matched it, an ipBlock too.
+		name:     "egress named port with an ipBlock host address of a pod, both families",
+		pods:     []Pod{srv3, dst1, dst2, dst3},
+		policies: egressTo(peers(ipBlockPeer("198.18.2.1/32"), ipBlockPeer("fd18::2:1/128")), namedPortOf(tcp, "http")),
 		want: []string{"a/srv3 egress isolated by a/p",
-			"a/srv3 egress a/p[0] peers=198.18.2.0-198.18.2.255 ports=TCP:443,{}"},
+			"a/srv3 egress a/p[0] peers=198.18.2.1,fd18::2:1 ports={" + httpOfEveryPod + "}"},
 		conns: []connCase{
-			denied(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
-			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 443)),
+			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
+			allowed(conn("198.18.1.3", "fd18::2:1", tcp, 8081)),
+			denied(conn("198.18.1.3", "198.18.2.1", tcp, 8082)),
+			denied(conn("198.18.1.3", "198.18.2.2", tcp, 8082)), // dst2 is not in the block
+			denied(conn("198.18.1.3", "fd18::2:3", tcp, 8085)),
+		},
+	}, {
+		// A block holding several pods: each destination pod's own number, and nothing for an
+		// address of the block that is no pod's.
+		name:     "egress named port over a block of pods mapping the name to different numbers",
+		pods:     []Pod{srv3, dst1, dst2, dst3},
+		policies: egressTo(peers(ipBlockPeer("198.18.2.0/24"), ipBlockPeer("fd18::2:0/112")), namedPortOf(tcp, "http"), port(tcp, 443)),
+		want: []string{"a/srv3 egress isolated by a/p",
+			"a/srv3 egress a/p[0] peers=198.18.2.0-198.18.2.255,fd18::2:0-fd18::2:ffff ports=TCP:443,{" + httpOfEveryPod + "}"},
+		conns: []connCase{
+			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
+			allowed(conn("198.18.1.3", "198.18.2.2", tcp, 8082)),
+			allowed(conn("198.18.1.3", "198.18.2.3", tcp, 8085)),
+			allowed(conn("198.18.1.3", "fd18::2:1", tcp, 8081)),
+			allowed(conn("198.18.1.3", "fd18::2:3", tcp, 8085)),
+			denied(conn("198.18.1.3", "198.18.2.1", tcp, 8082)),
+			denied(conn("198.18.1.3", "198.18.2.2", tcp, 8081)),
+			denied(conn("198.18.1.3", "fd18::2:3", tcp, 8081)),
+			denied(conn("198.18.1.3", "198.18.2.99", tcp, 8081)), // in the block, no pod
+			denied(conn("198.18.1.3", "fd18::2:99", tcp, 8081)),
+			allowed(conn("198.18.1.3", "198.18.2.99", tcp, 443)),
+		},
+	}, {
+		// "except is a list of CIDRs that should not be included within an IPBlock": the pod an
+		// except removes is not reached on its named port either.
+		name: "egress named port over a block whose except removes one pod, both families",
+		pods: []Pod{srv3, dst1, dst2, dst3},
+		policies: egressTo(peers(ipBlockPeer("198.18.2.0/24", "198.18.2.3/32"), ipBlockPeer("fd18::2:0/112", "fd18::2:3/128")),
+			namedPortOf(tcp, "http")),
+		conns: []connCase{
+			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
+			allowed(conn("198.18.1.3", "198.18.2.2", tcp, 8082)),
+			allowed(conn("198.18.1.3", "fd18::2:1", tcp, 8081)),
+			denied(conn("198.18.1.3", "198.18.2.3", tcp, 8085)),
+			denied(conn("198.18.1.3", "fd18::2:3", tcp, 8085)),
+		},
+	}, {
+		// An ipBlock beside selector peers widens the named port's scope to every pod; the peers
+		// still decide which destinations match.
+		name:     "egress named port with an ipBlock and selector peers",
+		pods:     []Pod{srv3, dst1, dst2, other},
+		policies: egressTo(peers(ipBlockPeer("198.18.2.1/32"), podPeer(nil), nsPodPeer(sel(), sel("app", "nothing")), nsPeer(sel("kubernetes.io/metadata.name", "c"))), namedPortOf(tcp, "http")),
+		conns: []connCase{
+			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
+			denied(conn("198.18.1.3", "198.18.2.2", tcp, 8082)),
+			allowed(conn("198.18.1.3", "198.18.3.1", tcp, 8084)),
 		},
 		problems: []string{"a/p spec.egress[0].to[1]"},
 	}, {

@@ -21,23 +21,28 @@ func setID(kind, definition string) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// serviceDef defines a ServiceSet: one named port of an egress rule over the destination pods its
-// peers select (every eligible pod when anyPeer). ipBlock peers contribute nothing: a named port
-// belongs to a pod, an address range has none.
+// serviceDef defines a ServiceSet: one named port of an egress rule over the destination pods it
+// may resolve on. Those are the pods the rule's selector peers select, or every eligible pod when
+// the rule has an empty to or an ipBlock peer: the rule also matches the destination against its
+// peers' AddressSet, so a wider scope never admits an address the peers do not.
 type serviceDef struct {
 	id, description string
-	anyPeer         bool
+	anyPod          bool
 	peers           []peer
 	port            namedPort
 }
 
 func newServiceDef(anyPeer bool, peers []peer, np namedPort) serviceDef {
+	// "port represents the port on the given protocol. This can either be a numerical or named port
+	// on a pod." When the destination is a pod, the name resolves on that pod however the peer
+	// matched it, an ipBlock included; an address that is no pod's has no named port.
+	anyPod := anyPeer || slices.ContainsFunc(peers, func(p peer) bool { return p.isIPBlock })
 	scope := "any pod"
-	if !anyPeer {
+	if !anyPod {
 		scope = peersKey(peers)
 	}
 	def := "port " + string(np.protocol) + "/" + np.name + " of " + scope
-	return serviceDef{id: setID(serviceSetKind, def), description: def, anyPeer: anyPeer, peers: peers, port: np}
+	return serviceDef{id: setID(serviceSetKind, def), description: def, anyPod: anyPod, peers: peers, port: np}
 }
 
 // uniqueServiceDefs sorts definitions by ID and drops repeats (a rule naming a port twice), and
@@ -100,13 +105,11 @@ func (r *resolver) buildAddressSet(id, description string, peers []peer) *Addres
 // defines the named port, over the pods the definition selects.
 func (r *resolver) buildServiceSet(sd *serviceDef) *ServiceSet {
 	var pods []*Pod
-	if sd.anyPeer {
+	if sd.anyPod {
 		pods = r.idx.allPods
 	} else {
 		for i := range sd.peers {
-			if !sd.peers[i].isIPBlock {
-				pods = append(pods, r.podsOf(&sd.peers[i])...)
-			}
+			pods = append(pods, r.podsOf(&sd.peers[i])...)
 		}
 	}
 	services := make([]Service, 0, 2*len(pods))
