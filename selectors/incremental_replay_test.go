@@ -1,4 +1,4 @@
-package selectors
+package selectors_test
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // replay drives a Resolver through events and, after each, checks it against Resolve of a Snapshot
@@ -18,16 +20,16 @@ import (
 type replay struct {
 	t          *testing.T
 	node       string
-	resolver   *Resolver
-	pods       map[podKey]Pod
-	namespaces map[string]Namespace
-	policies   map[PolicyRef]*networkingv1.NetworkPolicy
+	resolver   *selectors.Resolver
+	pods       map[string]selectors.Pod
+	namespaces map[string]selectors.Namespace
+	policies   map[selectors.PolicyRef]*networkingv1.NetworkPolicy
 	events     []string     // so far, for failure messages
 	models     []savedModel // every Model handed out, to check that the last two stay intact
 }
 
 type savedModel struct {
-	model, copied *Model
+	model, copied *selectors.Model
 	after         string
 }
 
@@ -37,27 +39,27 @@ func newReplayOn(t *testing.T, node string) *replay {
 	return &replay{
 		t:          t,
 		node:       node,
-		resolver:   NewResolver(node),
-		pods:       make(map[podKey]Pod),
-		namespaces: make(map[string]Namespace),
-		policies:   make(map[PolicyRef]*networkingv1.NetworkPolicy),
+		resolver:   selectors.NewResolver(node),
+		pods:       make(map[string]selectors.Pod),
+		namespaces: make(map[string]selectors.Namespace),
+		policies:   make(map[selectors.PolicyRef]*networkingv1.NetworkPolicy),
 	}
 }
 
-func (rp *replay) SetPod(p Pod) {
-	rp.pods[keyOf(&p)] = p
+func (rp *replay) SetPod(p selectors.Pod) {
+	rp.pods[p.Namespace+"/"+p.Name] = p
 	rp.resolver.SetPod(p)
 	rp.check(fmt.Sprintf("SetPod %s/%s labels=%v ips=%v node=%s phase=%s hostNetwork=%v ports=%v",
 		p.Namespace, p.Name, p.Labels, p.IPs, p.Node, p.Phase, p.HostNetwork, p.Ports))
 }
 
 func (rp *replay) DeletePod(namespace, name string) {
-	delete(rp.pods, podKey{namespace, name})
+	delete(rp.pods, namespace+"/"+name)
 	rp.resolver.DeletePod(namespace, name)
 	rp.check(fmt.Sprintf("DeletePod %s/%s", namespace, name))
 }
 
-func (rp *replay) SetNamespace(ns Namespace) {
+func (rp *replay) SetNamespace(ns selectors.Namespace) {
 	rp.namespaces[ns.Name] = ns
 	rp.resolver.SetNamespace(ns)
 	rp.check(fmt.Sprintf("SetNamespace %s labels=%v", ns.Name, ns.Labels))
@@ -70,35 +72,35 @@ func (rp *replay) DeleteNamespace(name string) {
 }
 
 func (rp *replay) SetPolicy(np *networkingv1.NetworkPolicy) {
-	rp.policies[PolicyRef{Namespace: np.Namespace, Name: np.Name}] = np
+	rp.policies[selectors.PolicyRef{Namespace: np.Namespace, Name: np.Name}] = np
 	rp.resolver.SetPolicy(np)
 	rp.check(fmt.Sprintf("SetPolicy %s/%s %+v", np.Namespace, np.Name, np.Spec))
 }
 
 func (rp *replay) DeletePolicy(namespace, name string) {
-	delete(rp.policies, PolicyRef{Namespace: namespace, Name: name})
+	delete(rp.policies, selectors.PolicyRef{Namespace: namespace, Name: name})
 	rp.resolver.DeletePolicy(namespace, name)
 	rp.check(fmt.Sprintf("DeletePolicy %s/%s", namespace, name))
 }
 
 // load sets every object of a snapshot at once.
-func (rp *replay) load(s *Snapshot) {
+func (rp *replay) load(s *selectors.Snapshot) {
 	for _, ns := range s.Namespaces {
 		rp.namespaces[ns.Name] = ns
 	}
 	for _, np := range s.Policies {
-		rp.policies[PolicyRef{Namespace: np.Namespace, Name: np.Name}] = np
+		rp.policies[selectors.PolicyRef{Namespace: np.Namespace, Name: np.Name}] = np
 	}
 	for _, p := range s.Pods {
-		rp.pods[keyOf(&p)] = p
+		rp.pods[p.Namespace+"/"+p.Name] = p
 	}
 	rp.resolver.Load(s)
 	rp.check(fmt.Sprintf("Load of %d pods, %d namespaces and %d policies", len(s.Pods), len(s.Namespaces), len(s.Policies)))
 }
 
 // snapshot holds the recorded objects, in a shuffled-enough order: Resolve must not care.
-func (rp *replay) snapshot() *Snapshot {
-	s := &Snapshot{Node: rp.node}
+func (rp *replay) snapshot() *selectors.Snapshot {
+	s := &selectors.Snapshot{Node: rp.node}
 	for _, p := range rp.pods {
 		s.Pods = append(s.Pods, p)
 	}
@@ -114,12 +116,12 @@ func (rp *replay) snapshot() *Snapshot {
 func (rp *replay) check(event string) {
 	rp.t.Helper()
 	rp.events = append(rp.events, event)
-	var prev *Model
+	var prev *selectors.Model
 	if n := len(rp.models); n > 0 {
 		prev = rp.models[n-1].model
 	}
 	got, changes := rp.resolver.Model()
-	want := Resolve(rp.snapshot())
+	want := selectors.Resolve(rp.snapshot())
 	if !reflect.DeepEqual(got, want) {
 		rp.t.Fatalf("after %d events, the last %s:\n%s\nevents:\n  %s", len(rp.events), event, diffModels(got, want), strings.Join(rp.events, "\n  "))
 	}
@@ -162,19 +164,19 @@ func (rp *replay) checkIntact() {
 
 // checkIdentity checks the identity contract between two consecutive Models: whatever is equal is
 // the same memory, and an unchanged Model is the same Model.
-func checkIdentity(prev, cur *Model) error {
+func checkIdentity(prev, cur *selectors.Model) error {
 	if reflect.DeepEqual(prev, cur) && prev != cur {
 		return fmt.Errorf("nothing changed, yet Model() returned a new *Model")
 	}
 	for _, err := range []error{
-		sameUnchangedSlices("address set", prev.AddressSets, cur.AddressSets, func(s AddressSet) (string, []AddrRange) { return s.ID, s.Ranges }),
-		sameUnchangedSlices("service set", prev.ServiceSets, cur.ServiceSets, func(s ServiceSet) (string, []Service) { return s.ID, s.Services }),
+		sameUnchangedSlices("address set", prev.AddressSets, cur.AddressSets, func(s selectors.AddressSet) (string, []selectors.AddrRange) { return s.ID, s.Ranges }),
+		sameUnchangedSlices("service set", prev.ServiceSets, cur.ServiceSets, func(s selectors.ServiceSet) (string, []selectors.Service) { return s.ID, s.Services }),
 	} {
 		if err != nil {
 			return err
 		}
 	}
-	prevPods := make(map[string]LocalPod)
+	prevPods := make(map[string]selectors.LocalPod)
 	for _, lp := range prev.LocalPods {
 		prevPods[lp.Key()] = lp
 	}
@@ -222,10 +224,10 @@ func (rp *replay) finish() {
 }
 
 // copyModel is a deep copy that keeps nil and empty slices apart.
-func copyModel(m *Model) *Model {
-	c := &Model{Node: m.Node, Problems: slices.Clone(m.Problems)}
+func copyModel(m *selectors.Model) *selectors.Model {
+	c := &selectors.Model{Node: m.Node, Problems: slices.Clone(m.Problems)}
 	if m.LocalPods != nil {
-		c.LocalPods = make([]LocalPod, len(m.LocalPods))
+		c.LocalPods = make([]selectors.LocalPod, len(m.LocalPods))
 	}
 	for i, lp := range m.LocalPods {
 		lp.IPs = slices.Clone(lp.IPs)
@@ -243,11 +245,11 @@ func copyModel(m *Model) *Model {
 	return c
 }
 
-func copyIsolation(iso *Isolation) *Isolation {
+func copyIsolation(iso *selectors.Isolation) *selectors.Isolation {
 	if iso == nil {
 		return nil
 	}
-	c := &Isolation{Policies: slices.Clone(iso.Policies), Rules: slices.Clone(iso.Rules)}
+	c := &selectors.Isolation{Policies: slices.Clone(iso.Policies), Rules: slices.Clone(iso.Rules)}
 	for i := range c.Rules {
 		c.Rules[i].Ports = slices.Clone(c.Rules[i].Ports)
 		c.Rules[i].NamedPorts = slices.Clone(c.Rules[i].NamedPorts)
@@ -256,19 +258,19 @@ func copyIsolation(iso *Isolation) *Isolation {
 }
 
 // diffModels says, part by part, what one Model has that the other does not.
-func diffModels(got, want *Model) string {
+func diffModels(got, want *selectors.Model) string {
 	var b strings.Builder
 	if got.Node != want.Node {
 		fmt.Fprintf(&b, "Node: got %q, want %q\n", got.Node, want.Node)
 	}
 	diffPart(&b, "LocalPods", got.LocalPods, want.LocalPods, formatLocalPod)
-	diffPart(&b, "AddressSets", got.AddressSets, want.AddressSets, func(s AddressSet) string {
+	diffPart(&b, "AddressSets", got.AddressSets, want.AddressSets, func(s selectors.AddressSet) string {
 		return fmt.Sprintf("%s %q hasIPBlocks=%v [%s]", s.ID, s.Description, s.HasIPBlocks, renderRanges(s.Ranges))
 	})
-	diffPart(&b, "ServiceSets", got.ServiceSets, want.ServiceSets, func(s ServiceSet) string {
+	diffPart(&b, "ServiceSets", got.ServiceSets, want.ServiceSets, func(s selectors.ServiceSet) string {
 		return fmt.Sprintf("%s %q %v", s.ID, s.Description, s.Services)
 	})
-	diffPart(&b, "Problems", got.Problems, want.Problems, Problem.String)
+	diffPart(&b, "Problems", got.Problems, want.Problems, selectors.Problem.String)
 	return b.String()
 }
 
@@ -309,11 +311,11 @@ func formatAll[T any](xs []T, format func(T) string) []string {
 	return out
 }
 
-func formatLocalPod(lp LocalPod) string {
+func formatLocalPod(lp selectors.LocalPod) string {
 	return fmt.Sprintf("%s ips=%v ingress=%s egress=%s", lp.Key(), lp.IPs, formatIsolation(lp.Ingress), formatIsolation(lp.Egress))
 }
 
-func formatIsolation(iso *Isolation) string {
+func formatIsolation(iso *selectors.Isolation) string {
 	if iso == nil {
 		return "none"
 	}
@@ -342,7 +344,7 @@ func (rp *replay) randomEvent(c *chooser) {
 			rp.SetPod(p)
 		}
 	case 11:
-		rp.SetNamespace(Namespace{Name: fuzzNamespaces[c.pick(len(fuzzNamespaces))], Labels: randomLabels(c)})
+		rp.SetNamespace(selectors.Namespace{Name: fuzzNamespaces[c.pick(len(fuzzNamespaces))], Labels: randomLabels(c)})
 	case 12:
 		rp.DeleteNamespace(fuzzNamespaces[c.pick(len(fuzzNamespaces))])
 	case 13, 14:
@@ -376,7 +378,7 @@ func (rp *replay) sameAgain(c *chooser) {
 	case 2:
 		if names := sortedKeys(rp.namespaces); len(names) > 0 {
 			ns := rp.namespaces[names[c.pick(len(names))]]
-			rp.SetNamespace(Namespace{Name: ns.Name, Labels: maps.Clone(ns.Labels)})
+			rp.SetNamespace(selectors.Namespace{Name: ns.Name, Labels: maps.Clone(ns.Labels)})
 		}
 	}
 	if after := modelOnly(rp.resolver); after != before {
@@ -384,18 +386,16 @@ func (rp *replay) sameAgain(c *chooser) {
 	}
 }
 
-func (rp *replay) anyPod(c *chooser) (Pod, bool) {
-	keys := slices.SortedFunc(maps.Keys(rp.pods), func(a, b podKey) int {
-		return strings.Compare(a.namespace+"/"+a.name, b.namespace+"/"+b.name)
-	})
+func (rp *replay) anyPod(c *chooser) (selectors.Pod, bool) {
+	keys := sortedKeys(rp.pods)
 	if len(keys) == 0 {
-		return Pod{}, false
+		return selectors.Pod{}, false
 	}
 	return rp.pods[keys[c.pick(len(keys))]], true
 }
 
 func (rp *replay) anyPolicy(c *chooser) (*networkingv1.NetworkPolicy, bool) {
-	refs := slices.SortedFunc(maps.Keys(rp.policies), comparePolicyRefs)
+	refs := slices.SortedFunc(maps.Keys(rp.policies), func(a, b selectors.PolicyRef) int { return strings.Compare(a.String(), b.String()) })
 	if len(refs) == 0 {
 		return nil, false
 	}
@@ -405,7 +405,7 @@ func (rp *replay) anyPolicy(c *chooser) (*networkingv1.NetworkPolicy, bool) {
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // changePod changes one thing of a pod: labels, addresses, phase, node, hostNetwork or ports.
-func changePod(c *chooser, p Pod) Pod {
+func changePod(c *chooser, p selectors.Pod) selectors.Pod {
 	p.Labels, p.IPs, p.Ports = maps.Clone(p.Labels), slices.Clone(p.IPs), slices.Clone(p.Ports)
 	switch c.pick(6) {
 	case 0:
@@ -496,7 +496,7 @@ func TestResolverMatchesResolveOnGeneratedCluster(t *testing.T) {
 	s := generateCluster(benchScale{pods: 800, namespaces: 10, nodes: 10, policies: 150})
 	rp := newReplayOn(t, s.Node)
 	rp.load(s)
-	for _, ring := range []func(*Snapshot) []setEvent{podRelabelRing, podIPChangeRing, namespaceRelabelRing, policyEditRing} {
+	for _, ring := range []func(*selectors.Snapshot) []setEvent{podRelabelRing, podIPChangeRing, namespaceRelabelRing, policyEditRing} {
 		for _, e := range ring(s)[:8] {
 			e.apply(rp)
 		}
@@ -505,34 +505,34 @@ func TestResolverMatchesResolveOnGeneratedCluster(t *testing.T) {
 }
 
 // modelOnly is r.Model() without its Changes.
-func modelOnly(r *Resolver) *Model {
+func modelOnly(r *selectors.Resolver) *selectors.Model {
 	m, _ := r.Model()
 	return m
 }
 
 // checkChanges checks that Changes name every part in which cur differs from prev (they may name
 // more, never less: a layer below skips what they do not name).
-func checkChanges(prev, cur *Model, c Changes) error {
+func checkChanges(prev, cur *selectors.Model, c selectors.Changes) error {
 	if c.Full {
 		return nil
 	}
 	var missed []string
-	addressSets := func(m *Model) map[string]AddressSet {
-		out := map[string]AddressSet{}
+	addressSets := func(m *selectors.Model) map[string]selectors.AddressSet {
+		out := map[string]selectors.AddressSet{}
 		for _, s := range m.AddressSets {
 			out[s.ID] = s
 		}
 		return out
 	}
-	serviceSets := func(m *Model) map[string]ServiceSet {
-		out := map[string]ServiceSet{}
+	serviceSets := func(m *selectors.Model) map[string]selectors.ServiceSet {
+		out := map[string]selectors.ServiceSet{}
 		for _, s := range m.ServiceSets {
 			out[s.ID] = s
 		}
 		return out
 	}
-	localPods := func(m *Model) map[string]LocalPod {
-		out := map[string]LocalPod{}
+	localPods := func(m *selectors.Model) map[string]selectors.LocalPod {
+		out := map[string]selectors.LocalPod{}
 		for _, p := range m.LocalPods {
 			out[p.Key()] = p
 		}
