@@ -60,6 +60,7 @@ type Resolver struct {
 	local      map[podKey]*localPod
 	localOrder []*localPod               // by namespace, then name
 	withIssues map[*policyState]struct{} // policies with problems to report
+	unsettled  map[string]struct{}       // namespaces whose local pods' isolations need recomputing
 
 	model   *Model // the last Model handed out
 	changed modelChanges
@@ -105,6 +106,7 @@ func NewResolver(node string) *Resolver {
 		changedSets:        make(map[memberSet]struct{}),
 		local:              make(map[podKey]*localPod),
 		withIssues:         make(map[*policyState]struct{}),
+		unsettled:          make(map[string]struct{}),
 		changed:            modelChanges{localPods: true, problems: true},
 		pending:            FullChanges(),
 	}
@@ -266,6 +268,12 @@ func (r *Resolver) DeletePolicy(namespace, name string) {
 // Model when nothing changed, is shared with the Models returned before. The caller must not
 // modify it.
 func (r *Resolver) Model() (*Model, Changes) {
+	for name := range r.unsettled {
+		if ns := r.namespaces[name]; ns != nil {
+			r.reisolate(ns)
+		}
+	}
+	clear(r.unsettled)
 	r.settleSets()
 	changes := r.pending
 	r.pending = Changes{}

@@ -28,7 +28,7 @@ func byLocalPodKey(a, b *localPod) int {
 }
 
 // policyState is one NetworkPolicy. It is active while it selects a local pod: only then is it
-// compiled and do its rules hold references to sets, as only then does Resolve read it.
+// compiled and do its rules hold references to sets.
 type policyState struct {
 	ref        PolicyRef
 	np         *networkingv1.NetworkPolicy
@@ -43,28 +43,11 @@ type policyState struct {
 
 func byPolicyName(a, b *policyState) int { return strings.Compare(a.ref.Name, b.ref.Name) }
 
-// compiledPolicy is what Resolve derives from a policy alone.
-type compiledPolicy struct {
-	dirs     []Direction      // effective policy types
-	rules    [][]compiledRule // per direction of dirs
-	problems problemSet
-}
-
 // selectedPod is a local pod a policy selects, with the policy's rules as they apply to it, per
 // direction of the policy's dirs.
 type selectedPod struct {
 	pod   *localPod
 	rules [][]Rule
-}
-
-func compilePolicy(ref PolicyRef, np *networkingv1.NetworkPolicy) *compiledPolicy {
-	c := &resolver{problems: make(problemSet)}
-	cp := &compiledPolicy{dirs: c.effectivePolicyTypes(ref, np)}
-	for _, dir := range cp.dirs {
-		cp.rules = append(cp.rules, c.compileRules(ref, np, dir))
-	}
-	cp.problems = c.problems
-	return cp
 }
 
 // relocalPod follows a pod on the node from old to cur (either nil, both eligible). Its policies'
@@ -102,7 +85,7 @@ func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
 	for _, ps := range ns.policies {
 		r.reselect(ns, ps)
 	}
-	r.reisolate(ns)
+	r.unsettled[ns.name] = struct{}{}
 }
 
 // replacePolicy puts np (nil: deleted) in place of a policy's object and re-resolves the local
@@ -114,8 +97,8 @@ func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networ
 	ps.np, ps.compiled, ps.selected = np, nil, nil
 	ps.selector, ps.selectorOK, ps.selectorProblems = parsedSelector{}, false, nil
 	if np != nil {
-		c := &resolver{problems: make(problemSet)}
-		ps.selector, ps.selectorOK = c.policySelector(ps.ref, np)
+		c := newPolicyCompiler(ps.ref)
+		ps.selector, ps.selectorOK = c.policySelector(np)
 		ps.selectorProblems = c.problems
 		r.reselect(ns, ps)
 	} else {
@@ -124,7 +107,7 @@ func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networ
 	if old != nil {
 		r.referSets(old, -1)
 	}
-	r.reisolate(ns)
+	r.unsettled[ns.name] = struct{}{}
 }
 
 // reselect recomputes which local pods a policy selects and what its rules are for each of them,
@@ -134,12 +117,12 @@ func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networ
 // matches all pods in the policy's namespace."
 func (r *Resolver) reselect(ns *namespaceState, ps *policyState) {
 	if len(ns.local) == 0 && ps.compiled == nil {
-		// Resolve does not read the policies of a namespace without local pods.
+		// The policies of a namespace without local pods are not read.
 		ps.selected = nil
 		r.setProblems(ps, nil)
 		return
 	}
-	c := &resolver{problems: make(problemSet)}
+	c := newPolicyCompiler(ps.ref)
 	if len(ns.local) > 0 {
 		maps.Copy(c.problems, ps.selectorProblems)
 	}
@@ -165,7 +148,7 @@ func (r *Resolver) reselect(ns *namespaceState, ps *policyState) {
 			selected[i].rules = make([][]Rule, len(ps.compiled.dirs))
 			for d, rules := range ps.compiled.rules {
 				for _, cr := range rules {
-					selected[i].rules[d] = append(selected[i].rules[d], c.ruleForPod(ps.ref, cr, selected[i].pod.pod))
+					selected[i].rules[d] = append(selected[i].rules[d], c.ruleForPod(cr, selected[i].pod.pod))
 				}
 			}
 		}
@@ -212,11 +195,12 @@ func (r *Resolver) setProblems(ps *policyState, problems []Problem) {
 }
 
 // reisolate recomputes the isolation of every local pod of a namespace from the policies that
-// select it, keeping the Isolation handed out before when it is equal.
+// select it, keeping the Isolation handed out before when it is equal. It runs once per namespace
+// before a Model, however many of the namespace's objects changed.
 //
 // "Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod ... OR if the
 // traffic matches at least one ingress rule across all of the NetworkPolicy objects whose
-// podSelector matches the pod." Policies are taken by name, then direction, as Resolve does.
+// podSelector matches the pod." Policies are taken by name, then direction.
 func (r *Resolver) reisolate(ns *namespaceState) {
 	for _, lp := range ns.local {
 		var isolations [2]*Isolation // ingress, egress

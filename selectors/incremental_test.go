@@ -9,8 +9,8 @@ import (
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
-// Table tests of the Resolver. Every step of every case is also checked against Resolve by the
-// replay; the checks here say what the case is about.
+// Table tests of the Resolver. Every step of every case is also checked against a new Resolver
+// loaded with the same objects by the replay; the checks here say what the case is about.
 
 func TestResolverCases(t *testing.T) {
 	for _, tc := range []struct {
@@ -50,7 +50,7 @@ func TestResolverCases(t *testing.T) {
 			rp.expectPeers("a/srv", selectors.Ingress, "198.18.2.2", "198.18.2.2")
 		},
 	}, {
-		// Resolve reads only the policies of namespaces with a local pod: their problems and sets
+		// Only the policies of namespaces with a local pod are read: their problems and sets
 		// appear with the first local pod and go with the last.
 		name: "a policy whose namespace gets its first local pod later",
 		steps: func(rp *replay) {

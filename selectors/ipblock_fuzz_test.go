@@ -28,8 +28,8 @@ func FuzzIPBlock(f *testing.F) {
 		}
 		addr := fuzzAddr(v6, addrBits)
 
-		r := newTestResolver()
-		p, ok := r.compileIPBlock(PolicyRef{Namespace: "a", Name: "p"}, block, "spec.ingress[0].from[0].ipBlock")
+		c := newPolicyCompiler(PolicyRef{Namespace: "a", Name: "p"})
+		p, ok := c.compileIPBlock(block, "spec.ingress[0].from[0].ipBlock")
 
 		want := true
 		cidr, err := netip.ParsePrefix(block.CIDR)
@@ -43,7 +43,7 @@ func FuzzIPBlock(f *testing.F) {
 			got = got || rg.contains(addr)
 		}
 		if got != want {
-			t.Fatalf("%v: %s in ranges %v = %v, want %v (ok=%v, problems %v)", block, addr, p.ipRanges, got, want, ok, r.problems)
+			t.Fatalf("%v: %s in ranges %v = %v, want %v (ok=%v, problems %v)", block, addr, p.ipRanges, got, want, ok, c.problems)
 		}
 		if !ok && len(p.ipRanges) > 0 {
 			t.Fatalf("rejected block has ranges")
@@ -65,8 +65,4 @@ func fuzzAddr(v6 bool, bits uint32) netip.Addr {
 	b := netip.MustParseAddr("fd18::").As16()
 	b[12], b[13], b[14], b[15] = byte(bits>>24), byte(bits>>16), byte(bits>>8), byte(bits)
 	return netip.AddrFrom16(b)
-}
-
-func newTestResolver() *resolver {
-	return &resolver{problems: map[Problem]struct{}{}}
 }

@@ -60,65 +60,6 @@ func uniqueServiceDefs(defs []serviceDef) ([]serviceDef, []string) {
 	return defs, ids
 }
 
-// buildSets builds the sets a compiled rule refers to, each the first time its ID is seen.
-func (r *resolver) buildSets(cr *compiledRule) {
-	if !cr.anyPeer {
-		if _, ok := r.addressSets[cr.peersID]; !ok {
-			r.addressSets[cr.peersID] = r.buildAddressSet(cr.peersID, cr.peersDescription, cr.peers)
-		}
-	}
-	for i := range cr.services {
-		if _, ok := r.serviceSets[cr.services[i].id]; !ok {
-			r.serviceSets[cr.services[i].id] = r.buildServiceSet(&cr.services[i])
-		}
-	}
-}
-
-// buildAddressSet is the set holding every address of a peer list.
-func (r *resolver) buildAddressSet(id, description string, peers []peer) *AddressSet {
-	size, hasIPBlocks := 0, false
-	for i := range peers {
-		hasIPBlocks = hasIPBlocks || peers[i].isIPBlock
-		if peers[i].isIPBlock {
-			size += len(peers[i].ipRanges)
-		} else {
-			size += 2 * len(r.podsOf(&peers[i])) // most pods have one or two addresses
-		}
-	}
-	ranges := make([]AddrRange, 0, size)
-	for i := range peers {
-		p := &peers[i]
-		if p.isIPBlock {
-			ranges = append(ranges, p.ipRanges...)
-			continue
-		}
-		for _, pod := range r.podsOf(p) {
-			for _, ip := range pod.IPs {
-				ranges = append(ranges, AddrRange{From: ip, To: ip})
-			}
-		}
-	}
-	return &AddressSet{ID: id, Description: description, Ranges: normalizeRanges(ranges), HasIPBlocks: hasIPBlocks}
-}
-
-// buildServiceSet is the set holding (address, protocol, port) of every destination pod that
-// defines the named port, over the pods the definition selects.
-func (r *resolver) buildServiceSet(sd *serviceDef) *ServiceSet {
-	var pods []*Pod
-	if sd.anyPod {
-		pods = r.idx.allPods
-	} else {
-		for i := range sd.peers {
-			pods = append(pods, r.podsOf(&sd.peers[i])...)
-		}
-	}
-	services := make([]Service, 0, 2*len(pods))
-	for _, pod := range pods {
-		services = appendServices(services, pod, sd.port)
-	}
-	return &ServiceSet{ID: sd.id, Description: sd.description, Services: normalizeServices(services)}
-}
-
 // appendServices appends what one destination pod brings to a named port's set: each of its
 // addresses with each number it declares for the name and protocol.
 func appendServices(out []Service, pod *Pod, np namedPort) []Service {
@@ -139,14 +80,4 @@ func compareServices(a, b Service) int {
 		return c
 	}
 	return cmp.Compare(a.Port, b.Port)
-}
-
-// normalizeServices sorts and deduplicates (a pod selected by two peers appears once).
-func normalizeServices(ss []Service) []Service {
-	slices.SortFunc(ss, compareServices)
-	out := slices.Compact(ss)
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
