@@ -78,7 +78,7 @@ type NodeReconciler struct {
 	spareIfaces map[netip.Addr]string // the ifaces of the sync before, for the next sync to reuse
 	inEffect    inEffectMemo
 	// reserveDue is set when the resolver or the compiler starts over: the next committed sync
-	// reserves their spare arrays (see selectors.Resolver.Reserve and nft.Compiler.Reserve).
+	// reserves the compiler's spare arrays (see nft.Compiler.Reserve).
 	reserveDue bool
 	synced     atomic.Bool
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
@@ -186,7 +186,6 @@ func (r *NodeReconciler) sync(ctx context.Context) syncOutcome {
 	if r.reserveDue {
 		// After a full resolve or compile: what the first change of each set would allocate is
 		// allocated now, in the sync that built everything, not in the events that follow.
-		r.resolver.Reserve()
 		r.compiler.Reserve()
 		r.reserveDue = false
 	}

@@ -11,21 +11,12 @@ import (
 // Resolver holds one node's view of the cluster and its resolved Model, updated object by object,
 // so that the cost of an event follows what the event changes rather than the size of the cluster.
 //
-// Contract:
-//   - After any sequence of calls, Model() is deeply equal (reflect.DeepEqual, which tells nil from
-//     empty slices) to Resolve of a Snapshot holding the same node, pods, namespaces and policies:
-//     same local pods and isolations, same sets, same Problems. Setting an object equal to the one
-//     held changes nothing and costs a comparison.
-//   - Identity: between two Models, an AddressSet or ServiceSet whose elements did not change has the
-//     very same Ranges or Services slice, and a LocalPod whose isolation did not change has the same
-//     *Isolation pointers, so that the layers below can skip them by identity. A changed set gets a
-//     slice in another array than the previous Model's. When nothing changed at all, Model returns
-//     the same *Model.
-//   - Validity: the last two Models handed out stay intact; older ones may not. A changed set's
-//     elements are written into the array the set had before its previous change (once large
-//     enough, a set changing on every event costs no allocation), so building a Model may overwrite
-//     the sets of Models before the previous one. A caller that compares consecutive Models (as
-//     nft.Compiler does) must see every Model: one it skipped may share an array with the next.
+//   - After any sequence of calls, Model() is deeply equal (reflect.DeepEqual) to the Model of a new
+//     Resolver loaded with the same node, pods, namespaces and policies. Setting an object equal to
+//     the one held changes nothing and costs a comparison.
+//   - A Model is never written once returned. The parts of it that did not change may be shared
+//     with the Models before and after it; Changes, returned with it, is the only way to learn what
+//     differs from the Model before.
 //   - Cost: an event about a pod that is only a peer (not on the node) looks at the peers scoped to
 //     its namespace and the namespaceSelectors in use, and costs the size of the sets whose elements
 //     change. A namespace relabel re-matches that namespace's pods against the peers whose
@@ -35,19 +26,12 @@ import (
 //     callers must not mutate them afterwards (hand in a fresh Pod per event, as a cache transform
 //     does). Models share no memory with them: local pods' addresses are copied.
 //   - It is not safe for concurrent use: the caller serialises every call, Model included.
-//
-// The Resolver shares Resolve's compilation of policies and peers; only the bookkeeping of who
-// matches what is its own.
 type Resolver struct {
 	node string
 
-	pods map[podKey]*Pod // every pod, as last set
-	// The lists of local pods and sets of the Model before the last one, for the next Model to reuse.
-	spareLocalPods   []LocalPod
-	spareAddressSets []AddressSet
-	spareServiceSets []ServiceSet
-	namespaces       map[string]*namespaceState
-	policies         map[PolicyRef]*policyState
+	pods       map[podKey]*Pod // every pod, as last set
+	namespaces map[string]*namespaceState
+	policies   map[PolicyRef]*policyState
 
 	// Peer side: the selector peers used by the sets of active policies, with their members.
 	namespacedPeers    map[string]map[string]*peerState   // without namespaceSelector, by namespace then definition
@@ -62,14 +46,8 @@ type Resolver struct {
 	withIssues map[*policyState]struct{} // policies with problems to report
 	unsettled  map[string]struct{}       // namespaces whose local pods' isolations need recomputing
 
-	model   *Model // the last Model handed out
-	changed modelChanges
+	model   *Model  // the last Model handed out
 	pending Changes // since the last Model
-}
-
-// modelChanges says which parts of the last Model are stale.
-type modelChanges struct {
-	localPods, problems bool
 }
 
 // podKey names a pod.
@@ -107,7 +85,6 @@ func NewResolver(node string) *Resolver {
 		local:              make(map[podKey]*localPod),
 		withIssues:         make(map[*policyState]struct{}),
 		unsettled:          make(map[string]struct{}),
-		changed:            modelChanges{localPods: true, problems: true},
 		pending:            FullChanges(),
 	}
 }
@@ -264,9 +241,8 @@ func (r *Resolver) DeletePolicy(namespace, name string) {
 }
 
 // Model returns the resolved Model and what changed since the last call (everything, the first
-// time). It is assembled from the parts that changed since the last call; the rest, and the whole
-// Model when nothing changed, is shared with the Models returned before. The caller must not
-// modify it.
+// time). The parts that did not change are those of the Model before. The caller must not modify
+// the Model.
 func (r *Resolver) Model() (*Model, Changes) {
 	for name := range r.unsettled {
 		if ns := r.namespaces[name]; ns != nil {
@@ -277,77 +253,40 @@ func (r *Resolver) Model() (*Model, Changes) {
 	r.settleSets()
 	changes := r.pending
 	r.pending = Changes{}
-	if r.changed.problems {
-		changes.Problems = true
-	}
-	if r.model != nil && !r.changed.localPods && !r.changed.problems && !r.addressSets.listChanged && !r.serviceSets.listChanged {
+	if r.model != nil && changes.None() {
 		return r.model, changes
 	}
 	m := &Model{Node: r.node}
 	if r.model != nil {
 		*m = *r.model
 	}
-	if r.changed.localPods {
-		// Written into the array of the list before the last one, as the sets' lists are.
-		pods := r.spareLocalPods[:0]
-		if cap(pods) < len(r.localOrder) || pods == nil {
-			pods = make([]LocalPod, 0, withHeadroom(len(r.localOrder)))
-		}
+	if changes.Full || changes.LocalPods.Len() > 0 {
+		m.LocalPods = make([]LocalPod, 0, len(r.localOrder))
 		for _, lp := range r.localOrder {
-			pods = append(pods, lp.model())
+			m.LocalPods = append(m.LocalPods, lp.model())
 		}
-		r.spareLocalPods, m.LocalPods = m.LocalPods, pods
 	}
-	if r.addressSets.listChanged {
-		m.AddressSets = modelSets(r.addressSets.order, (*addressSetState).model, m.AddressSets, &r.spareAddressSets)
+	if changes.Full || changes.AddressSets.Len() > 0 {
+		m.AddressSets = modelSets(r.addressSets.order, (*addressSetState).model)
 	}
-	if r.serviceSets.listChanged {
-		m.ServiceSets = modelSets(r.serviceSets.order, (*serviceSetState).model, m.ServiceSets, &r.spareServiceSets)
+	if changes.Full || changes.ServiceSets.Len() > 0 {
+		m.ServiceSets = modelSets(r.serviceSets.order, (*serviceSetState).model)
 	}
-	if r.changed.problems {
+	if changes.Full || changes.Problems {
 		m.Problems = r.problems()
 	}
-	r.model, r.changed = m, modelChanges{}
-	r.addressSets.listChanged, r.serviceSets.listChanged = false, false
+	r.model = m
 	return m, changes
 }
 
-// Reserve allocates now what the first change of each set would otherwise allocate: a spare array
-// for every set that has none, with room to grow, and for the lists of sets. Called after a full
-// resolve, it makes the events that follow allocate nothing for the sets they change; it costs a
-// second copy of the sets' elements, which every set that changes holds anyway.
-func (r *Resolver) Reserve() {
-	for _, s := range r.addressSets.order {
-		s.reserve()
-	}
-	for _, s := range r.serviceSets.order {
-		s.reserve()
-	}
-	if n := len(r.addressSets.order); cap(r.spareAddressSets) < n {
-		r.spareAddressSets = make([]AddressSet, 0, withHeadroom(n))
-	}
-	if n := len(r.serviceSets.order); cap(r.spareServiceSets) < n {
-		r.spareServiceSets = make([]ServiceSet, 0, withHeadroom(n))
-	}
-	if n := len(r.localOrder); cap(r.spareLocalPods) < n || r.spareLocalPods == nil {
-		r.spareLocalPods = make([]LocalPod, 0, withHeadroom(n))
-	}
-}
-
-// modelSets is the Model's list of sets, written into the array of *spare (the list of the Model
-// before the previous one, see the Resolver's validity contract) when it is large enough. *spare
-// becomes the list it replaces, last.
-func modelSets[S any, T any](states []*S, model func(*S) T, last []T, spare *[]T) []T {
+// modelSets is the Model's list of sets, in ID order.
+func modelSets[S any, T any](states []*S, model func(*S) T) []T {
 	if len(states) == 0 {
 		return nil
 	}
-	out := (*spare)[:0]
-	if cap(out) < len(states) {
-		out = make([]T, 0, withHeadroom(len(states)))
-	}
+	out := make([]T, 0, len(states))
 	for _, s := range states {
 		out = append(out, model(s))
 	}
-	*spare = last
 	return out
 }

@@ -3,6 +3,7 @@ package selectors
 import (
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -61,21 +62,18 @@ func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
 		r.local[key] = lp
 		r.localOrder = insertSorted(r.localOrder, lp, byLocalPodKey)
 		ns.local = insertSorted(ns.local, lp, byLocalPodKey)
-		r.changed.localPods = true
 		r.pending.noteLocalPod(key.String())
 	case cur == nil:
 		lp := r.local[key]
 		delete(r.local, key)
 		r.localOrder = deleteSorted(r.localOrder, lp, byLocalPodKey)
 		ns.local = deleteSorted(ns.local, lp, byLocalPodKey)
-		r.changed.localPods = true
 		r.pending.noteLocalPod(key.String())
 	default:
 		lp := r.local[key]
 		lp.pod = cur
 		if !slices.Equal(old.IPs, cur.IPs) {
 			lp.ips = slices.Clone(cur.IPs)
-			r.changed.localPods = true
 			r.pending.noteLocalPod(key.String())
 		}
 		if maps.Equal(old.Labels, cur.Labels) && slices.Equal(old.Ports, cur.Ports) {
@@ -186,7 +184,7 @@ func (r *Resolver) setProblems(ps *policyState, problems []Problem) {
 		return
 	}
 	ps.problems = problems
-	r.changed.problems = true
+	r.pending.Problems = true
 	if len(problems) > 0 {
 		r.withIssues[ps] = struct{}{}
 	} else {
@@ -195,7 +193,7 @@ func (r *Resolver) setProblems(ps *policyState, problems []Problem) {
 }
 
 // reisolate recomputes the isolation of every local pod of a namespace from the policies that
-// select it, keeping the Isolation handed out before when it is equal. It runs once per namespace
+// select it. It runs once per namespace
 // before a Model, however many of the namespace's objects changed.
 //
 // "Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod ... OR if the
@@ -227,27 +225,12 @@ func (r *Resolver) reisolate(ns *namespaceState) {
 }
 
 func (r *Resolver) keepIsolation(lp *localPod, held **Isolation, iso *Isolation) {
-	if equalIsolations(*held, iso) {
+	if reflect.DeepEqual(*held, iso) {
 		return
 	}
 	*held = iso
-	r.changed.localPods = true
 	r.pending.noteLocalPod(keyOf(lp.pod).String())
 }
-
-func equalIsolations(a, b *Isolation) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return sameSlice(a.Policies, b.Policies) && (a.Rules == nil) == (b.Rules == nil) &&
-		slices.EqualFunc(a.Rules, b.Rules, func(x, y Rule) bool {
-			return x.Policy == y.Policy && x.Index == y.Index && x.AnyPeer == y.AnyPeer && x.Peers == y.Peers &&
-				x.AllPorts == y.AllPorts && sameSlice(x.Ports, y.Ports) && sameSlice(x.NamedPorts, y.NamedPorts)
-		})
-}
-
-// sameSlice is slices.Equal that also tells nil from empty, as reflect.DeepEqual does.
-func sameSlice[T comparable](a, b []T) bool { return (a == nil) == (b == nil) && slices.Equal(a, b) }
 
 // problems are the problems of every policy, sorted by policy, then field and message.
 func (r *Resolver) problems() []Problem {

@@ -21,7 +21,7 @@ type tallyEntry[T any] struct {
 // newTally counts items, in any order.
 func newTally[T any](compare func(a, b T) int, items []T) tally[T] {
 	slices.SortFunc(items, compare)
-	entries := make([]tallyEntry[T], 0, withHeadroom(len(items)))
+	entries := make([]tallyEntry[T], 0, len(items))
 	for _, item := range items {
 		if n := len(entries); n > 0 && compare(entries[n-1].item, item) == 0 {
 			entries[n-1].count++
@@ -60,9 +60,8 @@ type memberSet interface {
 	count(p *Pod, delta int) bool
 	// bringsTheSame reports whether two versions of a pod bring the same elements.
 	bringsTheSame(a, b *Pod) bool
-	// rebuild computes the elements after counts changed, keeping the slice handed out before when
-	// they are equal, and otherwise writing them into the array handed out before that one. It
-	// reports whether the slice changed.
+	// rebuild computes the elements after counts changed and reports whether they differ from
+	// the elements before.
 	rebuild() bool
 	common() *setBase
 }
@@ -72,24 +71,18 @@ type setBase struct {
 	id, description string
 	peers           []*peerState // the selector peers its elements come from
 	refs            int          // rules of active policies that refer to the set
-	listChanged     *bool        // the flag of the registry that holds the set
 }
 
 func (b *setBase) common() *setBase { return b }
 
 // addressSetState is an AddressSet in use: the addresses of the member pods of its selector peers,
 // counted, and its ipBlocks' ranges.
-//
-// Its ranges are double-buffered: a rebuild writes into the array that the set had before its
-// previous change (spare), never into the one the last Model handed out, so that a set changing on
-// every event costs no allocation once its arrays are large enough (see the Resolver's contract).
 type addressSetState struct {
 	setBase
 	blocks      []AddrRange // every ipBlock's ranges, normalized
 	hasIPBlocks bool
 	addrs       tally[netip.Addr]
-	ranges      []AddrRange // as handed out in the last Models
-	spare       []AddrRange // handed out before ranges: free for the next rebuild
+	ranges      []AddrRange // the elements, as in the last Model
 }
 
 var _ memberSet = (*addressSetState)(nil)
@@ -105,38 +98,22 @@ func (s *addressSetState) count(p *Pod, delta int) bool {
 func (s *addressSetState) bringsTheSame(a, b *Pod) bool { return slices.Equal(a.IPs, b.IPs) }
 
 func (s *addressSetState) rebuild() bool {
-	ranges := unionRanges(s.addrs.entries, s.blocks, s.spare)
+	ranges := unionRanges(s.addrs.entries, s.blocks)
 	if slices.Equal(ranges, s.ranges) {
 		return false
 	}
-	s.spare, s.ranges = s.ranges, ranges
+	s.ranges = ranges
 	return true
-}
-
-// reserve gives the set a spare array, with room to grow, when it has none (see Resolver.Reserve).
-func (s *addressSetState) reserve() {
-	if cap(s.spare) == 0 && len(s.ranges) > 0 {
-		s.spare = make([]AddrRange, 0, withHeadroom(len(s.ranges)))
-	}
 }
 
 func (s *addressSetState) model() AddressSet {
 	return AddressSet{ID: s.id, Description: s.description, Ranges: s.ranges, HasIPBlocks: s.hasIPBlocks}
 }
 
-// unionRanges is the normalized union of single addresses and ranges, both sorted, of exactly the
-// right length (nil when empty): the result normalizeRanges gives, without sorting. It is written
-// into buf's array when that is large enough, else into a new one.
-func unionRanges(addrs []tallyEntry[netip.Addr], blocks []AddrRange, buf []AddrRange) []AddrRange {
-	n := 0
-	mergeRanges(addrs, blocks, func(AddrRange) { n++ })
-	if n == 0 {
-		return nil
-	}
-	out := buf[:0]
-	if cap(out) < n {
-		out = make([]AddrRange, 0, withHeadroom(n))
-	}
+// unionRanges is the normalized union of single addresses and ranges, both sorted (nil when
+// empty): the result normalizeRanges gives, without sorting.
+func unionRanges(addrs []tallyEntry[netip.Addr], blocks []AddrRange) []AddrRange {
+	var out []AddrRange
 	mergeRanges(addrs, blocks, func(r AddrRange) { out = append(out, r) })
 	return out
 }
@@ -167,10 +144,9 @@ func mergeRanges(addrs []tallyEntry[netip.Addr], blocks []AddrRange, emit func(A
 // port, counted.
 type serviceSetState struct {
 	setBase
-	port      namedPort
-	services  tally[Service]
-	handedOut []Service // as handed out in the last Models
-	spare     []Service // handed out before: free for the next rebuild (as addressSetState's)
+	port     namedPort
+	services tally[Service]
+	elements []Service // as in the last Model
 }
 
 var _ memberSet = (*serviceSetState)(nil)
@@ -192,33 +168,16 @@ func (s *serviceSetState) bringsTheSame(a, b *Pod) bool {
 
 func (s *serviceSetState) rebuild() bool {
 	var services []Service
-	if n := len(s.services.entries); n > 0 {
-		services = s.spare[:0]
-		if cap(services) < n {
-			services = make([]Service, 0, withHeadroom(n))
-		}
-		for i := range s.services.entries {
-			services = append(services, s.services.entries[i].item)
-		}
+	for i := range s.services.entries {
+		services = append(services, s.services.entries[i].item)
 	}
-	if slices.Equal(services, s.handedOut) {
+	if slices.Equal(services, s.elements) {
 		return false
 	}
-	s.spare, s.handedOut = s.handedOut, services
+	s.elements = services
 	return true
 }
 
-// reserve gives the set a spare array, with room to grow, when it has none (see Resolver.Reserve).
-func (s *serviceSetState) reserve() {
-	if cap(s.spare) == 0 && len(s.handedOut) > 0 {
-		s.spare = make([]Service, 0, withHeadroom(len(s.handedOut)))
-	}
-}
-
 func (s *serviceSetState) model() ServiceSet {
-	return ServiceSet{ID: s.id, Description: s.description, Services: s.handedOut}
+	return ServiceSet{ID: s.id, Description: s.description, Services: s.elements}
 }
-
-// withHeadroom is the capacity of a new array for n elements of a set: an eighth more, so that a set
-// that grows by a few members fills its arrays instead of replacing them.
-func withHeadroom(n int) int { return n + n/8 + 4 }

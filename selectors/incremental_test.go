@@ -2,9 +2,11 @@ package selectors_test
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -109,12 +111,9 @@ func TestResolverCases(t *testing.T) {
 			rp.SetPod(makePod("a", "srv", withLabels("app", "srv"), withIPs("198.18.1.1")))
 			rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8080"), onNode("n2")))
 			rp.expectCounts(1, 1, 0)
-			before := modelOnly(rp.resolver)
 			rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8081"), onNode("n2")))
 			after := modelOnly(rp.resolver)
-			if !sameBacking(before.AddressSets[0].Ranges, after.AddressSets[0].Ranges) || before.LocalPods[0].Egress != after.LocalPods[0].Egress {
-				rp.t.Errorf("a port change touched more than the ServiceSet")
-			}
+			rp.expectChanges(nil, []string{after.ServiceSets[0].ID}, nil)
 			if got := after.ServiceSets[0].Services; len(got) != 1 || got[0].Port != 8081 {
 				rp.t.Errorf("services = %v, want port 8081", got)
 			}
@@ -163,8 +162,8 @@ func (rp *replay) expectCounts(localPods, addressSets, problems int) {
 	}
 }
 
-// identityCluster has a local server isolated by three policies, each with its own set.
-func identityCluster(rp *replay) {
+// threeSetCluster has a local server isolated by three policies, each with its own set.
+func threeSetCluster(rp *replay) {
 	rp.SetNamespace(makeNamespace("b", "team", "blue"))
 	rp.SetPolicy(ingressFrom("a", "from-web", podPeer(sel("app", "web"))))
 	rp.SetPolicy(ingressFrom("a", "from-blue", nsPeer(sel("team", "blue"))))
@@ -174,66 +173,90 @@ func identityCluster(rp *replay) {
 	rp.SetPod(makePod("b", "db", withLabels("app", "db"), withIPs("198.18.2.1"), onNode("n2")))
 }
 
-func TestResolverIdentity(t *testing.T) {
+// The Changes of a Model name what differs from the Model before and nothing else, so that the
+// layers below redo only that.
+func TestResolverChangesNameOnlyWhatChanged(t *testing.T) {
 	rp := newReplay(t)
-	identityCluster(rp)
-	before := modelOnly(rp.resolver)
-	if len(before.AddressSets) != 2 || len(before.ServiceSets) != 1 {
-		t.Fatalf("want 2 address sets and 1 service set, got %d and %d", len(before.AddressSets), len(before.ServiceSets))
+	threeSetCluster(rp)
+	m := modelOnly(rp.resolver)
+	if len(m.AddressSets) != 2 || len(m.ServiceSets) != 1 {
+		t.Fatalf("want 2 address sets and 1 service set, got %d and %d", len(m.AddressSets), len(m.ServiceSets))
 	}
-	setOf := func(m *selectors.Model, desc string) selectors.AddressSet {
+	idOf := func(desc string) string {
 		for _, s := range m.AddressSets {
 			if s.Description == desc {
-				return s
+				return s.ID
 			}
 		}
 		t.Fatalf("no set %q", desc)
-		return selectors.AddressSet{}
+		return ""
 	}
-	const webPeers, bluePeers = "namespace=a pods={app=web}", "namespaces={team=blue} pods={}"
+	blue := idOf("namespaces={team=blue} pods={}")
 
-	t.Run("a peer event touching one set leaves the others as they were", func(t *testing.T) {
+	t.Run("a peer event touching one set names that set only", func(t *testing.T) {
 		rp.t = t
 		rp.SetPod(makePod("b", "db2", withLabels("app", "db"), withIPs("198.18.2.2"), onNode("n2")))
-		after := modelOnly(rp.resolver)
-		if sameBacking(setOf(before, bluePeers).Ranges, setOf(after, bluePeers).Ranges) {
-			t.Errorf("the changed set kept its slice")
-		}
-		if !sameBacking(setOf(before, webPeers).Ranges, setOf(after, webPeers).Ranges) {
-			t.Errorf("an unchanged address set got a new slice")
-		}
-		if !sameBacking(before.ServiceSets[0].Services, after.ServiceSets[0].Services) {
-			t.Errorf("an unchanged service set got a new slice")
-		}
-		if before.LocalPods[0].Ingress != after.LocalPods[0].Ingress || before.LocalPods[0].Egress != after.LocalPods[0].Egress {
-			t.Errorf("a peer event gave the local pod new isolations")
-		}
-		if got := renderRanges(setOf(before, bluePeers).Ranges); got != "198.18.2.1" {
+		rp.expectChanges([]string{blue}, nil, nil)
+		if got := renderRanges(setOfID(m, blue).Ranges); got != "198.18.2.1" {
 			t.Errorf("the Model returned before changed: its set is now %s", got)
 		}
 	})
-	t.Run("setting equal objects keeps the very same Model", func(t *testing.T) {
+	t.Run("setting equal objects changes nothing", func(t *testing.T) {
 		rp.t = t
-		m := modelOnly(rp.resolver)
 		rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8080"), onNode("n2")))
+		if !rp.changes.None() {
+			t.Errorf("setting an equal object changed %+v", rp.changes)
+		}
 		rp.SetNamespace(makeNamespace("b", "team", "blue"))
+		if !rp.changes.None() {
+			t.Errorf("setting an equal object changed %+v", rp.changes)
+		}
 		rp.SetPolicy(ingressFrom("a", "from-web", podPeer(sel("app", "web"))))
-		if modelOnly(rp.resolver) != m {
-			t.Errorf("a no-op event gave a new Model")
+		if !rp.changes.None() {
+			t.Errorf("setting an equal object changed %+v", rp.changes)
 		}
 	})
-	t.Run("a policy edit keeps the sets it still uses", func(t *testing.T) {
+	t.Run("a policy edit names the policy and the pods it selects, not the sets it still uses", func(t *testing.T) {
 		rp.t = t
-		m := modelOnly(rp.resolver)
 		rp.SetPolicy(makePolicy("a", "from-web", selecting("app", "srv"), withIngress(ingressRule(peers(podPeer(sel("app", "web"))), port(tcp, 80)))))
-		after := modelOnly(rp.resolver)
-		if !sameBacking(setOf(m, webPeers).Ranges, setOf(after, webPeers).Ranges) {
-			t.Errorf("a set both versions use got a new slice")
-		}
-		if m.LocalPods[0].Ingress == after.LocalPods[0].Ingress || m.LocalPods[0].Egress != after.LocalPods[0].Egress {
-			t.Errorf("want a new ingress isolation and the same egress one")
+		rp.expectChanges(nil, nil, []string{"a/srv"})
+		if got := rp.changes.Policies.UnsortedList(); len(got) != 1 || got[0] != (selectors.PolicyRef{Namespace: "a", Name: "from-web"}) {
+			t.Errorf("changed policies = %v, want a/from-web", got)
 		}
 	})
 	rp.t = t
 	rp.finish()
+}
+
+func setOfID(m *selectors.Model, id string) selectors.AddressSet {
+	for _, s := range m.AddressSets {
+		if s.ID == id {
+			return s
+		}
+	}
+	return selectors.AddressSet{}
+}
+
+// expectChanges checks the address sets, service sets and local pods that the Changes of the last
+// event name, exactly.
+func (rp *replay) expectChanges(addressSets, serviceSets, localPods []string) {
+	rp.t.Helper()
+	c := rp.changes
+	if c.Full {
+		rp.t.Fatalf("Changes are Full")
+	}
+	for _, part := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"address sets", sets.List(c.AddressSets), addressSets},
+		{"service sets", sets.List(c.ServiceSets), serviceSets},
+		{"local pods", sets.List(c.LocalPods), localPods},
+	} {
+		if len(part.got) != 0 || len(part.want) != 0 {
+			if !slices.Equal(part.got, part.want) {
+				rp.t.Errorf("changed %s = %q, want %q", part.name, part.got, part.want)
+			}
+		}
+	}
 }

@@ -7,9 +7,8 @@ package selectors
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
-	"slices"
+	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -27,11 +26,12 @@ type Pod struct {
 	Ports       []ContainerPort // every container's ports
 }
 
-// ReadsAs reports whether two versions of a pod read the same to NetworkPolicy semantics: same
-// labels, node, phase, host network, addresses and ports (namespace and name are not compared).
+// ReadsAs reports whether two versions of a pod read the same to NetworkPolicy semantics: every
+// field but namespace and name is equal.
 func (p *Pod) ReadsAs(q *Pod) bool {
-	return p.Node == q.Node && p.Phase == q.Phase && p.HostNetwork == q.HostNetwork &&
-		maps.Equal(p.Labels, q.Labels) && slices.Equal(p.IPs, q.IPs) && slices.Equal(p.Ports, q.Ports)
+	a, b := *p, *q
+	a.Namespace, a.Name, b.Namespace, b.Name = "", "", "", ""
+	return reflect.DeepEqual(a, b)
 }
 
 // ContainerPort is one port a pod's container declares.
