@@ -1,8 +1,3 @@
-// Package selectors implements NetworkPolicy semantics as pure functions over plain data.
-//
-// Input is a Snapshot of the cluster as one node's agent sees it; output is a Model: which local pods
-// are isolated in which direction, and exactly which peers and ports each of their allowances admits.
-// Nothing here holds a client, a context, or does I/O, and nothing here knows about nftables.
 package selectors
 
 import (

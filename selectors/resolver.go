@@ -1,13 +1,5 @@
 package selectors
 
-import (
-	"maps"
-	"reflect"
-
-	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/labels"
-)
-
 // Resolver holds one node's view of the cluster and its resolved Model, updated object by object,
 // so that the cost of an event follows what the event changes rather than the size of the cluster.
 //
@@ -50,26 +42,6 @@ type Resolver struct {
 	pending Changes // since the last Model
 }
 
-// podKey names a pod.
-type podKey struct{ namespace, name string }
-
-func keyOf(p *Pod) podKey { return podKey{p.Namespace, p.Name} }
-
-// String is the key's "namespace/name", as LocalPod.Key.
-func (k podKey) String() string { return k.namespace + "/" + k.name }
-
-// namespaceState is what the Resolver knows of one namespace; it exists while the namespace has an
-// object, an eligible pod or a policy.
-type namespaceState struct {
-	name      string
-	hasObject bool
-	stored    map[string]string // the object's labels
-	labels    labels.Set        // as namespaceSelectors see them
-	pods      map[string]*Pod   // eligible pods by name
-	local     []*localPod       // eligible pods on the node, by name
-	policies  []*policyState    // by name
-}
-
 // NewResolver returns a Resolver for a node, holding an empty cluster.
 func NewResolver(node string) *Resolver {
 	return &Resolver{
@@ -102,142 +74,6 @@ func (r *Resolver) Load(s *Snapshot) {
 	for _, np := range s.Policies {
 		r.SetPolicy(np)
 	}
-}
-
-// SetPod adds or replaces a pod, keyed by namespace and name. A pod that moves to another
-// namespace is another pod: delete the old key.
-func (r *Resolver) SetPod(p Pod) {
-	key := keyOf(&p)
-	old := r.pods[key]
-	if old != nil && old.ReadsAs(&p) {
-		return
-	}
-	r.pods[key] = &p
-	r.podChanged(key, old, &p)
-}
-
-// DeletePod removes a pod.
-func (r *Resolver) DeletePod(namespace, name string) {
-	key := podKey{namespace, name}
-	old := r.pods[key]
-	if old == nil {
-		return
-	}
-	delete(r.pods, key)
-	r.podChanged(key, old, nil)
-}
-
-// podChanged follows a pod from old to cur (either nil): only eligible pods are peers, and only
-// eligible pods on the node are local.
-func (r *Resolver) podChanged(key podKey, old, cur *Pod) {
-	old, cur = eligibleOrNil(old), eligibleOrNil(cur)
-	if old == nil && cur == nil {
-		return
-	}
-	ns := r.namespace(key.namespace)
-	if cur != nil {
-		ns.pods[key.name] = cur
-	} else {
-		delete(ns.pods, key.name)
-	}
-	r.repeerPod(ns, old, cur)
-	r.relocalPod(ns, key, r.localOrNil(old), r.localOrNil(cur))
-	r.dropIfUnused(ns)
-}
-
-func eligibleOrNil(p *Pod) *Pod {
-	if p == nil || !eligible(p) {
-		return nil
-	}
-	return p
-}
-
-func (r *Resolver) localOrNil(p *Pod) *Pod {
-	if p == nil || p.Node != r.node {
-		return nil
-	}
-	return p
-}
-
-// SetNamespace adds or replaces a namespace.
-func (r *Resolver) SetNamespace(ns Namespace) {
-	st := r.namespace(ns.Name)
-	if st.hasObject && maps.Equal(st.stored, ns.Labels) {
-		return
-	}
-	st.hasObject, st.stored = true, ns.Labels
-	r.setNamespaceLabels(st, namespaceLabels(ns.Name, ns.Labels))
-}
-
-// DeleteNamespace removes a namespace object. Its pods and policies stay until they are deleted
-// themselves; meanwhile namespaceSelectors see only the name label, as Resolve does.
-func (r *Resolver) DeleteNamespace(name string) {
-	st := r.namespaces[name]
-	if st == nil || !st.hasObject {
-		return
-	}
-	st.hasObject, st.stored = false, nil
-	r.setNamespaceLabels(st, namespaceLabels(name, nil))
-	r.dropIfUnused(st)
-}
-
-func (r *Resolver) setNamespaceLabels(st *namespaceState, set labels.Set) {
-	old := st.labels
-	st.labels = set
-	if !maps.Equal(old, set) {
-		r.relabelNamespace(st, old)
-	}
-}
-
-// namespace returns the state of a namespace, creating it as a namespace without an object.
-func (r *Resolver) namespace(name string) *namespaceState {
-	st := r.namespaces[name]
-	if st == nil {
-		st = &namespaceState{name: name, labels: namespaceLabels(name, nil), pods: make(map[string]*Pod)}
-		r.namespaces[name] = st
-	}
-	return st
-}
-
-func (r *Resolver) dropIfUnused(st *namespaceState) {
-	if !st.hasObject && len(st.pods) == 0 && len(st.policies) == 0 {
-		delete(r.namespaces, st.name)
-	}
-}
-
-// SetPolicy adds or replaces a NetworkPolicy, keyed by namespace and name. The Resolver keeps the
-// pointer; the caller must never mutate the object afterwards.
-func (r *Resolver) SetPolicy(np *networkingv1.NetworkPolicy) {
-	if np == nil {
-		return
-	}
-	ref := PolicyRef{Namespace: np.Namespace, Name: np.Name}
-	ps := r.policies[ref]
-	if ps != nil && (ps.np == np || reflect.DeepEqual(ps.np.Spec, np.Spec)) {
-		ps.np = np
-		return
-	}
-	ns := r.namespace(ref.Namespace)
-	if ps == nil {
-		ps = &policyState{ref: ref}
-		r.policies[ref] = ps
-		ns.policies = insertSorted(ns.policies, ps, byPolicyName)
-	}
-	r.replacePolicy(ns, ps, np)
-}
-
-// DeletePolicy removes a NetworkPolicy.
-func (r *Resolver) DeletePolicy(namespace, name string) {
-	ref := PolicyRef{Namespace: namespace, Name: name}
-	ps := r.policies[ref]
-	if ps == nil {
-		return
-	}
-	ns := r.namespaces[namespace]
-	r.replacePolicy(ns, ps, nil)
-	delete(r.policies, ref)
-	ns.policies = deleteSorted(ns.policies, ps, byPolicyName)
-	r.dropIfUnused(ns)
 }
 
 // Model returns the resolved Model and what changed since the last call (everything, the first
@@ -289,4 +125,14 @@ func modelSets[S any, T any](states []*S, model func(*S) T) []T {
 		out = append(out, model(s))
 	}
 	return out
+}
+
+// Resolve computes which local pods of s.Node are isolated in which direction and what each of
+// them allows: the Model of a new Resolver loaded with s. The same Snapshot, in any order, yields
+// a deeply equal Model.
+func Resolve(s *Snapshot) *Model {
+	r := NewResolver(s.Node)
+	r.Load(s)
+	m, _ := r.Model()
+	return m
 }

@@ -2,7 +2,6 @@ package selectors
 
 import (
 	"maps"
-	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -10,22 +9,39 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
-// localPod is an eligible pod on the node, with what its Model entry holds.
-type localPod struct {
-	pod             *Pod
-	ips             []netip.Addr // a copy: the Model shares no memory with the pods set
-	ingress, egress *Isolation   // as handed out in Models: never written again
-}
-
-func (lp *localPod) model() LocalPod {
-	return LocalPod{Namespace: lp.pod.Namespace, Name: lp.pod.Name, IPs: lp.ips, Ingress: lp.ingress, Egress: lp.egress}
-}
-
-func byLocalPodKey(a, b *localPod) int {
-	if c := strings.Compare(a.pod.Namespace, b.pod.Namespace); c != 0 {
-		return c
+// SetPolicy adds or replaces a NetworkPolicy, keyed by namespace and name. The Resolver keeps the
+// pointer; the caller must never mutate the object afterwards.
+func (r *Resolver) SetPolicy(np *networkingv1.NetworkPolicy) {
+	if np == nil {
+		return
 	}
-	return strings.Compare(a.pod.Name, b.pod.Name)
+	ref := PolicyRef{Namespace: np.Namespace, Name: np.Name}
+	ps := r.policies[ref]
+	if ps != nil && (ps.np == np || reflect.DeepEqual(ps.np.Spec, np.Spec)) {
+		ps.np = np
+		return
+	}
+	ns := r.namespace(ref.Namespace)
+	if ps == nil {
+		ps = &policyState{ref: ref}
+		r.policies[ref] = ps
+		ns.policies = insertSorted(ns.policies, ps, byPolicyName)
+	}
+	r.replacePolicy(ns, ps, np)
+}
+
+// DeletePolicy removes a NetworkPolicy.
+func (r *Resolver) DeletePolicy(namespace, name string) {
+	ref := PolicyRef{Namespace: namespace, Name: name}
+	ps := r.policies[ref]
+	if ps == nil {
+		return
+	}
+	ns := r.namespaces[namespace]
+	r.replacePolicy(ns, ps, nil)
+	delete(r.policies, ref)
+	ns.policies = deleteSorted(ns.policies, ps, byPolicyName)
+	r.dropIfUnused(ns)
 }
 
 // policyState is one NetworkPolicy. It is active while it selects a local pod: only then is it
@@ -49,41 +65,6 @@ func byPolicyName(a, b *policyState) int { return strings.Compare(a.ref.Name, b.
 type selectedPod struct {
 	pod   *localPod
 	rules [][]Rule
-}
-
-// relocalPod follows a pod on the node from old to cur (either nil, both eligible). Its policies'
-// selection and its rules depend on its labels and ports; its addresses only on itself.
-func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
-	switch {
-	case old == nil && cur == nil:
-		return
-	case old == nil:
-		lp := &localPod{pod: cur, ips: slices.Clone(cur.IPs)}
-		r.local[key] = lp
-		r.localOrder = insertSorted(r.localOrder, lp, byLocalPodKey)
-		ns.local = insertSorted(ns.local, lp, byLocalPodKey)
-		r.pending.noteLocalPod(key.String())
-	case cur == nil:
-		lp := r.local[key]
-		delete(r.local, key)
-		r.localOrder = deleteSorted(r.localOrder, lp, byLocalPodKey)
-		ns.local = deleteSorted(ns.local, lp, byLocalPodKey)
-		r.pending.noteLocalPod(key.String())
-	default:
-		lp := r.local[key]
-		lp.pod = cur
-		if !slices.Equal(old.IPs, cur.IPs) {
-			lp.ips = slices.Clone(cur.IPs)
-			r.pending.noteLocalPod(key.String())
-		}
-		if maps.Equal(old.Labels, cur.Labels) && slices.Equal(old.Ports, cur.Ports) {
-			return
-		}
-	}
-	for _, ps := range ns.policies {
-		r.reselect(ns, ps)
-	}
-	r.unsettled[ns.name] = struct{}{}
 }
 
 // replacePolicy puts np (nil: deleted) in place of a policy's object and re-resolves the local
