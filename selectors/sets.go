@@ -71,7 +71,12 @@ func (s *addressSetState) model() AddressSet {
 // unionRanges is the normalized union of single addresses and ranges, both sorted (nil when
 // empty): the result normalizeRanges gives, without sorting.
 func unionRanges(addrs []tallyEntry[netip.Addr], blocks []AddrRange) []AddrRange {
-	var out []AddrRange
+	n := 0
+	mergeRanges(addrs, blocks, func(AddrRange) { n++ })
+	if n == 0 {
+		return nil
+	}
+	out := make([]AddrRange, 0, n)
 	mergeRanges(addrs, blocks, func(r AddrRange) { out = append(out, r) })
 	return out
 }
@@ -126,6 +131,9 @@ func (s *serviceSetState) bringsTheSame(a, b *Pod) bool {
 
 func (s *serviceSetState) rebuild() bool {
 	var services []Service
+	if n := len(s.services.entries); n > 0 {
+		services = make([]Service, 0, n)
+	}
 	for i := range s.services.entries {
 		services = append(services, s.services.entries[i].item)
 	}
