@@ -140,7 +140,7 @@ func (r *Resolver) settleSets() {
 	r.addressSets.dropUnreferenced(r)
 	r.serviceSets.dropUnreferenced(r)
 	for s := range r.changedSets {
-		if s.rebuild() {
+		if s.rebuild(&r.scratch) {
 			r.noteSet(s)
 		}
 	}

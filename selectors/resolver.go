@@ -31,6 +31,7 @@ type Resolver struct {
 	addressSets        setRegistry[*addressSetState]
 	serviceSets        setRegistry[*serviceSetState]
 	changedSets        map[memberSet]struct{} // counts changed since the last Model
+	scratch            []AddrRange            // working memory of set rebuilds, never handed out
 
 	// Local side.
 	local      map[podKey]*localPod

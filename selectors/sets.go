@@ -19,8 +19,8 @@ type memberSet interface {
 	// bringsTheSame reports whether two versions of a pod bring the same elements.
 	bringsTheSame(a, b *Pod) bool
 	// rebuild computes the elements after counts changed and reports whether they differ from
-	// the elements before.
-	rebuild() bool
+	// the elements before. scratch is working memory that is never handed out.
+	rebuild(scratch *[]AddrRange) bool
 	common() *setBase
 }
 
@@ -55,30 +55,22 @@ func (s *addressSetState) count(p *Pod, delta int) bool {
 
 func (s *addressSetState) bringsTheSame(a, b *Pod) bool { return slices.Equal(a.IPs, b.IPs) }
 
-func (s *addressSetState) rebuild() bool {
-	ranges := unionRanges(s.addrs.entries, s.blocks)
-	if slices.Equal(ranges, s.ranges) {
+func (s *addressSetState) rebuild(scratch *[]AddrRange) bool {
+	merged := (*scratch)[:0]
+	mergeRanges(s.addrs.entries, s.blocks, func(r AddrRange) { merged = append(merged, r) })
+	*scratch = merged
+	if slices.Equal(merged, s.ranges) {
 		return false
 	}
-	s.ranges = ranges
+	s.ranges = slices.Clone(merged)
+	if len(merged) == 0 {
+		s.ranges = nil
+	}
 	return true
 }
 
 func (s *addressSetState) model() AddressSet {
 	return AddressSet{ID: s.id, Description: s.description, Ranges: s.ranges, HasIPBlocks: s.hasIPBlocks}
-}
-
-// unionRanges is the normalized union of single addresses and ranges, both sorted (nil when
-// empty): the result normalizeRanges gives, without sorting.
-func unionRanges(addrs []tallyEntry[netip.Addr], blocks []AddrRange) []AddrRange {
-	n := 0
-	mergeRanges(addrs, blocks, func(AddrRange) { n++ })
-	if n == 0 {
-		return nil
-	}
-	out := make([]AddrRange, 0, n)
-	mergeRanges(addrs, blocks, func(r AddrRange) { out = append(out, r) })
-	return out
 }
 
 // mergeRanges feeds addresses and blocks in order of their first address to a rangeMerger and
@@ -129,18 +121,17 @@ func (s *serviceSetState) bringsTheSame(a, b *Pod) bool {
 		slices.Equal(namedPortNumbers(a, s.port.name, s.port.protocol), namedPortNumbers(b, s.port.name, s.port.protocol))
 }
 
-func (s *serviceSetState) rebuild() bool {
-	var services []Service
-	if n := len(s.services.entries); n > 0 {
-		services = make([]Service, 0, n)
-	}
-	for i := range s.services.entries {
-		services = append(services, s.services.entries[i].item)
-	}
-	if slices.Equal(services, s.elements) {
+func (s *serviceSetState) rebuild(*[]AddrRange) bool {
+	if slices.EqualFunc(s.services.entries, s.elements, func(e tallyEntry[Service], svc Service) bool { return e.item == svc }) {
 		return false
 	}
-	s.elements = services
+	s.elements = nil
+	if n := len(s.services.entries); n > 0 {
+		s.elements = make([]Service, 0, n)
+	}
+	for i := range s.services.entries {
+		s.elements = append(s.elements, s.services.entries[i].item)
+	}
 	return true
 }
 
