@@ -12,11 +12,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/selectors/oracle"
 )
 
 // The engine's end-to-end property: for any cluster and policies, a packet traced through the rulesets
 // that selectors.Resolve and Compile produce for the nodes it crosses gets the verdict that the
-// independent reading of the API (selectors.Allows) gives.
+// independent reading of the API (oracle.Allows) gives.
 //
 // IP plan of the generated clusters: pod i of namespace n has 198.18.n.(10+i) and, when dual-stack,
 // fd18::n:(10+i); pods sit on nodes n1 or n2 and reach the other node through "fabric0";
@@ -181,7 +182,7 @@ func compileNodes(s *selectors.Snapshot) map[string]fuzzNode {
 
 // tracedVerdict follows a new connection through the forward hook of the source pod's node (if the
 // source is a pod) and of the destination pod's node (if another).
-func tracedVerdict(s *selectors.Snapshot, nodes map[string]fuzzNode, c selectors.Connection) (bool, []TraceStep) {
+func tracedVerdict(s *selectors.Snapshot, nodes map[string]fuzzNode, c oracle.Connection) (bool, []TraceStep) {
 	nodeOf := func(a netip.Addr) string {
 		for _, p := range s.Pods {
 			for _, ip := range p.IPs {
@@ -255,8 +256,8 @@ func checkCompiledAgainstOracle(t *testing.T, seed uint64) {
 				proto corev1.Protocol
 				port  uint16
 			}{{corev1.ProtocolTCP, 80}, {corev1.ProtocolTCP, 81}, {corev1.ProtocolUDP, 81}, {corev1.ProtocolSCTP, 80}, {corev1.ProtocolTCP, 443}, {corev1.ProtocolUDP, 8080}, {"ICMP", 0}} {
-				c := selectors.Connection{Src: src, Dst: dst, Protocol: pp.proto, Port: pp.port}
-				want := selectors.Allows(s, c)
+				c := oracle.Connection{Src: src, Dst: dst, Protocol: pp.proto, Port: pp.port}
+				want := oracle.Allows(s, c)
 				got, steps := tracedVerdict(s, nodes, c)
 				if got != want {
 					t.Errorf("seed %d: %s -> %s %s/%d: compiled says allowed=%v, the API reading says %v", seed, src, dst, pp.proto, pp.port, got, want)

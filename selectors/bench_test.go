@@ -1,6 +1,10 @@
-package selectors
+package selectors_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
+)
 
 // The target scale: 50k pods in the cluster, 10k policies, 110 pods on the node under test.
 var fullScale = benchScale{pods: 50000, namespaces: 500, nodes: 455, policies: 10000}
@@ -15,14 +19,14 @@ func BenchmarkResolve(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := generateCluster(bc.scale)
-			m := Resolve(s)
+			m := selectors.Resolve(s)
 			b.ReportMetric(float64(len(m.LocalPods)), "localpods")
 			b.ReportMetric(float64(len(m.AddressSets)), "addrsets")
 			b.ReportMetric(float64(len(m.ServiceSets)), "svcsets")
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				Resolve(s)
+				selectors.Resolve(s)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package selectors
+package selectors_test
 
 // IP plan of the tests.
 //
@@ -21,43 +21,48 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/selectors/oracle"
 )
 
 const testNode = "n1"
 
 // Pods.
 
-func makePod(namespace, name string, tweaks ...func(*Pod)) Pod {
-	p := Pod{Namespace: namespace, Name: name, Node: testNode, Phase: corev1.PodRunning}
+func makePod(namespace, name string, tweaks ...func(*selectors.Pod)) selectors.Pod {
+	p := selectors.Pod{Namespace: namespace, Name: name, Node: testNode, Phase: corev1.PodRunning}
 	for _, tweak := range tweaks {
 		tweak(&p)
 	}
 	return p
 }
 
-func withLabels(kv ...string) func(*Pod) {
-	return func(p *Pod) { p.Labels = labelMap(kv...) }
+func withLabels(kv ...string) func(*selectors.Pod) {
+	return func(p *selectors.Pod) { p.Labels = labelMap(kv...) }
 }
 
-func withIPs(ips ...string) func(*Pod) {
-	return func(p *Pod) {
+func withIPs(ips ...string) func(*selectors.Pod) {
+	return func(p *selectors.Pod) {
 		for _, ip := range ips {
 			p.IPs = append(p.IPs, netip.MustParseAddr(ip))
 		}
 	}
 }
 
-func onNode(node string) func(*Pod) { return func(p *Pod) { p.Node = node } }
+func onNode(node string) func(*selectors.Pod) { return func(p *selectors.Pod) { p.Node = node } }
 
-func inPhase(phase corev1.PodPhase) func(*Pod) { return func(p *Pod) { p.Phase = phase } }
+func inPhase(phase corev1.PodPhase) func(*selectors.Pod) {
+	return func(p *selectors.Pod) { p.Phase = phase }
+}
 
-func withHostNetwork() func(*Pod) { return func(p *Pod) { p.HostNetwork = true } }
+func withHostNetwork() func(*selectors.Pod) { return func(p *selectors.Pod) { p.HostNetwork = true } }
 
 // withPorts takes "name/PROTOCOL/number" triples, e.g. "http/TCP/8080"; an empty protocol is TCP.
-func withPorts(specs ...string) func(*Pod) {
-	return func(p *Pod) {
+func withPorts(specs ...string) func(*selectors.Pod) {
+	return func(p *selectors.Pod) {
 		for _, spec := range specs {
-			var cp ContainerPort
+			var cp selectors.ContainerPort
 			parts := strings.Split(spec, "/")
 			cp.Name, cp.Protocol = parts[0], corev1.Protocol(parts[1])
 			if _, err := fmt.Sscan(parts[2], &cp.Number); err != nil {
@@ -68,8 +73,8 @@ func withPorts(specs ...string) func(*Pod) {
 	}
 }
 
-func makeNamespace(name string, kv ...string) Namespace {
-	return Namespace{Name: name, Labels: labelMap(kv...)}
+func makeNamespace(name string, kv ...string) selectors.Namespace {
+	return selectors.Namespace{Name: name, Labels: labelMap(kv...)}
 }
 
 func labelMap(kv ...string) map[string]string {
@@ -188,18 +193,18 @@ const (
 
 // Connections.
 
-func conn(src, dst string, protocol corev1.Protocol, port uint16) Connection {
-	return Connection{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Protocol: protocol, Port: port}
+func conn(src, dst string, protocol corev1.Protocol, port uint16) oracle.Connection {
+	return oracle.Connection{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Protocol: protocol, Port: port}
 }
 
 // connCase is a connection and whether it must be allowed.
 type connCase struct {
-	Connection
+	oracle.Connection
 	allowed bool
 }
 
-func allowed(c Connection) connCase { return connCase{c, true} }
-func denied(c Connection) connCase  { return connCase{c, false} }
+func allowed(c oracle.Connection) connCase { return connCase{c, true} }
+func denied(c oracle.Connection) connCase  { return connCase{c, false} }
 
 type metav1LabelSelector = metav1.LabelSelector
 

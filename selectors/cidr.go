@@ -9,7 +9,7 @@ import (
 
 // parseCIDR parses an ipBlock cidr or except the way the API server stored it, leniently: host bits
 // are masked (a stored "10.0.0.1/8" means 10.0.0.0/8, as objects created before strict validation
-// may hold) and IPv4 octets with leading zeros are read as decimal. Both Resolve and Allows use it.
+// may hold) and IPv4 octets with leading zeros are read as decimal.
 func parseCIDR(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(strings.TrimSpace(s))
 	if err != nil {

@@ -1,4 +1,4 @@
-package selectors
+package selectors_test
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // benchScale sizes a generated cluster. The node under test is node-0.
@@ -17,9 +19,9 @@ type benchScale struct {
 // i%nodes, has address 198.18.0.0+i+1 (and fd18::i+1 for every fourth pod) and labels from small
 // alphabets; policies cycle through the usual shapes (default deny, allow from app, from another
 // team's frontends, egress DNS and internet, egress by named port, from an external range).
-func generateCluster(sc benchScale) *Snapshot {
+func generateCluster(sc benchScale) *selectors.Snapshot {
 	rng := rand.New(rand.NewSource(42))
-	s := &Snapshot{Node: "node-0"}
+	s := &selectors.Snapshot{Node: "node-0"}
 	for n := range sc.namespaces {
 		s.Namespaces = append(s.Namespaces, makeNamespace(fmt.Sprintf("ns-%04d", n),
 			"team", fmt.Sprintf("team-%d", n%5), "env", []string{"prod", "dev"}[n%2]))
@@ -33,7 +35,7 @@ func generateCluster(sc benchScale) *Snapshot {
 			v6[13], v6[14], v6[15] = byte((i+1)>>16), byte((i+1)>>8), byte(i+1)
 			ips = append(ips, netip.AddrFrom16(v6))
 		}
-		s.Pods = append(s.Pods, Pod{
+		s.Pods = append(s.Pods, selectors.Pod{
 			Namespace: fmt.Sprintf("ns-%04d", rng.Intn(sc.namespaces)),
 			Name:      fmt.Sprintf("pod-%06d", i),
 			Labels: map[string]string{
@@ -43,7 +45,7 @@ func generateCluster(sc benchScale) *Snapshot {
 			IPs:   ips,
 			Node:  fmt.Sprintf("node-%d", i%sc.nodes),
 			Phase: "Running",
-			Ports: []ContainerPort{
+			Ports: []selectors.ContainerPort{
 				{Name: "http", Number: int32(8080 + i%3)},
 				{Name: "metrics", Number: 9090},
 				{Name: "dns", Number: 53, Protocol: "UDP"},

@@ -10,10 +10,10 @@ import (
 
 // compileIPBlock turns an ipBlock into address ranges: cidr minus every except. An ipBlock with an
 // unparsable cidr or except matches nothing at all: dropping only the bad except would widen it.
-func (r *resolver) compileIPBlock(ref PolicyRef, b *networkingv1.IPBlock, field string) (peer, bool) {
+func (c *policyCompiler) compileIPBlock(b *networkingv1.IPBlock, field string) (peer, bool) {
 	cidr, err := parseCIDR(b.CIDR)
 	if err != nil {
-		r.problem(ref, field+".cidr", err.Error()+"; the ipBlock matches nothing")
+		c.problem(field+".cidr", err.Error()+"; the ipBlock matches nothing")
 		return peer{}, false
 	}
 	ranges := []AddrRange{rangeOfPrefix(cidr)}
@@ -21,13 +21,13 @@ func (r *resolver) compileIPBlock(ref PolicyRef, b *networkingv1.IPBlock, field 
 	for i, s := range b.Except {
 		except, err := parseCIDR(s)
 		if err != nil {
-			r.problem(ref, fmt.Sprintf("%s.except[%d]", field, i), err.Error()+"; the ipBlock matches nothing")
+			c.problem(fmt.Sprintf("%s.except[%d]", field, i), err.Error()+"; the ipBlock matches nothing")
 			return peer{}, false
 		}
 		// "Except values will be rejected if they are outside the cidr range". One that slipped
 		// through is reported; subtracting it below still removes only what it covers.
 		if except.Addr().BitLen() != cidr.Addr().BitLen() || except.Bits() < cidr.Bits() || !cidr.Contains(except.Addr()) {
-			r.problem(ref, fmt.Sprintf("%s.except[%d]", field, i), fmt.Sprintf("%s is not within cidr %s", except, cidr))
+			c.problem(fmt.Sprintf("%s.except[%d]", field, i), fmt.Sprintf("%s is not within cidr %s", except, cidr))
 		}
 		ranges = subtractRange(ranges, rangeOfPrefix(except))
 		excepts = append(excepts, except.String())

@@ -1,9 +1,11 @@
-package selectors
+package selectors_test
 
 import (
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 func TestIsolation(t *testing.T) {
@@ -14,7 +16,7 @@ func TestIsolation(t *testing.T) {
 	runResolveCases(t, []resolveCase{{
 		// "Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod"
 		name: "no policy: nothing isolated, local pods still listed",
-		pods: []Pod{x, y},
+		pods: []selectors.Pod{x, y},
 		want: []string{},
 		conns: []connCase{
 			allowed(conn(outside, "198.18.1.1", tcp, 80)),
@@ -24,7 +26,7 @@ func TestIsolation(t *testing.T) {
 		// "An empty selector matches all pods in the policy's namespace." and "If this field is empty
 		// then this NetworkPolicy does not allow any traffic"
 		name:     "empty podSelector isolates every pod of the namespace only",
-		pods:     []Pod{x, y, b},
+		pods:     []selectors.Pod{x, y, b},
 		policies: []*networkingv1.NetworkPolicy{makePolicy("a", "deny", selecting())},
 		want: []string{
 			"a/x ingress isolated by a/deny",
@@ -40,7 +42,7 @@ func TestIsolation(t *testing.T) {
 	}, {
 		// "podSelector selects the pods to which this NetworkPolicy object applies."
 		name:     "podSelector selects only matching pods",
-		pods:     []Pod{x, y},
+		pods:     []selectors.Pod{x, y},
 		policies: []*networkingv1.NetworkPolicy{makePolicy("a", "deny-x", selecting("app", "x"))},
 		want:     []string{"a/x ingress isolated by a/deny-x"},
 		conns: []connCase{
@@ -50,7 +52,7 @@ func TestIsolation(t *testing.T) {
 	}, {
 		// "policies that contain an egress section are assumed to affect egress"
 		name: "egress section without policyTypes isolates both directions",
-		pods: []Pod{x, y},
+		pods: []selectors.Pod{x, y},
 		policies: []*networkingv1.NetworkPolicy{makePolicy("a", "p", selecting("app", "x"),
 			withEgress(egressRule(peers(podPeer(sel("app", "y"))))))},
 		want: []string{
@@ -66,7 +68,7 @@ func TestIsolation(t *testing.T) {
 	}, {
 		// "If you want to write an egress-only policy, you must explicitly specify policyTypes [ "Egress" ]."
 		name: "egress-only policy leaves ingress open",
-		pods: []Pod{x, y},
+		pods: []selectors.Pod{x, y},
 		policies: []*networkingv1.NetworkPolicy{makePolicy("a", "p", selecting("app", "x"),
 			withTypes(networkingv1.PolicyTypeEgress))},
 		want: []string{"a/x egress isolated by a/p"},
@@ -78,7 +80,7 @@ func TestIsolation(t *testing.T) {
 		// "if you want to write a policy that specifies that no egress is allowed, you must specify a
 		// policyTypes value that include "Egress""
 		name: "policyTypes Egress without egress rules denies all egress; ingress rules are ignored",
-		pods: []Pod{x, y},
+		pods: []selectors.Pod{x, y},
 		policies: []*networkingv1.NetworkPolicy{makePolicy("a", "p", selecting("app", "x"),
 			withTypes(networkingv1.PolicyTypeEgress), withIngress(ingressRule(nil)))},
 		want: []string{"a/x egress isolated by a/p"},
@@ -90,7 +92,7 @@ func TestIsolation(t *testing.T) {
 		// "Multiple network policies can select the same set of pods. In this case, the ingress rules
 		// for each are combined additively."
 		name: "rules of every selecting policy are unioned; a rule-less policy is still listed",
-		pods: []Pod{x, y},
+		pods: []selectors.Pod{x, y},
 		policies: []*networkingv1.NetworkPolicy{
 			makePolicy("a", "deny", selecting()),
 			makePolicy("a", "allow-y", selecting("app", "x"), withIngress(ingressRule(peers(podPeer(sel("app", "y")))))),
@@ -112,7 +114,7 @@ func TestIsolation(t *testing.T) {
 		// "ingress ... If this field is empty then this NetworkPolicy does not allow any traffic";
 		// an empty rule (from and ports missing) "matches all sources" and "all ports".
 		name:     "ingress [{}] allows everything",
-		pods:     []Pod{x},
+		pods:     []selectors.Pod{x},
 		policies: []*networkingv1.NetworkPolicy{makePolicy("a", "all", selecting(), withIngress(ingressRule(nil)))},
 		want: []string{
 			"a/x ingress isolated by a/all",
@@ -124,7 +126,7 @@ func TestIsolation(t *testing.T) {
 		},
 	}, {
 		name: "policy in another namespace does not select",
-		pods: []Pod{x, b},
+		pods: []selectors.Pod{x, b},
 		policies: []*networkingv1.NetworkPolicy{
 			makePolicy("b", "deny", selecting("app", "x")),
 		},
@@ -135,7 +137,7 @@ func TestIsolation(t *testing.T) {
 		},
 	}, {
 		name: "matchExpressions in podSelector",
-		pods: []Pod{x, y, makePod("a", "z", withIPs("198.18.1.3"))},
+		pods: []selectors.Pod{x, y, makePod("a", "z", withIPs("198.18.1.3"))},
 		policies: []*networkingv1.NetworkPolicy{
 			makePolicy("a", "in", selectingExpr(expr("app", "In", "x", "q"))),
 			makePolicy("a", "notin", selectingExpr(expr("app", "NotIn", "x"))),

@@ -1,9 +1,11 @@
-package selectors
+package selectors_test
 
 import (
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // TestBothEnds covers the rule that a connection between two pods needs the egress of one and the
@@ -20,7 +22,7 @@ func TestBothEnds(t *testing.T) {
 		// source, and "Traffic is allowed to a pod if ... the traffic matches at least one ingress
 		// rule" of the destination: both must hold.
 		name:     "egress of the source AND ingress of the destination",
-		pods:     []Pod{client, server},
+		pods:     []selectors.Pod{client, server},
 		policies: []*networkingv1.NetworkPolicy{clientEgress, serverIngress},
 		conns: []connCase{
 			allowed(conn("198.18.1.1", "198.18.2.1", tcp, 8080)),
@@ -31,7 +33,7 @@ func TestBothEnds(t *testing.T) {
 	}, {
 		// An address that is no pod has no policy: only the pod side decides.
 		name:     "outside addresses are subject to the pod side only",
-		pods:     []Pod{client, server},
+		pods:     []selectors.Pod{client, server},
 		policies: []*networkingv1.NetworkPolicy{serverIngress},
 		conns: []connCase{
 			allowed(conn("198.18.1.1", "198.19.0.1", tcp, 1)),
@@ -41,7 +43,7 @@ func TestBothEnds(t *testing.T) {
 	}, {
 		// Traffic without ports matches only "rules matches all ports".
 		name:     "ICMP is allowed only by rules without ports",
-		pods:     []Pod{client, server},
+		pods:     []selectors.Pod{client, server},
 		policies: []*networkingv1.NetworkPolicy{serverIngress, makePolicy("b", "icmp", selecting(), withIngress(ingressRule(peers(ipBlockPeer("198.19.0.0/16")))))},
 		conns: []connCase{
 			denied(conn("198.18.1.1", "198.18.2.1", icmp, 0)),

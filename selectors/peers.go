@@ -7,7 +7,6 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 )
 
 // peer is one understood NetworkPolicyPeer. A peer that cannot be understood is never built: it
@@ -35,10 +34,10 @@ func peersField(dir Direction) string {
 
 // compilePeers understands the peers of one rule and returns their canonical definitions, sorted
 // and deduplicated, reporting what cannot be understood.
-func (r *resolver) compilePeers(ref PolicyRef, peers []networkingv1.NetworkPolicyPeer, field string) []peer {
+func (c *policyCompiler) compilePeers(peers []networkingv1.NetworkPolicyPeer, field string) []peer {
 	out := make([]peer, 0, len(peers))
 	for i := range peers {
-		if p, ok := r.compilePeer(ref, &peers[i], fmt.Sprintf("%s[%d]", field, i)); ok {
+		if p, ok := c.compilePeer(&peers[i], fmt.Sprintf("%s[%d]", field, i)); ok {
 			out = append(out, p)
 		}
 	}
@@ -52,17 +51,17 @@ func (r *resolver) compilePeers(ref PolicyRef, peers []networkingv1.NetworkPolic
 	return dedup
 }
 
-func (r *resolver) compilePeer(ref PolicyRef, np *networkingv1.NetworkPolicyPeer, field string) (peer, bool) {
+func (c *policyCompiler) compilePeer(np *networkingv1.NetworkPolicyPeer, field string) (peer, bool) {
 	hasSelector := np.PodSelector != nil || np.NamespaceSelector != nil
 	switch {
 	case np.IPBlock != nil && hasSelector:
 		// "ipBlock ... If this field is set then neither of the other fields can be."
-		r.problem(ref, field, "ipBlock cannot be combined with podSelector or namespaceSelector; the peer matches nothing")
+		c.problem(field, "ipBlock cannot be combined with podSelector or namespaceSelector; the peer matches nothing")
 		return peer{}, false
 	case np.IPBlock != nil:
-		return r.compileIPBlock(ref, np.IPBlock, field+".ipBlock")
+		return c.compileIPBlock(np.IPBlock, field+".ipBlock")
 	case !hasSelector:
-		r.problem(ref, field, "peer sets none of podSelector, namespaceSelector and ipBlock; it matches nothing")
+		c.problem(field, "peer sets none of podSelector, namespaceSelector and ipBlock; it matches nothing")
 		return peer{}, false
 	}
 
@@ -71,21 +70,21 @@ func (r *resolver) compilePeer(ref PolicyRef, np *networkingv1.NetworkPolicyPeer
 	if np.PodSelector != nil {
 		sel, err := parseSelector(np.PodSelector)
 		if err != nil {
-			r.problem(ref, field+".podSelector", err.Error()+"; the peer matches nothing")
+			c.problem(field+".podSelector", err.Error()+"; the peer matches nothing")
 			return peer{}, false
 		}
 		pods = sel
 	}
 	if np.NamespaceSelector == nil {
 		// "Otherwise it selects the pods matching podSelector in the policy's own namespace."
-		return namespacedPeer(ref.Namespace, pods), true
+		return namespacedPeer(c.ref.Namespace, pods), true
 	}
 	// "If podSelector is also set, then the NetworkPolicyPeer as a whole selects the pods matching
 	// podSelector in the namespaces selected by namespaceSelector. Otherwise it selects all pods in
 	// the namespaces selected by namespaceSelector."
 	namespaces, err := parseSelector(np.NamespaceSelector)
 	if err != nil {
-		r.problem(ref, field+".namespaceSelector", err.Error()+"; the peer matches nothing")
+		c.problem(field+".namespaceSelector", err.Error()+"; the peer matches nothing")
 		return peer{}, false
 	}
 	return crossNamespacePeer(namespaces, pods), true
@@ -117,67 +116,4 @@ func peersKey(peers []peer) string {
 		parts[i] = p.canonical
 	}
 	return strings.Join(parts, " | ")
-}
-
-// podsOf returns the eligible pods a selector peer matches, evaluating each distinct definition once.
-func (r *resolver) podsOf(p *peer) []*Pod {
-	if pods, ok := r.peerPods[p.canonical]; ok {
-		return pods
-	}
-	var pods []*Pod
-	if p.namespaces == nil {
-		pods = r.matchPods(p.scopeNamespace, p.pods)
-	} else {
-		for _, ns := range r.namespacesOf(p.namespaces) {
-			pods = append(pods, r.matchPods(ns, p.pods)...)
-		}
-	}
-	r.peerPods[p.canonical] = pods
-	return pods
-}
-
-// namespacesOf returns the names of the namespaces a namespaceSelector matches, sorted.
-func (r *resolver) namespacesOf(sel *parsedSelector) []string {
-	if names, ok := r.nsMatch[sel.canonical]; ok {
-		return names
-	}
-	var names []string
-	for _, ns := range r.idx.namespaces {
-		if sel.selector.Matches(r.idx.namespaceLabels[ns]) {
-			names = append(names, ns)
-		}
-	}
-	r.nsMatch[sel.canonical] = names
-	return names
-}
-
-// matchPods returns the pods of a namespace a pod selector matches, in no particular order. When
-// the selector requires a label value (key=value or key in (...)), only the pods with that value
-// are candidates, found through the index.
-func (r *resolver) matchPods(namespace string, sel parsedSelector) []*Pod {
-	candidates := r.idx.podsByNamespace[namespace]
-	if sel.selector.Empty() {
-		return candidates
-	}
-	reqs, _ := sel.selector.Requirements()
-	for i := range reqs {
-		switch reqs[i].Operator() {
-		case selection.Equals, selection.DoubleEquals, selection.In:
-		default:
-			continue
-		}
-		var withValue []*Pod
-		for _, v := range reqs[i].ValuesUnsorted() {
-			withValue = append(withValue, r.idx.podsWithLabel(namespace, reqs[i].Key(), v)...)
-		}
-		candidates = withValue
-		break
-	}
-	var out []*Pod
-	for _, p := range candidates {
-		if sel.selector.Matches(labelsOf(p)) {
-			out = append(out, p)
-		}
-	}
-	return out
 }

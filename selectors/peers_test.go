@@ -1,9 +1,11 @@
-package selectors
+package selectors_test
 
 import (
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 func TestPeers(t *testing.T) {
@@ -13,8 +15,8 @@ func TestPeers(t *testing.T) {
 	bWeb := makePod("b", "web", withLabels("app", "web"), withIPs("198.18.2.1", "fd18::2:1"), onNode("n2"))
 	bDB := makePod("b", "db", withLabels("app", "db"), withIPs("198.18.2.2"))
 	cWeb := makePod("c", "web", withLabels("app", "web"), withIPs("198.18.3.1"), onNode("n2"))
-	pods := []Pod{srv, aWeb, bWeb, bDB, cWeb}
-	namespaces := []Namespace{
+	pods := []selectors.Pod{srv, aWeb, bWeb, bDB, cWeb}
+	namespaces := []selectors.Namespace{
 		makeNamespace("a", "team", "red"),
 		makeNamespace("b", "team", "blue"),
 		makeNamespace("c", "team", "blue", "env", "prod"),

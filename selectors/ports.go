@@ -25,7 +25,7 @@ type namedPort struct {
 	field    string // e.g. spec.ingress[0].ports[1].port
 }
 
-func (r *resolver) compilePorts(ref PolicyRef, ports []networkingv1.NetworkPolicyPort, field string) rulePorts {
+func (c *policyCompiler) compilePorts(ports []networkingv1.NetworkPolicyPort, field string) rulePorts {
 	if len(ports) == 0 {
 		return rulePorts{all: true}
 	}
@@ -41,20 +41,20 @@ func (r *resolver) compilePorts(ref PolicyRef, ports []networkingv1.NetworkPolic
 		switch protocol {
 		case corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP:
 		default:
-			r.problem(ref, f+".protocol", fmt.Sprintf("unsupported protocol %q; the port matches nothing", protocol))
+			c.problem(f+".protocol", fmt.Sprintf("unsupported protocol %q; the port matches nothing", protocol))
 			continue
 		}
 		switch {
 		case np.Port == nil && np.EndPort != nil:
 			// "This field cannot be defined if the port field is not defined"
-			r.problem(ref, f+".endPort", "endPort without port; the port matches nothing")
+			c.problem(f+".endPort", "endPort without port; the port matches nothing")
 		case np.Port == nil:
 			// "If this field is not provided, this matches all port names and numbers."
 			rp.numeric = append(rp.numeric, PortRange{Protocol: protocol, First: 0, Last: 65535})
 		case np.Port.Type == intstr.String:
 			if np.EndPort != nil {
 				// "... or if the port field is defined as a named (string) port."
-				r.problem(ref, f+".endPort", "endPort with a named port; the port matches nothing")
+				c.problem(f+".endPort", "endPort with a named port; the port matches nothing")
 				continue
 			}
 			rp.named = append(rp.named, namedPort{name: np.Port.StrVal, protocol: protocol, field: f + ".port"})
@@ -67,10 +67,10 @@ func (r *resolver) compilePorts(ref PolicyRef, ports []networkingv1.NetworkPolic
 			}
 			switch {
 			case first < 1 || first > 65535:
-				r.problem(ref, f+".port", fmt.Sprintf("port %d is out of range; the port matches nothing", first))
+				c.problem(f+".port", fmt.Sprintf("port %d is out of range; the port matches nothing", first))
 			case last < first || last > 65535:
 				// "The endPort must be equal or greater than port."
-				r.problem(ref, f+".endPort", fmt.Sprintf("endPort %d is not within [port, 65535]; the port matches nothing", last))
+				c.problem(f+".endPort", fmt.Sprintf("endPort %d is not within [port, 65535]; the port matches nothing", last))
 			default:
 				rp.numeric = append(rp.numeric, PortRange{Protocol: protocol, First: uint16(first), Last: uint16(last)})
 			}

@@ -1,9 +1,11 @@
-package selectors
+package selectors_test
 
 import (
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 func TestPorts(t *testing.T) {
@@ -15,6 +17,7 @@ func TestPorts(t *testing.T) {
 	srv3 := makePod("a", "srv3", withLabels("app", "srv"), withIPs("198.18.1.3"))
 	dst1 := makePod("b", "dst1", withLabels("app", "dst"), withIPs("198.18.2.1", "fd18::2:1"), withPorts("http/TCP/8081"), onNode("n2"))
 	dst2 := makePod("b", "dst2", withLabels("app", "dst"), withIPs("198.18.2.2"), withPorts("http/TCP/8082", "http-alt/TCP/8083"), onNode("n2"))
+	dst3 := makePod("b", "dst3", withLabels("app", "dst"), withIPs("198.18.2.3", "fd18::2:3"), withPorts("http/TCP/8085"), onNode("n2"))
 	other := makePod("c", "other", withLabels("app", "dst"), withIPs("198.18.3.1"), withPorts("http/TCP/8084"), onNode("n2"))
 	outside := "198.19.0.1"
 	ingressPorts := func(ports ...networkingv1.NetworkPolicyPort) []*networkingv1.NetworkPolicy {
@@ -23,11 +26,13 @@ func TestPorts(t *testing.T) {
 	egressTo := func(to []networkingv1.NetworkPolicyPeer, ports ...networkingv1.NetworkPolicyPort) []*networkingv1.NetworkPolicy {
 		return []*networkingv1.NetworkPolicy{makePolicy("a", "p", selecting("app", "srv"), withTypes("Egress"), withEgress(egressRule(to, ports...)))}
 	}
+	// What "http" resolves to on dst1, dst2 and dst3, the pods of the ipBlock cases.
+	const httpOfEveryPod = "198.18.2.1/TCP:8081 198.18.2.2/TCP:8082 198.18.2.3/TCP:8085 fd18::2:1/TCP:8081 fd18::2:3/TCP:8085"
 	iso := func(pod string) string { return "a/" + pod + " ingress isolated by a/p" }
 	runResolveCases(t, []resolveCase{{
 		// "protocol ... If not specified, this field defaults to TCP."
 		name:     "missing protocol is TCP",
-		pods:     []Pod{srv3},
+		pods:     []selectors.Pod{srv3},
 		policies: ingressPorts(defaultProtocolPort(80)),
 		want:     []string{iso("srv3"), "a/srv3 ingress a/p[0] peers=any ports=TCP:80"},
 		conns: []connCase{
@@ -38,7 +43,7 @@ func TestPorts(t *testing.T) {
 	}, {
 		// "port ... If this field is not provided, this matches all port names and numbers."
 		name:     "missing port is every port of the protocol",
-		pods:     []Pod{srv3},
+		pods:     []selectors.Pod{srv3},
 		policies: ingressPorts(everyPortOf(udp)),
 		want:     []string{iso("srv3"), "a/srv3 ingress a/p[0] peers=any ports=UDP:0-65535"},
 		conns: []connCase{
@@ -49,7 +54,7 @@ func TestPorts(t *testing.T) {
 		// "endPort indicates that the range of ports from port to endPort if set, inclusive, should
 		// be allowed"; "Each item in this list is combined using a logical OR."
 		name:     "endPort ranges, overlapping and adjacent entries merge per protocol",
-		pods:     []Pod{srv3},
+		pods:     []selectors.Pod{srv3},
 		policies: ingressPorts(portRange(tcp, 1000, 2000), port(tcp, 2001), portRange(tcp, 1500, 1600), port(udp, 53), port(tcp, 80), port(sctp, 80)),
 		want:     []string{iso("srv3"), "a/srv3 ingress a/p[0] peers=any ports=SCTP:80,TCP:80,TCP:1000-2001,UDP:53"},
 		conns: []connCase{
@@ -60,7 +65,7 @@ func TestPorts(t *testing.T) {
 	}, {
 		// "If this field is empty or missing, this rule matches all ports (traffic not restricted by port)."
 		name:     "no ports: all ports, ICMP included",
-		pods:     []Pod{srv3},
+		pods:     []selectors.Pod{srv3},
 		policies: ingressPorts(),
 		want:     []string{iso("srv3"), "a/srv3 ingress a/p[0] peers=any ports=all"},
 		conns:    []connCase{allowed(conn(outside, "198.18.1.3", icmp, 0))},
@@ -68,7 +73,7 @@ func TestPorts(t *testing.T) {
 		// "protocol represents the protocol (TCP, UDP, or SCTP) which traffic must match." A UDP-only
 		// policy still isolates: TCP and ICMP are denied.
 		name:     "UDP-only and SCTP-only rules isolate other protocols",
-		pods:     []Pod{srv3},
+		pods:     []selectors.Pod{srv3},
 		policies: ingressPorts(everyPortOf(sctp), port(udp, 53)),
 		want:     []string{iso("srv3"), "a/srv3 ingress a/p[0] peers=any ports=SCTP:0-65535,UDP:53"},
 		conns: []connCase{
@@ -80,7 +85,7 @@ func TestPorts(t *testing.T) {
 		// "port represents the port on the given protocol. This can either be a numerical or named
 		// port on a pod." For ingress the pod is the selected pod itself.
 		name:     "ingress named port resolves on each selected pod, by name and protocol",
-		pods:     []Pod{srv1, srv2, srv3},
+		pods:     []selectors.Pod{srv1, srv2, srv3},
 		policies: ingressPorts(namedPortOf(tcp, "http"), namedPortOf(udp, "dns"), port(tcp, 22)),
 		want: []string{
 			iso("srv1"), "a/srv1 ingress a/p[0] peers=any ports=TCP:22,TCP:8080,UDP:5353",
@@ -104,7 +109,7 @@ func TestPorts(t *testing.T) {
 		// For egress the named port is the destination pod's: one ServiceSet per name, with each
 		// destination pod's own number.
 		name:     "egress named port resolves per destination pod, every family",
-		pods:     []Pod{srv3, dst1, dst2, other},
+		pods:     []selectors.Pod{srv3, dst1, dst2, other},
 		policies: egressTo(peers(nsPeer(sel("kubernetes.io/metadata.name", "b"))), namedPortOf(tcp, "http")),
 		want: []string{"a/srv3 egress isolated by a/p",
 			"a/srv3 egress a/p[0] peers=198.18.2.1-198.18.2.2,fd18::2:1 ports={198.18.2.1/TCP:8081 198.18.2.2/TCP:8082 fd18::2:1/TCP:8081}"},
@@ -118,7 +123,7 @@ func TestPorts(t *testing.T) {
 		// "If this field is empty or missing, this rule matches all destinations": the named port is
 		// resolved on every pod of the cluster.
 		name:     "egress named port with empty to: every pod",
-		pods:     []Pod{srv3, dst1, other},
+		pods:     []selectors.Pod{srv3, dst1, other},
 		policies: egressTo(nil, namedPortOf(tcp, "http")),
 		want: []string{"a/srv3 egress isolated by a/p",
 			"a/srv3 egress a/p[0] peers=any ports={198.18.2.1/TCP:8081 198.18.3.1/TCP:8084 fd18::2:1/TCP:8081}"},
@@ -127,20 +132,70 @@ func TestPorts(t *testing.T) {
 			denied(conn("198.18.1.3", outside, tcp, 8084)),
 		},
 	}, {
-		// A named port belongs to a pod; an ipBlock destination has none, even when it holds a pod.
-		name:     "egress named port never matches ipBlock destinations",
-		pods:     []Pod{srv3, dst1, dst2},
-		policies: egressTo(peers(ipBlockPeer("198.18.2.0/24"), podPeer(nil), nsPodPeer(sel(), sel("app", "nothing"))), namedPortOf(tcp, "http"), port(tcp, 443)),
+		// "port ... This can either be a numerical or named port on a pod." When the destination
+		// is a pod, the name resolves on that pod however the peer matched it, an ipBlock too.
+		name:     "egress named port with an ipBlock host address of a pod, both families",
+		pods:     []selectors.Pod{srv3, dst1, dst2, dst3},
+		policies: egressTo(peers(ipBlockPeer("198.18.2.1/32"), ipBlockPeer("fd18::2:1/128")), namedPortOf(tcp, "http")),
 		want: []string{"a/srv3 egress isolated by a/p",
-			"a/srv3 egress a/p[0] peers=198.18.2.0-198.18.2.255 ports=TCP:443,{}"},
+			"a/srv3 egress a/p[0] peers=198.18.2.1,fd18::2:1 ports={" + httpOfEveryPod + "}"},
 		conns: []connCase{
-			denied(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
-			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 443)),
+			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
+			allowed(conn("198.18.1.3", "fd18::2:1", tcp, 8081)),
+			denied(conn("198.18.1.3", "198.18.2.1", tcp, 8082)),
+			denied(conn("198.18.1.3", "198.18.2.2", tcp, 8082)), // dst2 is not in the block
+			denied(conn("198.18.1.3", "fd18::2:3", tcp, 8085)),
+		},
+	}, {
+		// A block holding several pods: each destination pod's own number, and nothing for an
+		// address of the block that is no pod's.
+		name:     "egress named port over a block of pods mapping the name to different numbers",
+		pods:     []selectors.Pod{srv3, dst1, dst2, dst3},
+		policies: egressTo(peers(ipBlockPeer("198.18.2.0/24"), ipBlockPeer("fd18::2:0/112")), namedPortOf(tcp, "http"), port(tcp, 443)),
+		want: []string{"a/srv3 egress isolated by a/p",
+			"a/srv3 egress a/p[0] peers=198.18.2.0-198.18.2.255,fd18::2:0-fd18::2:ffff ports=TCP:443,{" + httpOfEveryPod + "}"},
+		conns: []connCase{
+			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
+			allowed(conn("198.18.1.3", "198.18.2.2", tcp, 8082)),
+			allowed(conn("198.18.1.3", "198.18.2.3", tcp, 8085)),
+			allowed(conn("198.18.1.3", "fd18::2:1", tcp, 8081)),
+			allowed(conn("198.18.1.3", "fd18::2:3", tcp, 8085)),
+			denied(conn("198.18.1.3", "198.18.2.1", tcp, 8082)),
+			denied(conn("198.18.1.3", "198.18.2.2", tcp, 8081)),
+			denied(conn("198.18.1.3", "fd18::2:3", tcp, 8081)),
+			denied(conn("198.18.1.3", "198.18.2.99", tcp, 8081)), // in the block, no pod
+			denied(conn("198.18.1.3", "fd18::2:99", tcp, 8081)),
+			allowed(conn("198.18.1.3", "198.18.2.99", tcp, 443)),
+		},
+	}, {
+		// "except is a list of CIDRs that should not be included within an IPBlock": the pod an
+		// except removes is not reached on its named port either.
+		name: "egress named port over a block whose except removes one pod, both families",
+		pods: []selectors.Pod{srv3, dst1, dst2, dst3},
+		policies: egressTo(peers(ipBlockPeer("198.18.2.0/24", "198.18.2.3/32"), ipBlockPeer("fd18::2:0/112", "fd18::2:3/128")),
+			namedPortOf(tcp, "http")),
+		conns: []connCase{
+			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
+			allowed(conn("198.18.1.3", "198.18.2.2", tcp, 8082)),
+			allowed(conn("198.18.1.3", "fd18::2:1", tcp, 8081)),
+			denied(conn("198.18.1.3", "198.18.2.3", tcp, 8085)),
+			denied(conn("198.18.1.3", "fd18::2:3", tcp, 8085)),
+		},
+	}, {
+		// An ipBlock beside selector peers widens the named port's scope to every pod; the peers
+		// still decide which destinations match.
+		name:     "egress named port with an ipBlock and selector peers",
+		pods:     []selectors.Pod{srv3, dst1, dst2, other},
+		policies: egressTo(peers(ipBlockPeer("198.18.2.1/32"), podPeer(nil), nsPodPeer(sel(), sel("app", "nothing")), nsPeer(sel("kubernetes.io/metadata.name", "c"))), namedPortOf(tcp, "http")),
+		conns: []connCase{
+			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
+			denied(conn("198.18.1.3", "198.18.2.2", tcp, 8082)),
+			allowed(conn("198.18.1.3", "198.18.3.1", tcp, 8084)),
 		},
 		problems: []string{"a/p spec.egress[0].to[1]"},
 	}, {
 		name:     "egress numeric and named ports together; two names give two sets",
-		pods:     []Pod{srv3, dst1, dst2},
+		pods:     []selectors.Pod{srv3, dst1, dst2},
 		policies: egressTo(peers(podPeer(sel()), nsPeer(sel("kubernetes.io/metadata.name", "b"))), namedPortOf(tcp, "http-alt"), namedPortOf(tcp, "http"), port(udp, 53)),
 		conns: []connCase{
 			allowed(conn("198.18.1.3", "198.18.2.2", tcp, 8083)),
@@ -152,7 +207,7 @@ func TestPorts(t *testing.T) {
 		// "The endPort must be equal or greater than port." and "This field cannot be defined if the
 		// port field is not defined or if the port field is defined as a named (string) port."
 		name: "invalid port entries: problems, each matches nothing",
-		pods: []Pod{srv1},
+		pods: []selectors.Pod{srv1},
 		policies: ingressPorts(portRange(tcp, 90, 80), port(tcp, 0), port(tcp, 70000),
 			networkingv1.NetworkPolicyPort{EndPort: ptr(int32(90))},
 			withEndPort(namedPortOf(tcp, "http"), 9000),

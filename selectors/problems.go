@@ -9,13 +9,6 @@ import (
 // problemSet collects problems without repeats.
 type problemSet map[Problem]struct{}
 
-func (r *resolver) problem(ref PolicyRef, field, message string) {
-	r.problems[Problem{Policy: ref, Field: field, Message: message}] = struct{}{}
-}
-
-// sortedProblems orders problems by policy, field, then message.
-func (r *resolver) sortedProblems() []Problem { return r.problems.sorted() }
-
 // sorted orders problems by policy, field, then message; nil when there are none.
 func (ps problemSet) sorted() []Problem {
 	if len(ps) == 0 {

@@ -1,10 +1,12 @@
-package selectors
+package selectors_test
 
 import (
 	"reflect"
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // Problems never widen access and are reported once, sorted by policy, field and message.
@@ -15,7 +17,7 @@ func TestProblems(t *testing.T) {
 		// An invalid podSelector cannot say which pods it selects: the policy selects none (it adds
 		// no allowance either, so nothing is widened).
 		name: "invalid podSelector selects nothing",
-		pods: []Pod{srv},
+		pods: []selectors.Pod{srv},
 		policies: []*networkingv1.NetworkPolicy{
 			makePolicy("a", "bad", selectingExpr(expr("app", "Maybe", "srv")), withIngress(ingressRule(nil))),
 		},
@@ -23,7 +25,7 @@ func TestProblems(t *testing.T) {
 		problems: []string{"a/bad spec.podSelector"},
 	}, {
 		name: "sorted and deduplicated across policies, rules and pods",
-		pods: []Pod{srv, srv2},
+		pods: []selectors.Pod{srv, srv2},
 		policies: []*networkingv1.NetworkPolicy{
 			makePolicy("a", "z", selecting("app", "srv"),
 				withIngress(ingressRule(peers(ipBlockPeer("x")), namedPortOf(tcp, "http"))),
@@ -47,17 +49,17 @@ func TestProblems(t *testing.T) {
 }
 
 func TestProblemMessages(t *testing.T) {
-	s := &Snapshot{
+	s := &selectors.Snapshot{
 		Node: testNode,
-		Pods: []Pod{makePod("a", "srv", withIPs("198.18.1.1"))},
+		Pods: []selectors.Pod{makePod("a", "srv", withIPs("198.18.1.1"))},
 		Policies: []*networkingv1.NetworkPolicy{makePolicy("a", "p", selecting(),
 			withIngress(ingressRule(peers(ipBlockPeer("198.18.0.0/16", "10.0.0.0/8")), namedPortOf(udp, "dns"))))},
 	}
-	want := []Problem{
-		{Policy: PolicyRef{"a", "p"}, Field: "spec.ingress[0].from[0].ipBlock.except[0]", Message: "10.0.0.0/8 is not within cidr 198.18.0.0/16"},
-		{Policy: PolicyRef{"a", "p"}, Field: "spec.ingress[0].ports[0].port", Message: `named port "dns" (UDP) is not defined by pod a/srv; it matches nothing for that pod`},
+	want := []selectors.Problem{
+		{Policy: selectors.PolicyRef{"a", "p"}, Field: "spec.ingress[0].from[0].ipBlock.except[0]", Message: "10.0.0.0/8 is not within cidr 198.18.0.0/16"},
+		{Policy: selectors.PolicyRef{"a", "p"}, Field: "spec.ingress[0].ports[0].port", Message: `named port "dns" (UDP) is not defined by pod a/srv; it matches nothing for that pod`},
 	}
-	if got := Resolve(s).Problems; !reflect.DeepEqual(got, want) {
+	if got := selectors.Resolve(s).Problems; !reflect.DeepEqual(got, want) {
 		t.Errorf("Problems:\n got %v\nwant %v", got, want)
 	}
 }

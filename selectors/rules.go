@@ -25,7 +25,7 @@ type compiledRule struct {
 // compileRules resolves the rules of one direction of a policy, once for all the pods it selects.
 // It names the sets the rules refer to without building them: that depends on the cluster, this
 // only on the policy.
-func (r *resolver) compileRules(ref PolicyRef, np *networkingv1.NetworkPolicy, dir Direction) []compiledRule {
+func (c *policyCompiler) compileRules(np *networkingv1.NetworkPolicy, dir Direction) []compiledRule {
 	type rawRule struct {
 		peers []networkingv1.NetworkPolicyPeer
 		ports []networkingv1.NetworkPolicyPort
@@ -48,11 +48,11 @@ func (r *resolver) compileRules(ref PolicyRef, np *networkingv1.NetworkPolicy, d
 		// by source)." Likewise for destinations.
 		cr.anyPeer = len(rule.peers) == 0
 		if !cr.anyPeer {
-			cr.peers = r.compilePeers(ref, rule.peers, field+"."+peersField(dir))
+			cr.peers = c.compilePeers(rule.peers, field+"."+peersField(dir))
 			cr.peersDescription = peersKey(cr.peers)
 			cr.peersID = setID(addressSetKind, cr.peersDescription)
 		}
-		cr.ports = r.compilePorts(ref, rule.ports, field+".ports")
+		cr.ports = c.compilePorts(rule.ports, field+".ports")
 		if dir == Egress {
 			// An egress named port is resolved on each destination pod: the same name may be
 			// different numbers on different pods.
@@ -68,9 +68,9 @@ func (r *resolver) compileRules(ref PolicyRef, np *networkingv1.NetworkPolicy, d
 
 // ruleForPod is a compiled rule as it applies to one selected local pod. For ingress, named ports
 // are resolved against the pod itself ("a named port on a pod" is a port of the pod being reached).
-func (r *resolver) ruleForPod(ref PolicyRef, cr compiledRule, pod *Pod) Rule {
+func (c *policyCompiler) ruleForPod(cr compiledRule, pod *Pod) Rule {
 	rule := Rule{
-		Policy:     ref,
+		Policy:     c.ref,
 		Index:      cr.index,
 		AnyPeer:    cr.anyPeer,
 		Peers:      cr.peersID,
@@ -85,7 +85,7 @@ func (r *resolver) ruleForPod(ref PolicyRef, cr compiledRule, pod *Pod) Rule {
 	for _, named := range cr.ports.named {
 		numbers := namedPortNumbers(pod, named.name, named.protocol)
 		if len(numbers) == 0 {
-			r.problem(ref, named.field, fmt.Sprintf("named port %q (%s) is not defined by pod %s/%s; it matches nothing for that pod",
+			c.problem(named.field, fmt.Sprintf("named port %q (%s) is not defined by pod %s/%s; it matches nothing for that pod",
 				named.name, named.protocol, pod.Namespace, pod.Name))
 		}
 		for _, n := range numbers {

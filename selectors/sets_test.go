@@ -1,6 +1,8 @@
-package selectors
+package selectors_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand"
 	"reflect"
@@ -8,19 +10,21 @@ import (
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // setsSnapshot has a local server in namespaces a and b and web pods in both.
-func setsSnapshot(policies ...*networkingv1.NetworkPolicy) *Snapshot {
-	return &Snapshot{
+func setsSnapshot(policies ...*networkingv1.NetworkPolicy) *selectors.Snapshot {
+	return &selectors.Snapshot{
 		Node: testNode,
-		Pods: []Pod{
+		Pods: []selectors.Pod{
 			makePod("a", "srv", withLabels("app", "srv"), withIPs("198.18.1.1")),
 			makePod("a", "web", withLabels("app", "web", "tier", "fe"), withIPs("198.18.1.2"), withPorts("http/TCP/8080"), onNode("n2")),
 			makePod("b", "srv", withLabels("app", "srv"), withIPs("198.18.2.1")),
 			makePod("b", "web", withLabels("app", "web", "tier", "fe"), withIPs("198.18.2.2"), withPorts("http/TCP/8081"), onNode("n2")),
 		},
-		Namespaces: []Namespace{makeNamespace("a", "team", "red"), makeNamespace("b", "team", "red")},
+		Namespaces: []selectors.Namespace{makeNamespace("a", "team", "red"), makeNamespace("b", "team", "red")},
 		Policies:   policies,
 	}
 }
@@ -36,7 +40,7 @@ func egressNamed(ns, name string, ps ...networkingv1.NetworkPolicyPeer) *network
 func TestSetSharing(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		s        *Snapshot
+		s        *selectors.Snapshot
 		sets     int    // distinct AddressSets
 		services int    // distinct ServiceSets
 		desc     string // description of the first AddressSet, when not empty
@@ -86,7 +90,7 @@ func TestSetSharing(t *testing.T) {
 		sets: 0,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := Resolve(tc.s)
+			m := selectors.Resolve(tc.s)
 			if len(m.AddressSets) != tc.sets || len(m.ServiceSets) != tc.services {
 				t.Fatalf("got %d address sets and %d service sets, want %d and %d: %+v %+v",
 					len(m.AddressSets), len(m.ServiceSets), tc.sets, tc.services, m.AddressSets, m.ServiceSets)
@@ -101,11 +105,11 @@ func TestSetSharing(t *testing.T) {
 }
 
 // assertReferenced checks that every set is used by a rule and every rule's set exists.
-func assertReferenced(t *testing.T, m *Model) {
+func assertReferenced(t *testing.T, m *selectors.Model) {
 	t.Helper()
 	used := map[string]bool{}
 	for _, lp := range m.LocalPods {
-		for _, iso := range []*Isolation{lp.Ingress, lp.Egress} {
+		for _, iso := range []*selectors.Isolation{lp.Ingress, lp.Egress} {
 			if iso == nil {
 				continue
 			}
@@ -141,9 +145,9 @@ func assertReferenced(t *testing.T, m *Model) {
 // names, and the names do not change between releases unless the definition format does.
 func TestSetIDsAreStable(t *testing.T) {
 	s := setsSnapshot(ingressFrom("a", "p", nsPodPeer(sel("team", "red"), sel("app", "web"))))
-	before := Resolve(s)
+	before := selectors.Resolve(s)
 	s.Pods = append(s.Pods, makePod("b", "web2", withLabels("app", "web"), withIPs("198.18.2.3")))
-	after := Resolve(s)
+	after := selectors.Resolve(s)
 	if len(before.AddressSets) != 1 || len(after.AddressSets) != 1 {
 		t.Fatalf("want one set: %+v %+v", before.AddressSets, after.AddressSets)
 	}
@@ -153,20 +157,20 @@ func TestSetIDsAreStable(t *testing.T) {
 	if reflect.DeepEqual(before.AddressSets[0].Ranges, after.AddressSets[0].Ranges) {
 		t.Errorf("members did not change")
 	}
-	if got, want := before.AddressSets[0].ID, setID("addresses", "namespaces={team=red} pods={app=web}"); got != want {
+	if got, want := before.AddressSets[0].ID, setIDOf("addresses", "namespaces={team=red} pods={app=web}"); got != want {
 		t.Errorf("ID %s, want %s", got, want)
 	}
 }
 
 func TestResolveIsDeterministic(t *testing.T) {
 	s := generateCluster(benchScale{pods: 600, namespaces: 12, nodes: 6, policies: 120})
-	want := Resolve(s)
+	want := selectors.Resolve(s)
 	rng := rand.New(rand.NewSource(1))
 	for i := range 5 {
 		shuffled := *s
-		shuffled.Pods = append([]Pod(nil), s.Pods...)
+		shuffled.Pods = append([]selectors.Pod(nil), s.Pods...)
 		shuffled.Policies = append([]*networkingv1.NetworkPolicy(nil), s.Policies...)
-		shuffled.Namespaces = append([]Namespace(nil), s.Namespaces...)
+		shuffled.Namespaces = append([]selectors.Namespace(nil), s.Namespaces...)
 		rng.Shuffle(len(shuffled.Pods), func(i, j int) { shuffled.Pods[i], shuffled.Pods[j] = shuffled.Pods[j], shuffled.Pods[i] })
 		rng.Shuffle(len(shuffled.Policies), func(i, j int) {
 			shuffled.Policies[i], shuffled.Policies[j] = shuffled.Policies[j], shuffled.Policies[i]
@@ -174,7 +178,7 @@ func TestResolveIsDeterministic(t *testing.T) {
 		rng.Shuffle(len(shuffled.Namespaces), func(i, j int) {
 			shuffled.Namespaces[i], shuffled.Namespaces[j] = shuffled.Namespaces[j], shuffled.Namespaces[i]
 		})
-		if got := Resolve(&shuffled); !reflect.DeepEqual(got, want) {
+		if got := selectors.Resolve(&shuffled); !reflect.DeepEqual(got, want) {
 			t.Fatalf("shuffle %d: models differ", i)
 		}
 	}
@@ -190,11 +194,17 @@ func TestManyPoliciesWithTheSamePeersShareOneSet(t *testing.T) {
 	for i := range 10000 {
 		policies = append(policies, ingressFrom("a", fmt.Sprintf("p%05d", i), nsPeer(sel("team", "red")), ipBlockPeer("198.19.0.0/16")))
 	}
-	m := Resolve(setsSnapshot(policies...))
+	m := selectors.Resolve(setsSnapshot(policies...))
 	if len(m.AddressSets) != 1 {
 		t.Fatalf("got %d sets", len(m.AddressSets))
 	}
 	if got := len(m.LocalPods[0].Ingress.Rules); got != 10000 {
 		t.Errorf("a/srv has %d rules, want 10000", got)
 	}
+}
+
+// setIDOf is the ID format: the first 6 bytes of SHA-256 over kind, NUL, definition, in hex.
+func setIDOf(kind, definition string) string {
+	sum := sha256.Sum256([]byte(kind + "\x00" + definition))
+	return hex.EncodeToString(sum[:6])
 }

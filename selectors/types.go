@@ -1,15 +1,9 @@
-// Package selectors implements NetworkPolicy semantics as pure functions over plain data.
-//
-// Input is a Snapshot of the cluster as one node's agent sees it; output is a Model: which local pods
-// are isolated in which direction, and exactly which peers and ports each of their allowances admits.
-// Nothing here holds a client, a context, or does I/O, and nothing here knows about nftables.
 package selectors
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
-	"slices"
+	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -27,11 +21,12 @@ type Pod struct {
 	Ports       []ContainerPort // every container's ports
 }
 
-// ReadsAs reports whether two versions of a pod read the same to NetworkPolicy semantics: same
-// labels, node, phase, host network, addresses and ports (namespace and name are not compared).
+// ReadsAs reports whether two versions of a pod read the same to NetworkPolicy semantics: every
+// field but namespace and name is equal.
 func (p *Pod) ReadsAs(q *Pod) bool {
-	return p.Node == q.Node && p.Phase == q.Phase && p.HostNetwork == q.HostNetwork &&
-		maps.Equal(p.Labels, q.Labels) && slices.Equal(p.IPs, q.IPs) && slices.Equal(p.Ports, q.Ports)
+	a, b := *p, *q
+	a.Namespace, a.Name, b.Namespace, b.Name = "", "", "", ""
+	return reflect.DeepEqual(a, b)
 }
 
 // ContainerPort is one port a pod's container declares.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/lab/scenario"
 	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/selectors/oracle"
 )
 
 var _ scenario.Cluster = (*oracleCluster)(nil)
@@ -50,7 +51,7 @@ var oracleIPPlans = []oracleIPPlan{
 // oracleNodes is how many nodes the pods are spread over, round-robin, as in the lab.
 const oracleNodes = 2
 
-// oracleCluster is an in-memory lab whose probes are answered by selectors.Allows, our deliberately
+// oracleCluster is an in-memory lab whose probes are answered by oracle.Allows, our deliberately
 // naive reading of the NetworkPolicy API, over a snapshot kept up to date by the scenario's steps.
 // Changes take effect at once, so a run never waits for convergence unless a file is wrong.
 type oracleCluster struct {
@@ -198,7 +199,7 @@ func (o *oracleCluster) Probe(_ context.Context, src, dst string, port int, prot
 		return false, nil
 	}
 	snapshot := o.snapshotLocked()
-	return selectors.Allows(snapshot, selectors.Connection{
+	return oracle.Allows(snapshot, oracle.Connection{
 		Src:      srcIP,
 		Dst:      dstIP,
 		Protocol: corev1.Protocol(protocol),

@@ -12,7 +12,7 @@ import (
 )
 
 // The scenario files state by hand what every pair must observe. These tests check each file
-// against selectors.Allows, an independent reading of the NetworkPolicy API, before any lab runs
+// against oracle.Allows, an independent reading of the NetworkPolicy API, before any lab runs
 // it: a wrong deny list shows up here in milliseconds instead of as a lab failure in CI.
 
 // oracleOptions runs both families and gives up on a mismatch almost at once: the oracle cluster
@@ -74,7 +74,7 @@ func oracleCheckFile(t *testing.T, path string) {
 		if !result.Passed() {
 			var report bytes.Buffer
 			scenario.WriteResult(&report, &result)
-			t.Errorf("IP plan %s: the file disagrees with selectors.Allows:\n%s", plan.name, report.String())
+			t.Errorf("IP plan %s: the file disagrees with oracle.Allows:\n%s", plan.name, report.String())
 		}
 	}
 }

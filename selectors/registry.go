@@ -14,7 +14,6 @@ type setRegistry[S interface {
 	byID         map[string]S
 	order        []S // by ID, as in the Model
 	unreferenced []S // lost their last reference since the last Model
-	listChanged  bool
 }
 
 func newSetRegistry[S interface {
@@ -31,16 +30,15 @@ func (reg *setRegistry[S]) acquire(r *Resolver, id string, build func() S) {
 		return
 	}
 	s := build()
-	s.common().refs, s.common().listChanged = 1, &reg.listChanged
+	s.common().refs = 1
 	reg.byID[id] = s
 	reg.order = insertSorted(reg.order, s, bySetID[S])
-	reg.listChanged = true
 	r.setChanged(s)
 	r.noteSet(s)
 }
 
 // release drops one reference. A set without references is dropped at the next Model, unless a
-// rule refers to it again by then: it is then kept as it is, slice included.
+// rule refers to it again by then: it is then kept as it is.
 func (reg *setRegistry[S]) release(id string) {
 	s := reg.byID[id]
 	if s.common().refs--; s.common().refs == 0 {
@@ -62,7 +60,6 @@ func (reg *setRegistry[S]) dropUnreferenced(r *Resolver) {
 		delete(r.changedSets, s)
 		r.noteSet(s)
 		reg.order = deleteSorted(reg.order, s, bySetID[S])
-		reg.listChanged = true
 	}
 	clear(reg.unreferenced)
 	reg.unreferenced = reg.unreferenced[:0]
@@ -115,12 +112,11 @@ func (r *Resolver) acquireAddressSet(cr *compiledRule) {
 func (r *Resolver) acquireServiceSet(sd *serviceDef) {
 	r.serviceSets.acquire(r, sd.id, func() *serviceSetState {
 		s := &serviceSetState{setBase: setBase{id: sd.id, description: sd.description}, port: sd.port}
-		if sd.anyPeer {
+		if sd.anyPod {
 			// Every eligible pod of every namespace: what the empty namespace selector selects.
 			s.peers = append(s.peers, r.acquirePeer(crossNamespacePeer(everything(), everything()), s))
-		}
-		for i := range sd.peers {
-			if !sd.peers[i].isIPBlock {
+		} else {
+			for i := range sd.peers {
 				s.peers = append(s.peers, r.acquirePeer(sd.peers[i], s))
 			}
 		}
@@ -144,8 +140,7 @@ func (r *Resolver) settleSets() {
 	r.addressSets.dropUnreferenced(r)
 	r.serviceSets.dropUnreferenced(r)
 	for s := range r.changedSets {
-		if s.rebuild() {
-			*s.common().listChanged = true
+		if s.rebuild(&r.scratch) {
 			r.noteSet(s)
 		}
 	}

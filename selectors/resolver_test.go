@@ -1,14 +1,18 @@
-package selectors
+package selectors_test
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
-// Table tests of the Resolver. Every step of every case is also checked against Resolve by the
-// replay; the checks here say what the case is about.
+// Table tests of the Resolver. Every step of every case is also checked against a new Resolver
+// loaded with the same objects by the replay; the checks here say what the case is about.
 
 func TestResolverCases(t *testing.T) {
 	for _, tc := range []struct {
@@ -24,12 +28,12 @@ func TestResolverCases(t *testing.T) {
 			rp.SetPod(makePod("a", "srv", withLabels("app", "srv"), withIPs("198.18.1.1")))
 			rp.SetPod(makePod("b", "srv", withLabels("app", "srv"), withIPs("198.18.2.1")))
 			rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), onNode("n2")))
-			rp.expectPeers("a/srv", Ingress, "198.18.1.2")
-			rp.expectPeers("b/srv", Ingress, "none")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.1.2")
+			rp.expectPeers("b/srv", selectors.Ingress, "none")
 			rp.DeletePod("a", "web")
 			rp.SetPod(makePod("b", "web", withLabels("app", "web"), withIPs("198.18.1.2"), onNode("n2")))
-			rp.expectPeers("a/srv", Ingress, "none")
-			rp.expectPeers("b/srv", Ingress, "198.18.1.2")
+			rp.expectPeers("a/srv", selectors.Ingress, "none")
+			rp.expectPeers("b/srv", selectors.Ingress, "198.18.1.2")
 		},
 	}, {
 		// Deleting a namespace object leaves its pods; namespaceSelectors then see only the name
@@ -38,17 +42,17 @@ func TestResolverCases(t *testing.T) {
 		steps: func(rp *replay) {
 			rp.SetNamespace(makeNamespace("b", "team", "red"))
 			rp.SetPolicy(ingressFrom("a", "from-red", nsPeer(sel("team", "red"))))
-			rp.SetPolicy(ingressFrom("a", "from-b-by-name", nsPeer(sel(namespaceNameLabel, "b"))))
+			rp.SetPolicy(ingressFrom("a", "from-b-by-name", nsPeer(sel("kubernetes.io/metadata.name", "b"))))
 			rp.SetPod(makePod("a", "srv", withLabels("app", "srv"), withIPs("198.18.1.1")))
 			rp.SetPod(makePod("b", "web", withIPs("198.18.2.2"), onNode("n2")))
-			rp.expectPeers("a/srv", Ingress, "198.18.2.2", "198.18.2.2")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.2.2", "198.18.2.2")
 			rp.DeleteNamespace("b")
-			rp.expectPeers("a/srv", Ingress, "198.18.2.2", "none") // by name: from-b-by-name, from-red
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.2.2", "none") // by name: from-b-by-name, from-red
 			rp.SetNamespace(makeNamespace("b", "team", "red"))
-			rp.expectPeers("a/srv", Ingress, "198.18.2.2", "198.18.2.2")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.2.2", "198.18.2.2")
 		},
 	}, {
-		// Resolve reads only the policies of namespaces with a local pod: their problems and sets
+		// Only the policies of namespaces with a local pod are read: their problems and sets
 		// appear with the first local pod and go with the last.
 		name: "a policy whose namespace gets its first local pod later",
 		steps: func(rp *replay) {
@@ -58,7 +62,7 @@ func TestResolverCases(t *testing.T) {
 			rp.expectCounts(0, 0, 0)
 			rp.SetPod(makePod("c", "srv", withLabels("app", "srv"), withIPs("198.18.3.1")))
 			rp.expectCounts(1, 1, 2)
-			rp.expectPeers("c/srv", Ingress, "198.18.3.2")
+			rp.expectPeers("c/srv", selectors.Ingress, "198.18.3.2")
 			rp.SetPod(makePod("c", "srv", withLabels("app", "srv"), withIPs("198.18.3.1"), onNode("n2")))
 			rp.expectCounts(0, 0, 0)
 		},
@@ -71,15 +75,15 @@ func TestResolverCases(t *testing.T) {
 			rp.SetPod(makePod("a", "srv", withLabels("app", "srv"), withIPs("198.18.1.1")))
 			rp.SetPod(makePod("a", "job", withLabels("app", "job"), withIPs("198.18.1.3")))
 			rp.expectCounts(2, 1, 0)
-			rp.expectPeers("a/srv", Ingress, "198.18.1.1,198.18.1.3")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.1.1,198.18.1.3")
 			rp.SetPod(makePod("a", "job", withLabels("app", "job"), withIPs("198.18.1.3"), inPhase(corev1.PodSucceeded)))
 			rp.expectCounts(1, 1, 0)
-			rp.expectPeers("a/srv", Ingress, "198.18.1.1")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.1.1")
 			rp.SetPod(makePod("a", "job", withLabels("app", "job"), withIPs("198.18.1.3"), withHostNetwork()))
 			rp.expectCounts(1, 1, 0)
 			rp.SetPod(makePod("a", "job", withLabels("app", "job"), withIPs("198.18.1.3")))
 			rp.expectCounts(2, 1, 0)
-			rp.expectPeers("a/srv", Ingress, "198.18.1.1,198.18.1.3")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.1.1,198.18.1.3")
 		},
 	}, {
 		// An address stays in a set while one member still has it: a terminated pod's address may
@@ -91,12 +95,12 @@ func TestResolverCases(t *testing.T) {
 			rp.SetPod(makePod("a", "old", withLabels("app", "web"), withIPs("198.18.1.7"), onNode("n2")))
 			rp.SetPod(makePod("a", "new", withLabels("app", "web"), withIPs("198.18.1.7"), onNode("n2")))
 			rp.SetPod(makePod("a", "in-block", withLabels("app", "web"), withIPs("198.18.2.9"), onNode("n2")))
-			rp.expectPeers("a/srv", Ingress, "198.18.1.7,198.18.2.0-198.18.2.255")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.1.7,198.18.2.0-198.18.2.255")
 			rp.DeletePod("a", "old")
 			rp.DeletePod("a", "in-block")
-			rp.expectPeers("a/srv", Ingress, "198.18.1.7,198.18.2.0-198.18.2.255")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.1.7,198.18.2.0-198.18.2.255")
 			rp.SetPod(makePod("a", "new", withLabels("app", "web"), withIPs("198.18.1.8"), onNode("n2")))
-			rp.expectPeers("a/srv", Ingress, "198.18.1.8,198.18.2.0-198.18.2.255")
+			rp.expectPeers("a/srv", selectors.Ingress, "198.18.1.8,198.18.2.0-198.18.2.255")
 		},
 	}, {
 		// Egress named ports are resolved on each destination pod; a change of a peer's ports
@@ -107,12 +111,9 @@ func TestResolverCases(t *testing.T) {
 			rp.SetPod(makePod("a", "srv", withLabels("app", "srv"), withIPs("198.18.1.1")))
 			rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8080"), onNode("n2")))
 			rp.expectCounts(1, 1, 0)
-			before := modelOnly(rp.resolver)
 			rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8081"), onNode("n2")))
 			after := modelOnly(rp.resolver)
-			if !sameBacking(before.AddressSets[0].Ranges, after.AddressSets[0].Ranges) || before.LocalPods[0].Egress != after.LocalPods[0].Egress {
-				rp.t.Errorf("a port change touched more than the ServiceSet")
-			}
+			rp.expectChanges(nil, []string{after.ServiceSets[0].ID}, nil)
 			if got := after.ServiceSets[0].Services; len(got) != 1 || got[0].Port != 8081 {
 				rp.t.Errorf("services = %v, want port 8081", got)
 			}
@@ -127,13 +128,13 @@ func TestResolverCases(t *testing.T) {
 }
 
 // expectPeers checks the rendered peers of each rule of a local pod's isolation in one direction.
-func (rp *replay) expectPeers(key string, dir Direction, want ...string) {
+func (rp *replay) expectPeers(key string, dir selectors.Direction, want ...string) {
 	rp.t.Helper()
 	m := modelOnly(rp.resolver)
 	var got []string
 	for _, lp := range m.LocalPods {
 		iso := lp.Ingress
-		if dir == Egress {
+		if dir == selectors.Egress {
 			iso = lp.Egress
 		}
 		if lp.Key() != key || iso == nil {
@@ -161,8 +162,8 @@ func (rp *replay) expectCounts(localPods, addressSets, problems int) {
 	}
 }
 
-// identityCluster has a local server isolated by three policies, each with its own set.
-func identityCluster(rp *replay) {
+// threeSetCluster has a local server isolated by three policies, each with its own set.
+func threeSetCluster(rp *replay) {
 	rp.SetNamespace(makeNamespace("b", "team", "blue"))
 	rp.SetPolicy(ingressFrom("a", "from-web", podPeer(sel("app", "web"))))
 	rp.SetPolicy(ingressFrom("a", "from-blue", nsPeer(sel("team", "blue"))))
@@ -172,98 +173,90 @@ func identityCluster(rp *replay) {
 	rp.SetPod(makePod("b", "db", withLabels("app", "db"), withIPs("198.18.2.1"), onNode("n2")))
 }
 
-func TestResolverIdentity(t *testing.T) {
+// The Changes of a Model name what differs from the Model before and nothing else, so that the
+// layers below redo only that.
+func TestResolverChangesNameOnlyWhatChanged(t *testing.T) {
 	rp := newReplay(t)
-	identityCluster(rp)
-	before := modelOnly(rp.resolver)
-	if len(before.AddressSets) != 2 || len(before.ServiceSets) != 1 {
-		t.Fatalf("want 2 address sets and 1 service set, got %d and %d", len(before.AddressSets), len(before.ServiceSets))
+	threeSetCluster(rp)
+	m := modelOnly(rp.resolver)
+	if len(m.AddressSets) != 2 || len(m.ServiceSets) != 1 {
+		t.Fatalf("want 2 address sets and 1 service set, got %d and %d", len(m.AddressSets), len(m.ServiceSets))
 	}
-	setOf := func(m *Model, desc string) AddressSet {
+	idOf := func(desc string) string {
 		for _, s := range m.AddressSets {
 			if s.Description == desc {
-				return s
+				return s.ID
 			}
 		}
 		t.Fatalf("no set %q", desc)
-		return AddressSet{}
+		return ""
 	}
-	const webPeers, bluePeers = "namespace=a pods={app=web}", "namespaces={team=blue} pods={}"
+	blue := idOf("namespaces={team=blue} pods={}")
 
-	t.Run("a peer event touching one set leaves the others as they were", func(t *testing.T) {
+	t.Run("a peer event touching one set names that set only", func(t *testing.T) {
 		rp.t = t
 		rp.SetPod(makePod("b", "db2", withLabels("app", "db"), withIPs("198.18.2.2"), onNode("n2")))
-		after := modelOnly(rp.resolver)
-		if sameBacking(setOf(before, bluePeers).Ranges, setOf(after, bluePeers).Ranges) {
-			t.Errorf("the changed set kept its slice")
-		}
-		if !sameBacking(setOf(before, webPeers).Ranges, setOf(after, webPeers).Ranges) {
-			t.Errorf("an unchanged address set got a new slice")
-		}
-		if !sameBacking(before.ServiceSets[0].Services, after.ServiceSets[0].Services) {
-			t.Errorf("an unchanged service set got a new slice")
-		}
-		if before.LocalPods[0].Ingress != after.LocalPods[0].Ingress || before.LocalPods[0].Egress != after.LocalPods[0].Egress {
-			t.Errorf("a peer event gave the local pod new isolations")
-		}
-		if got := renderRanges(setOf(before, bluePeers).Ranges); got != "198.18.2.1" {
+		rp.expectChanges([]string{blue}, nil, nil)
+		if got := renderRanges(setOfID(m, blue).Ranges); got != "198.18.2.1" {
 			t.Errorf("the Model returned before changed: its set is now %s", got)
 		}
 	})
-	t.Run("setting equal objects keeps the very same Model", func(t *testing.T) {
+	t.Run("setting equal objects changes nothing", func(t *testing.T) {
 		rp.t = t
-		m := modelOnly(rp.resolver)
 		rp.SetPod(makePod("a", "web", withLabels("app", "web"), withIPs("198.18.1.2"), withPorts("http/TCP/8080"), onNode("n2")))
+		if !rp.changes.None() {
+			t.Errorf("setting an equal object changed %+v", rp.changes)
+		}
 		rp.SetNamespace(makeNamespace("b", "team", "blue"))
+		if !rp.changes.None() {
+			t.Errorf("setting an equal object changed %+v", rp.changes)
+		}
 		rp.SetPolicy(ingressFrom("a", "from-web", podPeer(sel("app", "web"))))
-		if modelOnly(rp.resolver) != m {
-			t.Errorf("a no-op event gave a new Model")
+		if !rp.changes.None() {
+			t.Errorf("setting an equal object changed %+v", rp.changes)
 		}
 	})
-	t.Run("a policy edit keeps the sets it still uses", func(t *testing.T) {
+	t.Run("a policy edit names the policy and the pods it selects, not the sets it still uses", func(t *testing.T) {
 		rp.t = t
-		m := modelOnly(rp.resolver)
 		rp.SetPolicy(makePolicy("a", "from-web", selecting("app", "srv"), withIngress(ingressRule(peers(podPeer(sel("app", "web"))), port(tcp, 80)))))
-		after := modelOnly(rp.resolver)
-		if !sameBacking(setOf(m, webPeers).Ranges, setOf(after, webPeers).Ranges) {
-			t.Errorf("a set both versions use got a new slice")
-		}
-		if m.LocalPods[0].Ingress == after.LocalPods[0].Ingress || m.LocalPods[0].Egress != after.LocalPods[0].Egress {
-			t.Errorf("want a new ingress isolation and the same egress one")
+		rp.expectChanges(nil, nil, []string{"a/srv"})
+		if got := rp.changes.Policies.UnsortedList(); len(got) != 1 || got[0] != (selectors.PolicyRef{Namespace: "a", Name: "from-web"}) {
+			t.Errorf("changed policies = %v, want a/from-web", got)
 		}
 	})
 	rp.t = t
 	rp.finish()
 }
 
-func TestResolverReserveTakesTheFirstChange(t *testing.T) {
-	rp := newReplay(t)
-	identityCluster(rp)
-	before := modelOnly(rp.resolver)
-	const bluePeers = "namespaces={team=blue} pods={}"
-	var blue *addressSetState
-	for _, s := range rp.resolver.addressSets.order {
-		if s.description == bluePeers {
-			blue = s
+func setOfID(m *selectors.Model, id string) selectors.AddressSet {
+	for _, s := range m.AddressSets {
+		if s.ID == id {
+			return s
 		}
 	}
-	if blue == nil {
-		t.Fatalf("no set %q", bluePeers)
+	return selectors.AddressSet{}
+}
+
+// expectChanges checks the address sets, service sets and local pods that the Changes of the last
+// event name, exactly.
+func (rp *replay) expectChanges(addressSets, serviceSets, localPods []string) {
+	rp.t.Helper()
+	c := rp.changes
+	if c.Full {
+		rp.t.Fatalf("Changes are Full")
 	}
-	rp.resolver.Reserve()
-	reserved := blue.spare
-	if cap(reserved) <= len(blue.ranges) || sameBacking(reserved[:1], blue.ranges) {
-		t.Fatalf("Reserve gave the set a spare of capacity %d for %d ranges (want a new array with room)", cap(reserved), len(blue.ranges))
-	}
-	rp.SetPod(makePod("b", "db2", withLabels("app", "db"), withIPs("198.18.2.2"), onNode("n2")))
-	after := modelOnly(rp.resolver)
-	for _, s := range after.AddressSets {
-		if s.Description == bluePeers && !sameBacking(s.Ranges, reserved[:1]) {
-			t.Error("the set's first change after Reserve was not written into the reserved array")
+	for _, part := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"address sets", sets.List(c.AddressSets), addressSets},
+		{"service sets", sets.List(c.ServiceSets), serviceSets},
+		{"local pods", sets.List(c.LocalPods), localPods},
+	} {
+		if len(part.got) != 0 || len(part.want) != 0 {
+			if !slices.Equal(part.got, part.want) {
+				rp.t.Errorf("changed %s = %q, want %q", part.name, part.got, part.want)
+			}
 		}
 	}
-	if after == before {
-		t.Fatal("the pod event changed no Model")
-	}
-	rp.finish()
 }

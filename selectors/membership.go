@@ -1,9 +1,5 @@
 package selectors
 
-import (
-	"k8s.io/apimachinery/pkg/labels"
-)
-
 // peerState is a selector peer in use by some set: its definition and its member pods, the eligible
 // pods it selects right now.
 type peerState struct {
@@ -148,28 +144,5 @@ func (r *Resolver) leave(ps *peerState, p *Pod) {
 func (r *Resolver) noteCount(s memberSet, changed bool) {
 	if changed {
 		r.setChanged(s)
-	}
-}
-
-// relabelNamespace updates the peers whose namespaceSelector matched the namespace's old labels
-// and not its new ones, or the reverse: each of the namespace's pods that the podSelector matches
-// leaves or joins.
-func (r *Resolver) relabelNamespace(ns *namespaceState, old labels.Set) {
-	for _, nss := range r.namespaceSelectors {
-		was, is := nss.selector.selector.Matches(old), nss.selector.selector.Matches(ns.labels)
-		if was == is {
-			continue
-		}
-		for _, ps := range nss.peers {
-			for _, p := range ns.pods {
-				switch {
-				case !ps.peer.pods.selector.Matches(labelsOf(p)):
-				case is:
-					r.join(ps, p)
-				default:
-					r.leave(ps, p)
-				}
-			}
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package selectors
+package selectors_test
 
 import (
 	"fmt"
@@ -8,8 +8,11 @@ import (
 	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // Benchmarks of one event and the Model after it, at two cluster sizes with the same number of
@@ -27,8 +30,8 @@ var resolverScales = []struct {
 // benchCluster is a generated cluster loaded into a Resolver, kept across benchmarks: every event
 // ring below leaves it as it found it after each pair of events.
 type benchCluster struct {
-	snapshot *Snapshot
-	resolver *Resolver
+	snapshot *selectors.Snapshot
+	resolver *selectors.Resolver
 }
 
 var benchClusters = map[benchScale]*benchCluster{}
@@ -43,8 +46,8 @@ func loadedCluster(sc benchScale) *benchCluster {
 	return bc
 }
 
-func loadResolver(s *Snapshot) *Resolver {
-	r := NewResolver(s.Node)
+func loadResolver(s *selectors.Snapshot) *selectors.Resolver {
+	r := selectors.NewResolver(s.Node)
 	r.Load(s)
 	r.Model()
 	return r
@@ -52,20 +55,20 @@ func loadResolver(s *Snapshot) *Resolver {
 
 // setEvent sets one object: a pod, a namespace or a policy.
 type setEvent struct {
-	pod       *Pod
-	namespace *Namespace
+	pod       *selectors.Pod
+	namespace *selectors.Namespace
 	policy    *networkingv1.NetworkPolicy
 }
 
 // objectSetter is what takes events: a Resolver, or a test's replay of one.
 type objectSetter interface {
-	SetPod(Pod)
-	SetNamespace(Namespace)
+	SetPod(selectors.Pod)
+	SetNamespace(selectors.Namespace)
 	SetPolicy(*networkingv1.NetworkPolicy)
 }
 
 var (
-	_ objectSetter = (*Resolver)(nil)
+	_ objectSetter = (*selectors.Resolver)(nil)
 	_ objectSetter = (*replay)(nil)
 )
 
@@ -82,7 +85,7 @@ func (e setEvent) apply(to objectSetter) {
 
 // benchEvents runs a ring of events, each alone ("event") and followed by Model ("event+model"),
 // at every scale. Events come in pairs, the second undoing the first.
-func benchEvents(b *testing.B, ring func(s *Snapshot) []setEvent) {
+func benchEvents(b *testing.B, ring func(s *selectors.Snapshot) []setEvent) {
 	for _, sc := range resolverScales {
 		b.Run(sc.name, func(b *testing.B) {
 			bc := loadedCluster(sc.scale)
@@ -115,9 +118,9 @@ func benchEvents(b *testing.B, ring func(s *Snapshot) []setEvent) {
 }
 
 // remotePods picks pods of other nodes, the same ones in every run.
-func remotePods(s *Snapshot, n int) []Pod {
+func remotePods(s *selectors.Snapshot, n int) []selectors.Pod {
 	rng := rand.New(rand.NewSource(1))
-	var out []Pod
+	var out []selectors.Pod
 	for len(out) < n {
 		if p := s.Pods[rng.Intn(len(s.Pods))]; p.Node != s.Node {
 			out = append(out, p)
@@ -127,7 +130,7 @@ func remotePods(s *Snapshot, n int) []Pod {
 }
 
 // podRing sets each pod changed, then as it was.
-func podRing(pods []Pod, change func(Pod) Pod) []setEvent {
+func podRing(pods []selectors.Pod, change func(selectors.Pod) selectors.Pod) []setEvent {
 	var ring []setEvent
 	for _, p := range pods {
 		changed := change(p)
@@ -138,8 +141,8 @@ func podRing(pods []Pod, change func(Pod) Pod) []setEvent {
 
 // podRelabelRing: a peer pod's app label changes, flipping the peers that select by app in its
 // namespace and across namespaces.
-func podRelabelRing(s *Snapshot) []setEvent {
-	return podRing(remotePods(s, 500), func(p Pod) Pod {
+func podRelabelRing(s *selectors.Snapshot) []setEvent {
+	return podRing(remotePods(s, 500), func(p selectors.Pod) selectors.Pod {
 		p.Labels = maps.Clone(p.Labels)
 		p.Labels["app"] = "app-" + fmt.Sprint((p.Labels["app"][len("app-")]-'0'+1)%7)
 		return p
@@ -147,9 +150,9 @@ func podRelabelRing(s *Snapshot) []setEvent {
 }
 
 // podIPChangeRing: a peer pod gets another address, as a pod recreated under the same name does.
-func podIPChangeRing(s *Snapshot) []setEvent {
+func podIPChangeRing(s *selectors.Snapshot) []setEvent {
 	i := 0
-	return podRing(remotePods(s, 500), func(p Pod) Pod {
+	return podRing(remotePods(s, 500), func(p selectors.Pod) selectors.Pod {
 		i++
 		p.IPs = slices.Clone(p.IPs)
 		p.IPs[0] = netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)})
@@ -159,10 +162,10 @@ func podIPChangeRing(s *Snapshot) []setEvent {
 
 // namespaceRelabelRing: a namespace changes team, flipping the team's namespaceSelectors for
 // every pod of the namespace.
-func namespaceRelabelRing(s *Snapshot) []setEvent {
+func namespaceRelabelRing(s *selectors.Snapshot) []setEvent {
 	var ring []setEvent
 	for i, ns := range s.Namespaces[:min(50, len(s.Namespaces))] {
-		changed := Namespace{Name: ns.Name, Labels: maps.Clone(ns.Labels)}
+		changed := selectors.Namespace{Name: ns.Name, Labels: maps.Clone(ns.Labels)}
 		changed.Labels["team"] = fmt.Sprintf("team-%d", (i+1)%5)
 		ring = append(ring, setEvent{namespace: &changed}, setEvent{namespace: &ns})
 	}
@@ -171,10 +174,10 @@ func namespaceRelabelRing(s *Snapshot) []setEvent {
 
 // policyEditRing: a policy of a namespace with local pods gets one more port, so that the
 // namespace's local pods are re-resolved.
-func policyEditRing(s *Snapshot) []setEvent {
+func policyEditRing(s *selectors.Snapshot) []setEvent {
 	withLocal := make(map[string]bool)
 	for i := range s.Pods {
-		if eligible(&s.Pods[i]) && s.Pods[i].Node == s.Node {
+		if p := &s.Pods[i]; p.Node == s.Node && !p.HostNetwork && len(p.IPs) > 0 && p.Phase != corev1.PodSucceeded && p.Phase != corev1.PodFailed {
 			withLocal[s.Pods[i].Namespace] = true
 		}
 	}
@@ -200,10 +203,10 @@ func BenchmarkResolverFullResolve(b *testing.B) {
 	for _, sc := range resolverScales {
 		b.Run(sc.name, func(b *testing.B) {
 			s := loadedCluster(sc.scale).snapshot
-			var m *Model
+			var m *selectors.Model
 			b.ReportAllocs()
 			for b.Loop() {
-				m = Resolve(s)
+				m = selectors.Resolve(s)
 			}
 			b.ReportMetric(float64(len(m.LocalPods)), "localpods")
 			b.ReportMetric(float64(len(m.AddressSets)), "addrsets")

@@ -2,33 +2,50 @@ package selectors
 
 import (
 	"maps"
-	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
-// localPod is an eligible pod on the node, with what its Model entry holds.
-type localPod struct {
-	pod             *Pod
-	ips             []netip.Addr // a copy: the Model shares no memory with the pods set
-	ingress, egress *Isolation   // as handed out in Models: never written again
-}
-
-func (lp *localPod) model() LocalPod {
-	return LocalPod{Namespace: lp.pod.Namespace, Name: lp.pod.Name, IPs: lp.ips, Ingress: lp.ingress, Egress: lp.egress}
-}
-
-func byLocalPodKey(a, b *localPod) int {
-	if c := strings.Compare(a.pod.Namespace, b.pod.Namespace); c != 0 {
-		return c
+// SetPolicy adds or replaces a NetworkPolicy, keyed by namespace and name. The Resolver keeps the
+// pointer; the caller must never mutate the object afterwards.
+func (r *Resolver) SetPolicy(np *networkingv1.NetworkPolicy) {
+	if np == nil {
+		return
 	}
-	return strings.Compare(a.pod.Name, b.pod.Name)
+	ref := PolicyRef{Namespace: np.Namespace, Name: np.Name}
+	ps := r.policies[ref]
+	if ps != nil && (ps.np == np || reflect.DeepEqual(ps.np.Spec, np.Spec)) {
+		ps.np = np
+		return
+	}
+	ns := r.namespace(ref.Namespace)
+	if ps == nil {
+		ps = &policyState{ref: ref}
+		r.policies[ref] = ps
+		ns.policies = insertSorted(ns.policies, ps, byPolicyName)
+	}
+	r.replacePolicy(ns, ps, np)
+}
+
+// DeletePolicy removes a NetworkPolicy.
+func (r *Resolver) DeletePolicy(namespace, name string) {
+	ref := PolicyRef{Namespace: namespace, Name: name}
+	ps := r.policies[ref]
+	if ps == nil {
+		return
+	}
+	ns := r.namespaces[namespace]
+	r.replacePolicy(ns, ps, nil)
+	delete(r.policies, ref)
+	ns.policies = deleteSorted(ns.policies, ps, byPolicyName)
+	r.dropIfUnused(ns)
 }
 
 // policyState is one NetworkPolicy. It is active while it selects a local pod: only then is it
-// compiled and do its rules hold references to sets, as only then does Resolve read it.
+// compiled and do its rules hold references to sets.
 type policyState struct {
 	ref        PolicyRef
 	np         *networkingv1.NetworkPolicy
@@ -43,66 +60,11 @@ type policyState struct {
 
 func byPolicyName(a, b *policyState) int { return strings.Compare(a.ref.Name, b.ref.Name) }
 
-// compiledPolicy is what Resolve derives from a policy alone.
-type compiledPolicy struct {
-	dirs     []Direction      // effective policy types
-	rules    [][]compiledRule // per direction of dirs
-	problems problemSet
-}
-
 // selectedPod is a local pod a policy selects, with the policy's rules as they apply to it, per
 // direction of the policy's dirs.
 type selectedPod struct {
 	pod   *localPod
 	rules [][]Rule
-}
-
-func compilePolicy(ref PolicyRef, np *networkingv1.NetworkPolicy) *compiledPolicy {
-	c := &resolver{problems: make(problemSet)}
-	cp := &compiledPolicy{dirs: c.effectivePolicyTypes(ref, np)}
-	for _, dir := range cp.dirs {
-		cp.rules = append(cp.rules, c.compileRules(ref, np, dir))
-	}
-	cp.problems = c.problems
-	return cp
-}
-
-// relocalPod follows a pod on the node from old to cur (either nil, both eligible). Its policies'
-// selection and its rules depend on its labels and ports; its addresses only on itself.
-func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
-	switch {
-	case old == nil && cur == nil:
-		return
-	case old == nil:
-		lp := &localPod{pod: cur, ips: slices.Clone(cur.IPs)}
-		r.local[key] = lp
-		r.localOrder = insertSorted(r.localOrder, lp, byLocalPodKey)
-		ns.local = insertSorted(ns.local, lp, byLocalPodKey)
-		r.changed.localPods = true
-		r.pending.noteLocalPod(key.String())
-	case cur == nil:
-		lp := r.local[key]
-		delete(r.local, key)
-		r.localOrder = deleteSorted(r.localOrder, lp, byLocalPodKey)
-		ns.local = deleteSorted(ns.local, lp, byLocalPodKey)
-		r.changed.localPods = true
-		r.pending.noteLocalPod(key.String())
-	default:
-		lp := r.local[key]
-		lp.pod = cur
-		if !slices.Equal(old.IPs, cur.IPs) {
-			lp.ips = slices.Clone(cur.IPs)
-			r.changed.localPods = true
-			r.pending.noteLocalPod(key.String())
-		}
-		if maps.Equal(old.Labels, cur.Labels) && slices.Equal(old.Ports, cur.Ports) {
-			return
-		}
-	}
-	for _, ps := range ns.policies {
-		r.reselect(ns, ps)
-	}
-	r.reisolate(ns)
 }
 
 // replacePolicy puts np (nil: deleted) in place of a policy's object and re-resolves the local
@@ -114,8 +76,8 @@ func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networ
 	ps.np, ps.compiled, ps.selected = np, nil, nil
 	ps.selector, ps.selectorOK, ps.selectorProblems = parsedSelector{}, false, nil
 	if np != nil {
-		c := &resolver{problems: make(problemSet)}
-		ps.selector, ps.selectorOK = c.policySelector(ps.ref, np)
+		c := newPolicyCompiler(ps.ref)
+		ps.selector, ps.selectorOK = c.policySelector(np)
 		ps.selectorProblems = c.problems
 		r.reselect(ns, ps)
 	} else {
@@ -124,7 +86,7 @@ func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networ
 	if old != nil {
 		r.referSets(old, -1)
 	}
-	r.reisolate(ns)
+	r.unsettled[ns.name] = struct{}{}
 }
 
 // reselect recomputes which local pods a policy selects and what its rules are for each of them,
@@ -134,12 +96,12 @@ func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networ
 // matches all pods in the policy's namespace."
 func (r *Resolver) reselect(ns *namespaceState, ps *policyState) {
 	if len(ns.local) == 0 && ps.compiled == nil {
-		// Resolve does not read the policies of a namespace without local pods.
+		// The policies of a namespace without local pods are not read.
 		ps.selected = nil
 		r.setProblems(ps, nil)
 		return
 	}
-	c := &resolver{problems: make(problemSet)}
+	c := newPolicyCompiler(ps.ref)
 	if len(ns.local) > 0 {
 		maps.Copy(c.problems, ps.selectorProblems)
 	}
@@ -165,7 +127,7 @@ func (r *Resolver) reselect(ns *namespaceState, ps *policyState) {
 			selected[i].rules = make([][]Rule, len(ps.compiled.dirs))
 			for d, rules := range ps.compiled.rules {
 				for _, cr := range rules {
-					selected[i].rules[d] = append(selected[i].rules[d], c.ruleForPod(ps.ref, cr, selected[i].pod.pod))
+					selected[i].rules[d] = append(selected[i].rules[d], c.ruleForPod(cr, selected[i].pod.pod))
 				}
 			}
 		}
@@ -203,7 +165,7 @@ func (r *Resolver) setProblems(ps *policyState, problems []Problem) {
 		return
 	}
 	ps.problems = problems
-	r.changed.problems = true
+	r.pending.Problems = true
 	if len(problems) > 0 {
 		r.withIssues[ps] = struct{}{}
 	} else {
@@ -212,11 +174,12 @@ func (r *Resolver) setProblems(ps *policyState, problems []Problem) {
 }
 
 // reisolate recomputes the isolation of every local pod of a namespace from the policies that
-// select it, keeping the Isolation handed out before when it is equal.
+// select it. It runs once per namespace
+// before a Model, however many of the namespace's objects changed.
 //
 // "Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod ... OR if the
 // traffic matches at least one ingress rule across all of the NetworkPolicy objects whose
-// podSelector matches the pod." Policies are taken by name, then direction, as Resolve does.
+// podSelector matches the pod." Policies are taken by name, then direction.
 func (r *Resolver) reisolate(ns *namespaceState) {
 	for _, lp := range ns.local {
 		var isolations [2]*Isolation // ingress, egress
@@ -243,27 +206,12 @@ func (r *Resolver) reisolate(ns *namespaceState) {
 }
 
 func (r *Resolver) keepIsolation(lp *localPod, held **Isolation, iso *Isolation) {
-	if equalIsolations(*held, iso) {
+	if reflect.DeepEqual(*held, iso) {
 		return
 	}
 	*held = iso
-	r.changed.localPods = true
 	r.pending.noteLocalPod(keyOf(lp.pod).String())
 }
-
-func equalIsolations(a, b *Isolation) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return sameSlice(a.Policies, b.Policies) && (a.Rules == nil) == (b.Rules == nil) &&
-		slices.EqualFunc(a.Rules, b.Rules, func(x, y Rule) bool {
-			return x.Policy == y.Policy && x.Index == y.Index && x.AnyPeer == y.AnyPeer && x.Peers == y.Peers &&
-				x.AllPorts == y.AllPorts && sameSlice(x.Ports, y.Ports) && sameSlice(x.NamedPorts, y.NamedPorts)
-		})
-}
-
-// sameSlice is slices.Equal that also tells nil from empty, as reflect.DeepEqual does.
-func sameSlice[T comparable](a, b []T) bool { return (a == nil) == (b == nil) && slices.Equal(a, b) }
 
 // problems are the problems of every policy, sorted by policy, then field and message.
 func (r *Resolver) problems() []Problem {
