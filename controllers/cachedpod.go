@@ -17,9 +17,9 @@ import (
 
 // CachedPod is what an agent's cache keeps of a Pod: the selectors.Pod that NetworkPolicy semantics
 // read, and the resourceVersion (the informer tells a real update from a resync by it). Every agent
-// caches every pod of the cluster, and a corev1.Pod struct alone is 1.2 KiB even with every field it
-// does not need left empty; a CachedPod is about 150 bytes plus its name and addresses, and shares
-// its namespace, node, phase, labels and ports with the other pods that have the same.
+// caches every pod of the cluster, and a corev1.Pod struct is large even with every field it does not
+// need left empty; a CachedPod holds only what policies read, and shares its namespace, node, phase,
+// labels and ports with the other pods that have the same (bench/MEMORY.md has the figures).
 //
 // The cache's transform (see CacheOptions) turns every decoded Pod into a CachedPod before the
 // informer stores it, so the pod informer's store and the pod event handlers see only CachedPods.

@@ -259,7 +259,7 @@ func (l *lowering) anonymousSet(kt nftables.SetDatatype, interval bool, elems []
 // the number, but then the kernel reads the name of every set of the table (with sscanf) to find a
 // free number, and the rule, which cannot know the name, finds its set by batch ID, walking every
 // operation queued before it. Both walks grow with the table and are paid for each anonymous set, of
-// which a full replacement at 50k cluster pods has ~300: about 4 ms of the kernel's ~100. A name
+// which a full replacement of a large cluster has hundreds. A name
 // without "%d" is taken as it is, as long as no set of the table has it yet, and a rule finds its set
 // by that name.
 //

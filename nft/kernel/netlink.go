@@ -26,8 +26,8 @@ const (
 // a batch all-or-nothing, so a transaction that fails half-way leaves the table as it was.
 //
 // The netlink socket lives as long as the backend: closing an nf_tables socket after a commit that
-// deleted objects makes the kernel finish releasing them inside close(), about one RCU grace period
-// (~10 ms here), which would otherwise be paid by every transaction.
+// deleted objects makes the kernel finish releasing them inside close(), about one RCU grace period,
+// which would otherwise be paid by every transaction.
 type NetlinkBackend struct {
 	mu        sync.Mutex
 	netns     *os.File           // nil: the current network namespace

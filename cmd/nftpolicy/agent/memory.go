@@ -52,11 +52,10 @@ func SetMemoryLimit(limit int64) int64 {
 	return soft
 }
 
-// DefaultSteadyGCPercent is the agent's GOGC after its first sync. From then on an event allocates a
-// few KiB to a few tens of KiB (changed sets are written into arrays the agent keeps), so a
-// collection is due only every few MiB of events even with a heap target 5% above the live heap,
-// and the agent's memory stays where the first sync left it instead of growing by GOGC's share of
-// the live heap (a cluster of 50,000 pods: about 70 MiB live, so GOGC=50 means 35 MiB more RSS).
+// DefaultSteadyGCPercent is the agent's GOGC after its first sync. An event allocates about what it
+// changes (the sets it rebuilds), far less than the live heap of a cached cluster, so a low target
+// keeps the agent's memory where the first sync left it instead of letting it grow by GOGC's share of
+// the live heap, for some CPU per event (bench/MEMORY.md has both figures).
 const DefaultSteadyGCPercent = 5
 
 // returnFirstSyncMemory waits until ready passes (the first sync committed), then returns the
