@@ -1,5 +1,7 @@
 // Command memory measures the agent's memory against a real API server (issue 5, measurement 4):
 // RSS and heap after the first sync, allocations per incremental event, and RSS over a short churn.
+// Its goals are the RSS after sync and a flat RSS over the churn; the allocations per event are a
+// figure only.
 //
 // For each scale it starts etcd and kube-apiserver with envtest (etcd's data on tmpfs), loads a
 // cluster made by test/bench/generator (namespaces, pods created and then given their addresses through
@@ -15,8 +17,8 @@
 //
 // Allocations per event are measured with the events paced so that each gets a sync of its own, and
 // with the background allocation rate of an idle window of the same agent (metrics scrapes, resyncs)
-// subtracted; the churn's steady state, which judges the goal, subtracts only its samples' scrapes. The in-process figures (selectors.Resolve + nft.Compile over the generated snapshot) are
-// a labelled complement: what the pure core allocates per sync at that scale, without the cache.
+// subtracted; the churn's steady state subtracts only its samples' scrapes. The in-process figures
+// (selectors.Resolve + nft.Compile over the generated snapshot) are a labelled complement: what the pure core allocates per sync at that scale, without the cache.
 //
 // Usage: see hack/bench/memory.sh. It needs root (network namespaces, nftables).
 package main
