@@ -424,7 +424,8 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 		return err
 	}
 	sc.Idle, sc.BaselineIdle = &idle, &baseIdle
-	r.logf("  idle: %.1f KiB/s allocated, %.0f syncs; baseline %.1f KiB/s", idle.BytesPerSecond/1024, idle.Syncs, baseIdle.BytesPerSecond/1024)
+	r.logf("  idle: %.1f KiB/s allocated, %.1f ms/s CPU, %.0f syncs; baseline %.1f KiB/s, %.1f ms/s CPU", idle.BytesPerSecond/1024, 1000*idle.CPUPerSecond.Total(), idle.Syncs,
+		baseIdle.BytesPerSecond/1024, 1000*baseIdle.CPUPerSecond.Total())
 	agent, base := observed{a, idle}, observed{bc, baseIdle}
 
 	// Pace events well apart from one sync each: three times the mean sync so far, at least a second.

@@ -132,18 +132,35 @@ func worstEvent(events []EventFigures, round int) EventFigures {
 	return worst
 }
 
-// perEventFigures states the allocations per event at the largest scale of measured: figures, not
-// judged against a goal.
+// cpuClause is " and C of CPU" for the net CPU time per event of e, "" when not measured.
+func cpuClause(e *EventCPU) string {
+	if e == nil {
+		return ""
+	}
+	return " and " + cpuText(e.Net) + " of CPU"
+}
+
+// cpuDifferenceClause is " and C of CPU" for the agent's net CPU time per event beyond the baseline's.
+func cpuDifferenceClause(agent, baseline *EventCPU) string {
+	if agent == nil || baseline == nil {
+		return ""
+	}
+	return fmt.Sprintf(" and %.2f ms of CPU", 1000*(agent.Net.Total()-baseline.Net.Total()))
+}
+
+// perEventFigures states the allocations and CPU time per event at the largest scale of measured:
+// figures, not judged against a goal.
 func perEventFigures(p func(string, ...any), measured []Scale) {
 	small, large := measured[0], measured[len(measured)-1]
 	worst, worstFirst := worstEvent(large.Events, lastRound(large.Events)), worstEvent(large.Events, 1)
 	if ch := large.Churn; ch != nil && ch.SteadyEvents > 0 {
 		// The steady state: the second half of the churn run, every kind in turn.
-		p("- **Per event, P=%d (figures, no goal):** %s allocated per event in steady state (the second half of the churn run: %d events, relabel, address change and policy edit in turn).",
-			large.Params.Pods, bytesText(ch.SteadyBytesPerEvent), ch.SteadyEvents)
+		p("- **Per event, P=%d (figures, no goal):** %s allocated%s per event in steady state (the second half of the churn run: %d events, relabel, address change and policy edit in turn).",
+			large.Params.Pods, bytesText(ch.SteadyBytesPerEvent), cpuClause(ch.SteadyCPU), ch.SteadyEvents)
 		if ch.SteadyBaselineBytesPerEvent > 0 {
-			p("  The baseline (a manager caching the same objects, no reconciler) allocated %s per event over the same events: receiving, decoding and caching them, which the agent pays too; the agent's own work is %s per event (%.2fx the baseline's in all).",
-				bytesText(ch.SteadyBaselineBytesPerEvent), bytesText(ch.SteadyBytesPerEvent-ch.SteadyBaselineBytesPerEvent), ch.SteadyBytesPerEvent/ch.SteadyBaselineBytesPerEvent)
+			p("  The baseline (a manager caching the same objects, no reconciler) allocated %s%s per event over the same events: receiving, decoding and caching them, which the agent pays too; the agent's own work is %s%s per event (%.2fx the baseline's allocations in all).",
+				bytesText(ch.SteadyBaselineBytesPerEvent), cpuClause(ch.SteadyBaselineCPU), bytesText(ch.SteadyBytesPerEvent-ch.SteadyBaselineBytesPerEvent),
+				cpuDifferenceClause(ch.SteadyCPU, ch.SteadyBaselineCPU), ch.SteadyBytesPerEvent/ch.SteadyBaselineBytesPerEvent)
 		}
 		if bd := large.AllocBreakdown; bd != nil {
 			var counted, scrapes float64
@@ -167,8 +184,8 @@ func perEventFigures(p func(string, ...any), measured []Scale) {
 				bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1), bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
 		}
 	} else if worst.Kind != "" {
-		p("- **Per event, P=%d (figures, no goal):** up to %s allocated per event (%s, round %d).",
-			large.Params.Pods, bytesText(worst.BytesPerEvent), worst.Kind, max(worst.Round, 1))
+		p("- **Per event, P=%d (figures, no goal):** up to %s allocated%s per event (%s, round %d); the baseline over the same events %s%s.",
+			large.Params.Pods, bytesText(worst.BytesPerEvent), cpuClause(worst.CPU), worst.Kind, max(worst.Round, 1), bytesText(worst.BaselineBytesPerEvent), cpuClause(worst.BaselineCPU))
 		if worstFirst.Round == 1 && worst.Round > 1 {
 			p("  In round 1: up to %s (%s).", bytesText(worstFirst.BytesPerEvent), worstFirst.Kind)
 		}
