@@ -435,6 +435,7 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 	}
 	w := newEventWriter(cp.clientset, c)
 	harness.TargetPeers(c, selectors.Resolve(c.Snapshot))
+	// Two rounds of every kind, one after the other: two samples of the same events.
 	for round := 1; round <= 2; round++ {
 		for _, kind := range measuredKinds {
 			ev, err := r.measureEvents(ctx, agent, base, w, kind, round, r.eventsPerKind, gap)

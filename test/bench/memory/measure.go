@@ -26,9 +26,8 @@ type ProcessFigures struct {
 // EventFigures are the allocations of one kind of event, paced so that each gets its own sync.
 type EventFigures struct {
 	Kind generator.EventKind `json:"kind"`
-	// Round is 1 for the first events after the first sync, 2 for the same number of each kind after
-	// that: a changed set's new elements go into the array it had before its previous change (see
-	// nft.Compiler), so the first changes of each set after a sync allocate, and later ones reuse.
+	// Round is 1 for the first events after the first sync and 2 for the same number of each kind
+	// sent right after round 1: two samples of the same events, one after the other.
 	Round      int     `json:"round,omitempty"`
 	Events     int     `json:"events"`
 	GapSeconds float64 `json:"gapSeconds"`
@@ -88,7 +87,7 @@ type ChurnFigures struct {
 	RSSLastKiB         int64   `json:"rssLastKiB"`
 	RSSMaxKiB          int64   `json:"rssMaxKiB"`
 	// SteadyBytesPerEvent is what the agent allocated per event over the second half of the run,
-	// less the samples' scrapes: the cost of an event once every set has its two arrays, background
+	// less the samples' scrapes: the cost of an event after minutes of events, background
 	// included. The idle rate is not subtracted: it is measured over one short window, which a
 	// one-off (a deferred status write, a resync) can inflate many times over, and subtracting it
 	// would flatter the figure. SteadyEvents is how many events that covers.

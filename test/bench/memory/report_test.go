@@ -58,3 +58,16 @@ func TestReportJudgesRSSAndChurn(t *testing.T) {
 		t.Errorf("an agent of 200 MiB after sync meets the RSS goal:\n%s", missed)
 	}
 }
+
+func TestReportDescribesWhatItMeasures(t *testing.T) {
+	// The report describes the measurement, not how the agent keeps its memory.
+	out := strings.ToLower(report(makeRun(100, 1024), "run.json"))
+	for _, mechanism := range []string{"array", "reserve", "buffer", "reuse"} {
+		if strings.Contains(out, mechanism) {
+			t.Errorf("the report speaks of %q:\n%s", mechanism, out)
+		}
+	}
+	if !strings.Contains(out, "two samples of the same events") {
+		t.Errorf("the report does not say what its two rounds are:\n%s", out)
+	}
+}
