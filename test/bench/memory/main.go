@@ -150,7 +150,7 @@ func run(args []string) error {
 	fs.DurationVar(&r.readyTimeout, "ready-timeout", 10*time.Minute, "how long a process may take to sync")
 	fs.StringVar(&r.memoryLimit, "memory-limit", "daemonset", `--memory-limit of the agent and the baseline: a quantity, "daemonset" (limits.memory of config/manager/manager.yaml) or "" (none)`)
 	fs.StringVar(&r.gogc, "gogc", "daemonset", `GOGC of the agent and the baseline: a percentage, "daemonset" (the GOGC of config/manager/manager.yaml, if any) or "" (Go's default)`)
-	fs.Func("variant", "an extra process measured after sync against the same API server, repeatable: NAME:agent|baseline[:bin=PATH][:env=K=V][:arg=ARG]...", func(s string) error {
+	fs.Func("variant", "an extra process measured after sync against the same API server, repeatable: NAME:agent|baseline[:bin=PATH][:env=K=V][:arg=ARG]...; e.g. base:agent:bin=/tmp/nftpolicy-base, another build of the agent", func(s string) error {
 		v, err := parseVariant(s)
 		r.variants = append(r.variants, v)
 		return err
@@ -343,7 +343,7 @@ func (r *runner) measureScale(ctx context.Context, pods, policies int, churn boo
 		return sc, err
 	}
 	for _, v := range r.variants {
-		fig, err := r.measureVariant(ctx, cp, v)
+		fig, err := r.measureVariant(ctx, cp, c, v)
 		if err != nil {
 			return sc, fmt.Errorf("measuring variant %s: %w", v.Name, err)
 		}

@@ -113,7 +113,7 @@ func variants(b *strings.Builder, r *Run) {
 	if !present {
 		return
 	}
-	p := section(b, "Variants", "Each variant is one more process measured like the baseline (ready, settled, sampled, live heap) against the same loaded API server, after the agent and the baseline stopped; the differences are against the process of its kind in the table above, so each tells what one setting is worth.")
+	p := section(b, "Variants", "Each variant is one more process measured like the baseline (ready, settled, sampled, live heap) against the same loaded API server, after the agent and the baseline stopped; an agent variant programs a network namespace of its own with the same pod interfaces, and one with a binary is another build of the agent. The differences (RSS, live heap, CPU s up to the sample) are against the process of its kind in the table above, so each tells what one setting or build is worth.")
 	p("| pods P | variant | kind | differs by | pods | ready s | CPU s | GCs | RSS MiB | peak RSS MiB | heap in use MiB | live heap MiB | RSS vs main | live heap vs main | CPU s vs main |")
 	p("|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, sc := range r.Scales {
