@@ -171,3 +171,23 @@ func spinCPU(t *testing.T, d time.Duration) {
 	for x := 1.0; used()-start < d; x = math.Sqrt(x + 1) {
 	}
 }
+
+func TestChurnTableCountsCPUFromTheFirstSample(t *testing.T) {
+	run := makeRun(100, 1024)
+	ch := run.Scales[0].Churn
+	for i := range ch.Samples {
+		// /proc/PID/stat's times, which win over the metric, when the run has them.
+		ch.Samples[i].CPU = &CPUTime{User: 10 + 1.5*float64(i), System: 0.25 * float64(i)}
+		ch.Samples[i].CPUSeconds = 1000
+	}
+	out := report(run, "run.json")
+	for _, row := range []string{"| 0 | 100.0 | 0.0 | 0.0 | 0 | 0.0 | 0.00 |", "| 240 | 100.0 | 0.0 | 0.0 | 0 | 0.4 | 7.00 |"} {
+		if !strings.Contains(out, row) {
+			t.Errorf("the churn table lacks %q:\n%s", row, out)
+		}
+	}
+	// A run recorded before: the metric process_cpu_seconds_total.
+	if got := (Memory{CPUSeconds: 12.5}).cpuSeconds(); got != 12.5 {
+		t.Errorf("cpuSeconds without /proc times = %v, want the metric's 12.5", got)
+	}
+}

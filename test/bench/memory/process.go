@@ -149,6 +149,15 @@ type Memory struct {
 	LiveHeap float64 `json:"liveHeapBytes,omitempty"`
 }
 
+// cpuSeconds is the process's CPU time, user + system, from /proc/PID/stat, or from its metrics in
+// runs recorded before the harness read /proc/PID/stat.
+func (m Memory) cpuSeconds() float64 {
+	if m.CPU != nil {
+		return m.CPU.Total()
+	}
+	return m.CPUSeconds
+}
+
 func (c *child) sample(ctx context.Context, since time.Time) (Memory, error) {
 	m := Memory{AtSeconds: time.Since(since).Seconds()}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))

@@ -170,7 +170,8 @@ func variantText(v Variant) string {
 
 func events(b *strings.Builder, r *Run) {
 	p := section(b, "Allocations and CPU time per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus what serving the one metrics scrape in the window allocates (measured at idle, back-to-back scrapes) and the agent's idle allocation rate over the same time (an idle window of %.0fs: timers, informer bookkeeping), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table. The agent's network namespace gives every local pod address a host interface (a veth with a host route), as a CNI plugin's veth would, so the agent finds them once. Allocation profiles of each window are kept in the run's log directory (`<kind>-round<n>-before/after-*.heap.pb.gz`). Round 1 is the first events after the first sync; round 2 the same number of each kind again, sent right after round 1: two samples of the same events, one after the other. The churn's second half, hundreds of events, gives the agent's steady state.", r.Settings.IdleSeconds)
-	p("*CPU ms per event* is the agent's CPU time (user + system, from `/proc/PID/stat`, read with each sample) over the same window, less what serving the window's one scrape costs (the mean of %d back-to-back samples at idle) and the agent's idle CPU rate over the same time (the idle window's CPU time less its one scrape), divided by the number of events; *user/system* split that figure; *raw* divides the growth alone. CPU time comes in 10 ms ticks, so a window of 20 events reads it to 0.5 ms per event.", backToBackScrapes)
+	p("*CPU ms per event* is the agent's CPU time (user + system, from `/proc/PID/stat`, read with each sample) over the same window, less what serving the window's one scrape costs (the mean of %d back-to-back samples at idle) and the agent's idle CPU rate over the same time (the idle window's CPU time less its one scrape), divided by the number of events; *user/system* split that figure; *raw* divides the growth alone. The kernel counts CPU time in 10 ms ticks: over %d events, %.1f ms per event.", backToBackScrapes, r.Settings.EventsPerKind, 10/float64(max(r.Settings.EventsPerKind, 1)))
+	p("")
 	p("*Baseline KiB per event* is what the baseline process (the bare manager above, running all along) allocated over the same window, measured the same way: receiving, decoding and caching the event, which the agent pays too. Over 20 paced events it is small against the baseline's own background and noisy (it can come out negative); the churn's second half, hundreds of events, gives the figure to compare with (see the summary above).")
 	p("")
 	p("| pods P | policies N | round | event | events | syncs | KiB per event | raw KiB per event | baseline KiB per event | CPU ms per event | user/system ms | raw CPU ms | baseline CPU ms per event | objects per event | sync ms | example |")
@@ -284,11 +285,8 @@ func churn(b *strings.Builder, r *Run) {
 		step := max(1, (len(ch.Samples)+maxChurnRows-2)/(maxChurnRows-1))
 		for i, s := range ch.Samples {
 			if i%step == 0 || i == len(ch.Samples)-1 {
-				cpu := "-"
-				if first := ch.Samples[0]; s.CPU != nil && first.CPU != nil {
-					cpu = fmt.Sprintf("%.2f", s.CPU.minus(*first.CPU).Total())
-				}
-				p("| %.0f | %.1f | %.1f | %.1f | %.0f | %.1f | %s |", s.AtSeconds, kib(s.RSSKiB), mib(s.HeapInuse), mib(s.HeapAlloc), s.Syncs, mib(s.AllocsBytes-ch.Samples[0].AllocsBytes), cpu)
+				p("| %.0f | %.1f | %.1f | %.1f | %.0f | %.1f | %.2f |", s.AtSeconds, kib(s.RSSKiB), mib(s.HeapInuse), mib(s.HeapAlloc), s.Syncs,
+					mib(s.AllocsBytes-ch.Samples[0].AllocsBytes), s.cpuSeconds()-ch.Samples[0].cpuSeconds())
 			}
 		}
 		p("")
