@@ -2,12 +2,23 @@
 # Agent memory benchmark (issue 5, measurement 4): loads a generated cluster into a real API server
 # (envtest: etcd + kube-apiserver), runs a baseline manager and then the agent (bin/nftpolicy) as child
 # processes, and writes bench/runs/memory-*.json and bench/MEMORY.md. Needs root (network namespaces).
+# Goals: RSS after sync at 50k pods / 10k policies, and RSS flat over a 30-minute churn. Figures beside
+# them, with no goal: allocations (KiB) and CPU time (ms, user + system) per event, the agent's and
+# the baseline's.
 #
 # Usage: hack/bench/memory.sh [ARGS...]   ARGS go to the command (see test/bench/memory), e.g.
 #   hack/bench/memory.sh                                  # 25000:10000 then 50000:10000, 3-minute churn
 #   hack/bench/memory.sh --scales 50000:10000 --churn 30m # the goal's flat-memory run
 #   hack/bench/memory.sh --note "after the incremental sync" --variant no-limit:agent:arg=--memory-limit=0
 # A lone number (the repeat count `make bench` passes to every script) is ignored.
+#
+# Another build of the agent, such as an earlier commit's, is a variant with bin=: it runs after the
+# main agent against the same loaded API server, in a network namespace of its own with the same pod
+# interfaces, and the report's Variants table shows its RSS, live heap and CPU s after sync beside
+# the main agent's (--variant is repeatable; bin= takes any path):
+#   git worktree add /tmp/nftpolicy-base-src 7073737 && make -C /tmp/nftpolicy-base-src build
+#   cp /tmp/nftpolicy-base-src/bin/nftpolicy /tmp/nftpolicy-base
+#   hack/bench/memory.sh --scales 50000:10000 --variant base:agent:bin=/tmp/nftpolicy-base
 #
 # Time on the shared 2-core VM: loading runs at 250-400 pods/s (two writes a pod), so 25k pods take
 # 1-2 minutes and 50k 2-4; each scale then needs about 3 minutes of measurements (baseline and agent

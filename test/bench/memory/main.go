@@ -150,7 +150,7 @@ func run(args []string) error {
 	fs.DurationVar(&r.readyTimeout, "ready-timeout", 10*time.Minute, "how long a process may take to sync")
 	fs.StringVar(&r.memoryLimit, "memory-limit", "daemonset", `--memory-limit of the agent and the baseline: a quantity, "daemonset" (limits.memory of config/manager/manager.yaml) or "" (none)`)
 	fs.StringVar(&r.gogc, "gogc", "daemonset", `GOGC of the agent and the baseline: a percentage, "daemonset" (the GOGC of config/manager/manager.yaml, if any) or "" (Go's default)`)
-	fs.Func("variant", "an extra process measured after sync against the same API server, repeatable: NAME:agent|baseline[:bin=PATH][:env=K=V][:arg=ARG]...", func(s string) error {
+	fs.Func("variant", "an extra process measured after sync against the same API server, repeatable: NAME:agent|baseline[:bin=PATH][:env=K=V][:arg=ARG]...; e.g. base:agent:bin=/tmp/nftpolicy-base, another build of the agent", func(s string) error {
 		v, err := parseVariant(s)
 		r.variants = append(r.variants, v)
 		return err
@@ -343,7 +343,7 @@ func (r *runner) measureScale(ctx context.Context, pods, policies int, churn boo
 		return sc, err
 	}
 	for _, v := range r.variants {
-		fig, err := r.measureVariant(ctx, cp, v)
+		fig, err := r.measureVariant(ctx, cp, c, v)
 		if err != nil {
 			return sc, fmt.Errorf("measuring variant %s: %w", v.Name, err)
 		}
@@ -424,7 +424,8 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 		return err
 	}
 	sc.Idle, sc.BaselineIdle = &idle, &baseIdle
-	r.logf("  idle: %.1f KiB/s allocated, %.0f syncs; baseline %.1f KiB/s", idle.BytesPerSecond/1024, idle.Syncs, baseIdle.BytesPerSecond/1024)
+	r.logf("  idle: %.1f KiB/s allocated, %.1f ms/s CPU, %.0f syncs; baseline %.1f KiB/s, %.1f ms/s CPU", idle.BytesPerSecond/1024, 1000*idle.CPUPerSecond.Total(), idle.Syncs,
+		baseIdle.BytesPerSecond/1024, 1000*baseIdle.CPUPerSecond.Total())
 	agent, base := observed{a, idle}, observed{bc, baseIdle}
 
 	// Pace events well apart from one sync each: three times the mean sync so far, at least a second.
@@ -434,6 +435,7 @@ func (r *runner) measureAgent(ctx context.Context, cp *controlPlane, c *generato
 	}
 	w := newEventWriter(cp.clientset, c)
 	harness.TargetPeers(c, selectors.Resolve(c.Snapshot))
+	// Two rounds of every kind, one after the other: two samples of the same events.
 	for round := 1; round <= 2; round++ {
 		for _, kind := range measuredKinds {
 			ev, err := r.measureEvents(ctx, agent, base, w, kind, round, r.eventsPerKind, gap)

@@ -26,9 +26,8 @@ type ProcessFigures struct {
 // EventFigures are the allocations of one kind of event, paced so that each gets its own sync.
 type EventFigures struct {
 	Kind generator.EventKind `json:"kind"`
-	// Round is 1 for the first events after the first sync, 2 for the same number of each kind after
-	// that: a changed set's new elements go into the array it had before its previous change (see
-	// nft.Compiler), so the first changes of each set after a sync allocate, and later ones reuse.
+	// Round is 1 for the first events after the first sync and 2 for the same number of each kind
+	// sent right after round 1: two samples of the same events, one after the other.
 	Round      int     `json:"round,omitempty"`
 	Events     int     `json:"events"`
 	GapSeconds float64 `json:"gapSeconds"`
@@ -42,9 +41,13 @@ type EventFigures struct {
 	// receiving, decoding and caching the event, which the agent pays too.
 	BaselineBytesPerEvent float64 `json:"baselineBytesPerEvent"`
 	ObjectsPerEvent       float64 `json:"objectsPerEvent"`
-	SyncSecondsPerSync    float64 `json:"syncSecondsPerSync"`
-	RSSAfterKiB           int64   `json:"rssAfterKiB"`
-	Example               string  `json:"example"`
+	// CPU is the agent's CPU time per event over the window, BaselineCPU the baseline's: both less
+	// the window's scrape and their idle CPU rate over the same time (see EventCPU).
+	CPU                *EventCPU `json:"cpu,omitempty"`
+	BaselineCPU        *EventCPU `json:"baselineCPU,omitempty"`
+	SyncSecondsPerSync float64   `json:"syncSecondsPerSync"`
+	RSSAfterKiB        int64     `json:"rssAfterKiB"`
+	Example            string    `json:"example"`
 }
 
 // IdleFigures are the agent's background allocations with nothing changing.
@@ -57,6 +60,11 @@ type IdleFigures struct {
 	// of the allocation counter lies exactly one scrape, whose cost every window subtracts.
 	ScrapeBytes float64 `json:"scrapeBytes,omitempty"`
 	Syncs       float64 `json:"syncs"`
+	// CPUPerSecond is the background CPU rate over the same window, less its one scrape; ScrapeCPU
+	// is what serving one scrape costs, the mean over the back-to-back samples (CPU time comes in
+	// 10 ms ticks: a least difference would be zero).
+	CPUPerSecond *CPUTime `json:"cpuPerSecond,omitempty"`
+	ScrapeCPU    *CPUTime `json:"scrapeCPU,omitempty"`
 }
 
 // backgroundBytes is what the agent allocates besides its events between two samples: the scrapes
@@ -79,7 +87,7 @@ type ChurnFigures struct {
 	RSSLastKiB         int64   `json:"rssLastKiB"`
 	RSSMaxKiB          int64   `json:"rssMaxKiB"`
 	// SteadyBytesPerEvent is what the agent allocated per event over the second half of the run,
-	// less the samples' scrapes: the cost of an event once every set has its two arrays, background
+	// less the samples' scrapes: the cost of an event after minutes of events, background
 	// included. The idle rate is not subtracted: it is measured over one short window, which a
 	// one-off (a deferred status write, a resync) can inflate many times over, and subtracting it
 	// would flatter the figure. SteadyEvents is how many events that covers.
@@ -89,6 +97,10 @@ type ChurnFigures struct {
 	// SteadyBaselineBytesPerEvent is its allocations per event over the same second half.
 	BaselineSamples             []Memory `json:"baselineSamples,omitempty"`
 	SteadyBaselineBytesPerEvent float64  `json:"steadyBaselineBytesPerEvent,omitempty"`
+	// SteadyCPU and SteadyBaselineCPU are the agent's and the baseline's CPU time per event over the
+	// same second half, less the samples' scrapes and the idle CPU rate (see EventCPU).
+	SteadyCPU         *EventCPU `json:"steadyCPU,omitempty"`
+	SteadyBaselineCPU *EventCPU `json:"steadyBaselineCPU,omitempty"`
 }
 
 // baselineSpec is the baseline's command line against cp: bin's baseline mode.
@@ -150,16 +162,21 @@ func (r *runner) afterSync(ctx context.Context, c *child, cp *controlPlane, prof
 	return fig, nil
 }
 
-// measureIdle samples the agent's allocation counter over a window with no events.
+// backToBackScrapes is how many back-to-back samples measure the cost of one scrape.
+const backToBackScrapes = 10
+
+// measureIdle samples a process's allocation counter and CPU time over a window with no events.
 func (r *runner) measureIdle(ctx context.Context, c *child, window time.Duration) (IdleFigures, error) {
 	start := time.Now()
-	// The cost of one scrape: the least of a few differences between back-to-back samples.
+	// The cost of one scrape: in allocations the least of the differences between back-to-back
+	// samples, in CPU time their mean.
 	var fig IdleFigures
 	prev, err := c.sample(ctx, start)
 	if err != nil {
 		return fig, err
 	}
-	for i := range 5 {
+	first := prev
+	for i := range backToBackScrapes {
 		next, err := c.sample(ctx, start)
 		if err != nil {
 			return fig, err
@@ -170,6 +187,8 @@ func (r *runner) measureIdle(ctx context.Context, c *child, window time.Duration
 		prev = next
 	}
 	before := prev
+	scrapeCPU := before.CPU.minus(*first.CPU).times(1.0 / backToBackScrapes)
+	fig.ScrapeCPU = &scrapeCPU
 	if err := sleep(ctx, window); err != nil {
 		return fig, err
 	}
@@ -180,6 +199,8 @@ func (r *runner) measureIdle(ctx context.Context, c *child, window time.Duration
 	fig.Seconds = after.AtSeconds - before.AtSeconds
 	fig.BytesPerSecond = max(0, after.AllocsBytes-before.AllocsBytes-fig.ScrapeBytes) / fig.Seconds
 	fig.Syncs = after.Syncs - before.Syncs
+	rate := after.CPU.minus(*before.CPU).minus(scrapeCPU).times(1 / fig.Seconds).atLeastZero()
+	fig.CPUPerSecond = &rate
 	return fig, nil
 }
 
@@ -241,12 +262,15 @@ func (r *runner) measureEvents(ctx context.Context, agent, base observed, w *eve
 	fig.BytesPerEvent = (delta - agent.idle.backgroundBytes(1, secs)) / float64(n)
 	fig.BaselineBytesPerEvent = (baseAfter.AllocsBytes - baseBefore.AllocsBytes - base.idle.backgroundBytes(1, baseAfter.AtSeconds-baseBefore.AtSeconds)) / float64(n)
 	fig.ObjectsPerEvent = (after.AllocsObjs - before.AllocsObjs) / float64(n)
+	fig.CPU = cpuPerEvent(before, after, agent.idle, 1, n)
+	fig.BaselineCPU = cpuPerEvent(baseBefore, baseAfter, base.idle, 1, n)
 	if fig.Syncs > 0 {
 		fig.SyncSecondsPerSync = (after.SyncSeconds - before.SyncSeconds) / fig.Syncs
 	}
 	fig.RSSAfterKiB = after.RSSKiB
-	r.logf("  round %d, %s: %d events, %.0f syncs, %.1f KiB allocated per event (raw %.1f; baseline %.1f), %.0f objects, sync %.0f ms",
-		round, kind, n, fig.Syncs, fig.BytesPerEvent/1024, fig.RawBytesPerEvent/1024, fig.BaselineBytesPerEvent/1024, fig.ObjectsPerEvent, 1000*fig.SyncSecondsPerSync)
+	r.logf("  round %d, %s: %d events, %.0f syncs, %.1f KiB allocated per event (raw %.1f; baseline %.1f), %.0f objects, sync %.0f ms, CPU %s ms per event (baseline %s)",
+		round, kind, n, fig.Syncs, fig.BytesPerEvent/1024, fig.RawBytesPerEvent/1024, fig.BaselineBytesPerEvent/1024, fig.ObjectsPerEvent, 1000*fig.SyncSecondsPerSync,
+		cpuCell(fig.CPU, true), cpuCell(fig.BaselineCPU, true))
 	return fig, nil
 }
 
@@ -314,12 +338,20 @@ func summarizeChurn(fig *ChurnFigures, idle, baseIdle IdleFigures) {
 		mid, last := samples[n/2], samples[n-1]
 		return (last.AllocsBytes - mid.AllocsBytes - float64(n-1-n/2)*idle.ScrapeBytes) / float64(last.Events-mid.Events)
 	}
+	// CPU time over the same half, less the scrapes and the idle CPU rate.
+	steadyCPU := func(samples []Memory, idle IdleFigures) *EventCPU {
+		n := len(samples)
+		mid, last := samples[n/2], samples[n-1]
+		return cpuPerEvent(mid, last, idle, n-1-n/2, last.Events-mid.Events)
+	}
 	if n := len(fig.Samples); n >= 3 {
 		if events := fig.Samples[n-1].Events - fig.Samples[n/2].Events; events > 0 {
 			fig.SteadyEvents = events
 			fig.SteadyBytesPerEvent = steady(fig.Samples, idle)
+			fig.SteadyCPU = steadyCPU(fig.Samples, idle)
 			if len(fig.BaselineSamples) == n {
 				fig.SteadyBaselineBytesPerEvent = steady(fig.BaselineSamples, baseIdle)
+				fig.SteadyBaselineCPU = steadyCPU(fig.BaselineSamples, baseIdle)
 			}
 		}
 	}

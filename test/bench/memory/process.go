@@ -138,12 +138,24 @@ type Memory struct {
 	GoMemLimit  float64 `json:"goMemLimitBytes,omitempty"` // go_gc_gomemlimit_bytes (unset: math.MaxInt64)
 	GOGC        float64 `json:"gogc,omitempty"`            // go_gc_gogc_percent
 	CPUSeconds  float64 `json:"cpuSeconds"`                // process_cpu_seconds_total since the start
-	GCCycles    float64 `json:"gcCycles"`                  // go_gc_duration_seconds_count since the start
-	Events      int     `json:"events,omitempty"`          // events sent so far (churn samples)
+	// CPU is the process's CPU time since its start from /proc/PID/stat, read with RSS (before the
+	// scrape, so that between two samples lies exactly one scrape, the earlier sample's).
+	CPU      *CPUTime `json:"cpu,omitempty"`
+	GCCycles float64  `json:"gcCycles"`         // go_gc_duration_seconds_count since the start
+	Events   int      `json:"events,omitempty"` // events sent so far (churn samples)
 	// LiveHeap is the heap still allocated right after a collection that this sample forced (through
 	// /debug/pprof/heap?gc=1, after reading everything above): what the process really holds, without
 	// the garbage not collected yet. 0 when the process has no pprof endpoint.
 	LiveHeap float64 `json:"liveHeapBytes,omitempty"`
+}
+
+// cpuSeconds is the process's CPU time, user + system, from /proc/PID/stat, or from its metrics in
+// runs recorded before the harness read /proc/PID/stat.
+func (m Memory) cpuSeconds() float64 {
+	if m.CPU != nil {
+		return m.CPU.Total()
+	}
+	return m.CPUSeconds
 }
 
 func (c *child) sample(ctx context.Context, since time.Time) (Memory, error) {
@@ -155,6 +167,11 @@ func (c *child) sample(ctx context.Context, since time.Time) (Memory, error) {
 	m.RSSKiB = statusField(string(status), "VmRSS:")
 	m.PeakKiB = statusField(string(status), "VmHWM:")
 	m.FileKiB = statusField(string(status), "RssFile:")
+	cpu, err := procCPU(c.cmd.Process.Pid)
+	if err != nil {
+		return m, fmt.Errorf("reading the CPU time of the %s: %w", c.name, err)
+	}
+	m.CPU = &cpu
 	values, err := scrape(ctx, "http://"+c.metrics+"/metrics")
 	if err != nil {
 		return m, fmt.Errorf("scraping the %s: %w", c.name, err)

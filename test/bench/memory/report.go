@@ -30,8 +30,8 @@ func report(r *Run, source string) string {
 		p("Command: `%s`.", r.Command)
 	}
 	p("")
-	p("Goals: RSS <= %d MiB after sync at P=%d pods and N=%d policies; <= %d KiB allocated per incremental event; flat over a 30-minute churn run.",
-		goalRSSMiB, goalPods, goalPolicies, goalBytesPerEvent/1024)
+	p("Goals: RSS <= %d MiB after sync at P=%d pods and N=%d policies; flat over a 30-minute churn run. The allocations and the CPU time per event are figures, with no goal.",
+		goalRSSMiB, goalPods, goalPolicies)
 	p("")
 	p("## Against the goals")
 	p("")
@@ -113,9 +113,9 @@ func variants(b *strings.Builder, r *Run) {
 	if !present {
 		return
 	}
-	p := section(b, "Variants", "Each variant is one more process measured like the baseline (ready, settled, sampled, live heap) against the same loaded API server, after the agent and the baseline stopped; the differences are against the process of its kind in the table above, so each tells what one setting is worth.")
-	p("| pods P | variant | kind | differs by | pods | ready s | CPU s | GCs | RSS MiB | peak RSS MiB | heap in use MiB | live heap MiB | RSS vs main | live heap vs main |")
-	p("|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	p := section(b, "Variants", "Each variant is one more process measured like the baseline (ready, settled, sampled, live heap) against the same loaded API server, after the agent and the baseline stopped; an agent variant programs a network namespace of its own with the same pod interfaces, and one with a binary is another build of the agent. The differences (RSS, live heap, CPU s up to the sample) are against the process of its kind in the table above, so each tells what one setting or build is worth.")
+	p("| pods P | variant | kind | differs by | pods | ready s | CPU s | GCs | RSS MiB | peak RSS MiB | heap in use MiB | live heap MiB | RSS vs main | live heap vs main | CPU s vs main |")
+	p("|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, sc := range r.Scales {
 		for _, v := range sc.Variants {
 			main := sc.Baseline
@@ -123,17 +123,35 @@ func variants(b *strings.Builder, r *Run) {
 				main = sc.Agent
 			}
 			f := v.Figures.AfterSync
-			dRSS, dLive := "-", "-"
+			dRSS, dLive, dCPU := "-", "-", "-"
 			if main != nil {
 				dRSS = fmt.Sprintf("%+.1f MiB", kib(f.RSSKiB-main.AfterSync.RSSKiB))
+				dCPU = fmt.Sprintf("%+.1f", f.CPUSeconds-main.AfterSync.CPUSeconds)
 				if f.LiveHeap > 0 && main.AfterSync.LiveHeap > 0 {
 					dLive = fmt.Sprintf("%+.1f MiB", mib(f.LiveHeap-main.AfterSync.LiveHeap))
 				}
 			}
-			p("| %d | %s | %s | %s | %s | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f | %s | %s |", sc.Params.Pods, v.Name, v.Kind, variantText(v.Variant), v.Figures.InitialList,
-				v.Figures.ReadySeconds, f.CPUSeconds, f.GCCycles, kib(f.RSSKiB), kib(f.PeakKiB), mib(f.HeapInuse), mib(f.LiveHeap), dRSS, dLive)
+			p("| %d | %s | %s | %s | %s | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |", sc.Params.Pods, v.Name, v.Kind, variantText(v.Variant), v.Figures.InitialList,
+				v.Figures.ReadySeconds, f.CPUSeconds, f.GCCycles, kib(f.RSSKiB), kib(f.PeakKiB), mib(f.HeapInuse), mib(f.LiveHeap), dRSS, dLive, dCPU)
 		}
 	}
+}
+
+// idleCPUText is the idle CPU rate of idle for a sentence, "" when not measured.
+func idleCPUText(idle *IdleFigures) string {
+	if idle.CPUPerSecond == nil {
+		return ""
+	}
+	c := *idle.CPUPerSecond
+	return fmt.Sprintf(", %.2f ms/s of CPU (user %.2f, system %.2f)", 1000*c.Total(), 1000*c.User, 1000*c.System)
+}
+
+// scrapeCPUText is the CPU cost of one scrape of idle for a sentence, "" when not measured.
+func scrapeCPUText(idle *IdleFigures) string {
+	if idle.ScrapeCPU == nil {
+		return ""
+	}
+	return fmt.Sprintf(" and costs %.2f ms of CPU", 1000*idle.ScrapeCPU.Total())
 }
 
 func variantText(v Variant) string {
@@ -151,26 +169,33 @@ func variantText(v Variant) string {
 }
 
 func events(b *strings.Builder, r *Run) {
-	p := section(b, "Allocations per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus what serving the one metrics scrape in the window allocates (measured at idle, back-to-back scrapes) and the agent's idle allocation rate over the same time (an idle window of %.0fs: timers, informer bookkeeping), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table. The agent's network namespace gives every local pod address a host interface (a veth with a host route), as a CNI plugin's veth would, so the agent finds them once. Allocation profiles of each window are kept in the run's log directory (`<kind>-round<n>-before/after-*.heap.pb.gz`). Round 1 is the first events after the first sync; round 2 the same number of each kind after round 1: the agent writes a changed set into the array the set had before its previous change, and allocates every set's second array once the first sync is committed (agents before that allocated it at the set's first change, which made round 1 dearer). The goal is judged on the churn's second half, the agent's steady state.", r.Settings.IdleSeconds)
-	p("*Baseline KiB per event* is what the baseline process (the bare manager above, running all along) allocated over the same window, measured the same way: receiving, decoding and caching the event, which the agent pays too. Over 20 paced events it is small against the baseline's own background and noisy (it can come out negative); the churn's second half, hundreds of events, gives the figure to compare with (see the goals above).")
+	p := section(b, "Allocations and CPU time per incremental event", "Each event is written to the API server and followed by a pause (at least 1 s, three times the mean sync) so that it gets a sync of its own; allocations are the growth of `go_gc_heap_allocs_bytes_total` over the window, minus what serving the one metrics scrape in the window allocates (measured at idle, back-to-back scrapes) and the agent's idle allocation rate over the same time (an idle window of %.0fs: timers, informer bookkeeping), divided by the number of events. Events are the generator's, aimed at pods that are peers of the node's table. The agent's network namespace gives every local pod address a host interface (a veth with a host route), as a CNI plugin's veth would, so the agent finds them once. Allocation profiles of each window are kept in the run's log directory (`<kind>-round<n>-before/after-*.heap.pb.gz`). Round 1 is the first events after the first sync; round 2 the same number of each kind again, sent right after round 1: two samples of the same events, one after the other. The churn's second half, hundreds of events, gives the agent's steady state.", r.Settings.IdleSeconds)
+	p("*CPU ms per event* is the agent's CPU time (user + system, from `/proc/PID/stat`, read with each sample) over the same window, less what serving the window's one scrape costs (the mean of %d back-to-back samples at idle) and the agent's idle CPU rate over the same time (the idle window's CPU time less its one scrape), divided by the number of events; *user/system* split that figure; *raw* divides the growth alone. The kernel counts CPU time in 10 ms ticks: over %d events, %.1f ms per event.", backToBackScrapes, r.Settings.EventsPerKind, 10/float64(max(r.Settings.EventsPerKind, 1)))
 	p("")
-	p("| pods P | policies N | round | event | events | syncs | KiB per event | raw KiB per event | baseline KiB per event | objects per event | sync ms | per-event goal | example |")
-	p("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+	p("*Baseline KiB per event* and *baseline CPU ms per event* are what the baseline process (the bare manager above, running all along) allocated and spent over the same window, measured the same way (its own scrape and idle rates): receiving, decoding and caching the event, which the agent pays too. Over 20 paced events it is small against the baseline's own background and noisy (it can come out negative); the churn's second half, hundreds of events, gives the figure to compare with (see the summary above).")
+	p("")
+	p("| pods P | policies N | round | event | events | syncs | KiB per event | raw KiB per event | baseline KiB per event | CPU ms per event | user/system ms | raw CPU ms | baseline CPU ms per event | objects per event | sync ms | example |")
+	p("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
 	for _, sc := range r.Scales {
 		for _, e := range sc.Events {
-			p("| %d | %d | %d | %s | %d | %.0f | %.1f | %.1f | %.1f | %.0f | %.0f | %s (%.1fx) | %s |", sc.Params.Pods, sc.Params.Policies, max(e.Round, 1), e.Kind, e.Events, e.Syncs,
-				e.BytesPerEvent/1024, e.RawBytesPerEvent/1024, e.BaselineBytesPerEvent/1024, e.ObjectsPerEvent, 1000*e.SyncSecondsPerSync,
-				meets(e.BytesPerEvent <= goalBytesPerEvent), e.BytesPerEvent/goalBytesPerEvent, e.Example)
+			split := "-"
+			if e.CPU != nil {
+				split = fmt.Sprintf("%.2f / %.2f", 1000*e.CPU.Net.User, 1000*e.CPU.Net.System)
+			}
+			p("| %d | %d | %d | %s | %d | %.0f | %.1f | %.1f | %.1f | %s | %s | %s | %s | %.0f | %.0f | %s |", sc.Params.Pods, sc.Params.Policies, max(e.Round, 1), e.Kind, e.Events, e.Syncs,
+				e.BytesPerEvent/1024, e.RawBytesPerEvent/1024, e.BaselineBytesPerEvent/1024, cpuCell(e.CPU, true), split, cpuCell(e.CPU, false), cpuCell(e.BaselineCPU, true),
+				e.ObjectsPerEvent, 1000*e.SyncSecondsPerSync, e.Example)
 		}
 	}
 	p("")
 	p("Idle background:")
 	for _, sc := range r.Scales {
 		if sc.Idle != nil {
-			p("- P=%d: %.1f KiB/s over %.0fs (%.0f syncs); one metrics scrape allocates %.1f KiB", sc.Params.Pods, sc.Idle.BytesPerSecond/1024, sc.Idle.Seconds, sc.Idle.Syncs, sc.Idle.ScrapeBytes/1024)
+			p("- P=%d: %.1f KiB/s over %.0fs (%.0f syncs)%s; one metrics scrape allocates %.1f KiB%s", sc.Params.Pods, sc.Idle.BytesPerSecond/1024, sc.Idle.Seconds, sc.Idle.Syncs,
+				idleCPUText(sc.Idle), sc.Idle.ScrapeBytes/1024, scrapeCPUText(sc.Idle))
 		}
 		if bi := sc.BaselineIdle; bi != nil {
-			p("- P=%d, baseline: %.1f KiB/s over the same window; one metrics scrape allocates %.1f KiB", sc.Params.Pods, bi.BytesPerSecond/1024, bi.ScrapeBytes/1024)
+			p("- P=%d, baseline: %.1f KiB/s over the same window%s; one metrics scrape allocates %.1f KiB%s", sc.Params.Pods, bi.BytesPerSecond/1024, idleCPUText(bi), bi.ScrapeBytes/1024, scrapeCPUText(bi))
 		}
 	}
 	p("")
@@ -235,7 +260,7 @@ func boolInt(b bool) int {
 const maxChurnRows = 31
 
 func churn(b *strings.Builder, r *Run) {
-	p := section(b, "Churn", "The agent's memory while the measured events arrive at a steady rate, sampled every %.0fs (at most %d rows shown).", r.Settings.SampleSeconds, maxChurnRows)
+	p := section(b, "Churn", "The agent's memory while the measured events arrive at a steady rate, sampled every %.0fs (at most %d rows shown); *allocated MiB* and *CPU s* (user + system) are counted from the first sample.", r.Settings.SampleSeconds, maxChurnRows)
 	ran := false
 	for _, sc := range r.Scales {
 		ch := sc.Churn
@@ -247,14 +272,21 @@ func churn(b *strings.Builder, r *Run) {
 			sc.Params.Pods, sc.Params.Policies, ch.Seconds, ch.EventsPerSecond, ch.Events, ch.Syncs, kib(ch.RSSFirstKiB), kib(ch.RSSLastKiB), kib(ch.RSSMaxKiB), ch.RSSSlopeMiBPerMin, ch.HeapSlopeMiBPerMin)
 		if ch.SteadyEvents > 0 {
 			p("Allocations over the second half (%d events), less the samples' scrapes (not the idle rate, which one window measures and a one-off inflates): %.1f KiB per event; the baseline over the same events, the same way: %.1f KiB per event.", ch.SteadyEvents, ch.SteadyBytesPerEvent/1024, ch.SteadyBaselineBytesPerEvent/1024)
+			if c := ch.SteadyCPU; c != nil {
+				p("CPU time over the same half, less the samples' scrapes and the idle CPU rate over the same time: %s per event (raw, nothing subtracted: %.2f ms).", cpuText(c.Net), 1000*c.Raw.Total())
+				if bc := ch.SteadyBaselineCPU; bc != nil {
+					p("The baseline over the same events, the same way: %s per event (raw %.2f ms).", cpuText(bc.Net), 1000*bc.Raw.Total())
+				}
+			}
 		}
 		p("")
-		p("| s | RSS MiB | heap in use MiB | heap alloc MiB | syncs | allocated MiB |")
-		p("|---:|---:|---:|---:|---:|---:|")
+		p("| s | RSS MiB | heap in use MiB | heap alloc MiB | syncs | allocated MiB | CPU s |")
+		p("|---:|---:|---:|---:|---:|---:|---:|")
 		step := max(1, (len(ch.Samples)+maxChurnRows-2)/(maxChurnRows-1))
 		for i, s := range ch.Samples {
 			if i%step == 0 || i == len(ch.Samples)-1 {
-				p("| %.0f | %.1f | %.1f | %.1f | %.0f | %.1f |", s.AtSeconds, kib(s.RSSKiB), mib(s.HeapInuse), mib(s.HeapAlloc), s.Syncs, mib(s.AllocsBytes-ch.Samples[0].AllocsBytes))
+				p("| %.0f | %.1f | %.1f | %.1f | %.0f | %.1f | %.2f |", s.AtSeconds, kib(s.RSSKiB), mib(s.HeapInuse), mib(s.HeapAlloc), s.Syncs,
+					mib(s.AllocsBytes-ch.Samples[0].AllocsBytes), s.cpuSeconds()-ch.Samples[0].cpuSeconds())
 			}
 		}
 		p("")

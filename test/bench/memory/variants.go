@@ -13,6 +13,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
 // Variant is an extra process measured after its sync against the same loaded API server as the agent
@@ -55,8 +57,10 @@ func parseVariant(s string) (Variant, error) {
 	return v, nil
 }
 
-// measureVariant runs one variant until it synced, samples it and stops it.
-func (r *runner) measureVariant(ctx context.Context, cp *controlPlane, v Variant) (VariantFigures, error) {
+// measureVariant runs one variant until it synced, samples it and stops it. An agent variant programs
+// a network namespace of its own, with the local pods' interfaces of the generated cluster c, as the
+// main agent does: another build of the agent (bin=) is measured under the same conditions.
+func (r *runner) measureVariant(ctx context.Context, cp *controlPlane, c *generator.Cluster, v Variant) (VariantFigures, error) {
 	fig := VariantFigures{Variant: v}
 	var spec childSpec
 	switch v.Kind {
@@ -70,6 +74,9 @@ func (r *runner) measureVariant(ctx context.Context, cp *controlPlane, v Variant
 				r.logf("%v", err)
 			}
 		}()
+		if err := ns.addPodInterfaces(localPodAddrs(c)); err != nil {
+			return fig, err
+		}
 		bin := v.Bin
 		if bin == "" {
 			bin = r.agentPath
@@ -88,12 +95,12 @@ func (r *runner) measureVariant(ctx context.Context, cp *controlPlane, v Variant
 	}
 	spec.argv = append(spec.argv, v.Args...)
 	spec.env = append(spec.env, v.Env...) // a later GOGC= wins
-	c, err := startChild(spec, filepath.Join(r.logDir, fmt.Sprintf("variant-%s-%d.log", v.Name, r.scaleIndex)))
+	vc, err := startChild(spec, filepath.Join(r.logDir, fmt.Sprintf("variant-%s-%d.log", v.Name, r.scaleIndex)))
 	if err != nil {
 		return fig, err
 	}
-	defer c.stop()
-	fig.Figures, err = r.afterSync(ctx, c, cp, "variant-"+v.Name, fmt.Sprintf("%s %s %s", strings.Join(v.Env, " "), spec.argv[0], strings.Join(v.Args, " ")))
+	defer vc.stop()
+	fig.Figures, err = r.afterSync(ctx, vc, cp, "variant-"+v.Name, fmt.Sprintf("%s %s %s", strings.Join(v.Env, " "), spec.argv[0], strings.Join(v.Args, " ")))
 	return fig, err
 }
 
