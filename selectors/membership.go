@@ -1,7 +1,15 @@
 package selectors
 
-// peerState is a selector peer in use by some set: its definition and its member pods, the eligible
-// pods it selects right now.
+import (
+	"maps"
+	"net/netip"
+	"slices"
+)
+
+// peerState is a peer in use by some set: its definition and its member pods, the eligible pods it
+// selects right now. Selector peers are in use by address and service sets; ipBlock peers only by
+// service sets (a named port resolves on the pods whose addresses the block holds), address sets
+// take their ranges as they are.
 type peerState struct {
 	peer    peer
 	members map[podKey]*Pod
@@ -15,12 +23,15 @@ type namespaceSelectorState struct {
 	peers    map[string]*peerState // by canonical definition
 }
 
-// acquirePeer returns the state of a selector peer for a new user, finding its members the first
-// time the definition is used: the pods of the peer's namespace, or of every namespace its
-// namespaceSelector matches, that its podSelector matches.
+// acquirePeer returns the state of a peer for a new user, finding its members the first time the
+// definition is used: the pods of the peer's namespace, or of every namespace its namespaceSelector
+// matches, that its podSelector matches; for an ipBlock, the pods of every namespace with an address
+// in the block.
 func (r *Resolver) acquirePeer(p peer, user memberSet) *peerState {
 	var group map[string]*peerState
-	if p.namespaces == nil {
+	if p.isIPBlock {
+		group = r.blockPeers
+	} else if p.namespaces == nil {
 		if group = r.namespacedPeers[p.scopeNamespace]; group == nil {
 			group = make(map[string]*peerState)
 			r.namespacedPeers[p.scopeNamespace] = group
@@ -39,7 +50,7 @@ func (r *Resolver) acquirePeer(p peer, user memberSet) *peerState {
 		group[p.canonical] = ps
 		for _, ns := range r.namespacesCovered(p) {
 			for _, pod := range ns.pods {
-				if p.pods.selector.Matches(labelsOf(pod)) {
+				if p.selects(pod) {
 					ps.members[keyOf(pod)] = pod
 				}
 			}
@@ -51,6 +62,9 @@ func (r *Resolver) acquirePeer(p peer, user memberSet) *peerState {
 
 // namespacesCovered returns the namespaces whose pods a peer may select.
 func (r *Resolver) namespacesCovered(p peer) []*namespaceState {
+	if p.isIPBlock {
+		return slices.Collect(maps.Values(r.namespaces))
+	}
 	if p.namespaces == nil {
 		if ns := r.namespaces[p.scopeNamespace]; ns != nil {
 			return []*namespaceState{ns}
@@ -73,6 +87,10 @@ func (r *Resolver) releasePeer(ps *peerState, user memberSet) {
 		return
 	}
 	p := ps.peer
+	if p.isIPBlock {
+		delete(r.blockPeers, p.canonical)
+		return
+	}
 	if p.namespaces == nil {
 		delete(r.namespacedPeers[p.scopeNamespace], p.canonical)
 		if len(r.namespacedPeers[p.scopeNamespace]) == 0 {
@@ -88,9 +106,13 @@ func (r *Resolver) releasePeer(ps *peerState, user memberSet) {
 }
 
 // repeerPod updates the members of every peer in use for one pod event in namespace ns. old and cur
-// are the pod before and after, nil when it was or is not eligible. Only the peers scoped to ns and
-// those whose namespaceSelector matches ns can select the pod, so only they are looked at.
+// are the pod before and after, nil when it was or is not eligible. Only the peers scoped to ns,
+// those whose namespaceSelector matches ns, and the ipBlock peers can select the pod, so only they
+// are looked at.
 func (r *Resolver) repeerPod(ns *namespaceState, old, cur *Pod) {
+	for _, ps := range r.blockPeers {
+		r.repeer(ps, old, cur)
+	}
 	for _, ps := range r.namespacedPeers[ns.name] {
 		r.repeer(ps, old, cur)
 	}
@@ -107,8 +129,8 @@ func (r *Resolver) repeerPod(ns *namespaceState, old, cur *Pod) {
 // repeer moves one pod into, out of, or within one peer's members, and counts the difference in
 // the sets that use the peer.
 func (r *Resolver) repeer(ps *peerState, old, cur *Pod) {
-	was := old != nil && ps.peer.pods.selector.Matches(labelsOf(old))
-	is := cur != nil && ps.peer.pods.selector.Matches(labelsOf(cur))
+	was := old != nil && ps.peer.selects(old)
+	is := cur != nil && ps.peer.selects(cur)
 	switch {
 	case was && is:
 		ps.members[keyOf(cur)] = cur
@@ -145,4 +167,15 @@ func (r *Resolver) noteCount(s memberSet, changed bool) {
 	if changed {
 		r.setChanged(s)
 	}
+}
+
+// selects reports whether the peer selects an eligible pod of a namespace it covers: by its
+// podSelector, or for an ipBlock by any of the pod's addresses.
+func (p *peer) selects(pod *Pod) bool {
+	if p.isIPBlock {
+		return slices.ContainsFunc(pod.IPs, func(a netip.Addr) bool {
+			return slices.ContainsFunc(p.ipRanges, func(r AddrRange) bool { return r.contains(a) })
+		})
+	}
+	return p.pods.selector.Matches(labelsOf(pod))
 }

@@ -26,7 +26,8 @@ func TestPorts(t *testing.T) {
 	egressTo := func(to []networkingv1.NetworkPolicyPeer, ports ...networkingv1.NetworkPolicyPort) []*networkingv1.NetworkPolicy {
 		return []*networkingv1.NetworkPolicy{makePolicy("a", "p", selecting("app", "srv"), withTypes("Egress"), withEgress(egressRule(to, ports...)))}
 	}
-	// What "http" resolves to on dst1, dst2 and dst3, the pods of the ipBlock cases.
+	// What "http" resolves to on dst1, dst2 and dst3, the pods of the ipBlock cases: the named port of
+	// an ipBlock rule resolves on the pods with an address in the block.
 	const httpOfEveryPod = "198.18.2.1/TCP:8081 198.18.2.2/TCP:8082 198.18.2.3/TCP:8085 fd18::2:1/TCP:8081 fd18::2:3/TCP:8085"
 	iso := func(pod string) string { return "a/" + pod + " ingress isolated by a/p" }
 	runResolveCases(t, []resolveCase{{
@@ -138,7 +139,7 @@ func TestPorts(t *testing.T) {
 		pods:     []selectors.Pod{srv3, dst1, dst2, dst3},
 		policies: egressTo(peers(ipBlockPeer("198.18.2.1/32"), ipBlockPeer("fd18::2:1/128")), namedPortOf(tcp, "http")),
 		want: []string{"a/srv3 egress isolated by a/p",
-			"a/srv3 egress a/p[0] peers=198.18.2.1,fd18::2:1 ports={" + httpOfEveryPod + "}"},
+			"a/srv3 egress a/p[0] peers=198.18.2.1,fd18::2:1 ports={198.18.2.1/TCP:8081 fd18::2:1/TCP:8081}"},
 		conns: []connCase{
 			allowed(conn("198.18.1.3", "198.18.2.1", tcp, 8081)),
 			allowed(conn("198.18.1.3", "fd18::2:1", tcp, 8081)),
@@ -182,8 +183,8 @@ func TestPorts(t *testing.T) {
 			denied(conn("198.18.1.3", "fd18::2:3", tcp, 8085)),
 		},
 	}, {
-		// An ipBlock beside selector peers widens the named port's scope to every pod; the peers
-		// still decide which destinations match.
+		// An ipBlock beside selector peers: the named port resolves on the pods of the block and on
+		// those the selectors select.
 		name:     "egress named port with an ipBlock and selector peers",
 		pods:     []selectors.Pod{srv3, dst1, dst2, other},
 		policies: egressTo(peers(ipBlockPeer("198.18.2.1/32"), podPeer(nil), nsPodPeer(sel(), sel("app", "nothing")), nsPeer(sel("kubernetes.io/metadata.name", "c"))), namedPortOf(tcp, "http")),

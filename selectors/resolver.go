@@ -28,6 +28,7 @@ type Resolver struct {
 	// Peer side: the selector peers used by the sets of active policies, with their members.
 	namespacedPeers    map[string]map[string]*peerState   // without namespaceSelector, by namespace then definition
 	namespaceSelectors map[string]*namespaceSelectorState // with one, by canonical namespaceSelector
+	blockPeers         map[string]*peerState              // ipBlock peers of service sets, by definition
 	addressSets        setRegistry[*addressSetState]
 	serviceSets        setRegistry[*serviceSetState]
 	changedSets        map[memberSet]struct{} // counts changed since the last Model
@@ -52,6 +53,7 @@ func NewResolver(node string) *Resolver {
 		policies:           make(map[PolicyRef]*policyState),
 		namespacedPeers:    make(map[string]map[string]*peerState),
 		namespaceSelectors: make(map[string]*namespaceSelectorState),
+		blockPeers:         make(map[string]*peerState),
 		addressSets:        newSetRegistry[*addressSetState](),
 		serviceSets:        newSetRegistry[*serviceSetState](),
 		changedSets:        make(map[memberSet]struct{}),

@@ -166,8 +166,9 @@ type serviceDef struct {
 func newServiceDef(anyPeer bool, peers []peer, np namedPort) serviceDef {
 	// "port represents the port on the given protocol. This can either be a numerical or named port
 	// on a pod." When the destination is a pod, the name resolves on that pod however the peer
-	// matched it, an ipBlock included; an address that is no pod's has no named port.
-	anyPod := anyPeer || slices.ContainsFunc(peers, func(p peer) bool { return p.isIPBlock })
+	// matched it, an ipBlock included (its pods are those with an address in the block); an address
+	// that is no pod's has no named port.
+	anyPod := anyPeer
 	scope := "any pod"
 	if !anyPod {
 		scope = peersKey(peers)
