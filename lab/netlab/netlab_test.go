@@ -1,11 +1,16 @@
 package netlab
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const testPort = 8080
@@ -116,4 +121,42 @@ func leftovers(t *testing.T, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// A namespace of ours stays removable after `ip netns add` runs elsewhere on the machine: that
+// command bind-mounts /run/netns onto itself when it is not a mount point yet, which would bury our
+// namespaces' mounts under the new one. The test runs itself again in a private mount namespace in
+// which /run/netns is not a mount point, as on a machine where nothing has created a namespace yet.
+func TestNamespaceSurvivesIPNetnsAdd(t *testing.T) {
+	if reason := Unavailable(); reason != "" {
+		t.Skip(reason)
+	}
+	if os.Getenv("NETLAB_FRESH_MOUNTS") == "" {
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", os.Args[0], "-test.run", "^TestNamespaceSurvivesIPNetnsAdd$", "-test.v")
+		cmd.Env = append(os.Environ(), "NETLAB_FRESH_MOUNTS=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestNamespaceSurvivesIPNetnsAdd") {
+			t.Fatalf("in a private mount namespace: %v\n%s", err, out)
+		}
+		return
+	}
+	// Here: a private mount namespace. Take away the mount point, as on a fresh machine.
+	for unix.Unmount(netnsDir, unix.MNT_DETACH) == nil {
+	}
+	ours, err := newNetns(fmt.Sprintf("nftplab-test-ours-%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ours.Delete() })
+	theirs := fmt.Sprintf("nftplab-test-theirs-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", theirs).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", theirs).Run() })
+	if err := ours.Delete(); err != nil {
+		t.Fatalf("deleting our namespace after ip netns add: %v", err)
+	}
+	if _, err := os.Stat(ours.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after Delete (stat: %v)", ours.Path, err)
+	}
 }

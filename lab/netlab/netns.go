@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // netnsDir is where named network namespaces are bind-mounted, as `ip netns` does.
@@ -24,6 +26,9 @@ type Netns struct {
 // it and then returns to where it was; if it cannot return, it is left locked so that Go retires it
 // instead of running other goroutines in the wrong namespace.
 func newNetns(name string) (*Netns, error) {
+	if err := sharedNetnsDir(); err != nil {
+		return nil, err
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -52,6 +57,35 @@ func newNetns(name string) (*Netns, error) {
 		return nil, err
 	}
 	return &Netns{Name: name, Path: filepath.Join(netnsDir, name)}, nil
+}
+
+// netnsDirOnce makes netnsDir a mount point of its own once per process.
+var (
+	netnsDirOnce sync.Once
+	errNetnsDir  error
+)
+
+// sharedNetnsDir makes netnsDir a shared mount point, bind-mounted onto itself when it is not one
+// yet, as `ip netns add` does before its first namespace. Otherwise the first `ip netns add` run by
+// anyone after our namespaces exist stacks that bind mount over them, and their names can no longer
+// be unmounted or removed ("device or resource busy").
+func sharedNetnsDir() error {
+	netnsDirOnce.Do(func() {
+		if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+			errNetnsDir = fmt.Errorf("creating %s: %w", netnsDir, err)
+			return
+		}
+		err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if errors.Is(err, unix.EINVAL) { // not a mount point yet
+			if err = unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
+				err = unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+			}
+		}
+		if err != nil {
+			errNetnsDir = fmt.Errorf("making %s a shared mount point: %w", netnsDir, err)
+		}
+	})
+	return errNetnsDir
 }
 
 // Delete removes the namespace's name. The kernel frees the namespace, and the interfaces in it,
