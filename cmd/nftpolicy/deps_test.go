@@ -23,7 +23,7 @@ func notForTheAgent(rel string) string {
 			return "lab tooling"
 		case s == "scenario":
 			return "the scenario runner"
-		case s == "test" || s == "e2e" || s == "bench" || strings.HasSuffix(s, "test") || strings.HasSuffix(s, "testing") || s == "nftlisting":
+		case s == "test" || s == "e2e" || s == "bench" || strings.HasSuffix(s, "test") || strings.HasSuffix(s, "testing") || s == "nftlisting" || s == "oracle":
 			return "test support"
 		}
 	}
@@ -72,6 +72,7 @@ func TestNotForTheAgent(t *testing.T) {
 		"test/bench/harness":  true,
 		"test/nftlisting":     true,
 		"nft/nfttest":         true,
+		"selectors/oracle":    true,
 	} {
 		if refused := notForTheAgent(rel) != ""; refused != wantRefused {
 			t.Errorf("notForTheAgent(%q) refuses it: %t, want %t", rel, refused, wantRefused)
