@@ -65,6 +65,28 @@ func (a *Applier) Committed() *Ruleset {
 	return a.committed
 }
 
+// Verify reads the table back and compares it with the ruleset of the last successful Apply. It
+// returns the differences, nil when the kernel holds what was committed or nothing was committed
+// yet. After a difference or an error the kernel's state is unknown: the next Apply replaces the
+// whole table.
+func (a *Applier) Verify() ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.committed == nil {
+		return nil, nil
+	}
+	diffs, err := a.backend.Check(a.committed)
+	if err != nil {
+		table := a.committed.Table
+		a.committed = nil
+		return nil, fmt.Errorf("reading table %s back: %w", table, err)
+	}
+	if len(diffs) > 0 {
+		a.committed = nil
+	}
+	return diffs, nil
+}
+
 // Forget makes the next Apply replace the whole table, e.g. after another writer touched it.
 func (a *Applier) Forget() {
 	a.mu.Lock()

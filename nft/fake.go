@@ -44,6 +44,19 @@ func (f *Fake) Ruleset() *Ruleset {
 	return f.state.ruleset(f.table)
 }
 
+// Check lists the operations that would turn the fake's table into rs (nil: it holds exactly rs).
+func (f *Fake) Check(rs *Ruleset) ([]string, error) {
+	have := f.Ruleset()
+	if have == nil {
+		return []string{"the table is missing"}, nil
+	}
+	var out []string
+	for _, op := range Diff(have, rs, FullChanges()).Ops {
+		out = append(out, RenderOp(rs.Table, op))
+	}
+	return out, nil
+}
+
 // FailNext makes the next Run fail with err and change nothing, as a kernel refusing a batch.
 func (f *Fake) FailNext(err error) {
 	f.mu.Lock()

@@ -92,9 +92,12 @@ func (FlushChain) isOp()        {}
 func (DeleteChain) isOp()       {}
 func (AddRule) isOp()           {}
 
-// Backend runs a transaction atomically: either every operation takes effect or none does.
+// Backend runs a transaction atomically: either every operation takes effect or none does. Check
+// reads the table back and lists how it differs from rs (nil: it holds exactly rs), so that a change
+// made by another writer can be found and repaired.
 type Backend interface {
 	Run(tx *Transaction) error
+	Check(rs *Ruleset) ([]string, error)
 }
 
 // String renders the transaction as an nft script, for logs and tests.

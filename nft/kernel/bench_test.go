@@ -214,3 +214,31 @@ func benchNamespace(b *testing.B) *NetlinkBackend {
 	b.Cleanup(func() { _ = backend.Close() })
 	return backend
 }
+
+// BenchmarkKernelCheck reads the table of issue 5's measurement 1 (10000 policies) back and compares
+// it with the committed ruleset, as every periodic resync does; the full replacement of the same
+// table, one transaction, is the baseline of the same run.
+func BenchmarkKernelCheck(b *testing.B) {
+	backend := benchNamespace(b)
+	for _, pods := range []int{50000} {
+		rs := issueRuleset(b, pods)
+		b.Run(fmt.Sprintf("full-replace/pods=%d", pods), func(b *testing.B) {
+			for b.Loop() {
+				if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("read-back/pods=%d", pods), func(b *testing.B) {
+			if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				diffs, err := backend.Check(rs)
+				if err != nil || diffs != nil {
+					b.Fatalf("differences %q, error %v", diffs, err)
+				}
+			}
+		})
+	}
+}

@@ -42,7 +42,7 @@ var keyLens = map[nft.KeyType]int{
 
 // elementBatch collects the elements of one NEWSETELEM (or DELSETELEM) message.
 type elementBatch struct {
-	conn   *nftables.Conn
+	conn   batchSink
 	set    *nftables.Set
 	add    bool
 	keyLen int

@@ -10,13 +10,28 @@ import (
 	"github.com/google/nftables/expr"
 )
 
-// lowering queues the operations of one transaction on one nftables.Conn.
+// batchSink is what a lowering queues operations on: the backend's nftables.Conn, or a tableImage
+// recorder that builds the table a full replacement describes, to compare with the kernel's.
+type batchSink interface {
+	AddTable(*nftables.Table) *nftables.Table
+	DelTable(*nftables.Table)
+	AddSet(*nftables.Set, []nftables.SetElement) error
+	DelSet(*nftables.Set)
+	SetAddElements(*nftables.Set, []nftables.SetElement) error
+	SetDeleteElements(*nftables.Set, []nftables.SetElement) error
+	AddChain(*nftables.Chain) *nftables.Chain
+	FlushChain(*nftables.Chain)
+	DelChain(*nftables.Chain)
+	AddRule(*nftables.Rule) *nftables.Rule
+}
+
+// lowering queues the operations of one transaction on one batchSink.
 //
 // Sets created earlier in the same batch are referenced by name and batch ID (the kernel resolves the
 // ID when the name is not visible yet); sets that already exist in the kernel are referenced by name
 // alone. Chains are always referenced by name.
 type lowering struct {
-	conn      *nftables.Conn
+	conn      batchSink
 	table     *nftables.Table
 	setIDs    map[string]uint32 // named sets and maps created in this batch
 	nextID    uint32
@@ -24,7 +39,7 @@ type lowering struct {
 	batch     elementBatch // reused by every element message
 }
 
-func newLowering(conn *nftables.Conn, table string, anonymous *anonymousSetNames) *lowering {
+func newLowering(conn batchSink, table string, anonymous *anonymousSetNames) *lowering {
 	return &lowering{
 		conn:      conn,
 		table:     &nftables.Table{Name: table, Family: nftables.TableFamilyINet},
