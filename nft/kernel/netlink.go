@@ -5,6 +5,7 @@ import (
 
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/google/nftables"
@@ -33,6 +34,9 @@ type NetlinkBackend struct {
 	netns     *os.File           // nil: the current network namespace
 	conn      *nftables.Conn     // the lasting connection; nil until first used or after a failure
 	anonymous *anonymousSetNames // names for the anonymous sets of rules, unique for the backend's life
+
+	portsMu sync.Mutex
+	ports   []uint32 // netlink ports of every connection the backend opened: its batches' senders
 }
 
 var _ nft.Backend = (*NetlinkBackend)(nil)
@@ -68,7 +72,10 @@ func (b *NetlinkBackend) connection() (*nftables.Conn, error) {
 	if b.conn != nil {
 		return b.conn, nil
 	}
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(largeBuffers)}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		b.addPort(c.PID())
+		return largeBuffers(c)
+	})}
 	if b.netns != nil {
 		opts = append(opts, nftables.WithNetNSFd(int(b.netns.Fd())))
 	}
@@ -78,6 +85,31 @@ func (b *NetlinkBackend) connection() (*nftables.Conn, error) {
 	}
 	b.conn = conn
 	return conn, nil
+}
+
+// addPort remembers the port of a new connection. Ports are kept for the backend's life, a few per
+// failure, so that a watch still knows the batches of a connection dropped since as ours.
+func (b *NetlinkBackend) addPort(port uint32) {
+	b.portsMu.Lock()
+	defer b.portsMu.Unlock()
+	b.ports = append(b.ports, port)
+}
+
+// ownsPort reports whether port is one of the backend's connections.
+func (b *NetlinkBackend) ownsPort(port uint32) bool {
+	b.portsMu.Lock()
+	defer b.portsMu.Unlock()
+	return slices.Contains(b.ports, port)
+}
+
+// netnsFd is the namespace's descriptor, or -1 for the calling process's namespace.
+func (b *NetlinkBackend) netnsFd() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.netns == nil {
+		return -1
+	}
+	return int(b.netns.Fd())
 }
 
 // dropConn closes the connection, so that nothing queued on it by a failed transaction can leak into
