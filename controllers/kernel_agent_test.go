@@ -42,8 +42,17 @@ const kernelResyncPeriod = time.Second
 
 // newKernelAgent builds, without starting it, the agent of nodeName programming node's namespace.
 func newKernelAgent(nodeName string, node *netlab.Node) *kernelAgent {
-	dp, closeDataplane, err := agent.OpenDataplane(node.Path)
+	return newKernelAgentWith(nodeName, node, true)
+}
+
+// newKernelAgentWith builds an agent that watches nf_tables notifications only when notified is set;
+// without them it finds foreign changes by reading the table back on resyncs.
+func newKernelAgentWith(nodeName string, node *netlab.Node, notified bool) *kernelAgent {
+	dp, closeDataplane, err := agent.OpenDataplane(node.Path, table)
 	Expect(err).NotTo(HaveOccurred())
+	if !notified {
+		dp.ForeignChanges = nil
+	}
 	recording := &recordingBackend{Backend: dp.Backend}
 	dp.Backend = recording
 	mgr, r, err := agent.New(logf.IntoContext(ctx, logf.Log.WithValues("netns", node.Name)), cfg,

@@ -233,6 +233,68 @@ var _ = Describe("The agents of two nodes on the kernel", Ordered, Label("kernel
 		Expect(watch.attempts.Load()).To(BeNumerically(">=", 16*5), "the 16 denied probes (4 pairs, TCP and UDP, IPv4 and IPv6) ran 5 times each on average")
 	})
 
+	It("repairs every kind of foreign change to node 1's table within 1s, while denied pairs are probed", func() {
+		before, err := kernelListing(node1)
+		Expect(err).NotTo(HaveOccurred(), before)
+		beforeContent := tableContent(before)
+		for _, change := range foreignChanges {
+			By("making a foreign change: " + change.name)
+			repairsBefore, _ := lastDriftRepair(kernelNode1)
+			txsBefore := len(agent1.kernel.transactions())
+			args := change.args(node1, agent1.reconciler.Applier.Committed())
+			watch := watchForLeaks(deniedPairs()...)
+			changed := time.Now() // an upper bound: nft commits after it starts
+			runNft(node1, args...)
+			repaired := awaitRepair(agent1, node1, beforeContent, txsBefore, time.Second)
+			leaks := watch.stop()
+			Expect(reachability(clients, servers)).To(Equal(isolated), "after repairing %s", change.name)
+
+			var repairs int32
+			var last *policyv1alpha1.DriftRepair
+			Eventually(func() int32 { repairs, last = lastDriftRepair(kernelNode1); return repairs }).Should(Equal(repairsBefore+1),
+				"the NodeEnforcement counts the repair of %s", change.name)
+			Expect(last.Cause).To(Equal(policyv1alpha1.DriftCauseNotification))
+			Expect(last.Message).To(ContainSubstring("by nft"), "the notification names who changed the table")
+			ne := enforcementOf(kernelNode1)
+			programmed := meta.FindStatusCondition(ne.Status.Conditions, policyv1alpha1.ConditionProgrammed)
+			Expect(programmed.Status).To(Equal(metav1.ConditionTrue))
+			GinkgoWriter.Printf("%s: repaired within %s of starting the nft command (agent: %s from news to commit); %d probes of denied pairs, %d got through\n",
+				change.name, repaired.Sub(changed).Round(time.Microsecond), last.RepairedAfter.Duration, watch.attempts.Load(), len(leaks))
+			recordDriftFigure(driftFigure{Change: change.name, Cause: last.Cause, RepairMs: ms(repaired.Sub(changed)),
+				ReportedMs: ms(last.RepairedAfter.Duration), Probes: watch.attempts.Load(), Leaks: len(leaks)})
+		}
+		Expect(counterValue("nftpolicy_drift_repairs_total", "cause", policyv1alpha1.DriftCauseNotification)).To(BeNumerically(">=", len(foreignChanges)))
+	})
+
+	It("finds a foreign change by reading the table back when no notification tells of it", func() {
+		before, err := kernelListing(node1)
+		Expect(err).NotTo(HaveOccurred(), before)
+		By("replacing node 1's agent with one that does not watch notifications")
+		agent1.stop()
+		agent1 = newKernelAgentWith(kernelNode1, node1, false)
+		agent1.start()
+		Eventually(func() error { return agent1.reconciler.ReadyCheck(nil) }).Should(Succeed())
+		Eventually(func() int { return len(agent1.kernel.transactions()) }).Should(Equal(1))
+		By("flushing the table: the next resync reads it back and replaces it")
+		changed := time.Now()
+		runNft(node1, "flush", "table", "inet", table)
+		repaired := awaitRepair(agent1, node1, tableContent(before), 1, 3*kernelResyncPeriod)
+		GinkgoWriter.Printf("read-back repaired the flushed table %s after the flush (resync period %s)\n", repaired.Sub(changed).Round(time.Millisecond), kernelResyncPeriod)
+		Eventually(func() string {
+			// The count is the running agent's: this one repaired once.
+			repairs, last := lastDriftRepair(kernelNode1)
+			if repairs != 1 || last == nil || last.Time.Time.Before(changed.Truncate(time.Second)) {
+				return ""
+			}
+			return last.Cause + ": " + last.Message
+		}).Should(And(HavePrefix(policyv1alpha1.DriftCauseReadBack+": "), ContainSubstring("rules, not")))
+		Expect(reachability(clients, servers)).To(Equal(isolated))
+
+		By("checking that read-backs of an unchanged table cost no transaction")
+		Consistently(func() int { return len(agent1.kernel.transactions()) }).
+			WithTimeout(3 * kernelResyncPeriod).WithPolling(100 * time.Millisecond).Should(Equal(2))
+	})
+
 	It("lets busybox-2 reach redis on both nodes once it is labelled app=guestbook", func() {
 		relabel(busybox2.object(), "app", "guestbook")
 		want := map[string]string{}

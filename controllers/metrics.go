@@ -3,6 +3,8 @@ package controllers
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 )
 
 // Metrics of the agent, served on controller-runtime's registry next to its workqueue and client metrics.
@@ -29,6 +31,19 @@ var (
 		Help:    "Time from the agent observing a change of a pod, namespace or policy to the transaction that enforces it.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14), // 5ms .. 41s
 	})
+	driftRepairs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nftpolicy_drift_repairs_total",
+		Help: "Changes to the table made by another writer that were undone by replacing the whole table, by how they were found: notification or readback.",
+	}, []string{"cause"})
+	notificationsLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nftpolicy_notifications_lost_total",
+		Help: "Times nf_tables notifications were lost (socket overrun or resubscription); each was followed by a read-back of the table.",
+	})
+	readBackDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nftpolicy_readback_duration_seconds",
+		Help:    "Time to read the table back from the kernel and compare it with the last commit.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1ms .. 8s
+	})
 	isolatedPods = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "nftpolicy_isolated_pods",
 		Help: "Local pods isolated for ingress or egress by at least one policy.",
@@ -53,14 +68,19 @@ const (
 const (
 	stepSnapshot   = "snapshot"
 	stepInterfaces = "interfaces"
+	stepReadBack   = "readback"
 	stepApply      = "apply"
 	stepConntrack  = "conntrack"
 	stepStatus     = "status"
 )
 
 func init() {
-	metrics.Registry.MustRegister(syncDuration, syncFailures, cacheReads, incrementalMismatches, programmingLatency, isolatedPods, programmedChains, programmedElements)
-	for _, step := range []string{stepSnapshot, stepInterfaces, stepApply, stepConntrack, stepStatus} {
+	metrics.Registry.MustRegister(syncDuration, syncFailures, cacheReads, incrementalMismatches, programmingLatency,
+		driftRepairs, notificationsLost, readBackDuration, isolatedPods, programmedChains, programmedElements)
+	for _, cause := range []string{policyv1alpha1.DriftCauseNotification, policyv1alpha1.DriftCauseReadBack} {
+		driftRepairs.WithLabelValues(cause)
+	}
+	for _, step := range []string{stepSnapshot, stepInterfaces, stepReadBack, stepApply, stepConntrack, stepStatus} {
 		syncFailures.WithLabelValues(step)
 	}
 	for _, scope := range []string{readChanged, readAll} {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nftpolicy/nftpolicy/nft"
 )
 
 // Kinds of watched objects, as the event handlers name them.
@@ -41,6 +43,8 @@ type changeBatch struct {
 	objects map[objectRef]time.Time
 	// full: only re-reading the whole cache is correct.
 	full bool
+	// foreign is news that another writer may have changed the table, nil when none came.
+	foreign *nft.ForeignChange
 }
 
 // note records that an object changed at the given time.
@@ -61,6 +65,20 @@ func (p *pendingChanges) note(kind string, obj client.Object, at time.Time) {
 	p.taken.objects[key] = at
 }
 
+// noteForeign records news of a foreign change to the table.
+func (p *pendingChanges) noteForeign(c nft.ForeignChange) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.taken.mergeForeign(c)
+}
+
+func (b *changeBatch) mergeForeign(c nft.ForeignChange) {
+	if b.foreign != nil {
+		c = b.foreign.Merge(c)
+	}
+	b.foreign = &c
+}
+
 // take returns the changes noted so far and forgets them.
 func (p *pendingChanges) take() changeBatch {
 	p.mu.Lock()
@@ -76,6 +94,9 @@ func (p *pendingChanges) putBack(b changeBatch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.taken.full = p.taken.full || b.full
+	if b.foreign != nil {
+		p.taken.mergeForeign(*b.foreign)
+	}
 	for key, at := range b.objects {
 		if len(p.taken.objects) >= maxPendingObjects {
 			p.taken.full = true
@@ -94,5 +115,5 @@ func (p *pendingChanges) putBack(b changeBatch) {
 func (p *pendingChanges) pending() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.taken.full || len(p.taken.objects) > 0
+	return p.taken.full || len(p.taken.objects) > 0 || p.taken.foreign != nil
 }

@@ -51,6 +51,9 @@ type NodeReconciler struct {
 	Interfaces nft.InterfaceResolver
 	// Conntrack ends tracked connections that a committed ruleset no longer allows. Nil: none.
 	Conntrack nft.ConntrackCleaner
+	// ForeignChanges brings news that another writer may have changed the table (a kernel
+	// TableWatch). Nil: foreign changes are found by reading the table back on resyncs only.
+	ForeignChanges <-chan nft.ForeignChange
 	// ResyncPeriod defaults to DefaultResyncPeriod.
 	ResyncPeriod time.Duration
 	// VerifyIncremental makes every sync that read only the changed objects also resolve the whole
@@ -92,6 +95,14 @@ type syncState struct {
 	problems []selectors.Problem
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
 	cleanupPending bool
+	// verifiedAt is when the kernel was last known to hold the committed ruleset: read back, or
+	// replaced whole after a drift.
+	verifiedAt time.Time
+	// drift is a foreign change found and not repaired yet; driftRepairs and lastRepair describe the
+	// repairs so far, for the status.
+	drift        *driftFound
+	driftRepairs int32
+	lastRepair   *policyv1alpha1.DriftRepair
 }
 
 // startOver makes the next sync compile everything: after a failed step, the compiler's memory of
@@ -133,6 +144,9 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		return ctrl.Result{}, out.err
 	}
 	r.record(ctx, out, batch)
+	if out.repaired != nil {
+		r.reportDriftRepair(ctx, out.repaired)
+	}
 	r.reportProblems(ctx, out.problems)
 	if err := r.writeStatus(ctx, out); err != nil {
 		syncFailures.WithLabelValues(stepStatus).Inc()
@@ -155,7 +169,12 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 	out := syncOutcome{started: time.Now(), ruleset: r.Applier.Committed()}
 	fail := func(step string, err error) syncOutcome {
 		out.step, out.err, out.duration = step, err, time.Since(out.started)
+		out.drift, out.driftRepairs, out.lastRepair = r.state.drift, r.state.driftRepairs, r.state.lastRepair
 		return out
+	}
+
+	if err := r.checkTable(ctx, batch); err != nil {
+		return fail(stepReadBack, err)
 	}
 
 	model, changes, err := r.resolve(ctx, batch)
@@ -183,6 +202,10 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 		// The verdicts change here; ending old connections below is not part of the latency.
 		out.committed = time.Now()
 	}
+	if res.FullReplace {
+		out.repaired = r.state.repaired(out.committed)
+	}
+	out.driftRepairs, out.lastRepair = r.state.driftRepairs, r.state.lastRepair
 	// A change that only added peers cannot have denied a tracked connection.
 	if err := r.endDeniedConnections(ctx, desired, ifaces, !res.Unchanged() && !res.OnlyWidens); err != nil {
 		return fail(stepConntrack, err)

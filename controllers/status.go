@@ -31,6 +31,12 @@ type syncOutcome struct {
 	counts    counts              // of model and ruleset, on success
 	step      string              // the step that failed, "" on success
 	err       error
+	// drift is a foreign change found and not repaired yet (on failure); repaired is the drift this
+	// sync repaired; driftRepairs and lastRepair are the repairs so far.
+	drift        *driftFound
+	repaired     *policyv1alpha1.DriftRepair
+	driftRepairs int32
+	lastRepair   *policyv1alpha1.DriftRepair
 }
 
 // counts are the numbers the status and the gauges report.
@@ -172,10 +178,12 @@ type statusInputs struct {
 	counts       counts
 	problems     []selectors.Problem // the first MaxProblems
 	problemCount int
+	driftRepairs int32
+	drifted      bool
 }
 
 func statusInputsOf(generation int64, out syncOutcome) statusInputs {
-	in := statusInputs{generation: generation, step: out.step}
+	in := statusInputs{generation: generation, step: out.step, driftRepairs: out.driftRepairs, drifted: out.drift != nil}
 	if out.err != nil {
 		in.err = out.err.Error()
 		return in
@@ -192,6 +200,7 @@ func (in *statusInputs) equal(o *statusInputs, withElements bool) bool {
 		a.setElements, b.setElements = 0, 0
 	}
 	return in.generation == o.generation && in.step == o.step && in.err == o.err && a == b &&
+		in.driftRepairs == o.driftRepairs && in.drifted == o.drifted &&
 		in.problemCount == o.problemCount && slices.Equal(in.problems, o.problems)
 }
 
@@ -202,6 +211,8 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 	st.ObservedGeneration = ne.Generation
 	st.LastSyncTime = &metav1.Time{Time: out.started}
 	st.LastSyncDuration = &metav1.Duration{Duration: out.duration.Round(time.Microsecond)}
+	st.DriftRepairs = out.driftRepairs
+	st.LastDriftRepair = out.lastRepair.DeepCopy()
 
 	if out.err == nil {
 		c := out.counts
@@ -247,6 +258,10 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 			programmed.Reason = policyv1alpha1.ReasonApplyFailed
 		}
 		programmed.Message = out.err.Error()
+		if out.drift != nil {
+			programmed.Reason = policyv1alpha1.ReasonDrifted
+			programmed.Message = fmt.Sprintf("another writer changed table inet %s (%s, found by %s) and the repair failed: %v", table, out.drift.detail, out.drift.cause, out.err)
+		}
 		degraded.Status = metav1.ConditionTrue
 		degraded.Reason = programmed.Reason
 		degraded.Message = fmt.Sprintf("the last sync failed at step %s; it is retried with backoff", out.step)

@@ -17,8 +17,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/nftpolicy/nftpolicy/nft"
 )
 
 // SetupWithManager registers the agent's watches. Every event of every watched kind maps to the same
@@ -38,13 +42,53 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.pods = shared.GetStore()
 	const name = "nodeenforcement"
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithLogConstructor(nodeLogConstructor(mgr.GetLogger().WithValues("controller", name), r.NodeName)).
 		Watches(&corev1.Pod{}, r.enqueueNode(kindPod), builder.WithPredicates(podChanged)).
 		Watches(&corev1.Namespace{}, r.enqueueNode(kindNamespace), builder.WithPredicates(labelsChanged)).
-		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Complete(r)
+		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	if r.ForeignChanges != nil {
+		events := make(chan event.TypedGenericEvent[nft.ForeignChange])
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			forwardForeignChanges(ctx, r.ForeignChanges, events)
+			return nil
+		})); err != nil {
+			return fmt.Errorf("adding the table watch: %w", err)
+		}
+		b = b.WatchesRawSource(source.Channel(events, r.enqueueForeign()))
+	}
+	return b.Complete(r)
+}
+
+// forwardForeignChanges passes news of foreign changes to the controller's source until ctx is done
+// or the news stops.
+func forwardForeignChanges(ctx context.Context, in <-chan nft.ForeignChange, out chan<- event.TypedGenericEvent[nft.ForeignChange]) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c, ok := <-in:
+			if !ok {
+				return
+			}
+			select {
+			case out <- event.TypedGenericEvent[nft.ForeignChange]{Object: c}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// enqueueForeign notes news of a foreign change to the table and enqueues this node.
+func (r *NodeReconciler) enqueueForeign() handler.TypedEventHandler[nft.ForeignChange, reconcile.Request] {
+	return handler.TypedFuncs[nft.ForeignChange, reconcile.Request]{
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[nft.ForeignChange], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.pending.noteForeign(e.Object)
+			q.Add(r.request())
+		},
+	}
 }
 
 // nodeLogConstructor returns the loggers of the controller's syncs: base for the controller itself,

@@ -7,7 +7,9 @@ import (
 // Condition types of a NodeEnforcement.
 const (
 	// ConditionProgrammed is True when the node's table holds exactly the rules the current
-	// policies, pods and namespaces call for.
+	// policies, pods and namespaces call for: the kernel holds what the agent committed. Reason
+	// Drifted (status False) means another writer changed the table and the repair has not
+	// committed yet.
 	ConditionProgrammed = "Programmed"
 	// ConditionDegraded is True when something is enforced more strictly than written (a policy
 	// problem: the part that cannot be understood matches nothing) or the last sync failed.
@@ -21,6 +23,16 @@ const (
 	ReasonSyncFailed     = "SyncFailed"
 	ReasonPolicyProblems = "PolicyProblems"
 	ReasonHealthy        = "Healthy"
+	ReasonDrifted        = "Drifted"
+)
+
+// Causes of a drift repair: how the agent found that another writer changed its table.
+const (
+	// DriftCauseNotification: an nf_tables notification showed the change as it happened.
+	DriftCauseNotification = "notification"
+	// DriftCauseReadBack: reading the table back (every resync, or after notifications were lost)
+	// found that it differs from what the agent committed.
+	DriftCauseReadBack = "readback"
 )
 
 // MaxProblems bounds status.problems so that one broken policy cannot grow the object without limit.
@@ -97,6 +109,25 @@ type NodeEnforcementStatus struct {
 	// +listType=atomic
 	// +optional
 	Problems []PolicyProblem `json:"problems,omitempty"`
+
+	// DriftRepairs counts the changes to the table made by another writer that the running agent found
+	// and undid by replacing the whole table; LastDriftRepair describes the latest.
+	// +optional
+	DriftRepairs int32 `json:"driftRepairs,omitempty"`
+	// +optional
+	LastDriftRepair *DriftRepair `json:"lastDriftRepair,omitempty"`
+}
+
+// DriftRepair is a change to the node's table made by another writer, found and undone by the agent.
+type DriftRepair struct {
+	// Time is when the change was found.
+	Time metav1.Time `json:"time"`
+	// Cause is how it was found: notification or readback.
+	Cause string `json:"cause"`
+	// Message says what differed, and who changed it when the notification named them.
+	Message string `json:"message"`
+	// RepairedAfter is the time from finding the change to the commit that undid it.
+	RepairedAfter metav1.Duration `json:"repairedAfter"`
 }
 
 // NodeEnforcement reports how one node's agent enforces NetworkPolicies: whether its table is

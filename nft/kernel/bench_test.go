@@ -242,3 +242,70 @@ func BenchmarkKernelCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKernelWatchCost is what watching nf_tables notifications costs our own commits: the kernel
+// builds a notification for every object and element of a batch once someone listens, and the
+// watch reads them. A full replacement and a one-pod change of the table of issue 5's measurement
+// 1, unwatched (the baseline) and watched, in the same run.
+func BenchmarkKernelWatchCost(b *testing.B) {
+	backend := benchNamespace(b)
+	rs := issueRuleset(b, 50000)
+	run := func(b *testing.B) {
+		b.Run("full", func(b *testing.B) {
+			for b.Loop() {
+				if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("one-element", func(b *testing.B) {
+			if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+				b.Fatal(err)
+			}
+			set := rs.Sets[0]
+			elem := []nft.Element{{Addr: netip.MustParseAddr("198.19.255.1")}}
+			if set.Type == nft.KeyIPv6 {
+				elem = []nft.Element{{Addr: netip.MustParseAddr("fd19::ff:1")}}
+			}
+			if set.Interval {
+				elem[0].AddrEnd = elem[0].Addr
+			}
+			add := &nft.Transaction{Table: rs.Table, Ops: []nft.Op{nft.AddElements{Set: set.Name, Type: set.Type, Interval: set.Interval, Elements: elem}}}
+			del := &nft.Transaction{Table: rs.Table, Ops: []nft.Op{nft.DeleteElements{Set: set.Name, Type: set.Type, Interval: set.Interval, Elements: elem}}}
+			i := 0
+			for b.Loop() {
+				tx := add
+				if i%2 == 1 {
+					tx = del
+				}
+				i++
+				if err := backend.Run(tx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("unwatched", run)
+	b.Run("watched", func(b *testing.B) {
+		w, err := backend.Watch(rs.Table)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer w.Close()
+		lost := 0
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ev := range w.Events() {
+				if !ev.Lost {
+					b.Errorf("our own commits reported as foreign: %+v", ev)
+				}
+				lost++
+			}
+		}()
+		run(b)
+		w.Close()
+		<-done
+		b.ReportMetric(float64(lost), "losses")
+	})
+}

@@ -64,11 +64,15 @@ type Dataplane struct {
 	Backend    nft.Backend
 	Interfaces nft.InterfaceResolver // nil: no anti-spoofing
 	Conntrack  nft.ConntrackCleaner  // nil: tracked connections are not ended
+	// ForeignChanges brings news of other writers' changes to the table; nil: the table is read
+	// back on resyncs only.
+	ForeignChanges <-chan nft.ForeignChange
 }
 
-// OpenDataplane opens the netlink seams of the network namespace at netnsPath ("" = the agent's own).
-// close releases them; it leaves the table programmed.
-func OpenDataplane(netnsPath string) (dp Dataplane, closeAll func(), err error) {
+// OpenDataplane opens the netlink seams of the network namespace at netnsPath ("" = the agent's own),
+// and watches table there for other writers' changes. close releases them; it leaves the table
+// programmed.
+func OpenDataplane(netnsPath, table string) (dp Dataplane, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -80,6 +84,12 @@ func OpenDataplane(netnsPath string) (dp Dataplane, closeAll func(), err error) 
 		return dp, closeAll, err
 	}
 	closers = append(closers, func() { _ = backend.Close() })
+	watch, err := backend.Watch(table)
+	if err != nil {
+		closeAll()
+		return dp, func() {}, err
+	}
+	closers = append(closers, watch.Close)
 	ifaces, err := kernel.NewNetlinkInterfaces(netnsPath)
 	if err != nil {
 		closeAll()
@@ -92,7 +102,7 @@ func OpenDataplane(netnsPath string) (dp Dataplane, closeAll func(), err error) 
 		return dp, func() {}, err
 	}
 	closers = append(closers, conntrack.Close)
-	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack}, closeAll, nil
+	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack, ForeignChanges: watch.Events()}, closeAll, nil
 }
 
 // New assembles an agent, without starting it: a manager with the agent's cache, its node's reconciler,
@@ -120,15 +130,16 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	r := &controllers.NodeReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("nftpolicy-agent"),
-		NodeName:     opts.NodeName,
-		Table:        opts.Table,
-		Applier:      nft.NewApplier(dp.Backend),
-		Interfaces:   dp.Interfaces,
-		Conntrack:    dp.Conntrack,
-		ResyncPeriod: opts.ResyncPeriod,
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Recorder:       mgr.GetEventRecorder("nftpolicy-agent"),
+		NodeName:       opts.NodeName,
+		Table:          opts.Table,
+		Applier:        nft.NewApplier(dp.Backend),
+		Interfaces:     dp.Interfaces,
+		Conntrack:      dp.Conntrack,
+		ForeignChanges: dp.ForeignChanges,
+		ResyncPeriod:   opts.ResyncPeriod,
 
 		VerifyIncremental: opts.VerifyIncremental,
 	}
@@ -147,7 +158,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 // Run runs the agent until ctx is done. It never removes the table on the way out: an isolated pod must
 // not open because its node's agent restarts, crashes or is upgraded.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
-	dp, closeDataplane, err := OpenDataplane(opts.NetNSPath)
+	dp, closeDataplane, err := OpenDataplane(opts.NetNSPath, opts.Table)
 	if err != nil {
 		return err
 	}
