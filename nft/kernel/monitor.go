@@ -31,6 +31,7 @@ const monitorRetry = time.Second
 // table cannot be told from a change to ours.
 type TableWatch struct {
 	backend *NetlinkBackend
+	netns   int // the namespace's descriptor, -1 for the process's own
 	table   string
 	events  chan nft.ForeignChange
 
@@ -44,13 +45,16 @@ type TableWatch struct {
 // foreign batch that touched the table, and whenever notifications may have been lost (then only a
 // read-back can tell whether the table changed). Events are coalesced while the reader is busy.
 func (b *NetlinkBackend) Watch(table string) (*TableWatch, error) {
-	w := &TableWatch{backend: b, table: table, events: make(chan nft.ForeignChange, 1), done: make(chan struct{})}
+	w := &TableWatch{backend: b, netns: b.netnsFd(), table: table, events: make(chan nft.ForeignChange, 1), done: make(chan struct{})}
 	conn, err := w.open()
 	if err != nil {
 		return nil, err
 	}
 	w.conn = conn
 	go w.run(conn)
+	b.mu.Lock()
+	b.watch = w
+	b.mu.Unlock()
 	return w, nil
 }
 
@@ -60,9 +64,18 @@ func (w *TableWatch) Events() <-chan nft.ForeignChange { return w.events }
 // Close stops the watch.
 func (w *TableWatch) Close() {
 	w.mu.Lock()
+	already := w.closed
 	w.closed = true
 	conn := w.conn
 	w.mu.Unlock()
+	if already {
+		return
+	}
+	w.backend.mu.Lock()
+	if w.backend.watch == w {
+		w.backend.watch = nil
+	}
+	w.backend.mu.Unlock()
 	if conn != nil {
 		_ = conn.Close()
 	}
@@ -72,8 +85,8 @@ func (w *TableWatch) Close() {
 // open subscribes a new socket in the backend's namespace to nf_tables notifications.
 func (w *TableWatch) open() (*netlink.Conn, error) {
 	cfg := &netlink.Config{}
-	if ns := w.backend.netnsFd(); ns >= 0 {
-		cfg.NetNS = ns
+	if w.netns >= 0 {
+		cfg.NetNS = w.netns
 	}
 	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
 	if err != nil {
@@ -91,6 +104,77 @@ func (w *TableWatch) open() (*netlink.Conn, error) {
 		})
 	}
 	return conn, nil
+}
+
+// quietly runs commit, one of the backend's own full replacements, with the watch unsubscribed.
+// Once anyone listens, the kernel builds a notification for every element of a batch, and a full
+// replacement of a large table has tens of thousands: listening would cost several times the
+// commit. Nothing is missed: a foreign change before the commit is undone by it (it deletes and
+// recreates the table), and the kernel's generation, which every commit in the namespace advances,
+// tells whether anything committed besides it while the watch was away (reported as lost news).
+func (w *TableWatch) quietly(commit func() error) error {
+	w.mu.Lock()
+	conn := w.conn
+	if w.closed {
+		conn = nil
+	}
+	w.mu.Unlock()
+	if conn == nil || conn.LeaveGroup(unix.NFNLGRP_NFTABLES) != nil {
+		return commit()
+	}
+	before, errBefore := w.generation()
+	err := commit()
+	errJoin := conn.JoinGroup(unix.NFNLGRP_NFTABLES)
+	after, errAfter := w.generation()
+	want := before
+	if err == nil {
+		want++
+	}
+	switch {
+	case errJoin != nil:
+		// The run loop opens another socket, and reports the loss then.
+		_ = conn.Close()
+	case errBefore != nil || errAfter != nil || after != want:
+		w.send(nft.ForeignChange{At: time.Now(), Lost: true, Detail: fmt.Sprintf(
+			"nf_tables generation went from %d to %d over our full replacement, unwatched", before, after)})
+	}
+	return err
+}
+
+// generation asks the kernel for the namespace's ruleset generation (NFT_MSG_GETGEN).
+func (w *TableWatch) generation() (uint32, error) {
+	cfg := &netlink.Config{}
+	if w.netns >= 0 {
+		cfg.NetNS = w.netns
+	}
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	replies, err := conn.Execute(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range replies {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return 0, err
+		}
+		ad.ByteOrder = binary.BigEndian
+		for ad.Next() {
+			if ad.Type() == unix.NFTA_GEN_ID {
+				return ad.Uint32(), nil
+			}
+		}
+	}
+	return 0, errors.New("no generation in the kernel's answer")
 }
 
 func (w *TableWatch) run(conn *netlink.Conn) {

@@ -70,3 +70,42 @@ func TestWatchTellsForeignChangesFromOurs(t *testing.T) {
 	foreignNft(t, ns, "delete", "table", "inet", rs.Table)
 	expect("deleting the table", "deleted")
 }
+
+// TestQuietFullReplacementStillTellsOfOtherCommits checks the generation check of an unwatched full
+// replacement: a commit by someone else while the watch is away is reported as lost news.
+func TestQuietFullReplacementStillTellsOfOtherCommits(t *testing.T) {
+	ns, b := kernelNamespace(t)
+	rs := compileGuestbook()
+	rs.Table = kernelTable
+	w, err := b.Watch(rs.Table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	// The commit stands in for ours (one generation) and someone else's (another).
+	err = w.quietly(func() error {
+		foreignNft(t, ns, "add", "table", "inet", "other")
+		foreignNft(t, ns, "delete", "table", "inet", "other")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.Events():
+		if !ev.Lost || !strings.Contains(ev.Detail, "generation") {
+			t.Fatalf("event %+v, want lost news naming the generation", ev)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a commit made while the watch was away went unreported")
+	}
+	// And a quiet full replacement of our own, alone, is news to no one.
+	if err := b.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.Events():
+		t.Fatalf("our own full replacement reported: %+v", ev)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

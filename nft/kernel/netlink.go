@@ -35,6 +35,8 @@ type NetlinkBackend struct {
 	conn      *nftables.Conn     // the lasting connection; nil until first used or after a failure
 	anonymous *anonymousSetNames // names for the anonymous sets of rules, unique for the backend's life
 
+	watch *TableWatch // the watch of our table, if one runs: full replacements run quietly (see quietly)
+
 	portsMu sync.Mutex
 	ports   []uint32 // netlink ports of every connection the backend opened: its batches' senders
 }
@@ -139,11 +141,27 @@ func (b *NetlinkBackend) Run(tx *nft.Transaction) error {
 		b.dropConn()
 		return err
 	}
-	if err := conn.Flush(); err != nil {
-		b.dropConn()
-		return fmt.Errorf("committing %d operations on table inet %s: %w", len(tx.Ops), tx.Table, err)
+	commit := func() error {
+		if err := conn.Flush(); err != nil {
+			b.dropConn()
+			return fmt.Errorf("committing %d operations on table inet %s: %w", len(tx.Ops), tx.Table, err)
+		}
+		return nil
 	}
-	return nil
+	if b.watch != nil && b.watch.table == tx.Table && replacesTable(tx) {
+		return b.watch.quietly(commit)
+	}
+	return commit()
+}
+
+// replacesTable reports whether tx deletes our table, as a full replacement does.
+func replacesTable(tx *nft.Transaction) bool {
+	for _, op := range tx.Ops {
+		if _, ok := op.(nft.DeleteTable); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // largeBuffers raises the socket's buffer limits so that a large batch fits in one message and the
