@@ -87,11 +87,9 @@ func (s *syncState) repaired(committed time.Time) *policyv1alpha1.DriftRepair {
 	return s.lastRepair
 }
 
-// reportDriftRepair logs the repair and emits an Event on the node's NodeEnforcement.
+// reportDriftRepair emits an Event on the node's NodeEnforcement (the sync logged the repair).
 func (r *NodeReconciler) reportDriftRepair(ctx context.Context, rep *policyv1alpha1.DriftRepair) {
 	log := logf.FromContext(ctx)
-	log.Info("Another writer changed the table; replaced it whole", "table", r.Table, "cause", rep.Cause,
-		"change", rep.Message, "repairedAfter", rep.RepairedAfter.Duration)
 	ne, err := r.nodeEnforcement(ctx)
 	if err != nil {
 		log.Error(err, "Not reporting the drift repair as an Event", "node", klog.KRef("", r.NodeName))

@@ -64,6 +64,8 @@ type NodeReconciler struct {
 
 	// pending is filled by the event handlers and taken by each sync.
 	pending pendingChanges
+	// status writes the outcomes of syncs, apart from them (see statusWriter).
+	status *statusWriter
 	// pods is the pod informer's store (CachedPods), set up by SetupWithManager.
 	pods     toolscache.Store
 	problems problemReporter
@@ -137,21 +139,17 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		r.pending.putBack(batch)
 		r.state.startOver()
 		syncFailures.WithLabelValues(out.step).Inc()
+		r.status.submit(out)
 		// The returned error is logged by the controller and requeues the node with backoff.
-		if err := r.writeStatus(ctx, out); err != nil {
-			logf.FromContext(ctx).Error(err, "Recording the failed sync on the NodeEnforcement")
-		}
 		return ctrl.Result{}, out.err
 	}
 	r.record(ctx, out, batch)
 	if out.repaired != nil {
-		r.reportDriftRepair(ctx, out.repaired)
+		logf.FromContext(ctx).Info("Another writer changed the table; replaced it whole", "table", r.Table,
+			"cause", out.repaired.Cause, "change", out.repaired.Message, "repairedAfter", out.repaired.RepairedAfter.Duration)
 	}
 	r.reportProblems(ctx, out.problems)
-	if err := r.writeStatus(ctx, out); err != nil {
-		syncFailures.WithLabelValues(stepStatus).Inc()
-		return ctrl.Result{}, err
-	}
+	r.status.submit(out)
 	requeue := r.resyncPeriod()
 	r.statusMu.Lock()
 	if r.statusDeferred {

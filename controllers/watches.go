@@ -42,6 +42,14 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.pods = shared.GetStore()
 	const name = "nodeenforcement"
+	r.status = newStatusWriter()
+	statusLog := mgr.GetLogger().WithValues("controller", name, "name", r.NodeName)
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		r.runStatusWriter(ctx, statusLog)
+		return nil
+	})); err != nil {
+		return fmt.Errorf("adding the status writer: %w", err)
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithLogConstructor(nodeLogConstructor(mgr.GetLogger().WithValues("controller", name), r.NodeName)).
