@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -293,6 +294,87 @@ var _ = Describe("The agent of node-a", Ordered, func() {
 		Expect(metricValue("nftpolicy_sync_failures_total")).To(BeNumerically(">", failuresBefore))
 		Expect(verdictFor(otherIP, redisIP, redisPort)).To(Equal(nft.Drop))
 		Expect(verdictFor(guestbookIP, redisIP, redisPort)).To(Equal(nft.Accept))
+	})
+
+	// tamper changes the fake kernel's table as another writer would: it deletes one element of a
+	// set of the committed table, and returns a description of the change.
+	tamper := func() string {
+		rs := reconciler.Applier.Committed()
+		Expect(rs).NotTo(BeNil())
+		for _, set := range rs.Sets {
+			if len(set.Elements) > 0 {
+				del := nft.DeleteElements{Set: set.Name, Type: set.Type, Interval: set.Interval, Elements: set.Elements[:1]}
+				Expect(kernel.Run(&nft.Transaction{Table: table, Ops: []nft.Op{del}})).To(Succeed())
+				return "element deleted from set " + set.Name
+			}
+		}
+		Fail("no set with elements to tamper with")
+		return ""
+	}
+	driftEvents := func() []eventsv1.Event {
+		var list eventsv1.EventList
+		Expect(k8sClient.List(ctx, &list)).To(Succeed())
+		var out []eventsv1.Event
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "NodeEnforcement" && e.Regarding.Name == thisNode && e.Reason == policyv1alpha1.ReasonDrifted {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+
+	It("says Drifted while the repair of a foreign change fails, and repairs it whole", func() {
+		eventsBefore := len(driftEvents())
+		repairsBefore := counterValue("nftpolicy_drift_repairs_total", "cause", policyv1alpha1.DriftCauseNotification)
+		change := tamper()
+		Expect(kernel.Check(reconciler.Applier.Committed())).NotTo(BeEmpty())
+		// Enough failures, retried with backoff, for the status to show them for a while.
+		failNextTransactions.Store(10)
+		foreignNews <- nft.ForeignChange{At: time.Now(), Detail: change + " by a test"}
+		Eventually(func(g Gomega) {
+			ne := nodeEnforcement()
+			programmed := meta.FindStatusCondition(ne.Status.Conditions, policyv1alpha1.ConditionProgrammed)
+			g.Expect(programmed).NotTo(BeNil())
+			g.Expect(programmed.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(programmed.Reason).To(Equal(policyv1alpha1.ReasonDrifted))
+			g.Expect(programmed.Message).To(ContainSubstring(change + " by a test"))
+		}).WithPolling(20 * time.Millisecond).Should(Succeed())
+
+		Eventually(func(g Gomega) {
+			ne := nodeEnforcement()
+			g.Expect(meta.IsStatusConditionTrue(ne.Status.Conditions, policyv1alpha1.ConditionProgrammed)).To(BeTrue())
+			g.Expect(ne.Status.LastDriftRepair).NotTo(BeNil())
+			g.Expect(ne.Status.LastDriftRepair.Cause).To(Equal(policyv1alpha1.DriftCauseNotification))
+			g.Expect(ne.Status.LastDriftRepair.Message).To(Equal(change + " by a test"))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(kernel.Check(reconciler.Applier.Committed())).To(BeEmpty(), "the fake holds what the agent committed")
+		Expect(fullReplace(lastTransaction())).To(BeTrue(), "a repair replaces the whole table")
+		Expect(counterValue("nftpolicy_drift_repairs_total", "cause", policyv1alpha1.DriftCauseNotification)).To(Equal(repairsBefore + 1))
+		Eventually(driftEvents).Should(HaveLen(eventsBefore + 1))
+		Expect(driftEvents()[eventsBefore].Note).To(ContainSubstring(change))
+	})
+
+	It("finds a foreign change no notification told of by reading the table back on a resync", func() {
+		repairsBefore := counterValue("nftpolicy_drift_repairs_total", "cause", policyv1alpha1.DriftCauseReadBack)
+		change := tamper()
+		Eventually(func() float64 {
+			return counterValue("nftpolicy_drift_repairs_total", "cause", policyv1alpha1.DriftCauseReadBack)
+		}).Should(Equal(repairsBefore + 1))
+		Expect(kernel.Check(reconciler.Applier.Committed())).To(BeEmpty())
+		Eventually(func(g Gomega) {
+			rep := nodeEnforcement().Status.LastDriftRepair
+			g.Expect(rep).NotTo(BeNil())
+			g.Expect(rep.Cause).To(Equal(policyv1alpha1.DriftCauseReadBack))
+			g.Expect(rep.Message).To(ContainSubstring(strings.TrimPrefix(change, "element deleted from set ")))
+		}).Should(Succeed())
+	})
+
+	It("reads the table back after notifications were lost, and replaces nothing when it is intact", func() {
+		lostBefore := metricValue("nftpolicy_notifications_lost_total")
+		txs := len(kernel.Transactions())
+		foreignNews <- nft.ForeignChange{At: time.Now(), Lost: true, Detail: "test: socket overrun"}
+		Eventually(func() float64 { return metricValue("nftpolicy_notifications_lost_total") }).Should(Equal(lostBefore + 1))
+		Consistently(func() int { return len(kernel.Transactions()) }, time.Second).Should(Equal(txs))
 	})
 
 	Context("with a policy it cannot enforce as written", func() {

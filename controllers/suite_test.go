@@ -100,7 +100,7 @@ var _ = BeforeSuite(func() {
 	mgr, r, err := agent.New(ctx, cfg,
 		// A short resync period, so that the status heartbeat is exercised too.
 		agent.Options{NodeName: thisNode, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: 2 * time.Second, VerifyIncremental: true},
-		agent.Dataplane{Backend: &flakyKernel{Backend: kernel}, Interfaces: hostInterfaces},
+		agent.Dataplane{Backend: &flakyKernel{Backend: kernel}, Interfaces: hostInterfaces, ForeignChanges: foreignNews},
 		func(o *ctrl.Options) { o.Controller = config.Controller{SkipNameValidation: ptr.To(true)} })
 	Expect(err).NotTo(HaveOccurred())
 	reconciler = r
@@ -111,6 +111,9 @@ var _ = BeforeSuite(func() {
 })
 
 var reconciler *controllers.NodeReconciler
+
+// foreignNews stands in for the kernel's notifications of other writers' changes to the fake's table.
+var foreignNews = make(chan nft.ForeignChange, 1)
 
 // failNextTransactions makes the next n transactions fail without touching the fake kernel, as a
 // rejected netlink batch leaves the kernel's table as it was.
