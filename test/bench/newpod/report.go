@@ -75,6 +75,18 @@ func writeReport(r *run, jsonPath, mdPath string) error {
 	w("(0: none ever did). The lab, as kubelet, reports the pod's IPs a *delay* after its network is up; the agent")
 	w("learns about the pod from that report. Both modes are measured in the same run, each delay in a lab of its own.")
 	w("")
+	reached := 0
+	for _, s := range r.Series {
+		if s.FailClosed {
+			reached += figuresOf(s).reachedDenied
+		}
+	}
+	verdict := "met"
+	if reached > 0 {
+		verdict = fmt.Sprintf("missed: %d denied probes got through", reached)
+	}
+	w("Goal (issue 14): with the fail-closed mode, no probe of a denied pair ever gets through (a window of 0): %s.", verdict)
+	w("")
 	w("## Headline")
 	w("")
 	for _, delay := range delaysOf(r) {
