@@ -49,6 +49,10 @@ type NodeReconciler struct {
 	Applier *nft.Applier
 	// Interfaces finds the host interface of each local pod address, for anti-spoofing. Nil: none.
 	Interfaces nft.InterfaceResolver
+	// PodInterfacePrefix turns the fail-closed mode on (nft.CompileInput.PodInterfacePrefix): traffic
+	// of a host interface with this prefix that is not a programmed local pod's is dropped. It needs
+	// Interfaces. "": off.
+	PodInterfacePrefix string
 	// Conntrack ends tracked connections that a committed ruleset no longer allows. Nil: none.
 	Conntrack nft.ConntrackCleaner
 	// ForeignChanges brings news that another writer may have changed the table (a kernel
@@ -150,7 +154,7 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 	}
 	r.reportProblems(ctx, out.problems)
 	r.status.submit(out)
-	requeue := r.resyncPeriod()
+	requeue := min(r.resyncPeriod(), r.interfaceRetry(out.model))
 	r.statusMu.Lock()
 	if r.statusDeferred {
 		requeue = min(requeue, statusCountsInterval)
@@ -186,7 +190,7 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 	if err != nil {
 		return fail(stepInterfaces, err)
 	}
-	desired, changed := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Changes: changes, Interfaces: ifaces})
+	desired, changed := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Changes: changes, Interfaces: ifaces, PodInterfacePrefix: r.PodInterfacePrefix})
 	if log := log.V(6); log.Enabled() {
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}

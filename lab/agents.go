@@ -15,6 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
 // agentReadyTimeout bounds how long an agent may take to commit its first sync.
@@ -104,6 +106,9 @@ func (l *Lab) startAgent(n *node, logDir string) (*agentProcess, error) {
 		"--health-probe-bind-address", health,
 		"--metrics-bind-address", metrics,
 		"-v", strconv.Itoa(l.opts.AgentVerbosity),
+	}
+	if l.opts.FailClosed {
+		args = append(args, "--pod-interface-prefix", netlab.HostIfnamePrefix)
 	}
 	cmd := exec.Command(l.opts.AgentPath, append(args, l.opts.AgentArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
@@ -191,6 +192,17 @@ func (l *Lab) waitSynced(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// PodNetns returns the network namespace of a pod ("namespace/name") the lab runs.
+func (l *Lab) PodNetns(pod string) (netlab.Netns, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	p, ok := l.pods[pod]
+	if !ok || p.net == nil {
+		return netlab.Netns{}, fmt.Errorf("no pod %s in the lab", pod)
+	}
+	return p.net.Netns, nil
 }
 
 // PodIP returns the pod's address of family, which the lab must publish.

@@ -59,6 +59,16 @@ type Options struct {
 	AgentVerbosity int
 	// AgentArgs are more flags for every agent, e.g. --verify-incremental.
 	AgentArgs []string
+	// FailClosed runs the agents in the fail-closed mode, with the prefix of the lab's pod interfaces
+	// (--pod-interface-prefix=netlab.HostIfnamePrefix).
+	FailClosed bool
+	// IPReportDelay is how long the lab, as kubelet, waits between a new pod's network being up
+	// (interface, addresses, routes, servers) and reporting its IPs in the pod's status, as a real
+	// kubelet and CNI take a while to. 0 reports them at once.
+	IPReportDelay time.Duration
+	// OnPodNetworkUp, when set, is called as each new pod's network is up, before the IP report
+	// delay. It runs with the lab's lock held: it must not call the Lab's methods.
+	OnPodNetworkUp func(ref string, pod *netlab.Pod)
 	// RepoRoot is the checkout holding config/crd/bases; "" means found from the working directory or
 	// the executable.
 	RepoRoot string
@@ -154,6 +164,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.IPReportDelay < 0 {
+		return o, fmt.Errorf("the IP report delay %v is negative", o.IPReportDelay)
 	}
 	if o.AgentPath == "" {
 		path, err := agentBesideExecutable()

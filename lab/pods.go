@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,12 +47,16 @@ func (l *Lab) startPod(ctx context.Context, n *node, namespace string, spec scen
 	return l.runPod(ctx, n, netPod, namespace, spec)
 }
 
-// runPod serves the pod's ports in its network namespace and creates the Pod with its status.
+// runPod serves the pod's ports in its network namespace and creates the Pod with its status, after
+// the IP report delay.
 func (l *Lab) runPod(ctx context.Context, n *node, netPod *netlab.Pod, namespace string, spec scenario.Pod) (*labPod, error) {
 	ref := namespace + "/" + spec.Name
 	p := &labPod{ref: ref, node: n, net: netPod}
 	if err := p.serve(spec.Ports); err != nil {
 		return p, err
+	}
+	if l.opts.OnPodNetworkUp != nil {
+		l.opts.OnPodNetworkUp(ref, netPod)
 	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -65,6 +70,14 @@ func (l *Lab) runPod(ctx context.Context, n *node, netPod *netlab.Pod, namespace
 	}
 	if err := l.client.Create(ctx, pod); err != nil {
 		return p, fmt.Errorf("creating pod %s: %w", ref, err)
+	}
+	// The pod is Pending, without an address, until the kubelet reports it.
+	if d := l.opts.IPReportDelay; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return p, fmt.Errorf("waiting to report the IPs of pod %s: %w", ref, ctx.Err())
+		}
 	}
 	pod.Status = l.podStatus(netPod)
 	if err := l.client.Status().Update(ctx, pod); err != nil {

@@ -73,7 +73,7 @@ func TestCompileLongNamesAreTruncatedWithAHash(t *testing.T) {
 		}
 		seen[c.Name] = true
 	}
-	if len(rs.Chains) != len(baseChains)+len(egressChains())+1+2 {
+	if len(rs.Chains) != len(baseChains)+len(egressChains(""))+1+2 {
 		t.Errorf("got %d chains, want two pod chains besides the skeleton", len(rs.Chains))
 	}
 }

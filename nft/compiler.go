@@ -20,6 +20,10 @@ type CompileInput struct {
 	// Interfaces maps each local pod address to the host-side interface its traffic arrives on.
 	// Addresses without an entry get no anti-spoofing.
 	Interfaces map[netip.Addr]string
+	// PodInterfacePrefix turns the fail-closed mode on: traffic from or to a host interface whose name
+	// starts with it is dropped unless the interface and address are a local pod's in Interfaces
+	// (see failClosedEgress). "" (the default) leaves such traffic to the policies as before.
+	PodInterfacePrefix string
 }
 
 // Changes names what may differ between a Ruleset and the one its Compiler returned before it.
@@ -68,17 +72,20 @@ type Compiler struct {
 	antiSpoof []ifaceAddr
 	// policyChains are the last Ruleset's policy chains, by name, with what they were compiled from.
 	policyChains map[string]policyChainMemo
+	// podIfacePrefix is the last compile's CompileInput.PodInterfacePrefix.
+	podIfacePrefix string
 }
 
 // Compile turns a resolved model into the full content of our table, lowering only what in.Changes
 // names (everything on a Compiler's first call, or when in.Changes.Full).
 func (cc *Compiler) Compile(in CompileInput) (*Ruleset, Changes) {
-	full := in.Changes.Full || cc.last == nil || cc.last.Table != in.Table
+	full := in.Changes.Full || cc.last == nil || cc.last.Table != in.Table || cc.podIfacePrefix != in.PodInterfacePrefix
+	cc.podIfacePrefix = in.PodInterfacePrefix
 	changed := Changes{Full: full, Sets: sets.New[string]()}
 	rs := &Ruleset{Table: in.Table}
 	var lowered map[string]*Set // sets lowered by this call, by name
 	if full || in.Changes.Isolations() {
-		c := chainCompiler{model: in.Model, refs: map[string]setRef{}, last: cc.policyChains}
+		c := chainCompiler{model: in.Model, podIfacePrefix: in.PodInterfacePrefix, refs: map[string]setRef{}, last: cc.policyChains}
 		rs.Chains, rs.Maps = c.compile()
 		cc.policyChains = c.next
 		changed.Chains = true

@@ -64,7 +64,7 @@ func (s *StaleFlows) Denied(f Flow) bool {
 	if !s.egress[f.Src] && !s.ingress[f.Dst] {
 		return false
 	}
-	p := Packet{Hook: HookForward, Iifname: s.podIfaces[f.Src], Src: f.Src, Dst: f.Dst, Proto: f.Proto, DstPort: f.DstPort, Ct: CtNew}
+	p := Packet{Hook: HookForward, Iifname: s.podIfaces[f.Src], Oifname: s.podIfaces[f.Dst], Src: f.Src, Dst: f.Dst, Proto: f.Proto, DstPort: f.DstPort, Ct: CtNew}
 	if f.Proto == ProtoICMPv6 {
 		p.ICMPv6Type = icmpv6EchoRequest
 	}

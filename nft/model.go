@@ -188,11 +188,21 @@ type IfnameInSet struct {
 }
 
 // IfnameAddrInSet matches the input interface and the source address together:
-// `iifname . ip saddr @set` (or `!=` when Negate).
+// `iifname . ip saddr @set` (or `!=` when Negate); with Output, the output interface and the
+// destination address: `oifname . ip daddr @set`.
 type IfnameAddrInSet struct {
 	Family Family
+	Output bool
 	Set    string
 	Negate bool
+}
+
+// IfnamePrefix matches the input interface's name against a prefix: `iifname "cali*"`; with Output,
+// the output interface's: `oifname "cali*"`. The prefix is a valid interface name (see
+// ValidIfnamePrefix).
+type IfnamePrefix struct {
+	Output bool
+	Prefix string
 }
 
 // L4Proto matches the transport protocol: `meta l4proto tcp` or `meta l4proto { tcp, udp }`.
@@ -237,6 +247,7 @@ func (CtState) isMatch()         {}
 func (AddrInSet) isMatch()       {}
 func (IfnameInSet) isMatch()     {}
 func (IfnameAddrInSet) isMatch() {}
+func (IfnamePrefix) isMatch()    {}
 func (L4Proto) isMatch()         {}
 func (DestPortIn) isMatch()      {}
 func (DestPortInSet) isMatch()   {}
@@ -286,7 +297,7 @@ func matchEqual(a, b Match) bool {
 	case ICMPv6TypeIn:
 		y, ok := b.(ICMPv6TypeIn)
 		return ok && slices.Equal(x.Types, y.Types)
-	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, ServiceInSet, DestPortInSet:
+	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, IfnamePrefix, ServiceInSet, DestPortInSet:
 		return a == b // comparable kinds: equal types and fields
 	default:
 		panic(fmt.Sprintf("nft: unknown match %T", a))

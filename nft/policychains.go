@@ -17,7 +17,9 @@ import (
 // which sets their rules refer to.
 type chainCompiler struct {
 	model *selectors.Model
-	refs  map[string]setRef // by set name
+	// podIfacePrefix is CompileInput.PodInterfacePrefix.
+	podIfacePrefix string
+	refs           map[string]setRef // by set name
 	// last are the policy chains of the previous compile, by name; next are this compile's.
 	last, next map[string]policyChainMemo
 	// compiling records the sets the policy chain being compiled refers to.
@@ -64,7 +66,7 @@ type podIsolation struct {
 // name) and the verdict maps (sorted by name).
 func (c *chainCompiler) compile() ([]Chain, []Map) {
 	isolated, variants := policyVariants(c.model)
-	chains := slices.Clone(staticChains())
+	chains := slices.Clone(staticChains(c.podIfacePrefix))
 	c.next = make(map[string]policyChainMemo, len(variants))
 	for _, v := range variants {
 		name := policyChainName(v)

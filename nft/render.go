@@ -135,7 +135,15 @@ func renderMatch(m Match) string {
 	case IfnameInSet:
 		return fmt.Sprintf("iifname %s@%s", negation(m.Negate), m.Set)
 	case IfnameAddrInSet:
+		if m.Output {
+			return fmt.Sprintf("oifname . %s daddr %s@%s", ipKeyword(m.Family), negation(m.Negate), m.Set)
+		}
 		return fmt.Sprintf("iifname . %s saddr %s@%s", ipKeyword(m.Family), negation(m.Negate), m.Set)
+	case IfnamePrefix:
+		if m.Output {
+			return fmt.Sprintf("oifname %q", m.Prefix+"*")
+		}
+		return fmt.Sprintf("iifname %q", m.Prefix+"*")
 	case L4Proto:
 		names := make([]string, len(m.Protos))
 		for i, p := range m.Protos {

@@ -90,22 +90,26 @@ var dispatchMaps = [...]struct {
 // is recognised by one lookup and moves on. Everything else meets the checks one by one; a packet is
 // dropped as spoofed when it comes from a pod interface with an address that is not that pod's, or
 // from any other interface with a local pod's address.
-func egressChains() []Chain {
+func egressChains(podIfacePrefix string) []Chain {
 	checked := Verdict{Kind: Goto, Chain: chainEgressChecked}
+	rules := []Rule{
+		{Matches: []Match{IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4}}, Verdict: checked},
+		// Neighbour discovery uses link-local and unspecified sources, which anti-spoofing would
+		// drop, and must not meet a pod's egress policy either.
+		{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
+		{Matches: []Match{IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6}}, Verdict: checked},
+		// Not a pod's own interface and address: a pod sends only from its own addresses ...
+		{Matches: []Match{IfnameInSet{Set: setPodIfaces}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
+	}
+	rules = append(rules, failClosedEgress(podIfacePrefix)...)
+	rules = append(rules,
+		// ... and nobody else sends from them.
+		Rule{Matches: []Match{AddrInSet{Family: IPv4, Field: SourceAddr, Set: setPodAddrsV4}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
+		Rule{Matches: []Match{AddrInSet{Family: IPv6, Field: SourceAddr, Set: setPodAddrsV6}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
+		Rule{Verdict: checked},
+	)
 	return []Chain{
-		{Name: chainEgress, Rules: []Rule{
-			{Matches: []Match{IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4}}, Verdict: checked},
-			// Neighbour discovery uses link-local and unspecified sources, which anti-spoofing would
-			// drop, and must not meet a pod's egress policy either.
-			{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
-			{Matches: []Match{IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6}}, Verdict: checked},
-			// Not a pod's own interface and address: a pod sends only from its own addresses ...
-			{Matches: []Match{IfnameInSet{Set: setPodIfaces}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
-			// ... and nobody else sends from them.
-			{Matches: []Match{AddrInSet{Family: IPv4, Field: SourceAddr, Set: setPodAddrsV4}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
-			{Matches: []Match{AddrInSet{Family: IPv6, Field: SourceAddr, Set: setPodAddrsV6}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
-			{Verdict: checked},
-		}},
+		{Name: chainEgress, Rules: rules},
 		{Name: chainEgressChecked, Rules: []Rule{
 			// Replies of allowed connections, and ICMP errors about them.
 			{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
@@ -115,27 +119,84 @@ func egressChains() []Chain {
 	}
 }
 
+// defaultStaticChains are the static chains without the fail-closed mode, built once and shared by
+// every ruleset (rulesets are read-only).
+var defaultStaticChains = sync.OnceValue(func() []Chain { return buildStaticChains("") })
+
 // staticChains are the chains every ruleset has with the same rules: the base chains, the egress
-// chains and the ingress chain. Built once and shared by every ruleset (rulesets are read-only).
-var staticChains = sync.OnceValue(func() []Chain {
+// chains and the ingress chain. podIfacePrefix turns the fail-closed mode on (see failClosedEgress).
+func staticChains(podIfacePrefix string) []Chain {
+	if podIfacePrefix == "" {
+		return defaultStaticChains()
+	}
+	return buildStaticChains(podIfacePrefix)
+}
+
+func buildStaticChains(podIfacePrefix string) []Chain {
 	var chains []Chain
 	for _, bc := range baseChains {
 		hook := bc.hook
 		chains = append(chains, Chain{Name: bc.name, Base: &hook, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: bc.target}}}})
 	}
-	chains = append(chains, egressChains()...)
-	return append(chains, ingressChain())
-})
+	chains = append(chains, egressChains(podIfacePrefix)...)
+	return append(chains, ingressChain(podIfacePrefix))
+}
 
 // ingressChain holds what applies to every packet routed to a local pod. Traffic from the pod's own
 // node never reaches it: the node's packets leave through the output hook, where we do not filter.
-func ingressChain() Chain {
-	return Chain{Name: chainIngress, Rules: []Rule{
-		{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
-		{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
-		{VMap: &VMapLookup{Family: IPv4, Field: DestAddr, Map: mapIngressPodsV4}},
-		{VMap: &VMapLookup{Family: IPv6, Field: DestAddr, Map: mapIngressPodsV6}},
-	}}
+func ingressChain(podIfacePrefix string) Chain {
+	rules := failClosedIngress(podIfacePrefix)
+	rules = append(rules,
+		Rule{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
+		Rule{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
+		Rule{VMap: &VMapLookup{Family: IPv4, Field: DestAddr, Map: mapIngressPodsV4}},
+		Rule{VMap: &VMapLookup{Family: IPv6, Field: DestAddr, Map: mapIngressPodsV6}},
+	)
+	return Chain{Name: chainIngress, Rules: rules}
+}
+
+// The fail-closed mode (CompileInput.PodInterfacePrefix): a host interface whose name starts with the
+// CNI's prefix leads to a pod, and a pod the agent has not programmed yet must not send or receive
+// anything, or it is open from the moment its network is up until its isolation is in the kernel.
+// "Programmed" is a pair of the anti-spoofing sets: the pod's interface with its address, which
+// enter the table in the same transaction as the pod's chains and verdict map entries. A pod selected
+// by no policy is programmed too (its pair is there, its traffic then passes as before).
+//
+// Both directions are checked before any `ct state established,related accept`: a tracked
+// connection to an address that a deleted pod held must not reach a new, unprogrammed pod given that
+// address. Neighbour discovery still passes (it carries no data, and a pod whose first neighbour
+// solicitations were dropped would wait seconds for its gateway once programmed).
+
+// failClosedEgress drops what comes from a pod interface that is not a programmed pod's interface
+// and address. It follows the egress chain's pair lookups and neighbour discovery accept, so what
+// reaches it from a pod interface is not a programmed pod's (interface, address) pair.
+func failClosedEgress(podIfacePrefix string) []Rule {
+	if podIfacePrefix == "" {
+		return nil
+	}
+	// iifname "cali*" drop
+	return []Rule{{Matches: []Match{IfnamePrefix{Prefix: podIfacePrefix}}, Verdict: Verdict{Kind: Drop}, Comment: "pod interface not programmed yet"}}
+}
+
+// failClosedIngress drops what is routed to a pod interface unless that interface and the
+// destination address are a programmed pod's: by address too, because a CNI may name the interface
+// of a re-created pod as it named its predecessor's (Calico hashes the pod's name).
+func failClosedIngress(podIfacePrefix string) []Rule {
+	if podIfacePrefix == "" {
+		return nil
+	}
+	var rules []Rule
+	for _, f := range []struct {
+		family Family
+		set    string
+	}{{IPv4, setPodIfaceAddrsV4}, {IPv6, setPodIfaceAddrsV6}} {
+		// oifname "cali*" oifname . ip daddr != @pod-iface-addrs-v4 drop
+		rules = append(rules, Rule{
+			Matches: []Match{IfnamePrefix{Output: true, Prefix: podIfacePrefix}, IfnameAddrInSet{Family: f.family, Output: true, Set: f.set, Negate: true}},
+			Verdict: Verdict{Kind: Drop}, Comment: "pod interface not programmed yet",
+		})
+	}
+	return rules
 }
 
 // dispatchIndex is the position of the dispatch map of a direction and family in dispatchMaps.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // CtStateValue is the conntrack state of a traced packet.
@@ -20,6 +21,7 @@ const (
 type Packet struct {
 	Hook       Hook
 	Iifname    string // input interface; "" for locally generated packets
+	Oifname    string // output interface; "" on the input hook
 	Src        netip.Addr
 	Dst        netip.Addr
 	Proto      uint8
@@ -29,7 +31,7 @@ type Packet struct {
 }
 
 func (p Packet) String() string {
-	return fmt.Sprintf("%s %s -> %s proto %s dport %d (iif %q)", p.Hook, p.Src, p.Dst, protoName(p.Proto), p.DstPort, p.Iifname)
+	return fmt.Sprintf("%s %s -> %s proto %s dport %d (iif %q oif %q)", p.Hook, p.Src, p.Dst, protoName(p.Proto), p.DstPort, p.Iifname, p.Oifname)
 }
 
 // TraceStep is one rule that matched on the packet's way.
@@ -180,7 +182,16 @@ func (t *tracer) matches(m Match) bool {
 		if FamilyOf(p.Src) != m.Family {
 			return false
 		}
+		if m.Output {
+			return t.inSet(m.Set, Element{Ifname: p.Oifname, Addr: p.Dst}) != m.Negate
+		}
 		return t.inSet(m.Set, Element{Ifname: p.Iifname, Addr: p.Src}) != m.Negate
+	case IfnamePrefix:
+		name := p.Iifname
+		if m.Output {
+			name = p.Oifname
+		}
+		return strings.HasPrefix(name, m.Prefix)
 	case L4Proto:
 		return slices.Contains(m.Protos, p.Proto)
 	case DestPortIn:

@@ -133,6 +133,8 @@ type story struct {
 	applier  *Applier
 	out      strings.Builder
 	steps    int
+	// podIfacePrefix is the compiler's CompileInput.PodInterfacePrefix ("": the default mode).
+	podIfacePrefix string
 }
 
 func newStory(t *testing.T) *story {
@@ -157,7 +159,7 @@ func (s *story) step(title string, change func(r *selectors.Resolver)) {
 			ifaces[ip] = "veth-" + p.Name
 		}
 	}
-	desired, changed := s.compiler.Compile(CompileInput{Table: "nftpolicy", Model: m, Changes: changes, Interfaces: ifaces})
+	desired, changed := s.compiler.Compile(CompileInput{Table: "nftpolicy", Model: m, Changes: changes, Interfaces: ifaces, PodInterfacePrefix: s.podIfacePrefix})
 	sent := len(s.backend.sent)
 	_, err := s.applier.Apply(desired, changed)
 	if sent == len(s.backend.sent) {
@@ -210,4 +212,23 @@ func TestGoldenTransactions(t *testing.T) {
 	})
 	s.step("after the failure: the whole table is replaced", func(*selectors.Resolver) {})
 	checkGolden(t, "transactions-story.golden", s.out.String())
+}
+
+// TestGoldenTransactionsFailClosed asserts the transactions of the fail-closed mode against
+// testdata/transactions-failclosed.golden: a new local pod's interface and address enter the
+// anti-spoofing sets, which the fail-closed rules read, in the transaction that adds its chains.
+func TestGoldenTransactionsFailClosed(t *testing.T) {
+	s := newStory(t)
+	s.podIfacePrefix = "veth-"
+	s.step("initial sync: the whole table, with the fail-closed rules", func(*selectors.Resolver) {})
+	s.step("pod added: web-3 starts on this node", func(r *selectors.Resolver) {
+		r.SetPod(storyPod("shop", "web-3", "n1", "198.18.0.13", "app", "web"))
+	})
+	s.step("pod added: idle-1 starts on this node, selected by no policy", func(r *selectors.Resolver) {
+		r.SetPod(storyPod("shop", "idle-1", "n1", "198.18.0.14", "app", "idle"))
+	})
+	s.step("pod deleted: web-3 goes", func(r *selectors.Resolver) {
+		r.DeletePod("shop", "web-3")
+	})
+	checkGolden(t, "transactions-failclosed.golden", s.out.String())
 }

@@ -13,14 +13,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/nftpolicy/nftpolicy/lab"
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
 const usage = `usage: nftpolicy-lab COMMAND [flags]
 
 commands:
   up        [--nodes N] [--ip-family F] [--cluster FILE] [--name NAME]  bring a lab up and keep it up until Ctrl-C
+            [--fail-closed] [--ip-report-delay D]
   down      [--name NAME | --all]                                      remove a lab, also one whose process died
   apply     [--name NAME] -f FILE                                      apply NetworkPolicy YAML to a running lab
   probe     [--name NAME] SRC DST PORT/PROTO                           one new connection, pods written namespace/pod
@@ -69,6 +72,9 @@ type labFlags struct {
 	assets    string
 	verbosity int
 	agent     string
+	// failClosed and ipReportDelay: see lab.Options.
+	failClosed    bool
+	ipReportDelay time.Duration
 }
 
 func (f *labFlags) register(fs *flag.FlagSet) {
@@ -77,10 +83,13 @@ func (f *labFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.assets, "assets", "", "Directory of kube-apiserver and etcd (default $KUBEBUILDER_ASSETS or the setup cache).")
 	fs.IntVar(&f.verbosity, "agent-v", 2, "Log verbosity of the agents.")
 	fs.StringVar(&f.agent, "agent", "", "The agent binary each node runs (default: nftpolicy beside this executable).")
+	fs.BoolVar(&f.failClosed, "fail-closed", false, "Run the agents in the fail-closed mode (--pod-interface-prefix="+netlab.HostIfnamePrefix+", the lab's pod interfaces).")
+	fs.DurationVar(&f.ipReportDelay, "ip-report-delay", 0, "How long the lab, as kubelet, waits between a pod's network being up and reporting its IPs.")
 }
 
 func (f *labFlags) options(name string, log io.Writer) lab.Options {
-	return lab.Options{Name: name, Nodes: f.nodes, IPFamily: f.family, AssetsDir: f.assets, AgentVerbosity: f.verbosity, AgentPath: f.agent, Log: log}
+	return lab.Options{Name: name, Nodes: f.nodes, IPFamily: f.family, AssetsDir: f.assets, AgentVerbosity: f.verbosity, AgentPath: f.agent,
+		FailClosed: f.failClosed, IPReportDelay: f.ipReportDelay, Log: log}
 }
 
 func newFlagSet(name string) *flag.FlagSet {

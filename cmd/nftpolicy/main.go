@@ -37,6 +37,12 @@ func runAgent(args []string) int {
 	memoryLimit := fs.String("memory-limit", os.Getenv("MEMORY_LIMIT"), "The agent's memory limit, a quantity such as 256Mi or a number of bytes (default $MEMORY_LIMIT, which the DaemonSet sets to the container's limits.memory); the Go runtime's soft memory limit (GOMEMLIMIT) is set to 90% of it. Empty or 0: GOMEMLIMIT from the environment, else none.")
 	fs.IntVar(&opts.SteadyGCPercent, "steady-gc-percent", agent.DefaultSteadyGCPercent, "The garbage collector's target (as GOGC) once the first sync has committed: the steady state allocates little, so a low target keeps the agent's memory where the first sync left it for little CPU. 0 keeps GOGC.")
 	fs.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "Address of net/http/pprof, for profiling the agent's memory and CPU; empty disables it.")
+	fs.StringVar(&opts.PodInterfacePrefix, "pod-interface-prefix", "", "Fail-closed mode: the prefix of the CNI's host-side pod interface names (e.g. cali, veth). "+
+		"Traffic from or to an interface with this prefix is dropped until the agent has programmed its pod, "+
+		"so a new pod is never reachable, nor reaches anything, before its policies are in the kernel. "+
+		"The cost: a pod's first connections wait for the agent (about one sync after its IP is reported), "+
+		"and while the agent is down, new pods have no network. Interfaces without the prefix are not covered. "+
+		"Empty (the default): off, a pod is open until programmed.")
 	cleanup := fs.Bool("cleanup", false, "Remove the agent's table, and with it every rule it programmed, then exit.")
 	klog.InitFlags(fs) // -v and the other klog flags
 	if err := fs.Parse(args); err != nil {

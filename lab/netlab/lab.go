@@ -6,7 +6,7 @@
 //
 //	pod p (1..254) on node n (1..99):   198.18.n.p/32        fd18::n:p/128
 //	pod default route:                  via 169.254.1.1 / fe80::1 on eth0 (the node side answers)
-//	node side of every pod veth:        169.254.1.1/32, fe80::1/64; a /32 and /128 route per pod
+//	node side of every pod veth:        lab<p>, 169.254.1.1/32, fe80::1/64; a /32 and /128 route per pod
 //	fabric between nodes n and m:       198.19.n.m/24 on node n (n<m gets .1 side), fd18:ffff::n/64
 //
 // The layout is routed, like Calico's: the node has a host route per pod address pointing at the
@@ -36,6 +36,10 @@ const DefaultPrefix = "nftplab-"
 
 // PodIfname is the pod side of each pod's veth.
 const PodIfname = "eth0"
+
+// HostIfnamePrefix starts the name of the node side of every pod's veth (and of no other interface),
+// as a CNI's prefix does (Calico's "cali"): the agents' --pod-interface-prefix.
+const HostIfnamePrefix = "lab"
 
 var (
 	gatewayV4 = netip.MustParseAddr("169.254.1.1")
@@ -196,7 +200,7 @@ func (n *Node) AddPod(name string) (*Pod, error) {
 		Node:       n,
 		IPv4:       netip.AddrFrom4([4]byte{198, 18, byte(n.Index), byte(p)}),
 		IPv6:       netip.MustParseAddr(fmt.Sprintf("fd18::%x:%x", n.Index, p)),
-		HostIfname: fmt.Sprintf("lab%d", p),
+		HostIfname: fmt.Sprintf("%s%d", HostIfnamePrefix, p),
 	}
 	podNs, err := netns.GetFromPath(pod.Path)
 	if err != nil {

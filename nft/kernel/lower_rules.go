@@ -112,25 +112,8 @@ func (l *lowering) lowerMatch(m nft.Match) ([]expr.Any, error) {
 		}
 		return append(es, l.lookup(m.Set, m.Negate)), nil
 
-	case nft.IfnameInSet:
-		// iifname [!=] @NAME
-		return []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: nftReg1},
-			l.lookup(m.Set, m.Negate),
-		}, nil
-
-	case nft.IfnameAddrInSet:
-		// iifname . ip saddr [!=] @NAME: the name fills register 1 (16 bytes), the address follows it.
-		es := nfprotoIs(m.Family)
-		if es == nil {
-			return nil, fmt.Errorf("unknown family %d", m.Family)
-		}
-		es = append(es, &expr.Meta{Key: expr.MetaKeyIIFNAME, Register: nftReg1})
-		addr, err := loadAddrOnly(m.Family, nft.SourceAddr, concatRegister(ifnameLen))
-		if err != nil {
-			return nil, err
-		}
-		return append(append(es, addr), l.lookup(m.Set, m.Negate)), nil
+	case nft.IfnameInSet, nft.IfnameAddrInSet, nft.IfnamePrefix:
+		return l.lowerIfnameMatch(m)
 
 	case nft.L4Proto:
 		// meta l4proto tcp, or meta l4proto { tcp, udp }
@@ -201,6 +184,53 @@ func (l *lowering) lowerMatch(m nft.Match) ([]expr.Any, error) {
 			return nil, err
 		}
 		return append(es, lookup), nil
+
+	default:
+		return nil, fmt.Errorf("unknown match %T", m)
+	}
+}
+
+// lowerIfnameMatch lowers the matches on interface names.
+func (l *lowering) lowerIfnameMatch(m nft.Match) ([]expr.Any, error) {
+	switch m := m.(type) {
+	case nft.IfnameInSet:
+		// iifname [!=] @NAME
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: nftReg1},
+			l.lookup(m.Set, m.Negate),
+		}, nil
+
+	case nft.IfnameAddrInSet:
+		// iifname . ip saddr [!=] @NAME (or oifname . ip daddr): the name fills register 1 (16 bytes),
+		// the address follows it.
+		es := nfprotoIs(m.Family)
+		if es == nil {
+			return nil, fmt.Errorf("unknown family %d", m.Family)
+		}
+		ifname, field := expr.MetaKeyIIFNAME, nft.SourceAddr
+		if m.Output {
+			ifname, field = expr.MetaKeyOIFNAME, nft.DestAddr
+		}
+		es = append(es, &expr.Meta{Key: ifname, Register: nftReg1})
+		addr, err := loadAddrOnly(m.Family, field, concatRegister(ifnameLen))
+		if err != nil {
+			return nil, err
+		}
+		return append(append(es, addr), l.lookup(m.Set, m.Negate)), nil
+
+	case nft.IfnamePrefix:
+		// iifname "cali*": nft compares only the prefix's bytes, without the name's terminating zero.
+		if m.Prefix == "" || len(m.Prefix) >= ifnameLen {
+			return nil, fmt.Errorf("interface name prefix %q: want 1 to %d bytes", m.Prefix, ifnameLen-1)
+		}
+		key := expr.MetaKeyIIFNAME
+		if m.Output {
+			key = expr.MetaKeyOIFNAME
+		}
+		return []expr.Any{
+			&expr.Meta{Key: key, Register: nftReg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: []byte(m.Prefix)},
+		}, nil
 
 	default:
 		return nil, fmt.Errorf("unknown match %T", m)

@@ -108,6 +108,10 @@ func everyKindRuleset() *nft.Ruleset {
 				{Verdict: nft.Verdict{Kind: nft.Drop}},
 			}},
 			{Name: "ingress", Rules: []nft.Rule{
+				{Matches: []nft.Match{nft.IfnamePrefix{Prefix: "lab"}, nft.IfnameInSet{Set: "pod-ifaces", Negate: true}}, Verdict: nft.Verdict{Kind: nft.Drop}},
+				{Matches: []nft.Match{nft.IfnamePrefix{Output: true, Prefix: "lab"}, nft.IfnameAddrInSet{Family: nft.IPv4, Output: true, Set: "pod-iface-addrs-v4", Negate: true}},
+					Verdict: nft.Verdict{Kind: nft.Drop}, Comment: "pod interface not programmed yet"},
+				{Matches: []nft.Match{nft.IfnamePrefix{Output: true, Prefix: "lab"}, nft.IfnameAddrInSet{Family: nft.IPv6, Output: true, Set: "pod-iface-addrs-v6"}}, Verdict: nft.Verdict{Kind: nft.Return}},
 				{Matches: []nft.Match{nft.CtState{Established: true}}, Verdict: nft.Verdict{Kind: nft.Accept}},
 				{Matches: []nft.Match{nft.ICMPv6TypeIn{Types: ndTypes}}, Verdict: nft.Verdict{Kind: nft.Accept}},
 				{VMap: &nft.VMapLookup{Family: nft.IPv4, Field: nft.DestAddr, Map: "ingress-pods-v4"}},

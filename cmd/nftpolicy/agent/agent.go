@@ -49,6 +49,10 @@ type Options struct {
 	// VerifyIncremental checks every incremental sync against a full resolve (see
 	// controllers.NodeReconciler.VerifyIncremental).
 	VerifyIncremental bool
+	// PodInterfacePrefix turns the fail-closed mode on: the prefix of the CNI's host-side pod
+	// interfaces, whose traffic is dropped until their pod is programmed (see
+	// controllers.NodeReconciler.PodInterfacePrefix). "": off.
+	PodInterfacePrefix string
 }
 
 // Scheme holds every type the agent reads or writes.
@@ -112,6 +116,15 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 	if opts.NodeName == "" {
 		return nil, nil, errors.New("the node name is required: set --node-name or NODE_NAME")
 	}
+	if opts.PodInterfacePrefix != "" {
+		if err := nft.ValidIfnamePrefix(opts.PodInterfacePrefix); err != nil {
+			return nil, nil, fmt.Errorf("--pod-interface-prefix: %w", err)
+		}
+		// Without interfaces no pod is ever programmed: every pod would be cut off.
+		if dp.Interfaces == nil {
+			return nil, nil, errors.New("--pod-interface-prefix needs the host interface resolver, and the dataplane has none")
+		}
+	}
 	mgrOpts := ctrl.Options{
 		Scheme:                 Scheme(),
 		Cache:                  controllers.CacheOptions(opts.NodeName),
@@ -141,7 +154,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		ForeignChanges: dp.ForeignChanges,
 		ResyncPeriod:   opts.ResyncPeriod,
 
-		VerifyIncremental: opts.VerifyIncremental,
+		VerifyIncremental:  opts.VerifyIncremental,
+		PodInterfacePrefix: opts.PodInterfacePrefix,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, fmt.Errorf("setting up the controller: %w", err)
@@ -170,7 +184,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	go returnFirstSyncMemory(ctx, r.ReadyCheck, opts.SteadyGCPercent)
 	log := mgr.GetLogger()
-	log.Info("Starting the agent", "netns", opts.NetNSPath, "memoryLimit", opts.MemoryLimit, "goMemoryLimit", softLimit)
+	log.Info("Starting the agent", "netns", opts.NetNSPath, "memoryLimit", opts.MemoryLimit, "goMemoryLimit", softLimit, "podInterfacePrefix", opts.PodInterfacePrefix)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}
