@@ -28,6 +28,9 @@ func TestCheckFindsEveryForeignChange(t *testing.T) {
 	}{
 		{"every kind", everyKindRuleset},
 		{"guestbook", compileGuestbook},
+		{"guestbook fail-closed", func() *nft.Ruleset {
+			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces(), PodInterfacePrefix: "veth"})
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns, b := kernelNamespace(t)
