@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/test/nftlisting"
 )
 
 // driftResultsEnv names a file the drift spec appends its figures to, one JSON object per foreign
@@ -74,18 +74,9 @@ func lastRuleHandle(node *netlab.Node) (chain, handle string) {
 
 // someAddressElement returns a named address set of rs holding an element, and the element.
 func someAddressElement(rs *nft.Ruleset) (string, string) {
-	for _, s := range rs.Sets {
-		if len(s.Elements) > 0 && (s.Type == nft.KeyIPv4 || s.Type == nft.KeyIPv6) {
-			e := s.Elements[0]
-			text := e.Addr.String()
-			if s.Interval && e.AddrEnd.IsValid() && e.AddrEnd != e.Addr {
-				text += "-" + e.AddrEnd.String()
-			}
-			return s.Name, text
-		}
-	}
-	Fail("no address set with elements")
-	return "", ""
+	set, elem, ok := nftlisting.AddressElement(rs)
+	Expect(ok).To(BeTrue(), "an address set with elements")
+	return set, elem
 }
 
 // driftFigure is what the drift spec measures of one foreign change.

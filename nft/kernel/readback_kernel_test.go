@@ -7,6 +7,7 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/test/nftlisting"
 )
 
 // foreignNft runs the nft command in the node's namespace: another writer of our table.
@@ -83,32 +84,9 @@ func TestCheckFindsEveryForeignChange(t *testing.T) {
 // firstSetWithElement returns a named set of rs holding an element and that element as nft writes it.
 func firstSetWithElement(t *testing.T, rs *nft.Ruleset) (string, string) {
 	t.Helper()
-	for _, s := range rs.Sets {
-		if len(s.Elements) > 0 && (s.Type == nft.KeyIPv4 || s.Type == nft.KeyIPv6) {
-			e := s.Elements[0]
-			text := e.Addr.String()
-			if s.Interval && e.AddrEnd.IsValid() && e.AddrEnd != e.Addr {
-				text += "-" + e.AddrEnd.String()
-			}
-			return s.Name, text
-		}
+	set, elem, ok := nftlisting.AddressElement(rs)
+	if !ok {
+		t.Fatal("no address set with elements")
 	}
-	t.Fatal("no address set with elements")
-	return "", ""
-}
-
-// TestCheckAfterIncrementalTransactions reads the table back after every step of the applier
-// sequence: incremental transactions must leave exactly the committed ruleset, so no difference.
-func TestCheckAfterIncrementalTransactions(t *testing.T) {
-	_, b := kernelNamespace(t)
-	a := nft.NewApplier(b)
-	runApplierSequence(t, a, func(desired *nft.Ruleset) {
-		diffs, err := a.Verify()
-		if err != nil || diffs != nil {
-			t.Fatalf("read-back after a commit: differences %q, error %v", diffs, err)
-		}
-		if a.Committed() != desired {
-			t.Fatal("a read-back without differences must keep the committed ruleset")
-		}
-	})
+	return set, elem
 }

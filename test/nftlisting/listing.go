@@ -6,6 +6,8 @@ package nftlisting
 import (
 	"slices"
 	"strings"
+
+	"github.com/nftpolicy/nftpolicy/nft"
 )
 
 // NormalizeElements undoes nft's wrapping of element lists (one list per line) and sorts the items of
@@ -37,4 +39,20 @@ func Blocks(listing, table string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// AddressElement returns a named address set of rs that holds an element, and that element as nft
+// writes it (an address or a range), for tests that delete it as another writer would.
+func AddressElement(rs *nft.Ruleset) (set, element string, ok bool) {
+	for _, s := range rs.Sets {
+		if len(s.Elements) > 0 && (s.Type == nft.KeyIPv4 || s.Type == nft.KeyIPv6) {
+			e := s.Elements[0]
+			element = e.Addr.String()
+			if s.Interval && e.AddrEnd.IsValid() && e.AddrEnd != e.Addr {
+				element += "-" + e.AddrEnd.String()
+			}
+			return s.Name, element, true
+		}
+	}
+	return "", "", false
 }

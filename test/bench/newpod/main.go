@@ -30,7 +30,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/nftpolicy/nftpolicy/lab"
-	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/test/bench/harness"
 )
 
 // run is one benchmark run, as written to the JSON file.
@@ -129,11 +129,7 @@ func mainErr() error {
 	if *out == "" {
 		*out = filepath.Join("bench", "runs", "newpod-"+r.Started.Format("20060102T150405Z")+".json")
 	}
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
+	if err := harness.WriteJSON(*out, r); err != nil {
 		return err
 	}
 	logf("wrote %s", *out)
@@ -142,25 +138,7 @@ func mainErr() error {
 
 // skipReason says why the benchmark cannot run here, filling in the assets directory.
 func skipReason(cfg *config) string {
-	if reason := netlab.Unavailable(); reason != "" {
-		return reason
-	}
-	if cfg.assets == "" {
-		dirs, _ := filepath.Glob(filepath.Join(lab.DefaultCacheDir, "*", "kube-apiserver"))
-		if len(dirs) == 0 {
-			return "no kube-apiserver in " + lab.DefaultCacheDir + ": run hack/build-apiserver.sh or set KUBEBUILDER_ASSETS"
-		}
-		cfg.assets = filepath.Dir(dirs[len(dirs)-1])
-	}
-	if _, err := os.Stat(cfg.agentPath); err != nil {
-		return "no agent binary: " + err.Error()
-	}
-	abs, err := filepath.Abs(cfg.agentPath)
-	if err != nil {
-		return err.Error()
-	}
-	cfg.agentPath = abs
-	return ""
+	return harness.LabUnavailable(&cfg.assets, &cfg.agentPath)
 }
 
 func machineInfo() machine {
