@@ -56,7 +56,7 @@ func (l *Lab) RestartAgent(ctx context.Context, nodeName string) error {
 	if err := os.Rename(old, fmt.Sprintf("%s.%d", old, time.Now().UnixNano())); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("keeping the log of the killed agent: %w", err)
 	}
-	a, err := l.startAgent(n, logDir)
+	a, err := l.startAgent(ctx, n, logDir)
 	if err != nil {
 		return err
 	}
