@@ -37,6 +37,10 @@ var (
 		Name: "nftpolicy_chains",
 		Help: "Chains in the programmed table.",
 	})
+	watchFailing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "nftpolicy_watch_failing",
+		Help: "1 while the informer of a type fails to list or watch (the cache may be out of date; e.g. the agent's role lacks a permission), 0 once it recovered.",
+	}, []string{"type"})
 	programmedElements = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "nftpolicy_set_elements",
 		Help: "Elements of every set and verdict map in the programmed table.",
@@ -59,7 +63,7 @@ const (
 )
 
 func init() {
-	metrics.Registry.MustRegister(syncDuration, syncFailures, cacheReads, incrementalMismatches, programmingLatency, isolatedPods, programmedChains, programmedElements)
+	metrics.Registry.MustRegister(syncDuration, syncFailures, cacheReads, incrementalMismatches, programmingLatency, isolatedPods, programmedChains, programmedElements, watchFailing)
 	for _, step := range []string{stepSnapshot, stepInterfaces, stepApply, stepConntrack, stepStatus} {
 		syncFailures.WithLabelValues(step)
 	}

@@ -53,6 +53,9 @@ type NodeReconciler struct {
 	Conntrack nft.ConntrackCleaner
 	// ResyncPeriod defaults to DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// Watches records the informers whose list or watch fails (its Handler is the cache's watch error
+	// handler); while any fails, the status and the readiness check say so. Nil: not tracked.
+	Watches *WatchFailures
 	// VerifyIncremental makes every sync that read only the changed objects also resolve the whole
 	// cache and compare: a difference is logged, counted in nftpolicy_incremental_mismatches_total and
 	// repaired by rebuilding from the whole cache. It costs a full resolve per sync; for tests and for
@@ -134,6 +137,7 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 	}
 	r.record(ctx, out, batch)
 	r.reportProblems(ctx, out.problems)
+	out.stale = r.Watches.current()
 	if err := r.writeStatus(ctx, out); err != nil {
 		syncFailures.WithLabelValues(stepStatus).Inc()
 		return ctrl.Result{}, err
@@ -144,6 +148,10 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		requeue = min(requeue, statusCountsInterval)
 	}
 	r.statusMu.Unlock()
+	if len(out.stale) > 0 {
+		// Nothing else tells the agent that an informer recovered.
+		requeue = min(requeue, staleRecheckInterval)
+	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
@@ -338,10 +346,14 @@ func (r *NodeReconciler) hostInterfaces(m *selectors.Model) (map[netip.Addr]stri
 	return found, nil
 }
 
-// ReadyCheck is the readiness probe: ready once the first sync committed.
+// ReadyCheck is the readiness probe: ready once the first sync committed, and not while an informer
+// fails to list or watch.
 func (r *NodeReconciler) ReadyCheck(_ *http.Request) error {
 	if !r.synced.Load() {
 		return errors.New("the first sync has not committed yet")
+	}
+	if failures := r.Watches.current(); len(failures) > 0 {
+		return errors.New(staleMessage(failures))
 	}
 	return nil
 }

@@ -7,7 +7,9 @@ import (
 // Condition types of a NodeEnforcement.
 const (
 	// ConditionProgrammed is True when the node's table holds exactly the rules the current
-	// policies, pods and namespaces call for.
+	// policies, pods and namespaces call for. It is False with reason Forbidden when the API server
+	// refuses the agent a list or watch its role should grant, and CacheStale when a list or watch
+	// fails otherwise: the message names the type, and the table keeps what the agent last committed.
 	ConditionProgrammed = "Programmed"
 	// ConditionDegraded is True when something is enforced more strictly than written (a policy
 	// problem: the part that cannot be understood matches nothing) or the last sync failed.
@@ -21,6 +23,8 @@ const (
 	ReasonSyncFailed     = "SyncFailed"
 	ReasonPolicyProblems = "PolicyProblems"
 	ReasonHealthy        = "Healthy"
+	ReasonForbidden      = "Forbidden"
+	ReasonCacheStale     = "CacheStale"
 )
 
 // MaxProblems bounds status.problems so that one broken policy cannot grow the object without limit.

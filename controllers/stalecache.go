@@ -1,0 +1,154 @@
+package controllers
+
+// An informer whose list or watch fails keeps serving what it last held: without a word, the agent
+// would go on enforcing a cluster that no longer exists (a policy deleted, a pod moved, a permission
+// revoked from its role). WatchFailures notes every such failure, as the cache's watch error handler,
+// until the informer has listed again; while any is noted the NodeEnforcement says so (Programmed is
+// False with reason Forbidden or CacheStale, naming the type), the agent is not ready, and
+// nftpolicy_watch_failing is 1 for the type.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	toolscache "k8s.io/client-go/tools/cache"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+)
+
+// WatchFailures records the informers whose list or watch fails. Its Handler goes in the cache's
+// options (cache.Options.DefaultWatchErrorHandler); the zero value is not usable, see NewWatchFailures.
+type WatchFailures struct {
+	log logr.Logger
+
+	mu      sync.Mutex
+	failing map[string]*watchFailure // by the informer's type, e.g. "v1.NetworkPolicy"
+	// noted receives a value (without blocking) whenever a type starts failing.
+	noted chan struct{}
+}
+
+// watchFailure is one informer's failure.
+type watchFailure struct {
+	typ       string
+	err       error
+	reflector *toolscache.Reflector
+	// listedAt is the reflector's last synced resource version when the error came: the informer has
+	// recovered once it lists or watches past it.
+	listedAt string
+}
+
+// NewWatchFailures returns an empty record that logs to log.
+func NewWatchFailures(log logr.Logger) *WatchFailures {
+	return &WatchFailures{log: log, failing: map[string]*watchFailure{}, noted: make(chan struct{}, 1)}
+}
+
+// Handler is a watch error handler for the cache: it logs as client-go's default does, then notes
+// the failure. Watches that end as watches do (a closed stream, an expired resource version) are not
+// failures: the reflector resumes them at once.
+func (w *WatchFailures) Handler(ctx context.Context, r *toolscache.Reflector, err error) {
+	toolscache.DefaultWatchErrorHandler(ctx, r, err)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		return
+	}
+	typ := strings.TrimPrefix(r.TypeDescription(), "*")
+	w.mu.Lock()
+	_, known := w.failing[typ]
+	w.failing[typ] = &watchFailure{typ: typ, err: err, reflector: r, listedAt: r.LastSyncResourceVersion()}
+	w.mu.Unlock()
+	watchFailing.WithLabelValues(typ).Set(1)
+	if !known {
+		w.log.Error(err, "Listing or watching failed; the table keeps enforcing what the cache last held until it recovers", "type", typ)
+		select {
+		case w.noted <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// current returns the failures of informers that have not listed or watched since, by type, and
+// forgets the others. Nil-safe: a nil record has none.
+func (w *WatchFailures) current() []watchFailure {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []watchFailure
+	for typ, f := range w.failing {
+		if f.reflector.LastSyncResourceVersion() != f.listedAt {
+			delete(w.failing, typ)
+			watchFailing.WithLabelValues(typ).Set(0)
+			w.log.Info("Listing and watching recovered", "type", typ)
+			continue
+		}
+		out = append(out, *f)
+	}
+	slices.SortFunc(out, func(a, b watchFailure) int { return strings.Compare(a.typ, b.typ) })
+	return out
+}
+
+// staleReason is the condition reason for failures: Forbidden when the API server refused one of
+// them (the agent's role lacks a permission), CacheStale otherwise.
+func staleReason(failures []watchFailure) string {
+	for _, f := range failures {
+		if apierrors.IsForbidden(f.err) {
+			return policyv1alpha1.ReasonForbidden
+		}
+	}
+	return policyv1alpha1.ReasonCacheStale
+}
+
+// staleMessage names each failing type and its error.
+func staleMessage(failures []watchFailure) string {
+	parts := make([]string, len(failures))
+	for i, f := range failures {
+		parts[i] = fmt.Sprintf("cannot list or watch %s: %v", f.typ, f.err)
+	}
+	return strings.Join(parts, "; ") + "; the table enforces what the cache last held"
+}
+
+// staleRecheckInterval is how often an agent with failing informers checks whether they recovered.
+const staleRecheckInterval = 10 * time.Second
+
+// ReportStaleCache writes the NodeEnforcement's status whenever an informer fails before the first
+// sync: until every informer has synced no sync runs, so without it an agent whose role lacks a
+// permission would leave the status of its previous run in place. After the first sync, every sync
+// reports failing informers itself. It returns when ctx is done.
+func (r *NodeReconciler) ReportStaleCache(ctx context.Context) {
+	if r.Watches == nil {
+		return
+	}
+	log := logf.FromContext(ctx)
+	tick := time.NewTicker(staleRecheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.Watches.noted:
+		case <-tick.C:
+		}
+		if r.synced.Load() {
+			continue
+		}
+		failures := r.Watches.current()
+		if len(failures) == 0 {
+			continue
+		}
+		writeCtx, cancel := context.WithTimeout(ctx, staleRecheckInterval)
+		err := r.writeStatus(writeCtx, syncOutcome{started: time.Now(), stale: failures})
+		cancel()
+		if err != nil {
+			log.Error(err, "Recording the failing informers on the NodeEnforcement")
+		}
+	}
+}
