@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -64,6 +65,8 @@ type NodeReconciler struct {
 
 	// pending is filled by the event handlers and taken by each sync.
 	pending pendingChanges
+	// recheck asks for a sync that no object change asked for (see ReportStaleCache).
+	recheck chan event.GenericEvent
 	// pods is the pod informer's store (CachedPods), set up by SetupWithManager.
 	pods     toolscache.Store
 	problems problemReporter

@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
@@ -122,7 +123,8 @@ const staleRecheckInterval = 10 * time.Second
 // ReportStaleCache writes the NodeEnforcement's status whenever an informer fails before the first
 // sync: until every informer has synced no sync runs, so without it an agent whose role lacks a
 // permission would leave the status of its previous run in place. After the first sync, every sync
-// reports failing informers itself. It returns when ctx is done.
+// reports failing informers itself, and an informer that starts failing asks for one. It returns
+// when ctx is done.
 func (r *NodeReconciler) ReportStaleCache(ctx context.Context) {
 	if r.Watches == nil {
 		return
@@ -131,13 +133,22 @@ func (r *NodeReconciler) ReportStaleCache(ctx context.Context) {
 	tick := time.NewTicker(staleRecheckInterval)
 	defer tick.Stop()
 	for {
+		noted := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.Watches.noted:
+			noted = true
 		case <-tick.C:
 		}
 		if r.synced.Load() {
+			if noted && r.recheck != nil {
+				select {
+				case r.recheck <- event.GenericEvent{}:
+				case <-ctx.Done():
+					return
+				}
+			}
 			continue
 		}
 		failures := r.Watches.current()

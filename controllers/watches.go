@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
 // SetupWithManager registers the agent's watches. Every event of every watched kind maps to the same
@@ -37,6 +38,7 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("the pod informer is a %T, not a shared index informer whose store the agent can read", informer)
 	}
 	r.pods = shared.GetStore()
+	r.recheck = make(chan event.GenericEvent)
 	const name = "nodeenforcement"
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
@@ -44,6 +46,12 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Pod{}, r.enqueueNode(kindPod), builder.WithPredicates(podChanged)).
 		Watches(&corev1.Namespace{}, r.enqueueNode(kindNamespace), builder.WithPredicates(labelsChanged)).
 		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A sync that no object asked for: an informer started failing (see ReportStaleCache).
+		WatchesRawSource(source.Channel(r.recheck, handler.Funcs{
+			GenericFunc: func(_ context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				q.Add(r.request())
+			},
+		})).
 		Complete(r)
 }
 
