@@ -3,7 +3,7 @@ package controllers
 // An informer whose list or watch fails keeps serving what it last held: without a word, the agent
 // would go on enforcing a cluster that no longer exists (a policy deleted, a pod moved, a permission
 // revoked from its role). WatchFailures notes every such failure, as the cache's watch error handler,
-// until the informer has listed again; while any is noted the NodeEnforcement says so (Programmed is
+// until the informer has recovered (see current); while any is noted the NodeEnforcement says so (Programmed is
 // False with reason Forbidden or CacheStale, naming the type), the agent is not ready, and
 // nftpolicy_watch_failing is 1 for the type.
 
@@ -42,10 +42,16 @@ type watchFailure struct {
 	typ       string
 	err       error
 	reflector *toolscache.Reflector
-	// listedAt is the reflector's last synced resource version when the error came: the informer has
-	// recovered once it lists or watches past it.
+	// listedAt is the reflector's last synced resource version when the error came, at last.
 	listedAt string
+	last     time.Time
 }
+
+// watchRecoveredAfter is how long an informer must go without an error to count as recovered, when
+// its resource version did not move: a failing reflector retries at least once a minute (client-go's
+// backoff is capped at 30 seconds, plus as much jitter), so a quiet minute and a half means that its
+// last retry is listing and watching.
+const watchRecoveredAfter = 90 * time.Second
 
 // NewWatchFailures returns an empty record that logs to log.
 func NewWatchFailures(log logr.Logger) *WatchFailures {
@@ -63,7 +69,7 @@ func (w *WatchFailures) Handler(ctx context.Context, r *toolscache.Reflector, er
 	typ := strings.TrimPrefix(r.TypeDescription(), "*")
 	w.mu.Lock()
 	_, known := w.failing[typ]
-	w.failing[typ] = &watchFailure{typ: typ, err: err, reflector: r, listedAt: r.LastSyncResourceVersion()}
+	w.failing[typ] = &watchFailure{typ: typ, err: err, reflector: r, listedAt: r.LastSyncResourceVersion(), last: time.Now()}
 	w.mu.Unlock()
 	watchFailing.WithLabelValues(typ).Set(1)
 	if !known {
@@ -75,8 +81,10 @@ func (w *WatchFailures) Handler(ctx context.Context, r *toolscache.Reflector, er
 	}
 }
 
-// current returns the failures of informers that have not listed or watched since, by type, and
-// forgets the others. Nil-safe: a nil record has none.
+// current returns the failures of informers that have not recovered, by type, and forgets the others.
+// An informer has recovered when it listed or watched past the resource version it held at its last
+// error, or when no error came for watchRecoveredAfter: a list of a type that did not change since
+// may return the same resource version. Nil-safe: a nil record has none.
 func (w *WatchFailures) current() []watchFailure {
 	if w == nil {
 		return nil
@@ -85,7 +93,7 @@ func (w *WatchFailures) current() []watchFailure {
 	defer w.mu.Unlock()
 	var out []watchFailure
 	for typ, f := range w.failing {
-		if f.reflector.LastSyncResourceVersion() != f.listedAt {
+		if f.reflector.LastSyncResourceVersion() != f.listedAt || time.Since(f.last) >= watchRecoveredAfter {
 			delete(w.failing, typ)
 			watchFailing.WithLabelValues(typ).Set(0)
 			w.log.Info("Listing and watching recovered", "type", typ)

@@ -1,15 +1,21 @@
 package controllers
 
 import (
+	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 )
@@ -64,4 +70,51 @@ func TestStaleCacheIsNeverProgrammed(t *testing.T) {
 func withStale(out syncOutcome, failures ...watchFailure) syncOutcome {
 	out.stale = failures
 	return out
+}
+
+// TestWatchFailuresUntilRecovered checks what the cache's watch error handler notes: a refused list
+// until the informer recovers, never a watch that ended as watches do.
+func TestWatchFailuresUntilRecovered(t *testing.T) {
+	w := NewWatchFailures(logr.Discard())
+	refl := toolscache.NewReflector(&toolscache.ListWatch{}, &corev1.Pod{}, toolscache.NewStore(toolscache.MetaNamespaceKeyFunc), 0)
+	ctx := context.Background()
+
+	w.Handler(ctx, refl, io.EOF)
+	w.Handler(ctx, refl, apierrors.NewResourceExpired("too old"))
+	if got := w.current(); len(got) != 0 {
+		t.Fatalf("watches that ended normally noted as failures: %v", got)
+	}
+	w.Handler(ctx, refl, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("no rule")))
+	got := w.current()
+	if len(got) != 1 || got[0].typ != "v1.Pod" || staleReason(got) != policyv1alpha1.ReasonForbidden {
+		t.Fatalf("failures %v, want v1.Pod, forbidden", got)
+	}
+	if v := failingGauge(t, "v1.Pod"); v != 1 {
+		t.Errorf("nftpolicy_watch_failing{type=v1.Pod} = %v, want 1", v)
+	}
+	select {
+	case <-w.noted:
+	default:
+		t.Error("a new failure did not signal the reporter")
+	}
+
+	// The resource version did not move (the reflector never listed): only a quiet spell clears it.
+	w.mu.Lock()
+	w.failing["v1.Pod"].last = time.Now().Add(-watchRecoveredAfter)
+	w.mu.Unlock()
+	if got := w.current(); len(got) != 0 {
+		t.Errorf("still failing after %s without an error: %v", watchRecoveredAfter, got)
+	}
+	if v := failingGauge(t, "v1.Pod"); v != 0 {
+		t.Errorf("nftpolicy_watch_failing{type=v1.Pod} = %v after recovery, want 0", v)
+	}
+}
+
+func failingGauge(t *testing.T, typ string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := watchFailing.WithLabelValues(typ).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
 }
