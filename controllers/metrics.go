@@ -52,6 +52,10 @@ var (
 		Name: "nftpolicy_chains",
 		Help: "Chains in the programmed table.",
 	})
+	watchFailing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "nftpolicy_watch_failing",
+		Help: "1 while the informer of a type fails to list or watch (the cache may be out of date; e.g. the agent's role lacks a permission), 0 once it recovered.",
+	}, []string{"type"})
 	programmedElements = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "nftpolicy_set_elements",
 		Help: "Elements of every set and verdict map in the programmed table.",
@@ -76,7 +80,7 @@ const (
 
 func init() {
 	metrics.Registry.MustRegister(syncDuration, syncFailures, cacheReads, incrementalMismatches, programmingLatency,
-		driftRepairs, notificationsLost, readBackDuration, isolatedPods, programmedChains, programmedElements)
+		driftRepairs, notificationsLost, readBackDuration, isolatedPods, programmedChains, programmedElements, watchFailing)
 	for _, cause := range []string{policyv1alpha1.DriftCauseNotification, policyv1alpha1.DriftCauseReadBack} {
 		driftRepairs.WithLabelValues(cause)
 	}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -60,6 +61,9 @@ type NodeReconciler struct {
 	ForeignChanges <-chan nft.ForeignChange
 	// ResyncPeriod defaults to DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// Watches records the informers whose list or watch fails (its Handler is the cache's watch error
+	// handler); while any fails, the status and the readiness check say so. Nil: not tracked.
+	Watches *WatchFailures
 	// VerifyIncremental makes every sync that read only the changed objects also resolve the whole
 	// cache and compare: a difference is logged, counted in nftpolicy_incremental_mismatches_total and
 	// repaired by rebuilding from the whole cache. It costs a full resolve per sync; for tests and for
@@ -70,6 +74,8 @@ type NodeReconciler struct {
 	pending pendingChanges
 	// status writes the outcomes of syncs, apart from them (see statusWriter).
 	status *statusWriter
+	// recheck asks for a sync that no object change asked for (see ReportStaleCache).
+	recheck chan event.GenericEvent
 	// pods is the pod informer's store (CachedPods), set up by SetupWithManager.
 	pods     toolscache.Store
 	problems problemReporter
@@ -153,6 +159,7 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 			"cause", out.repaired.Cause, "change", out.repaired.Message, "repairedAfter", out.repaired.RepairedAfter.Duration)
 	}
 	r.reportProblems(ctx, out.problems)
+	out.stale = r.Watches.current()
 	r.status.submit(out)
 	requeue := min(r.resyncPeriod(), r.interfaceRetry(out.model))
 	r.statusMu.Lock()
@@ -160,6 +167,10 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		requeue = min(requeue, statusCountsInterval)
 	}
 	r.statusMu.Unlock()
+	if len(out.stale) > 0 {
+		// Nothing else tells the agent that an informer recovered.
+		requeue = min(requeue, staleRecheckInterval)
+	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
@@ -363,10 +374,14 @@ func (r *NodeReconciler) hostInterfaces(m *selectors.Model) (map[netip.Addr]stri
 	return found, nil
 }
 
-// ReadyCheck is the readiness probe: ready once the first sync committed.
+// ReadyCheck is the readiness probe: ready once the first sync committed, and not while an informer
+// fails to list or watch.
 func (r *NodeReconciler) ReadyCheck(_ *http.Request) error {
 	if !r.synced.Load() {
 		return errors.New("the first sync has not committed yet")
+	}
+	if failures := r.Watches.current(); len(failures) > 0 {
+		return errors.New(staleMessage(failures))
 	}
 	return nil
 }

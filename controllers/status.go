@@ -37,6 +37,7 @@ type syncOutcome struct {
 	repaired     *policyv1alpha1.DriftRepair
 	driftRepairs int32
 	lastRepair   *policyv1alpha1.DriftRepair
+	stale        []watchFailure // informers that failed to list or watch: the cache may be out of date
 }
 
 // counts are the numbers the status and the gauges report.
@@ -174,6 +175,7 @@ func (r *NodeReconciler) writeStatus(ctx context.Context, out syncOutcome) error
 type statusInputs struct {
 	generation int64
 	step, err  string
+	stale      string // staleMessage of the failing informers, "" when none
 	// On success only (after a failure the status keeps the counts of what the table last held):
 	counts       counts
 	problems     []selectors.Problem // the first MaxProblems
@@ -184,6 +186,9 @@ type statusInputs struct {
 
 func statusInputsOf(generation int64, out syncOutcome) statusInputs {
 	in := statusInputs{generation: generation, step: out.step, driftRepairs: out.driftRepairs, drifted: out.drift != nil}
+	if len(out.stale) > 0 {
+		in.stale = staleMessage(out.stale)
+	}
 	if out.err != nil {
 		in.err = out.err.Error()
 		return in
@@ -199,7 +204,7 @@ func (in *statusInputs) equal(o *statusInputs, withElements bool) bool {
 	if !withElements {
 		a.setElements, b.setElements = 0, 0
 	}
-	return in.generation == o.generation && in.step == o.step && in.err == o.err && a == b &&
+	return in.generation == o.generation && in.step == o.step && in.err == o.err && in.stale == o.stale && a == b &&
 		in.driftRepairs == o.driftRepairs && in.drifted == o.drifted &&
 		in.problemCount == o.problemCount && slices.Equal(in.problems, o.problems)
 }
@@ -214,7 +219,7 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 	st.DriftRepairs = out.driftRepairs
 	st.LastDriftRepair = out.lastRepair.DeepCopy()
 
-	if out.err == nil {
+	if out.err == nil && out.model != nil { // a report of failing informers before any sync has no counts
 		c := out.counts
 		st.LocalPods = int32(c.localPods)
 		st.IsolatedPods = int32(c.isolatedPods)
@@ -265,6 +270,13 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 		degraded.Status = metav1.ConditionTrue
 		degraded.Reason = programmed.Reason
 		degraded.Message = fmt.Sprintf("the last sync failed at step %s; it is retried with backoff", out.step)
+	case len(out.stale) > 0:
+		programmed.Status = metav1.ConditionFalse
+		programmed.Reason = staleReason(out.stale)
+		programmed.Message = staleMessage(out.stale)
+		degraded.Status = metav1.ConditionTrue
+		degraded.Reason = programmed.Reason
+		degraded.Message = "the agent's cache may be out of date; see the Programmed condition"
 	case len(out.problems) > 0:
 		degraded.Status = metav1.ConditionTrue
 		degraded.Reason = policyv1alpha1.ReasonPolicyProblems

@@ -41,6 +41,7 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("the pod informer is a %T, not a shared index informer whose store the agent can read", informer)
 	}
 	r.pods = shared.GetStore()
+	r.recheck = make(chan event.GenericEvent)
 	const name = "nodeenforcement"
 	r.status = newStatusWriter()
 	statusLog := mgr.GetLogger().WithValues("controller", name, "name", r.NodeName)
@@ -55,7 +56,13 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithLogConstructor(nodeLogConstructor(mgr.GetLogger().WithValues("controller", name), r.NodeName)).
 		Watches(&corev1.Pod{}, r.enqueueNode(kindPod), builder.WithPredicates(podChanged)).
 		Watches(&corev1.Namespace{}, r.enqueueNode(kindNamespace), builder.WithPredicates(labelsChanged)).
-		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A sync that no object asked for: an informer started failing (see ReportStaleCache).
+		WatchesRawSource(source.Channel(r.recheck, handler.Funcs{
+			GenericFunc: func(_ context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				q.Add(r.request())
+			},
+		}))
 	if r.ForeignChanges != nil {
 		events := make(chan event.TypedGenericEvent[nft.ForeignChange])
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {

@@ -44,27 +44,33 @@ func (l *Lab) AgentRunning(nodeName string) bool {
 // RestartAgent starts a new agent on a node whose agent was killed and returns once it committed its
 // first sync. The log of the killed agent is kept beside the new one's.
 func (l *Lab) RestartAgent(ctx context.Context, nodeName string) error {
+	a, err := l.restartAgent(ctx, nodeName)
+	if err != nil {
+		return err
+	}
+	return a.waitReady(ctx, agentReadyTimeout)
+}
+
+// restartAgent starts a new agent on a node whose agent was killed, without waiting for it.
+func (l *Lab) restartAgent(ctx context.Context, nodeName string) (*agentProcess, error) {
 	if l.AgentRunning(nodeName) {
-		return fmt.Errorf("the agent of %s still runs", nodeName)
+		return nil, fmt.Errorf("the agent of %s still runs", nodeName)
 	}
 	n, err := l.node(nodeName)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logDir := filepath.Join(l.state.Dir, "logs")
 	old := filepath.Join(logDir, "agent-"+n.name+".log")
 	if err := os.Rename(old, fmt.Sprintf("%s.%d", old, time.Now().UnixNano())); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("keeping the log of the killed agent: %w", err)
+		return nil, fmt.Errorf("keeping the log of the killed agent: %w", err)
 	}
-	a, err := l.startAgent(n, logDir)
+	a, err := l.startAgent(ctx, n, logDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	l.agents = append(l.agents, a)
-	if err := l.state.write(); err != nil {
-		return err
-	}
-	return a.waitReady(ctx, agentReadyTimeout)
+	return a, l.state.write()
 }
 
 // AgentLog is the path of the log of the node's current agent.

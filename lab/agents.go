@@ -67,7 +67,7 @@ func (l *Lab) startAgents(ctx context.Context) error {
 		return err
 	}
 	for _, n := range l.nodes {
-		a, err := l.startAgent(n, logDir)
+		a, err := l.startAgent(ctx, n, logDir)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,13 @@ func (l *Lab) startAgents(ctx context.Context) error {
 	return nil
 }
 
-func (l *Lab) startAgent(n *node, logDir string) (*agentProcess, error) {
+// startAgent starts the node's agent with a kubeconfig of its own, holding a new token of the agent's
+// ServiceAccount.
+func (l *Lab) startAgent(ctx context.Context, n *node, logDir string) (*agentProcess, error) {
+	kubeconfig, err := l.writeAgentKubeconfig(ctx, n.name)
+	if err != nil {
+		return nil, err
+	}
 	health, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
@@ -102,7 +108,7 @@ func (l *Lab) startAgent(n *node, logDir string) (*agentProcess, error) {
 	args := []string{
 		"--node-name", n.name,
 		"--netns", n.net.Path,
-		"--kubeconfig", l.state.Kubeconfig,
+		"--kubeconfig", kubeconfig,
 		"--health-probe-bind-address", health,
 		"--metrics-bind-address", metrics,
 		"-v", strconv.Itoa(l.opts.AgentVerbosity),
@@ -128,7 +134,7 @@ func (l *Lab) startAgent(n *node, logDir string) (*agentProcess, error) {
 	if err != nil {
 		p = Process{PID: cmd.Process.Pid}
 	}
-	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, HealthAddr: health, MetricsAddr: metrics})
+	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, Kubeconfig: kubeconfig, HealthAddr: health, MetricsAddr: metrics})
 	return a, nil
 }
 

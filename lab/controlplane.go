@@ -47,6 +47,10 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdDir}
+	// The agents' RBAC is under test: authorize with RBAC (envtest's default, set here so that the lab
+	// never depends on it). envtest also passes the service account issuer and signing keys, which
+	// the agents' tokens need (see rbac.go).
+	env.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "RBAC")
 	l.plane = &controlPlane{env: env}
 	cfg, err := env.Start()
 	if err != nil {
@@ -58,6 +62,7 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if err := l.state.write(); err != nil {
 		return err
 	}
+	l.restConfig = cfg
 	if l.client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}

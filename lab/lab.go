@@ -23,6 +23,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
@@ -84,8 +85,12 @@ type Lab struct {
 	plane     *controlPlane
 	client    client.Client
 	clientset kubernetes.Interface
-	nodes     []*node
-	agents    []*agentProcess
+	// restConfig reaches the API server as the lab's admin.
+	restConfig *rest.Config
+	// identity is the agents' ServiceAccount, as config/default installs it.
+	identity AgentIdentity
+	nodes    []*node
+	agents   []*agentProcess
 
 	mu   sync.RWMutex
 	pods map[string]*labPod // by "namespace/name"
@@ -128,14 +133,19 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		return nil, err
 	}
 	l.state = state
+	// started, not l: the returns below set l to nil.
+	started := l
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, l.Close())
+			err = errors.Join(err, started.Close())
 		}
 	}()
 	begin := time.Now()
 	l.logf("Starting lab %s (state in %s)", name, state.Dir)
 	if err := l.startControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.installAgentIdentity(ctx); err != nil {
 		return nil, err
 	}
 	if err := l.addNodes(ctx); err != nil {

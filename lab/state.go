@@ -48,11 +48,13 @@ type NodeState struct {
 
 // AgentState is one node's agent.
 type AgentState struct {
-	Node        string  `json:"node"`
-	Process     Process `json:"process"`
-	Log         string  `json:"log"`
-	HealthAddr  string  `json:"healthAddr"`
-	MetricsAddr string  `json:"metricsAddr"`
+	Node    string  `json:"node"`
+	Process Process `json:"process"`
+	Log     string  `json:"log"`
+	// Kubeconfig is the agent's own: a token of the DaemonSet's ServiceAccount (see rbac.go).
+	Kubeconfig  string `json:"kubeconfig"`
+	HealthAddr  string `json:"healthAddr"`
+	MetricsAddr string `json:"metricsAddr"`
 }
 
 // Process names a process by id and start time, so that a recycled id is never signalled.

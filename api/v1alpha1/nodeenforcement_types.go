@@ -9,7 +9,9 @@ const (
 	// ConditionProgrammed is True when the node's table holds exactly the rules the current
 	// policies, pods and namespaces call for: the kernel holds what the agent committed. Reason
 	// Drifted (status False) means another writer changed the table and the repair has not
-	// committed yet.
+	// committed yet. It is False with reason Forbidden when the API server refuses the agent a list
+	// or watch its role should grant, and CacheStale when a list or watch fails otherwise: the
+	// message names the type, and the table keeps what the agent last committed.
 	ConditionProgrammed = "Programmed"
 	// ConditionDegraded is True when something is enforced more strictly than written (a policy
 	// problem: the part that cannot be understood matches nothing) or the last sync failed.
@@ -24,6 +26,8 @@ const (
 	ReasonPolicyProblems = "PolicyProblems"
 	ReasonHealthy        = "Healthy"
 	ReasonDrifted        = "Drifted"
+	ReasonForbidden      = "Forbidden"
+	ReasonCacheStale     = "CacheStale"
 )
 
 // Causes of a drift repair: how the agent found that another writer changed its table.

@@ -125,15 +125,19 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 			return nil, nil, errors.New("--pod-interface-prefix needs the host interface resolver, and the dataplane has none")
 		}
 	}
+	log := logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table)
+	watches := controllers.NewWatchFailures(log)
+	cacheOpts := controllers.CacheOptions(opts.NodeName)
+	cacheOpts.DefaultWatchErrorHandler = watches.Handler
 	mgrOpts := ctrl.Options{
 		Scheme:                 Scheme(),
-		Cache:                  controllers.CacheOptions(opts.NodeName),
+		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.ProbeAddr,
 		PprofBindAddress:       opts.PprofAddr,
 		// One agent per node, each programming only its own node: there is nothing to elect.
 		LeaderElection: false,
-		Logger:         logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table),
+		Logger:         log,
 	}
 	if tweak != nil {
 		tweak(&mgrOpts)
@@ -153,6 +157,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		Conntrack:      dp.Conntrack,
 		ForeignChanges: dp.ForeignChanges,
 		ResyncPeriod:   opts.ResyncPeriod,
+		Watches:        watches,
 
 		VerifyIncremental:  opts.VerifyIncremental,
 		PodInterfacePrefix: opts.PodInterfacePrefix,
@@ -184,6 +189,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	go returnFirstSyncMemory(ctx, r.ReadyCheck, opts.SteadyGCPercent)
 	log := mgr.GetLogger()
+	// Not a runnable of the manager: those wait for the caches to sync, which is what may not happen.
+	go r.ReportStaleCache(logf.IntoContext(ctx, log))
 	log.Info("Starting the agent", "netns", opts.NetNSPath, "memoryLimit", opts.MemoryLimit, "goMemoryLimit", softLimit, "podInterfacePrefix", opts.PodInterfacePrefix)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
