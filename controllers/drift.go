@@ -37,6 +37,12 @@ func (r *NodeReconciler) checkTable(ctx context.Context, batch changeBatch) erro
 	s := &r.state
 	news := batch.foreign
 	resync := len(batch.objects) == 0 && !batch.full && news == nil && time.Since(s.verifiedAt) >= r.resyncPeriod()/2
+	if news != nil && news.At.Before(s.replacedAt) {
+		// The watch saw the news before our last full replacement began, so the change it tells of
+		// was committed before it and is undone (typically: a resync's read-back found it first).
+		logf.FromContext(ctx).V(2).Info("Ignoring news of a foreign change that a full replacement since undid", "news", news.Detail)
+		news = nil
+	}
 	switch {
 	case news != nil && !news.Lost:
 		s.noteDrift(policyv1alpha1.DriftCauseNotification, news.Detail, news.At)
@@ -68,11 +74,12 @@ func (s *syncState) noteDrift(cause, detail string, at time.Time) {
 	}
 }
 
-// repaired records the repair of the drift found, after a commit that replaced the whole table.
-func (s *syncState) repaired(committed time.Time) *policyv1alpha1.DriftRepair {
+// repaired records the repair of the drift found, after a commit that replaced the whole table; the
+// commit began at applying.
+func (s *syncState) repaired(applying, committed time.Time) *policyv1alpha1.DriftRepair {
 	d := s.drift
 	s.drift = nil
-	s.verifiedAt = committed
+	s.verifiedAt, s.replacedAt = committed, applying
 	if d == nil {
 		return nil
 	}

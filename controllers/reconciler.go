@@ -108,8 +108,10 @@ type syncState struct {
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
 	cleanupPending bool
 	// verifiedAt is when the kernel was last known to hold the committed ruleset: read back, or
-	// replaced whole after a drift.
+	// replaced whole. replacedAt is when the last full replacement began: it undid every foreign
+	// change committed before.
 	verifiedAt time.Time
+	replacedAt time.Time
 	// drift is a foreign change found and not repaired yet; driftRepairs and lastRepair describe the
 	// repairs so far, for the status.
 	drift        *driftFound
@@ -206,6 +208,7 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}
 
+	applying := time.Now()
 	res, err := r.Applier.Apply(desired, changed)
 	if err != nil {
 		return fail(stepApply, err)
@@ -216,7 +219,7 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 		out.committed = time.Now()
 	}
 	if res.FullReplace {
-		out.repaired = r.state.repaired(out.committed)
+		out.repaired = r.state.repaired(applying, out.committed)
 	}
 	out.driftRepairs, out.lastRepair = r.state.driftRepairs, r.state.lastRepair
 	// A change that only added peers cannot have denied a tracked connection.
