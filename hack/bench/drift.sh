@@ -54,13 +54,17 @@ print("run continuously, and waits for the agent's repair. *Repair* is from star
 print("table (an upper bound: it includes starting nft); *agent* is the agent's own figure, from the notification to its")
 print("commit (status.lastDriftRepair.repairedAfter). Medians and maxima over the rounds.")
 print()
-print("| change | rounds | repair median ms | repair max ms | agent median ms | agent max ms | within 1 s | probes | got through |")
-print("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+print("*Found by* counts the repairs by how the agent learnt of the change: the notification, or a resync's read-back that")
+print("came first (the spec's agents resync every second; the notification is then moot and ignored).")
+print()
+print("| change | rounds | found by | repair median ms | repair max ms | agent median ms | agent max ms | within 1 s | probes | got through |")
+print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|")
 for change in dict.fromkeys(r["change"] for r in rows):
     rs = [r for r in rows if r["change"] == change]
     rep = [r["repair_ms"] for r in rs]; ag = [r["reported_ms"] for r in rs]
     ok = "yes" if max(rep) < 1000 else "NO"
-    print(f"| {change} | {len(rs)} | {med(rep):.1f} | {max(rep):.1f} | {med(ag):.1f} | {max(ag):.1f} | {ok} | {sum(r['probes'] for r in rs)} | {sum(r['leaks'] for r in rs)} |")
+    causes = ", ".join(f"{c} {sum(1 for r in rs if r['cause'] == c)}" for c in dict.fromkeys(r["cause"] for r in rs))
+    print(f"| {change} | {len(rs)} | {causes} | {med(rep):.1f} | {max(rep):.1f} | {med(ag):.1f} | {max(ag):.1f} | {ok} | {sum(r['probes'] for r in rs)} | {sum(r['leaks'] for r in rs)} |")
 print()
 print("## Reading the table back (every resync, and after lost notifications)")
 print()
