@@ -83,7 +83,7 @@ test: setup envtest-assets ## Run vet, gofmt check, lint and all tests (race det
 .PHONY: test-e2e
 test-e2e: setup envtest-assets ## Run the ginkgo conformance suite in test/e2e (needs root for network namespaces).
 	@if ! compgen -G 'test/e2e/*_test.go' >/dev/null; then echo "test-e2e: no suite in test/e2e yet"; exit 0; fi; \
-	export KUBEBUILDER_ASSETS="$$(hack/build-apiserver.sh 2>/dev/null | tail -n1)"; \
+	export KUBEBUILDER_ASSETS="$$(hack/build-k8s.sh 2>/dev/null | tail -n1)"; \
 	"$(GINKGO)" -r --race --trace --poll-progress-after=120s ./test/e2e
 
 # bench runs every script in hack/bench/ (each writes its report under bench/),
@@ -126,7 +126,7 @@ run: manifests generate fmt vet ## Run the agent from your host against the curr
 
 .PHONY: demo
 demo: setup envtest-assets build ## Install what the lab needs, build, and run the guestbook demo (needs root).
-	KUBEBUILDER_ASSETS="$$(hack/build-apiserver.sh | tail -n1)" "$(LOCALBIN)/nftpolicy-lab" demo
+	KUBEBUILDER_ASSETS="$$(hack/build-k8s.sh | tail -n1)" "$(LOCALBIN)/nftpolicy-lab" demo
 
 # docker-build needs a container engine (docker or podman via CONTAINER_TOOL)
 # and a Dockerfile at the repository root; neither is part of the development
@@ -167,8 +167,8 @@ $(CONTROLLER_GEN) $(KUSTOMIZE) $(GOLANGCI_LINT) $(GINKGO) $(GOTESTSUM):
 
 .PHONY: envtest
 envtest: ## Build or reuse kube-apiserver+etcd for envtest; prints an export line for `eval`.
-	@echo "export KUBEBUILDER_ASSETS=$$(hack/build-apiserver.sh | tail -n1)"
+	@echo "export KUBEBUILDER_ASSETS=$$(hack/build-k8s.sh | tail -n1)"
 
 .PHONY: envtest-assets
 envtest-assets:
-	@hack/build-apiserver.sh >/dev/null
+	@hack/build-k8s.sh >/dev/null

@@ -11,7 +11,7 @@
 # so changing a pin below rebuilds exactly that tool.
 #
 # The kube-apiserver used by envtest is built separately by
-# hack/build-apiserver.sh (it takes minutes and is cached outside the checkout).
+# hack/build-k8s.sh (it takes minutes and is cached outside the checkout).
 set -euo pipefail
 
 # Pinned Go tools, chosen for Go 1.26 and k8s.io v0.37 (kustomize v5.8.3 needs

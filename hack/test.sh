@@ -7,7 +7,7 @@
 # the script exits non-zero if any check failed. The tests run last, so on a
 # green run the test runner's closing line is the last line printed.
 #
-# Expects hack/setup.sh and hack/build-apiserver.sh to have run (make test does).
+# Expects hack/setup.sh and hack/build-k8s.sh to have run (make test does).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,7 +52,7 @@ else
   step "golangci-lint not installed in ${LOCALBIN}; skipping lint"
 fi
 
-KUBEBUILDER_ASSETS="$(hack/build-apiserver.sh | tail -n1)"
+KUBEBUILDER_ASSETS="$(hack/build-k8s.sh | tail -n1)"
 export KUBEBUILDER_ASSETS
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags.
 if [[ -x "${LOCALBIN}/gotestsum" ]]; then

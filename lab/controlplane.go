@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// DefaultCacheDir is where hack/build-apiserver.sh caches kube-apiserver and etcd, one directory per
+// DefaultCacheDir is where hack/build-k8s.sh caches kube-apiserver and etcd, one directory per
 // Kubernetes version.
 const DefaultCacheDir = "/var/cache/nftpolicy/envtest"
 
@@ -86,7 +86,7 @@ func (c *controlPlane) stop() error {
 }
 
 // findAssets returns the directory holding kube-apiserver and etcd: the option, $KUBEBUILDER_ASSETS,
-// the newest complete version in the setup cache, or what hack/build-apiserver.sh prints.
+// the newest complete version in the setup cache, or what hack/build-k8s.sh prints.
 func findAssets(ctx context.Context, opts Options) (string, error) {
 	complete := func(dir string) bool {
 		for _, bin := range []string{"kube-apiserver", "etcd"} {
@@ -113,9 +113,9 @@ func findAssets(ctx context.Context, opts Options) (string, error) {
 			}
 		}
 	}
-	script := filepath.Join(opts.RepoRoot, "hack", "build-apiserver.sh")
+	script := filepath.Join(opts.RepoRoot, "hack", "build-k8s.sh")
 	if _, err := os.Stat(script); err != nil {
-		return "", errors.New("no kube-apiserver and etcd: set --assets or KUBEBUILDER_ASSETS, or run hack/build-apiserver.sh")
+		return "", errors.New("no kube-apiserver and etcd: set --assets or KUBEBUILDER_ASSETS, or run hack/build-k8s.sh")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
@@ -141,7 +141,7 @@ func CachedAssets() (string, error) {
 	if opts.AssetsDir == "" {
 		dirs, _ := filepath.Glob(filepath.Join(DefaultCacheDir, "*", "kube-apiserver"))
 		if len(dirs) == 0 {
-			return "", fmt.Errorf("no kube-apiserver in %s: run hack/build-apiserver.sh or set KUBEBUILDER_ASSETS", DefaultCacheDir)
+			return "", fmt.Errorf("no kube-apiserver in %s: run hack/build-k8s.sh or set KUBEBUILDER_ASSETS", DefaultCacheDir)
 		}
 		opts.AssetsDir = filepath.Dir(dirs[len(dirs)-1])
 	}

@@ -51,7 +51,7 @@ type Options struct {
 	// IPFamily is FamilyIPv4 (the default), FamilyIPv6 or FamilyDual: the addresses pods publish.
 	IPFamily string
 	// AssetsDir holds kube-apiserver and etcd; "" means $KUBEBUILDER_ASSETS, the setup cache, or
-	// hack/build-apiserver.sh.
+	// hack/build-k8s.sh.
 	AssetsDir string
 	// AgentPath is the agent binary (cmd/nftpolicy) run on each node; "" means the nftpolicy
 	// beside this executable, as `make build` puts bin/nftpolicy beside bin/nftpolicy-lab.

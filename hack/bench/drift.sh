@@ -5,7 +5,7 @@
 # change), bench/runs/drift-<UTC>-bench.txt (Go benchmark output) and bench/DRIFT.md.
 #
 # Usage: hack/bench/drift.sh [ROUNDS]   (default 5; about a minute a round, plus 3 minutes of benchmarks)
-# Needs root (network namespaces), nft, and the envtest control plane (hack/build-apiserver.sh).
+# Needs root (network namespaces), nft, and the envtest control plane (hack/build-k8s.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export PATH="/usr/local/go/bin:${PATH}" GOTOOLCHAIN=local
@@ -15,7 +15,7 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "needs root to create network namespaces" >&2
   exit 1
 fi
-KUBEBUILDER_ASSETS="${KUBEBUILDER_ASSETS:-$(hack/build-apiserver.sh | tail -n1)}"
+KUBEBUILDER_ASSETS="${KUBEBUILDER_ASSETS:-$(hack/build-k8s.sh | tail -n1)}"
 export KUBEBUILDER_ASSETS
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)

@@ -2,7 +2,7 @@
 # End-to-end enforcement latency in the lab (issue 5, measurement 5): a real API server, two nodes
 # with an agent each, and the pods; writes bench/runs/latency-TIMESTAMP.json and bench/LATENCY.md.
 # Usage: hack/bench/latency.sh [TRIALS] [SIZES]   (defaults 60 and "250,1000"; about 6 minutes)
-# Needs root (network namespaces) and kube-apiserver and etcd (hack/build-apiserver.sh); without
+# Needs root (network namespaces) and kube-apiserver and etcd (hack/build-k8s.sh); without
 # them the benchmark says why and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

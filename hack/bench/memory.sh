@@ -43,7 +43,7 @@ if [[ $# -eq 1 && "$1" =~ ^[0-9]+$ ]]; then
 fi
 export PATH="/usr/local/go/bin:${PATH}" GOTOOLCHAIN=local
 if [[ -z "${KUBEBUILDER_ASSETS:-}" ]]; then
-  KUBEBUILDER_ASSETS="$(hack/build-apiserver.sh 2>/dev/null | tail -n1)"
+  KUBEBUILDER_ASSETS="$(hack/build-k8s.sh 2>/dev/null | tail -n1)"
   export KUBEBUILDER_ASSETS
 fi
 

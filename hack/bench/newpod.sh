@@ -4,7 +4,7 @@
 # lab's kubelet reporting its IPs after each delay, in the default and the fail-closed mode; writes
 # bench/runs/newpod-TIMESTAMP.json and bench/NEWPOD.md.
 # Usage: hack/bench/newpod.sh [TRIALS] [DELAYS]   (defaults 5 and "0,200ms,1s"; about 2 minutes)
-# Needs root (network namespaces) and kube-apiserver and etcd (hack/build-apiserver.sh); without
+# Needs root (network namespaces) and kube-apiserver and etcd (hack/build-k8s.sh); without
 # them the benchmark says why and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -18,7 +18,7 @@ func LabUnavailable(assets, agentPath *string) string {
 	if *assets == "" {
 		dirs, _ := filepath.Glob(filepath.Join(lab.DefaultCacheDir, "*", "kube-apiserver"))
 		if len(dirs) == 0 {
-			return "no kube-apiserver in " + lab.DefaultCacheDir + ": run hack/build-apiserver.sh or set KUBEBUILDER_ASSETS"
+			return "no kube-apiserver in " + lab.DefaultCacheDir + ": run hack/build-k8s.sh or set KUBEBUILDER_ASSETS"
 		}
 		*assets = filepath.Dir(dirs[len(dirs)-1])
 	}

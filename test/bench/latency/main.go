@@ -7,7 +7,7 @@
 //	latency -agent bin/nftpolicy -sizes 250,1000 -trials 60 -out bench/runs/latency-TIMESTAMP.json -md bench/LATENCY.md
 //	latency -report bench/runs/latency-TIMESTAMP.json -md bench/LATENCY.md
 //
-// It needs root (network namespaces) and kube-apiserver and etcd (hack/build-apiserver.sh); without
+// It needs root (network namespaces) and kube-apiserver and etcd (hack/build-k8s.sh); without
 // them it says so and exits 0, so that `make bench` skips it.
 package main
 

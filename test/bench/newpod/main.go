@@ -9,7 +9,7 @@
 //	newpod -agent bin/nftpolicy -delays 0,200ms,1s -trials 5 -out bench/runs/newpod-TIMESTAMP.json -md bench/NEWPOD.md
 //	newpod -report bench/runs/newpod-TIMESTAMP.json -md bench/NEWPOD.md
 //
-// It needs root (network namespaces) and kube-apiserver and etcd (hack/build-apiserver.sh); without
+// It needs root (network namespaces) and kube-apiserver and etcd (hack/build-k8s.sh); without
 // them it says so and exits 0.
 package main
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries that controller-runtime's envtest starts
-# (kube-apiserver and etcd) and caches them outside the checkout, keyed by
+# Builds the Kubernetes binaries the lab and the tests run (kube-apiserver and
+# etcd for controller-runtime's envtest; kube-controller-manager and kube-proxy
+# for the lab's Services) and caches them outside the checkout, keyed by
 # Kubernetes version, so every clone on this machine reuses one build.
 #
 # setup-envtest cannot be used here because it downloads release tarballs.
-# Instead kube-apiserver is compiled from the k8s.io/kubernetes module served by
+# Instead the binaries are compiled from the k8s.io/kubernetes module served by
 # the Go module proxy. That module replaces its staging modules (k8s.io/api,
 # k8s.io/apiserver, ...) with ./staging/src/... paths, which do not exist in a
 # module download, so a throwaway module replaces each of them with its published
@@ -12,18 +13,19 @@
 #
 # Layout:  ${NFTPOLICY_CACHE_DIR:-/var/cache/nftpolicy}/envtest/<k8s-version>/
 #          (~/.cache/nftpolicy when not root and /var/cache/nftpolicy is not writable)
-#            kube-apiserver   built here
+#            kube-apiserver, kube-controller-manager, kube-proxy   built here
 #            etcd             symlink to the Debian binary
 #            VERSIONS         what was built, from what
 #
 # Progress goes to stderr; the last line on stdout is the assets directory, so
-# `export KUBEBUILDER_ASSETS=$(hack/build-apiserver.sh)` works.
+# `export KUBEBUILDER_ASSETS=$(hack/build-k8s.sh)` works.
 set -euo pipefail
 
-# v1.37.1, not v1.37.2: the module proxy refuses the k8s.io/kubernetes@v1.37.2
-# source zip ("This module version is not available"), while v1.37.1 is served
-# and matches the minor version of the k8s.io client libraries in go.mod.
-K8S_VERSION="${K8S_VERSION:-v1.37.1}"
+# The release of the k8s.io client libraries in go.mod (k8s.io/api v0.37.2).
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
+# The binaries built from k8s.io/kubernetes/cmd/<name>, in one go build so they
+# share the compilation of their common packages.
+BINARIES=(kube-apiserver kube-controller-manager kube-proxy)
 # Root (CI, the development machines) shares one machine-wide cache; other users
 # fall back to their own cache directory.
 if [[ -z "${NFTPOLICY_CACHE_DIR:-}" ]]; then
@@ -40,10 +42,17 @@ export PATH="/usr/local/go/bin:${PATH}"
 # Never let the go command fetch a toolchain: only the module proxy is reachable.
 export GOTOOLCHAIN=local
 
-log() { echo "build-apiserver: $*" >&2; }
+log() { echo "build-k8s: $*" >&2; }
+
+binaries_built() {
+  local b
+  for b in "${BINARIES[@]}"; do
+    [[ -x "${ASSETS_DIR}/${b}" ]] || return 1
+  done
+}
 
 assets_complete() {
-  [[ -x "${ASSETS_DIR}/kube-apiserver" && -x "${ASSETS_DIR}/etcd" && -f "${ASSETS_DIR}/VERSIONS" ]]
+  binaries_built && [[ -x "${ASSETS_DIR}/etcd" && -f "${ASSETS_DIR}/VERSIONS" ]]
 }
 
 link_etcd() {
@@ -63,9 +72,9 @@ staging_modules() {
   awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "${gomod}"
 }
 
-build_apiserver() {
+build_binaries() {
   local work minor patch staging_version gomod
-  work="$(mktemp -d -t nftpolicy-apiserver.XXXXXX)"
+  work="$(mktemp -d -t nftpolicy-k8s-build.XXXXXX)"
   # shellcheck disable=SC2064 # expand now: work is local to this function.
   trap "rm -rf '${work}'" EXIT
 
@@ -75,7 +84,7 @@ build_apiserver() {
 
   log "resolving k8s.io/kubernetes@${K8S_VERSION} through the module proxy"
   cd "${work}"
-  go mod init nftpolicy.local/apiserver-build >/dev/null 2>&1
+  go mod init nftpolicy.local/k8s-build >/dev/null 2>&1
   local download
   if ! download="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}")"; then
     log "could not download k8s.io/kubernetes@${K8S_VERSION}:"
@@ -106,20 +115,26 @@ build_apiserver() {
     ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
   done
 
-  log "building kube-apiserver ${K8S_VERSION} (a cold build takes several minutes)"
+  local -a pkgs=() b
+  for b in "${BINARIES[@]}"; do
+    pkgs+=("k8s.io/kubernetes/cmd/${b}")
+  done
+  log "building ${BINARIES[*]} ${K8S_VERSION} (a cold build takes 10-20 minutes)"
   local start=${SECONDS}
-  CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "${ldflags}" \
-    -o "${work}/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-  log "built kube-apiserver in $((SECONDS - start))s"
+  mkdir -p "${work}/out"
+  CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "${ldflags}" -o "${work}/out/" "${pkgs[@]}"
+  log "built ${BINARIES[*]} in $((SECONDS - start))s"
 
   mkdir -p "${ASSETS_DIR}"
-  # Install atomically: a reader never sees a half-written binary.
-  cp "${work}/kube-apiserver" "${ASSETS_DIR}/kube-apiserver.tmp"
-  mv -f "${ASSETS_DIR}/kube-apiserver.tmp" "${ASSETS_DIR}/kube-apiserver"
+  for b in "${BINARIES[@]}"; do
+    # Install atomically: a reader never sees a half-written binary.
+    cp "${work}/out/${b}" "${ASSETS_DIR}/${b}.tmp"
+    mv -f "${ASSETS_DIR}/${b}.tmp" "${ASSETS_DIR}/${b}"
+  done
   {
-    echo "kube-apiserver ${K8S_VERSION} (k8s.io/kubernetes@${K8S_VERSION}, staging modules @${staging_version})"
+    echo "${BINARIES[*]} ${K8S_VERSION} (k8s.io/kubernetes@${K8S_VERSION}, staging modules @${staging_version})"
     echo "built with $(go version | awk '{print $3}') on ${build_date}"
-  } >"${ASSETS_DIR}/kube-apiserver.version"
+  } >"${ASSETS_DIR}/k8s.version"
 }
 
 main() {
@@ -140,12 +155,12 @@ main() {
 
   if ! assets_complete; then
     mkdir -p "${ASSETS_DIR}"
-    if [[ ! -x "${ASSETS_DIR}/kube-apiserver" ]]; then
-      (build_apiserver)
+    if ! binaries_built; then
+      (build_binaries)
     fi
     link_etcd
     {
-      cat "${ASSETS_DIR}/kube-apiserver.version" 2>/dev/null || echo "kube-apiserver ${K8S_VERSION}"
+      cat "${ASSETS_DIR}/k8s.version" 2>/dev/null || echo "${BINARIES[*]} ${K8S_VERSION}"
       echo "etcd $("${ASSETS_DIR}/etcd" --version | awk '/etcd Version/ {print $3}') ($(readlink -f "${ASSETS_DIR}/etcd"))"
     } >"${ASSETS_DIR}/VERSIONS.tmp"
     mv -f "${ASSETS_DIR}/VERSIONS.tmp" "${ASSETS_DIR}/VERSIONS"
