@@ -36,8 +36,9 @@ const (
 var protectedNamespaces = []string{"default", "kube-system", "kube-public", "kube-node-lease"}
 
 // Setup creates c's namespaces and pods, spreading the pods round-robin over the nodes in file order,
-// and returns once the agents count them. Leftovers of an interrupted run in those namespaces are
-// removed first.
+// then the file's Services and each pod's own Service, and returns once the agents count the pods and
+// every node forwards each pod's Service to it. Leftovers of an interrupted run in those namespaces
+// are removed first.
 func (l *Lab) Setup(ctx context.Context, c scenario.ClusterSpec) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -47,6 +48,7 @@ func (l *Lab) Setup(ctx context.Context, c scenario.ClusterSpec) error {
 		}
 	}
 	i := 0
+	ownServices := map[string]*corev1.Service{}
 	for _, ns := range c.Namespaces {
 		if err := l.createNamespace(ctx, ns); err != nil {
 			return err
@@ -62,8 +64,16 @@ func (l *Lab) Setup(ctx context.Context, c scenario.ClusterSpec) error {
 				return err
 			}
 		}
+		own, err := l.createServices(ctx, ns)
+		if err != nil {
+			return err
+		}
+		maps.Copy(ownServices, own)
 	}
-	return l.waitSynced(ctx)
+	if err := l.waitSynced(ctx); err != nil {
+		return err
+	}
+	return l.waitServicesReady(ctx, ownServices)
 }
 
 func (l *Lab) createNamespace(ctx context.Context, ns scenario.Namespace) error {
@@ -101,7 +111,8 @@ func (l *Lab) Teardown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// clearNamespace deletes the namespace's policies and pods (objects and network namespaces) and then
+// clearNamespace deletes the namespace's policies, the lab's Services and pods (objects and network
+// namespaces) and then
 // the namespace itself. Nothing runs the namespace controller here, so the lab finalizes the namespace
 // itself once it is empty.
 func (l *Lab) clearNamespace(ctx context.Context, name string) error {
@@ -109,6 +120,7 @@ func (l *Lab) clearNamespace(ctx context.Context, name string) error {
 	if err := l.client.DeleteAllOf(ctx, &networkingv1.NetworkPolicy{}, client.InNamespace(name)); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("deleting the policies of %s: %w", name, err))
 	}
+	errs = append(errs, l.deleteServices(ctx, name))
 	// A pod on a node is deleted gracefully until its kubelet confirms; the lab is that kubelet, and
 	// its pods stop at once.
 	if err := l.client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(name), client.GracePeriodSeconds(0)); err != nil && !apierrors.IsNotFound(err) {
@@ -271,7 +283,8 @@ func (l *Lab) DeletePolicies(ctx context.Context, refs []string) error {
 	return nil
 }
 
-// Relabel replaces the labels of a namespace (keeping kubernetes.io/metadata.name) or a pod.
+// Relabel replaces the labels of a namespace (keeping kubernetes.io/metadata.name) or a pod (keeping
+// scenario.PodServiceLabel).
 func (l *Lab) Relabel(ctx context.Context, r scenario.Relabel) error {
 	switch r.Kind {
 	case scenario.KindNamespace:
@@ -286,7 +299,8 @@ func (l *Lab) Relabel(ctx context.Context, r scenario.Relabel) error {
 			if err := l.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &pod); err != nil {
 				return err
 			}
-			pod.Labels = maps.Clone(r.Labels)
+			// The lab keeps the label of the pod's own Service, as it is no label of the file's.
+			pod.Labels = withPodServiceLabel(name, r.Labels)
 			return l.client.Update(ctx, &pod)
 		})
 	}

@@ -60,7 +60,7 @@ func (l *Lab) runPod(ctx context.Context, n *node, netPod *netlab.Pod, namespace
 	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: spec.Name, Namespace: namespace, Labels: spec.Labels,
+			Name: spec.Name, Namespace: namespace, Labels: withPodServiceLabel(spec.Name, spec.Labels),
 			Annotations: map[string]string{NetnsAnnotation: netPod.Path},
 		},
 		Spec: corev1.PodSpec{

@@ -11,9 +11,11 @@ import (
 // Cluster is the lab a scenario runs against. The runner calls it from several goroutines at once
 // (Probe in particular), so implementations must be safe for concurrent use.
 type Cluster interface {
-	// Setup creates the namespaces and pods of c, with their labels and served ports, starting from a
+	// Setup creates the namespaces, pods and Services of c, with their labels and served ports, and
+	// every pod's own Service (see ProbeService), starting from a
 	// state where none of the scenario's namespaces, policies or label changes remain (it removes
-	// leftovers of an interrupted run). It returns once every pod has an IP and serves its ports.
+	// leftovers of an interrupted run). It returns once every pod has an IP and serves its ports, and
+	// its own Service has its ready endpoint.
 	Setup(ctx context.Context, c ClusterSpec) error
 	// PodIP is the primary IP of family of pod ("namespace/pod").
 	PodIP(pod string, family Family) (netip.Addr, error)
@@ -28,6 +30,11 @@ type Cluster interface {
 	// reports whether it went through: for TCP the connect completed, for UDP (and SCTP) the
 	// server's reply arrived. An error means the probe could not be run, not that it was blocked.
 	Probe(ctx context.Context, src, dst string, port int, protocol string, family Family) (bool, error)
+	// ProbeService is Probe through dst's own ClusterIP Service (PodServiceName, selecting dst alone
+	// through PodServiceLabel): a new connection from src's network namespace to the Service's
+	// ClusterIP of family on its port for port and protocol. A Service without a ready endpoint for
+	// that port and family is an error ("no endpoints"), never a blocked probe.
+	ProbeService(ctx context.Context, src, dst string, port int, protocol string, family Family) (bool, error)
 	// SupportsProtocol reports whether the lab can probe protocol, and why not when it cannot
 	// (e.g. SCTP on a kernel without SCTP sockets).
 	SupportsProtocol(protocol string) (ok bool, reason string)

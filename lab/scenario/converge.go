@@ -9,6 +9,7 @@ import (
 // check is one expectation ready to probe.
 type check struct {
 	expect   Expect
+	via      Via // ViaPod or ViaService, never ViaDefault
 	skipped  string
 	expected map[Pair]bool
 	pairs    []Pair // probed pairs in matrix order
@@ -17,6 +18,7 @@ type check struct {
 // probe is one connection attempt and, once run, what it observed.
 type probe struct {
 	pair     Pair
+	via      Via
 	port     int
 	protocol string
 	expected bool
@@ -27,8 +29,8 @@ type probe struct {
 
 func (p *probe) matches() bool { return p.err == nil && p.allowed == p.expected }
 
-func (r *runner) planCheck(e Expect) (*check, error) {
-	c := &check{expect: e}
+func (r *runner) planCheck(e Expect, via Via) (*check, error) {
+	c := &check{expect: e, via: via}
 	if reason, unsupported := r.unsupportedReason(e.Protocol); unsupported {
 		c.skipped = reason
 		return c, nil
@@ -45,7 +47,7 @@ func (r *runner) planCheck(e Expect) (*check, error) {
 func (c *check) probes() []*probe {
 	probes := make([]*probe, 0, len(c.pairs))
 	for _, p := range c.pairs {
-		probes = append(probes, &probe{pair: p, port: c.expect.Port, protocol: c.expect.Protocol, expected: c.expected[p]})
+		probes = append(probes, &probe{pair: p, via: c.via, port: c.expect.Port, protocol: c.expect.Protocol, expected: c.expected[p]})
 	}
 	return probes
 }
@@ -87,7 +89,7 @@ func (r *runner) converge(ctx context.Context, checks []*check, family Family) (
 
 // finalCheck probes the whole matrix of c once and compares it exactly with the expectation.
 func (r *runner) finalCheck(ctx context.Context, c *check, family Family) CheckResult {
-	result := CheckResult{Expect: c.expect, Skipped: c.skipped}
+	result := CheckResult{Expect: c.expect, Via: c.via, Skipped: c.skipped}
 	if c.skipped != "" {
 		return result
 	}
@@ -120,7 +122,7 @@ func (r *runner) probeAll(ctx context.Context, probes []*probe, family Family) {
 	for range min(r.opts.Workers, len(probes)) {
 		wg.Go(func() {
 			for p := range jobs {
-				p.allowed, p.err = r.cluster.Probe(ctx, p.pair.Src, p.pair.Dst, p.port, p.protocol, family)
+				p.allowed, p.err = r.probe(ctx, p, family)
 			}
 		})
 	}
@@ -129,4 +131,12 @@ func (r *runner) probeAll(ctx context.Context, probes []*probe, family Family) {
 	}
 	close(jobs)
 	wg.Wait()
+}
+
+// probe runs one probe the way it names.
+func (r *runner) probe(ctx context.Context, p *probe, family Family) (bool, error) {
+	if p.via == ViaService {
+		return r.cluster.ProbeService(ctx, p.pair.Src, p.pair.Dst, p.port, p.protocol, family)
+	}
+	return r.cluster.Probe(ctx, p.pair.Src, p.pair.Dst, p.port, p.protocol, family)
 }

@@ -34,6 +34,11 @@ type fakeCluster struct {
 	ignorePolicies bool          // a broken enforcer: everything stays allowed
 	applyErr       error         // returned by ApplyPolicies
 	probeDelay     time.Duration // how long a probe takes
+	// serviceBypass makes every probe through a Service go through, as a dataplane that judges the
+	// ClusterIP instead of the backend would.
+	serviceBypass bool
+	// noEndpoints lists the pods whose own Service has no ready endpoint.
+	noEndpoints map[string]bool
 
 	mu          sync.Mutex
 	spec        ClusterSpec
@@ -46,6 +51,7 @@ type fakeCluster struct {
 	inFlight    int
 	maxInFlight int
 	staleProbes int // probes answered from a state older than the latest change
+	probesVia   map[Via]int
 }
 
 // fakeState is one immutable version of the cluster's policies and labels.
@@ -162,8 +168,24 @@ func (f *fakeCluster) Teardown(context.Context) error {
 	return nil
 }
 
-func (f *fakeCluster) Probe(_ context.Context, src, dst string, port int, protocol string, family Family) (bool, error) {
+func (f *fakeCluster) Probe(ctx context.Context, src, dst string, port int, protocol string, family Family) (bool, error) {
+	return f.probe(ctx, ViaPod, src, dst, port, protocol, family)
+}
+
+func (f *fakeCluster) ProbeService(ctx context.Context, src, dst string, port int, protocol string, family Family) (bool, error) {
+	if f.noEndpoints[dst] {
+		return false, fmt.Errorf("probing %s -> Service of %s: no endpoints", src, dst)
+	}
+	allowed, err := f.probe(ctx, ViaService, src, dst, port, protocol, family)
+	return allowed || (err == nil && f.serviceBypass), err
+}
+
+func (f *fakeCluster) probe(_ context.Context, via Via, src, dst string, port int, protocol string, family Family) (bool, error) {
 	f.mu.Lock()
+	if f.probesVia == nil {
+		f.probesVia = map[Via]int{}
+	}
+	f.probesVia[via]++
 	if !time.Now().Before(f.visibleAt) {
 		f.visible = f.latest
 	}

@@ -7,12 +7,15 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 var (
 	scenarioType = reflect.TypeFor[Scenario]()
 	expectsType  = reflect.TypeFor[Expects]()
 	expectType   = reflect.TypeFor[Expect]()
+	// targetPortType is read by ServicePort.UnmarshalYAML, which reports its own errors.
+	targetPortType = reflect.TypeFor[intstr.IntOrString]()
 )
 
 // checkKeys walks a YAML tree beside the Go type it decodes into and reports every mapping key
@@ -32,6 +35,8 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		return checkKeys(n.Alias, t, path)
 	}
 	switch {
+	case t == targetPortType:
+		return nil
 	case t == expectsType && n.Kind == yaml.MappingNode:
 		// The one-mapping spelling of expect.
 		return checkKeys(n, expectType, path)

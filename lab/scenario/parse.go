@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Load reads and parses the scenario file at path, whose name must be the scenario's name plus
@@ -77,5 +79,48 @@ func (e *Expects) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	*e = list
+	return nil
+}
+
+// UnmarshalYAML accepts only the ways the format knows, so a misspelt via fails the file with its
+// line instead of silently probing pod IPs.
+func (v *Via) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch via := Via(n.Value); via {
+		case ViaPod, ViaService:
+			*v = via
+			return nil
+		}
+	}
+	return fmt.Errorf("line %d: via %q: want pod or service", n.Line, n.Value)
+}
+
+// UnmarshalYAML reads targetPort as written: a YAML integer is a port number, a string the name of
+// a container port.
+func (p *ServicePort) UnmarshalYAML(n *yaml.Node) error {
+	var raw struct {
+		Name       string    `yaml:"name"`
+		Port       int       `yaml:"port"`
+		TargetPort yaml.Node `yaml:"targetPort"`
+		Protocol   string    `yaml:"protocol"`
+	}
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	*p = ServicePort{Name: raw.Name, Port: raw.Port, Protocol: raw.Protocol}
+	tp := &raw.TargetPort
+	switch {
+	case tp.Kind == 0: // not written
+	case tp.Kind == yaml.ScalarNode && tp.ShortTag() == "!!int":
+		number, err := strconv.ParseInt(tp.Value, 0, 32)
+		if err != nil {
+			return fmt.Errorf("line %d: targetPort %q: %w", tp.Line, tp.Value, err)
+		}
+		p.TargetPort = intstr.FromInt32(int32(number))
+	case tp.Kind == yaml.ScalarNode && tp.ShortTag() == "!!str":
+		p.TargetPort = intstr.FromString(tp.Value)
+	default:
+		return fmt.Errorf("line %d: targetPort: want a port number or a port name", tp.Line)
+	}
 	return nil
 }

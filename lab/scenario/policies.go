@@ -13,6 +13,14 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
+// clusterNetworkPolicyKind is the kind of policy.networking.k8s.io's cluster-scoped policies, which
+// format v1.1 allows in apply and delete.
+const clusterNetworkPolicyKind = "ClusterNetworkPolicy"
+
+// ErrClusterNetworkPolicy fails a file that applies or deletes a ClusterNetworkPolicy: nftpolicy
+// enforces NetworkPolicies only, and running the file without them would check something else.
+var ErrClusterNetworkPolicy = errors.New("ClusterNetworkPolicy is not supported yet: nftpolicy enforces networking.k8s.io/v1 NetworkPolicies only")
+
 // ParsePolicies reads the multi-document YAML of an apply, placeholders already substituted. Every
 // document must be a networking.k8s.io/v1 NetworkPolicy with a name and a namespace, and every field
 // must be known; empty documents are skipped, so "" or blank text is no policy at all.
@@ -50,6 +58,9 @@ func parsePolicy(data []byte) (*networkingv1.NetworkPolicy, error) {
 	}
 	if raw == nil {
 		return nil, nil
+	}
+	if m, ok := raw.(map[string]any); ok && m["kind"] == clusterNetworkPolicyKind {
+		return nil, ErrClusterNetworkPolicy
 	}
 	asJSON, err := json.Marshal(raw)
 	if err != nil {

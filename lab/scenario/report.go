@@ -3,6 +3,7 @@ package scenario
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,17 +59,23 @@ func writeStep(w io.Writer, step *StepResult, steps int) {
 	default:
 		fmt.Fprintf(w, "did not converge in %s\n", formatDuration(step.ConvergeTime))
 	}
+	// A step that probes through Services says of every matrix which one it is.
+	showVia := slices.ContainsFunc(step.Checks, func(c CheckResult) bool { return c.Via == ViaService })
 	for i := range step.Checks {
-		writeCheck(w, &step.Checks[i])
+		writeCheck(w, &step.Checks[i], showVia)
 	}
 }
 
-func writeCheck(w io.Writer, c *CheckResult) {
+func writeCheck(w io.Writer, c *CheckResult, showVia bool) {
+	what := c.Expect.String()
+	if showVia {
+		what += " via " + string(c.Via)
+	}
 	if c.Skipped != "" {
-		fmt.Fprintf(w, "  expect %s: SKIP: %s\n", c.Expect, c.Skipped)
+		fmt.Fprintf(w, "  expect %s: SKIP: %s\n", what, c.Skipped)
 		return
 	}
-	fmt.Fprintf(w, "  expect %s: %s\n", c.Expect, verdict(c.Passed()))
+	fmt.Fprintf(w, "  expect %s: %s\n", what, verdict(c.Passed()))
 	for _, line := range renderMatrix(c) {
 		fmt.Fprintf(w, "    %s\n", strings.TrimRight(line, " "))
 	}

@@ -75,6 +75,7 @@ func (r *StepResult) Passed() bool {
 // CheckResult is the final probe of one expectation's matrix.
 type CheckResult struct {
 	Expect       Expect
+	Via          Via      // how destinations were reached: ViaPod or ViaService
 	Skipped      string   // non-empty when the lab cannot probe the protocol
 	Sources      []string // rows: every pod of the cluster
 	Destinations []string // columns: the pods serving the port and protocol

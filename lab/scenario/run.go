@@ -29,6 +29,10 @@ type Options struct {
 	Deadline time.Duration
 	// Workers bounds how many probes run at once.
 	Workers int
+	// AlsoViaService checks every expectation without a via key twice within its step, after the
+	// same convergence: to the pods' IPs and through their own Services, two matrices. An
+	// expectation with a via key is checked only the way it names.
+	AlsoViaService bool
 }
 
 func (o Options) withDefaults() Options {
@@ -140,20 +144,34 @@ func (r *runner) runStep(ctx context.Context, index int, family Family) StepResu
 		result.Err = err
 		return result
 	}
-	checks := make([]*check, len(step.Expect))
-	for i, e := range step.Expect {
-		c, err := r.planCheck(e)
-		if err != nil {
-			result.Err = err
-			return result
+	var checks []*check
+	for _, e := range step.Expect {
+		for _, via := range r.ways(e) {
+			c, err := r.planCheck(e, via)
+			if err != nil {
+				result.Err = err
+				return result
+			}
+			checks = append(checks, c)
 		}
-		checks[i] = c
 	}
 	result.ConvergeTime, result.Converged = r.converge(ctx, checks, family)
 	for _, c := range checks {
 		result.Checks = append(result.Checks, r.finalCheck(ctx, c, family))
 	}
 	return result
+}
+
+// ways lists how the expectation is checked: the way its via key names, else to pod IPs, and also
+// through Services when the options say so.
+func (r *runner) ways(e Expect) []Via {
+	switch {
+	case e.Via != ViaDefault:
+		return []Via{e.Via}
+	case r.opts.AlsoViaService:
+		return []Via{ViaPod, ViaService}
+	}
+	return []Via{ViaPod}
 }
 
 // change applies the step's delete, apply and relabel, in that order.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Scenario is one scenario file. After Parse, Cluster is never nil: a file without a cluster key
@@ -25,9 +27,10 @@ type ClusterSpec struct {
 // Namespace is one namespace of the cluster. Labels are the file's labels only: the lab (like the
 // API server) adds kubernetes.io/metadata.name.
 type Namespace struct {
-	Name   string            `yaml:"name"`
-	Labels map[string]string `yaml:"labels"`
-	Pods   []Pod             `yaml:"pods"`
+	Name     string            `yaml:"name"`
+	Labels   map[string]string `yaml:"labels"`
+	Pods     []Pod             `yaml:"pods"`
+	Services []Service         `yaml:"services"`
 }
 
 // Pod is one pod of a namespace and what it serves.
@@ -44,10 +47,29 @@ type Port struct {
 	Protocol string `yaml:"protocol"`
 }
 
+// Service is a ClusterIP Service of a custom cluster, created before the first step. It is there for
+// the demo and for people probing by hand: `via: service` probes each pod's own Service instead.
+type Service struct {
+	Name     string            `yaml:"name"`
+	Selector map[string]string `yaml:"selector"`
+	Ports    []ServicePort     `yaml:"ports"`
+}
+
+// ServicePort is one port of a Service. TargetPort is a number or the name of a container port;
+// unset, it is Port.
+type ServicePort struct {
+	Name       string             `yaml:"name"`
+	Port       int                `yaml:"port"`
+	TargetPort intstr.IntOrString `yaml:"targetPort"`
+	Protocol   string             `yaml:"protocol"`
+}
+
 // Step is one change of the cluster followed by the connectivity expected after it.
 type Step struct {
-	Delete  []string  `yaml:"delete"` // "namespace/name" of NetworkPolicies
-	Apply   string    `yaml:"apply"`  // multi-document NetworkPolicy manifests, with placeholders
+	// Delete names NetworkPolicies as "namespace/name" (and ClusterNetworkPolicies as
+	// "ClusterNetworkPolicy/name", which Parse refuses: they are not supported yet).
+	Delete  []string  `yaml:"delete"`
+	Apply   string    `yaml:"apply"` // multi-document NetworkPolicy manifests, with placeholders
 	Relabel []Relabel `yaml:"relabel"`
 	Expect  Expects   `yaml:"expect"`
 }
@@ -66,12 +88,25 @@ const (
 )
 
 // Expect is the connectivity matrix expected for one port and protocol: every pair of Deny is
-// blocked and every other probed pair is allowed.
+// blocked and every other probed pair is allowed. Via says how each destination is reached: unset
+// (ViaDefault) or ViaPod to its pod IP, ViaService through its own ClusterIP Service.
 type Expect struct {
 	Port     int      `yaml:"port"`
 	Protocol string   `yaml:"protocol"`
 	Deny     []string `yaml:"deny"` // "src -> dst", pods written "namespace/pod"
+	Via      Via      `yaml:"via"`
 }
+
+// Via is how a probe reaches its destination.
+type Via string
+
+// The ways an expectation can reach its destinations. ViaDefault, an expect without a via key,
+// means ViaPod, unless the runner is told to check it both ways (Options.AlsoViaService).
+const (
+	ViaDefault Via = ""
+	ViaPod     Via = "pod"
+	ViaService Via = "service"
+)
 
 // String names the expectation's port, e.g. "TCP/80".
 func (e Expect) String() string { return fmt.Sprintf("%s/%d", e.Protocol, e.Port) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -55,6 +56,7 @@ func (c *ClusterSpec) validate(path string) error {
 		seen[ns.Name] = true
 		errs = append(errs, validateNamespaceLabels(ns.Name, ns.Labels, nsPath+".labels"))
 		errs = append(errs, ns.validatePods(nsPath))
+		errs = append(errs, ns.validateServices(nsPath))
 	}
 	return errors.Join(errs...)
 }
@@ -71,7 +73,7 @@ func (ns *Namespace) validatePods(path string) error {
 			errs = append(errs, fmt.Errorf("%s.name: pod %q is listed twice", podPath, pod.Name))
 		}
 		seen[pod.Name] = true
-		errs = append(errs, validateLabels(pod.Labels, podPath+".labels"))
+		errs = append(errs, validatePodLabels(pod.Labels, podPath+".labels"))
 		errs = append(errs, validatePorts(pod.Ports, podPath+".ports"))
 	}
 	return errors.Join(errs...)
@@ -124,6 +126,14 @@ func validateLabels(labels map[string]string, path string) error {
 	return nil
 }
 
+// validatePodLabels also refuses the label the lab keeps on every pod for its own Service.
+func validatePodLabels(labels map[string]string, path string) error {
+	if _, ok := labels[PodServiceLabel]; ok {
+		return fmt.Errorf("%s: %s belongs to the lab, which keeps it on every pod for the pod's own Service", path, PodServiceLabel)
+	}
+	return validateLabels(labels, path)
+}
+
 // validateNamespaceLabels also refuses to give kubernetes.io/metadata.name a value other than the
 // namespace's name, which the API server would overwrite.
 func validateNamespaceLabels(name string, labels map[string]string, path string) error {
@@ -137,6 +147,10 @@ func (st *Step) validate(c *ClusterSpec, path string) error {
 	var errs []error
 	for i, ref := range st.Delete {
 		refPath := fmt.Sprintf("%s.delete[%d]", path, i)
+		if strings.HasPrefix(ref, clusterNetworkPolicyKind+"/") {
+			errs = append(errs, fmt.Errorf("%s: %q: %w", refPath, ref, ErrClusterNetworkPolicy))
+			continue
+		}
 		ns, _, err := splitRef(ref)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", refPath, err))
@@ -152,6 +166,9 @@ func (st *Step) validate(c *ClusterSpec, path string) error {
 	}
 	for i, e := range st.Expect {
 		expectPath := fmt.Sprintf("%s.expect[%d]", path, i)
+		if err := e.Via.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s.via: %w", expectPath, err))
+		}
 		if err := validatePortProtocol(e.Port, e.Protocol, expectPath); err != nil {
 			errs = append(errs, err)
 			continue
@@ -177,7 +194,7 @@ func (r *Relabel) validate(c *ClusterSpec, path string) error {
 		if _, ok := c.Pod(r.Name); !ok {
 			return fmt.Errorf("%s.name: pod %q is not in the cluster", path, r.Name)
 		}
-		return validateLabels(r.Labels, path+".labels")
+		return validatePodLabels(r.Labels, path+".labels")
 	}
 	return fmt.Errorf("%s.kind: %q is not Namespace or Pod", path, r.Kind)
 }

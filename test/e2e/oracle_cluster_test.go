@@ -207,6 +207,12 @@ func (o *oracleCluster) Probe(_ context.Context, src, dst string, port int, prot
 	}), nil
 }
 
+// ProbeService is Probe: a policy judges the backend pod and its target port, never the ClusterIP,
+// and each pod's own Service forwards its port to the same port of the pod.
+func (o *oracleCluster) ProbeService(ctx context.Context, src, dst string, port int, protocol string, family scenario.Family) (bool, error) {
+	return o.Probe(ctx, src, dst, port, protocol, family)
+}
+
 // snapshotLocked copies the current state into the form selectors reads. The oracle only reads it.
 func (o *oracleCluster) snapshotLocked() *selectors.Snapshot {
 	s := &selectors.Snapshot{Node: "node-0"}
