@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
@@ -21,8 +23,13 @@ const (
 	demoConvergeWait = 30 * time.Second
 )
 
+// demoServicePrefix heads a matrix column that probes a Service's ClusterIP instead of a pod.
+const demoServicePrefix = "svc/"
+
 var (
-	demoRedis   = []string{"default/redis-master", "default/redis-slave-1", "default/redis-slave-2"}
+	// demoRedis are the destinations of the demo's matrix: the redis pods and redis-master's Service,
+	// the way the tutorial's frontends reach it.
+	demoRedis   = []string{"default/redis-master", "default/redis-slave-1", "default/redis-slave-2", demoServicePrefix + "redis-master"}
 	demoClients = []string{"default/busybox", "default/guestbook-1", "default/guestbook-2", "default/guestbook-3", "other/guestbook"}
 	// demoBlocked are the clients the policy shuts out: no app=guestbook label, or another namespace.
 	demoBlocked = map[string]string{
@@ -31,12 +38,21 @@ var (
 	}
 )
 
-// guestbookCluster is the cluster of the tutorial (the same as shared/scenarios/guestbook-redis.yaml).
+// guestbookCluster is the cluster of the tutorial (the pods of shared/scenarios/guestbook-redis.yaml)
+// with the tutorial's Services: redis-master and redis-slave on 6379, and frontend on port 80,
+// forwarded to the frontends' port by its name, as the guestbook's containers name it.
 func guestbookCluster() scenario.ClusterSpec {
 	frontend := []scenario.Port{{Name: "http-server", Port: 3000, Protocol: scenario.ProtocolTCP}}
 	redis := []scenario.Port{{Name: "redis-server", Port: redisPort, Protocol: scenario.ProtocolTCP}}
+	redisService := []scenario.ServicePort{{Port: redisPort, TargetPort: intstr.FromInt32(redisPort), Protocol: scenario.ProtocolTCP}}
 	return scenario.ClusterSpec{Namespaces: []scenario.Namespace{
-		{Name: "default", Pods: []scenario.Pod{
+		{Name: "default", Services: []scenario.Service{
+			{Name: "redis-master", Selector: map[string]string{"app": "redis", "role": "master"}, Ports: redisService},
+			{Name: "redis-slave", Selector: map[string]string{"app": "redis", "role": "slave"}, Ports: redisService},
+			{Name: "frontend", Selector: map[string]string{"app": "guestbook"}, Ports: []scenario.ServicePort{
+				{Port: 80, TargetPort: intstr.FromString("http-server"), Protocol: scenario.ProtocolTCP},
+			}},
+		}, Pods: []scenario.Pod{
 			{Name: "redis-master", Labels: map[string]string{"app": "redis", "role": "master"}, Ports: redis},
 			{Name: "redis-slave-1", Labels: map[string]string{"app": "redis", "role": "slave"}, Ports: redis},
 			{Name: "redis-slave-2", Labels: map[string]string{"app": "redis", "role": "slave"}, Ports: redis},
@@ -55,7 +71,8 @@ func guestbookCluster() scenario.ClusterSpec {
 // the tutorial says.
 func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
 	fmt.Fprintln(w, "\nCreating the guestbook: redis-master, two redis slaves, three guestbook frontends and busybox in")
-	fmt.Fprintln(w, "namespace default, and one more guestbook frontend in namespace other.")
+	fmt.Fprintln(w, "namespace default with the Services redis-master, redis-slave and frontend, and one more guestbook")
+	fmt.Fprintln(w, "frontend in namespace other.")
 	if err := l.Setup(ctx, guestbookCluster()); err != nil {
 		return err
 	}
@@ -66,7 +83,8 @@ func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
 	}()
 	l.WritePods(w)
 
-	fmt.Fprintf(w, "\nWithout a NetworkPolicy every pod reaches redis on port %d:\n", redisPort)
+	fmt.Fprintf(w, "\nWithout a NetworkPolicy every pod reaches redis on port %d, also through the ClusterIP of\n", redisPort)
+	fmt.Fprintf(w, "Service redis-master (column %sredis-master):\n", demoServicePrefix)
 	before := l.redisMatrix(ctx)
 	before.Write(w)
 	if err := expectRedis(before, nil); err != nil {
@@ -95,16 +113,21 @@ func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
 		if why, blocked := demoBlocked[src]; blocked {
 			fmt.Fprintf(w, "%s times out connecting to redis: %s.\n", src, why)
 		} else {
-			fmt.Fprintf(w, "%s still connects to every redis pod.\n", src)
+			fmt.Fprintf(w, "%s still connects to every redis pod and to Service redis-master.\n", src)
 		}
 	}
 	return expectRedis(after, demoBlocked)
 }
 
-// redisMatrix probes redis from every client.
+// redisMatrix probes redis from every client: each redis pod's address, and redis-master's ClusterIP,
+// which the policy must judge as the redis-master pod behind it.
 func (l *Lab) redisMatrix(ctx context.Context) *Matrix {
 	return probeMatrix(ctx, demoClients, demoRedis, scenario.DefaultWorkers, func(ctx context.Context, src, dst string) (bool, error) {
-		return l.Probe(ctx, src, dst, redisPort, scenario.ProtocolTCP, l.Families()[0])
+		family := l.Families()[0]
+		if svc, ok := strings.CutPrefix(dst, demoServicePrefix); ok {
+			return l.ProbeNamedService(ctx, src, "default/"+svc, redisPort, scenario.ProtocolTCP, family)
+		}
+		return l.Probe(ctx, src, dst, redisPort, scenario.ProtocolTCP, family)
 	})
 }
 

@@ -126,6 +126,7 @@ func describeLabSpecs(env *labEnv) {
 	describeNewPodSpecs(env)
 	describeIPReuseSpecs(env)
 	describeAgentRestartSpecs(env)
+	describeServiceSpecs(env)
 	describeIncrementalCheck(env)
 }
 
