@@ -86,6 +86,10 @@ test-e2e: setup envtest-assets ## Run the ginkgo conformance suite in test/e2e (
 	export KUBEBUILDER_ASSETS="$$(hack/build-k8s.sh 2>/dev/null | tail -n1)"; \
 	"$(GINKGO)" -r --race --trace --poll-progress-after=120s ./test/e2e
 
+.PHONY: test-proxy-modes
+test-proxy-modes: setup envtest-assets build ## Run the scenarios through Services under kube-proxy's iptables and ipvs modes; writes test/e2e/PROXY-MODES.md (needs root).
+	KUBEBUILDER_ASSETS="$$(hack/build-k8s.sh | tail -n1)" LOCALBIN="$(LOCALBIN)" hack/test-proxy-modes.sh
+
 # bench runs every script in hack/bench/ (each writes its report under bench/),
 # or hack/bench itself when it is one script; without either it runs every Go
 # benchmark once. BENCH_ARGS is passed to each script (e.g. a repeat count).

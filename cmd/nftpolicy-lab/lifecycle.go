@@ -108,12 +108,31 @@ func cmdDown(_ context.Context, args []string) int {
 	return code
 }
 
+// The values of `scenario --via`.
+const (
+	viaPod     = "pod"
+	viaService = "service"
+	viaBoth    = "both"
+)
+
 func cmdScenario(ctx context.Context, args []string) int {
 	fs := newFlagSet("scenario")
 	var lf labFlags
 	lf.register(fs)
 	deadline := fs.Duration("deadline", scenario.DefaultDeadline, "How long one step may take to converge.")
+	via := fs.String("via", viaPod, "How an expect without a via key reaches its destinations: pod (their IPs), service (their own Services) or both.")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	opts := scenario.Options{Deadline: *deadline}
+	switch *via {
+	case viaPod:
+	case viaService:
+		opts.DefaultVia = scenario.ViaService
+	case viaBoth:
+		opts.AlsoViaService = true
+	default:
+		fmt.Fprintf(os.Stderr, "nftpolicy-lab scenario: --via %q: want pod, service or both\n", *via)
 		return 2
 	}
 	if fs.NArg() == 0 {
@@ -125,7 +144,7 @@ func cmdScenario(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	opts := scenario.Options{Families: l.Families(), Deadline: *deadline}
+	opts.Families = l.Families()
 	summary := scenario.RunFiles(ctx, l, fs.Args(), opts, os.Stdout)
 	ok := closeLab(l)
 	if !summary.OK() || !ok || ctx.Err() != nil {

@@ -28,7 +28,7 @@ commands:
   apply     [--name NAME] -f FILE                                      apply NetworkPolicy YAML to a running lab
   probe     [--name NAME] SRC DST PORT/PROTO                           one new connection, pods written namespace/pod
   matrix    [--name NAME] PORT/PROTO                                   probe every pair of pods of a running lab
-  scenario  [--nodes N] [--ip-family F] FILE...                        run scenario files on a lab of their own
+  scenario  [--nodes N] [--ip-family F] [--via V] FILE...              run scenario files on a lab of their own
   demo                                                                 replay the guestbook tutorial
 
 up, scenario and demo run the agent binary given by --agent PATH, by default the nftpolicy beside

@@ -29,9 +29,11 @@ type Options struct {
 	Deadline time.Duration
 	// Workers bounds how many probes run at once.
 	Workers int
+	// DefaultVia is how an expectation without a via key is checked: ViaPod (also when unset) or
+	// ViaService. An expectation with a via key is checked only the way it names.
+	DefaultVia Via
 	// AlsoViaService checks every expectation without a via key twice within its step, after the
-	// same convergence: to the pods' IPs and through their own Services, two matrices. An
-	// expectation with a via key is checked only the way it names.
+	// same convergence: to the pods' IPs and through their own Services, two matrices.
 	AlsoViaService bool
 }
 
@@ -162,14 +164,16 @@ func (r *runner) runStep(ctx context.Context, index int, family Family) StepResu
 	return result
 }
 
-// ways lists how the expectation is checked: the way its via key names, else to pod IPs, and also
-// through Services when the options say so.
+// ways lists how the expectation is checked: the way its via key names, else both ways when the
+// options say so, else the default way.
 func (r *runner) ways(e Expect) []Via {
 	switch {
 	case e.Via != ViaDefault:
 		return []Via{e.Via}
 	case r.opts.AlsoViaService:
 		return []Via{ViaPod, ViaService}
+	case r.opts.DefaultVia == ViaService:
+		return []Via{ViaService}
 	}
 	return []Via{ViaPod}
 }

@@ -211,7 +211,14 @@ func TestRunAlsoViaServiceChecksBothMatricesInOneStep(t *testing.T) {
 		}
 	}
 
-	// Without the option the same file probes pod IPs only, and says nothing of via.
+	// DefaultVia service checks the Service matrix alone.
+	lab = &fakeCluster{}
+	result = Run(context.Background(), lab, s, Options{PollInterval: time.Millisecond, Deadline: time.Second, DefaultVia: ViaService})
+	if checks := result.Runs[0].Steps[0].Checks; !result.Passed() || len(checks) != 1 || checks[0].Via != ViaService || lab.probesVia[ViaPod] != 0 {
+		t.Errorf("DefaultVia service: probes %v\n%s", lab.probesVia, report(&result))
+	}
+
+	// Without either option the same file probes pod IPs only, and says nothing of via.
 	lab = &fakeCluster{}
 	result = Run(context.Background(), lab, s, fastOptions())
 	if !result.Passed() || lab.probesVia[ViaService] != 0 || strings.Contains(report(&result), "via") {
