@@ -1,4 +1,4 @@
-// Package scenario reads scenario files (format v1, see test/e2e/scenarios/FORMAT.md) and runs them
+// Package scenario reads scenario files (format v1.1, see test/e2e/scenarios/FORMAT.md) and runs them
 // against a lab cluster.
 //
 // A scenario drives a cluster through NetworkPolicy changes and states, after each change, the exact
