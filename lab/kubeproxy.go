@@ -239,10 +239,10 @@ func (p *proxyProcess) waitSynced(ctx context.Context, families []corev1.IPFamil
 	ctx, cancel := context.WithTimeout(ctx, proxySyncTimeout)
 	defer cancel()
 	hc := httpClientIn(p.node.net.Netns)
-	url := "http://" + proxyHealthAddr + "/healthz"
+	healthz := "http://" + proxyHealthAddr + "/healthz"
 	var last string
 	for {
-		synced, why := p.synced(ctx, hc, url, families)
+		synced, why := p.synced(ctx, hc, healthz, families)
 		if synced {
 			return nil
 		}
@@ -258,8 +258,8 @@ func (p *proxyProcess) waitSynced(ctx context.Context, families []corev1.IPFamil
 }
 
 // synced asks /healthz once; when not synced it says why.
-func (p *proxyProcess) synced(ctx context.Context, hc *http.Client, url string, families []corev1.IPFamily) (bool, string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func (p *proxyProcess) synced(ctx context.Context, hc *http.Client, healthz string, families []corev1.IPFamily) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, healthz, nil)
 	if err != nil {
 		return false, err.Error()
 	}
