@@ -33,7 +33,8 @@ type agentProcess struct {
 }
 
 // addNodes creates the node namespaces, joins every pair of them with a fabric link (each node routes
-// another node's pod range over their link) and creates the Node objects.
+// another node's pod range and own addresses over their link) and creates the Node objects with the
+// node's own addresses as InternalIPs.
 func (l *Lab) addNodes(ctx context.Context) error {
 	for i := range l.opts.Nodes {
 		nn, err := l.net.AddNode()
@@ -54,6 +55,10 @@ func (l *Lab) addNodes(ctx context.Context) error {
 		}}
 		if err := l.client.Create(ctx, obj); err != nil {
 			return fmt.Errorf("creating Node %s: %w", n.name, err)
+		}
+		obj.Status.Addresses = append(l.nodeAddresses(n), corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.name})
+		if err := l.client.Status().Update(ctx, obj); err != nil {
+			return fmt.Errorf("writing the addresses of Node %s: %w", n.name, err)
 		}
 	}
 	return l.state.write()

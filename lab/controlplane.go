@@ -15,13 +15,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// DefaultCacheDir is where hack/build-k8s.sh caches kube-apiserver and etcd, one directory per
-// Kubernetes version.
+// DefaultCacheDir is where hack/build-k8s.sh caches kube-apiserver, etcd, kube-controller-manager
+// and kube-proxy, one directory per Kubernetes version.
 const DefaultCacheDir = "/var/cache/nftpolicy/envtest"
 
-// controlPlane is etcd and kube-apiserver, started by envtest on loopback with free ports.
+// assetBinaries are the programs a lab runs from its assets directory.
+var assetBinaries = []string{"kube-apiserver", "etcd", kubeControllerManager, kubeProxy}
+
+// controlPlane is etcd and kube-apiserver, started by envtest on loopback with free ports, and
+// kube-controller-manager.
 type controlPlane struct {
-	env *envtest.Environment
+	env               *envtest.Environment
+	controllerManager *childProcess
 }
 
 // startControlPlane starts etcd and kube-apiserver with their data and certificates in the state
@@ -51,7 +56,9 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	// never depends on it). envtest also passes the service account issuer and signing keys, which
 	// the agents' tokens need (see rbac.go).
 	env.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "RBAC")
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", prefixList(l.ServiceCIDRs()))
 	l.plane = &controlPlane{env: env}
+	l.assets = assets
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("starting the control plane from %s: %w", assets, err)
@@ -69,39 +76,52 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if l.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
 		return err
 	}
+	if err := l.startControllerManager(ctx); err != nil {
+		return err
+	}
 	l.logf("Control plane up in %s (%s)", time.Since(begin).Round(10*time.Millisecond), cfg.Host)
 	return nil
 }
 
+// stop stops kube-controller-manager, then the API server and etcd.
 func (c *controlPlane) stop() error {
-	if c.env == nil {
-		return nil
+	var errs []error
+	if c.controllerManager != nil {
+		errs = append(errs, stopChildren([]*childProcess{c.controllerManager}))
+		c.controllerManager = nil
 	}
-	env := c.env
-	c.env = nil
-	if err := env.Stop(); err != nil {
-		return fmt.Errorf("stopping the control plane: %w", err)
+	if c.env != nil {
+		env := c.env
+		c.env = nil
+		if err := env.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the control plane: %w", err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// findAssets returns the directory holding kube-apiserver and etcd: the option, $KUBEBUILDER_ASSETS,
-// the newest complete version in the setup cache, or what hack/build-k8s.sh prints.
-func findAssets(ctx context.Context, opts Options) (string, error) {
-	complete := func(dir string) bool {
-		for _, bin := range []string{"kube-apiserver", "etcd"} {
-			if st, err := os.Stat(filepath.Join(dir, bin)); err != nil || st.Mode()&0o111 == 0 {
-				return false
-			}
+// missingAssets lists the asset binaries that dir lacks.
+func missingAssets(dir string) []string {
+	var missing []string
+	for _, bin := range assetBinaries {
+		if st, err := os.Stat(filepath.Join(dir, bin)); err != nil || st.Mode()&0o111 == 0 {
+			missing = append(missing, bin)
 		}
-		return true
 	}
+	return missing
+}
+
+// findAssets returns the directory holding kube-apiserver, etcd, kube-controller-manager and
+// kube-proxy: the option, $KUBEBUILDER_ASSETS, the newest complete version in the setup cache, or
+// what hack/build-k8s.sh prints.
+func findAssets(ctx context.Context, opts Options) (string, error) {
+	complete := func(dir string) bool { return len(missingAssets(dir)) == 0 }
 	for _, dir := range []string{opts.AssetsDir, os.Getenv("KUBEBUILDER_ASSETS")} {
 		if dir == "" {
 			continue
 		}
-		if !complete(dir) {
-			return "", fmt.Errorf("%s lacks kube-apiserver or etcd", dir)
+		if missing := missingAssets(dir); len(missing) > 0 {
+			return "", fmt.Errorf("%s lacks %s (hack/build-k8s.sh builds them)", dir, strings.Join(missing, ", "))
 		}
 		return dir, nil
 	}
@@ -115,7 +135,7 @@ func findAssets(ctx context.Context, opts Options) (string, error) {
 	}
 	script := filepath.Join(opts.RepoRoot, "hack", "build-k8s.sh")
 	if _, err := os.Stat(script); err != nil {
-		return "", errors.New("no kube-apiserver and etcd: set --assets or KUBEBUILDER_ASSETS, or run hack/build-k8s.sh")
+		return "", errors.New("no kube-apiserver, etcd, kube-controller-manager and kube-proxy: set --assets or KUBEBUILDER_ASSETS, or run hack/build-k8s.sh")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
@@ -127,14 +147,14 @@ func findAssets(ctx context.Context, opts Options) (string, error) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	dir := lines[len(lines)-1]
-	if !complete(dir) {
-		return "", fmt.Errorf("%s printed %q, which lacks kube-apiserver or etcd", script, dir)
+	if missing := missingAssets(dir); len(missing) > 0 {
+		return "", fmt.Errorf("%s printed %q, which lacks %s", script, dir, strings.Join(missing, ", "))
 	}
 	return dir, nil
 }
 
-// CachedAssets returns the directory holding kube-apiserver and etcd: $KUBEBUILDER_ASSETS or the
-// newest complete version in the setup cache. Unlike Start it never builds them, so a test can skip
+// CachedAssets returns the directory holding the lab's Kubernetes binaries: $KUBEBUILDER_ASSETS or
+// the newest version in the setup cache. Unlike Start it never builds them, so a test can skip
 // at once when they are missing.
 func CachedAssets() (string, error) {
 	opts := Options{AssetsDir: os.Getenv("KUBEBUILDER_ASSETS")}

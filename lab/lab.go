@@ -1,11 +1,13 @@
-// Package lab runs a NetworkPolicy lab on one machine: a real kube-apiserver and etcd on loopback,
-// network namespaces standing in for nodes and pods (lab/netlab), one real agent per node as a
-// child process, and the lab itself acting as the kubelet. A Lab is the scenario.Cluster the scenario
-// runner drives; cmd/nftpolicy-lab is its command line, and Attach reaches a lab it left running.
+// Package lab runs a NetworkPolicy lab on one machine: a real kube-apiserver, etcd and
+// kube-controller-manager on loopback, network namespaces standing in for nodes and pods
+// (lab/netlab), one real kube-proxy and one real agent per node as child processes, and the lab
+// itself acting as the kubelet. A Lab is the scenario.Cluster the scenario runner drives;
+// cmd/nftpolicy-lab is its command line, and Attach reaches a lab it left running.
 //
 // Every lab keeps its state under /run/nftpolicy-lab/NAME/: state.json (what to remove), the
-// kubeconfig, etcd's data, the API server's certificates and the agents' logs. Down removes a lab from
-// that file alone, so a lab whose process was killed can still be cleaned up.
+// kubeconfigs, etcd's data, the API server's certificates and the logs of the agents,
+// kube-controller-manager and the kube-proxies. Down removes a lab from that file alone, so a lab
+// whose process was killed can still be cleaned up.
 package lab
 
 import (
@@ -38,6 +40,13 @@ const (
 	FamilyDual = "dual"
 )
 
+// kube-proxy modes a lab can run, its --proxy-mode.
+const (
+	ProxyModeNFTables = "nftables"
+	ProxyModeIPTables = "iptables"
+	ProxyModeIPVS     = "ipvs"
+)
+
 // DefaultNodes is how many nodes a lab has unless told otherwise: enough for same-node and
 // cross-node pairs.
 const DefaultNodes = 2
@@ -50,7 +59,10 @@ type Options struct {
 	Nodes int
 	// IPFamily is FamilyIPv4 (the default), FamilyIPv6 or FamilyDual: the addresses pods publish.
 	IPFamily string
-	// AssetsDir holds kube-apiserver and etcd; "" means $KUBEBUILDER_ASSETS, the setup cache, or
+	// ProxyMode is the --proxy-mode of the kube-proxy each node runs: ProxyModeNFTables (the
+	// default), ProxyModeIPTables or ProxyModeIPVS.
+	ProxyMode string
+	// AssetsDir holds kube-apiserver, etcd, kube-controller-manager and kube-proxy; "" means $KUBEBUILDER_ASSETS, the setup cache, or
 	// hack/build-k8s.sh.
 	AssetsDir string
 	// AgentPath is the agent binary (cmd/nftpolicy) run on each node; "" means the nftpolicy
@@ -83,10 +95,13 @@ type Lab struct {
 	state     *State
 	net       *netlab.Lab
 	plane     *controlPlane
+	proxies   []*proxyProcess
 	client    client.Client
 	clientset kubernetes.Interface
 	// restConfig reaches the API server as the lab's admin.
 	restConfig *rest.Config
+	// assets is the directory of the Kubernetes binaries the lab runs.
+	assets string
 	// identity is the agents' ServiceAccount, as config/default installs it.
 	identity AgentIdentity
 	nodes    []*node
@@ -109,14 +124,17 @@ type node struct {
 
 var _ scenario.Cluster = (*Lab)(nil)
 
-// Start brings a lab up: control plane, nodes, agents. It returns once every agent is ready. On
-// failure everything made so far is removed.
+// Start brings a lab up: control plane, nodes, a kube-proxy per node, agents. It returns once every
+// kube-proxy has synced and every agent is ready. On failure everything made so far is removed.
 func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	if reason := netlab.Unavailable(); reason != "" {
 		return nil, errors.New(reason)
 	}
 	opts, err = opts.withDefaults()
 	if err != nil {
+		return nil, err
+	}
+	if err := proxyModeUsable(opts.ProxyMode); err != nil {
 		return nil, err
 	}
 	netLab, err := netlab.New()
@@ -128,7 +146,7 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		name = strings.TrimSuffix(strings.TrimPrefix(netLab.Prefix(), netlab.DefaultPrefix), "-")
 	}
 	l = &Lab{opts: opts, net: netLab, pods: map[string]*labPod{}}
-	state, err := newState(name, netLab.Prefix(), opts.IPFamily)
+	state, err := newState(name, netLab.Prefix(), opts.IPFamily, opts.ProxyMode)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +169,9 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := l.addNodes(ctx); err != nil {
 		return nil, err
 	}
+	if err := l.startProxies(ctx); err != nil {
+		return nil, err
+	}
 	if err := l.startAgents(ctx); err != nil {
 		return nil, err
 	}
@@ -171,6 +192,13 @@ func (o Options) withDefaults() (Options, error) {
 	case FamilyIPv4, FamilyIPv6, FamilyDual:
 	default:
 		return o, fmt.Errorf("unknown IP family %q: want ipv4, ipv6 or dual", o.IPFamily)
+	}
+	switch o.ProxyMode {
+	case "":
+		o.ProxyMode = ProxyModeNFTables
+	case ProxyModeNFTables, ProxyModeIPTables, ProxyModeIPVS:
+	default:
+		return o, fmt.Errorf("unknown kube-proxy mode %q: want nftables, iptables or ipvs", o.ProxyMode)
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -229,7 +257,8 @@ func (l *Lab) logf(format string, args ...any) {
 	fmt.Fprintf(l.opts.Log, format+"\n", args...)
 }
 
-// Close removes the lab: pods and their servers, agents, control plane, namespaces, state directory.
+// Close removes the lab: pods and their servers, kube-proxies, agents, control plane, namespaces,
+// state directory.
 // It runs once; later calls return the first call's result.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
@@ -240,6 +269,7 @@ func (l *Lab) Close() error {
 		}
 		l.pods = map[string]*labPod{}
 		l.mu.Unlock()
+		errs = append(errs, l.stopProxies())
 		errs = append(errs, l.stopAgents())
 		if l.plane != nil {
 			errs = append(errs, l.plane.stop())

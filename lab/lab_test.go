@@ -155,8 +155,12 @@ func TestDownAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(state.Agents) != 2 || !state.Ready {
-		t.Fatalf("state after up: %d agents, ready=%t", len(state.Agents), state.Ready)
+	if len(state.Agents) != 2 || len(state.Proxies) != 2 || state.ControllerManager == nil || !state.Ready {
+		t.Fatalf("state after up: %d agents, %d kube-proxies, kube-controller-manager %v, ready=%t",
+			len(state.Agents), len(state.Proxies), state.ControllerManager, state.Ready)
+	}
+	if state.ProxyMode != ProxyModeNFTables {
+		t.Errorf("state after up: proxy mode %q, want the default %q", state.ProxyMode, ProxyModeNFTables)
 	}
 
 	if err := up.Process.Signal(syscall.SIGKILL); err != nil {
@@ -222,6 +226,14 @@ func checkGone(t *testing.T, s *State) {
 		if a.Process.alive() {
 			t.Errorf("agent of %s (process %d) still runs", a.Node, a.Process.PID)
 		}
+	}
+	for _, p := range s.Proxies {
+		if p.Process.alive() {
+			t.Errorf("kube-proxy of %s (process %d) still runs", p.Node, p.Process.PID)
+		}
+	}
+	if cm := s.ControllerManager; cm != nil && cm.Process.alive() {
+		t.Errorf("kube-controller-manager (process %d) still runs", cm.Process.PID)
 	}
 	for _, p := range processesOf(s) {
 		t.Errorf("process %d of the lab still runs", p.PID)

@@ -2,6 +2,9 @@ package lab
 
 import (
 	"fmt"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // NodeNames lists the lab's nodes in order.
@@ -40,4 +43,26 @@ func (l *Lab) node(name string) (*node, error) {
 		}
 	}
 	return nil, fmt.Errorf("no node %s in the lab", name)
+}
+
+// NodeIP is the node's own address of the lab's primary family, its Node's first InternalIP: other
+// nodes and external clients reach it, and kube-proxy serves NodePorts on it.
+func (l *Lab) NodeIP(nodeName string) (netip.Addr, error) {
+	n, err := l.node(nodeName)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if l.opts.IPFamily == FamilyIPv6 {
+		return n.net.IPv6, nil
+	}
+	return n.net.IPv4, nil
+}
+
+// nodeAddresses are the node's InternalIPs, one per family the lab publishes, primary first.
+func (l *Lab) nodeAddresses(n *node) []corev1.NodeAddress {
+	var out []corev1.NodeAddress
+	for _, p := range l.byFamily(netip.PrefixFrom(n.net.IPv4, 32), netip.PrefixFrom(n.net.IPv6, 128)) {
+		out = append(out, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: p.Addr().String()})
+	}
+	return out
 }

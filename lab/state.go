@@ -30,12 +30,18 @@ type State struct {
 	NetnsPrefix string `json:"netnsPrefix"`
 	Kubeconfig  string `json:"kubeconfig"`
 	IPFamily    string `json:"ipFamily"`
+	// ProxyMode is the nodes' kube-proxy --proxy-mode.
+	ProxyMode string `json:"proxyMode"`
 	// Owner is the process running the lab (`lab up`, `lab scenario`, a test).
 	Owner Process `json:"owner"`
 	// Agents are the agents' processes; the control plane's are found by their arguments, which all
 	// name a path inside Dir.
 	Agents []AgentState `json:"agents"`
-	Nodes  []NodeState  `json:"nodes"`
+	// ControllerManager is kube-controller-manager, once started.
+	ControllerManager *ChildState `json:"controllerManager,omitempty"`
+	// Proxies are the nodes' kube-proxies.
+	Proxies []ProxyState `json:"proxies"`
+	Nodes   []NodeState  `json:"nodes"`
 	// Ready is set once the lab is up.
 	Ready bool `json:"ready"`
 }
@@ -57,6 +63,22 @@ type AgentState struct {
 	MetricsAddr string `json:"metricsAddr"`
 }
 
+// ChildState is a process the lab runs for its cluster and its log.
+type ChildState struct {
+	Process Process `json:"process"`
+	Log     string  `json:"log"`
+}
+
+// ProxyState is one node's kube-proxy. It runs in the node's network namespace, where HealthAddr
+// (its /healthz) is.
+type ProxyState struct {
+	Node       string  `json:"node"`
+	Process    Process `json:"process"`
+	Log        string  `json:"log"`
+	Kubeconfig string  `json:"kubeconfig"`
+	HealthAddr string  `json:"healthAddr"`
+}
+
 // Process names a process by id and start time, so that a recycled id is never signalled.
 type Process struct {
 	PID   int    `json:"pid"`
@@ -67,7 +89,7 @@ var namePattern = regexp.MustCompile(`^[a-z0-9][-a-z0-9]{0,40}$`)
 
 // newState creates the lab's state directory and writes a first state file. A directory whose owner
 // still runs is another lab's: the name is refused.
-func newState(name, prefix, family string) (*State, error) {
+func newState(name, prefix, family, proxyMode string) (*State, error) {
 	if !namePattern.MatchString(name) {
 		return nil, fmt.Errorf("lab name %q: want lower-case letters, digits and dashes", name)
 	}
@@ -83,7 +105,7 @@ func newState(name, prefix, family string) (*State, error) {
 		return nil, err
 	}
 	s := &State{
-		Name: name, Dir: dir, NetnsPrefix: prefix, IPFamily: family, Owner: self,
+		Name: name, Dir: dir, NetnsPrefix: prefix, IPFamily: family, ProxyMode: proxyMode, Owner: self,
 		Kubeconfig: filepath.Join(dir, "kubeconfig"),
 	}
 	return s, s.write()
@@ -173,9 +195,19 @@ func removeLab(s *State, stopOwner bool) error {
 		}
 	}
 	var leftovers []Process
+	var recorded []Process
 	for _, a := range s.Agents {
-		if a.Process.alive() {
-			leftovers = append(leftovers, a.Process)
+		recorded = append(recorded, a.Process)
+	}
+	for _, p := range s.Proxies {
+		recorded = append(recorded, p.Process)
+	}
+	if s.ControllerManager != nil {
+		recorded = append(recorded, s.ControllerManager.Process)
+	}
+	for _, p := range recorded {
+		if p.alive() {
+			leftovers = append(leftovers, p)
 		}
 	}
 	leftovers = append(leftovers, processesOf(s)...)
@@ -244,11 +276,12 @@ func waitGone(p Process, timeout time.Duration) bool {
 	return true
 }
 
-// processesOf lists the lab's processes by their arguments: etcd's --data-dir and kube-apiserver's
-// --cert-dir are inside the state directory, an agent's --netns is one of the lab's namespaces. A
-// shell or kubectl that merely names a file of the lab is left alone.
+// processesOf lists the lab's processes by their arguments: etcd's --data-dir and the --cert-dir of
+// kube-apiserver and kube-controller-manager are inside the state directory, an agent's --netns is
+// one of the lab's namespaces, and a kube-proxy's --kubeconfig is in the state directory's proxies/.
+// A shell or kubectl that merely names a file of the lab is left alone.
 func processesOf(s *State) []Process {
-	marks := []string{"--data-dir=" + s.Dir + "/", "--cert-dir=" + s.Dir + "/"}
+	marks := []string{"--data-dir=" + s.Dir + "/", "--cert-dir=" + s.Dir + "/", "--kubeconfig=" + s.Dir + "/" + proxiesDir + "/"}
 	if s.NetnsPrefix != "" {
 		marks = append(marks, "/run/netns/"+s.NetnsPrefix)
 	}

@@ -23,7 +23,7 @@ const usage = `usage: nftpolicy-lab COMMAND [flags]
 
 commands:
   up        [--nodes N] [--ip-family F] [--cluster FILE] [--name NAME]  bring a lab up and keep it up until Ctrl-C
-            [--fail-closed] [--ip-report-delay D]
+            [--fail-closed] [--ip-report-delay D] [--proxy-mode M]
   down      [--name NAME | --all]                                      remove a lab, also one whose process died
   apply     [--name NAME] -f FILE                                      apply NetworkPolicy YAML to a running lab
   probe     [--name NAME] SRC DST PORT/PROTO                           one new connection, pods written namespace/pod
@@ -32,7 +32,8 @@ commands:
   demo                                                                 replay the guestbook tutorial
 
 up, scenario and demo run the agent binary given by --agent PATH, by default the nftpolicy beside
-nftpolicy-lab (make build puts both in bin/).
+nftpolicy-lab (make build puts both in bin/), and a kube-proxy per node in --proxy-mode nftables
+(the default), iptables or ipvs.
 `
 
 // commands are the lab's subcommands; each gets its arguments and returns the exit code.
@@ -75,6 +76,7 @@ type labFlags struct {
 	// failClosed and ipReportDelay: see lab.Options.
 	failClosed    bool
 	ipReportDelay time.Duration
+	proxyMode     string
 }
 
 func (f *labFlags) register(fs *flag.FlagSet) {
@@ -84,12 +86,13 @@ func (f *labFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.verbosity, "agent-v", 2, "Log verbosity of the agents.")
 	fs.StringVar(&f.agent, "agent", "", "The agent binary each node runs (default: nftpolicy beside this executable).")
 	fs.BoolVar(&f.failClosed, "fail-closed", false, "Run the agents in the fail-closed mode (--pod-interface-prefix="+netlab.HostIfnamePrefix+", the lab's pod interfaces).")
+	fs.StringVar(&f.proxyMode, "proxy-mode", lab.ProxyModeNFTables, "kube-proxy's mode on every node: nftables, iptables or ipvs.")
 	fs.DurationVar(&f.ipReportDelay, "ip-report-delay", 0, "How long the lab, as kubelet, waits between a pod's network being up and reporting its IPs.")
 }
 
 func (f *labFlags) options(name string, log io.Writer) lab.Options {
 	return lab.Options{Name: name, Nodes: f.nodes, IPFamily: f.family, AssetsDir: f.assets, AgentVerbosity: f.verbosity, AgentPath: f.agent,
-		FailClosed: f.failClosed, IPReportDelay: f.ipReportDelay, Log: log}
+		FailClosed: f.failClosed, IPReportDelay: f.ipReportDelay, ProxyMode: f.proxyMode, Log: log}
 }
 
 func newFlagSet(name string) *flag.FlagSet {

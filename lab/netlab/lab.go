@@ -2,12 +2,21 @@
 // packets: "node" namespaces that forward, "pod" namespaces each joined to their node by a veth pair,
 // and a fabric veth between nodes.
 //
-// Address plan (all inside 198.18.0.0/15, reserved for benchmarking, and the ULA fd18::/64):
+// Address plan (all inside 198.18.0.0/15, reserved for benchmarking, and the ULA fd18::/16):
 //
-//	pod p (1..254) on node n (1..99):   198.18.n.p/32        fd18::n:p/128
+//	pod p (1..254) on node n (1..99):   198.18.n.p/32        fd18::n:p/128 (pods: 198.18.0.0/16, fd18::/96)
 //	pod default route:                  via 169.254.1.1 / fe80::1 on eth0 (the node side answers)
 //	node side of every pod veth:        lab<p>, 169.254.1.1/32, fe80::1/64; a /32 and /128 route per pod
-//	fabric between nodes n and m:       198.19.n.m/24 on node n (n<m gets .1 side), fd18:ffff::n/64
+//	fabric between nodes n<m:           198.19.(10n+m).1 and .2 /24, fd18:ffff:X::n and ::m /64, X = 100n+m in hex
+//	node n's own address (InternalIP):  198.19.0.n/32        fd18:ffff:ffff::n/128, on the node's lo
+//	external client c (1..99):          198.19.1.c/32        fd18:ffff:fffe::c/128, on the client's lo
+//	external client's link to node n:   node<n> in the client, ext<c> in the node; fe80::2 and fe80::1
+//	Services (lab package):             198.19.240.0/20      fd18:ffff:5e::/112
+//
+// A node's own address is what its Node object publishes: every other node routes it over their
+// fabric link, and every external client over its link to that node, so a NodePort answers there as
+// on a real node. An external client stands for a machine outside the cluster: it reaches the node
+// addresses only, never the pods directly.
 //
 // The layout is routed, like Calico's: the node has a host route per pod address pointing at the
 // pod's veth, forwarding is enabled in node namespaces only, and nothing is bridged. The host's own
@@ -48,19 +57,22 @@ var (
 
 // Lab is a set of namespaces with unique names for one run.
 type Lab struct {
-	prefix string // DefaultPrefix + pid + random, unique per run
-	nodes  []*Node
-	pods   []*Pod
-	netnss []*Netns // everything created, deleted in reverse order
+	prefix    string // DefaultPrefix + pid + random, unique per run
+	nodes     []*Node
+	pods      []*Pod
+	externals []*External
+	netnss    []*Netns // everything created, deleted in reverse order
 }
 
 // Node is a node namespace: it routes between its pods and the fabric.
 type Node struct {
 	Netns
 	Index int // n in the address plan
-	lab   *Lab
-	pods  int
-	free  []int // pod numbers p that RemovePod gave back, reused first
+	// IPv4 and IPv6 are the node's own addresses, on its loopback.
+	IPv4, IPv6 netip.Addr
+	lab        *Lab
+	pods       int
+	free       []int // pod numbers p that RemovePod gave back, reused first
 }
 
 // Pod is a pod namespace with one veth to its node.
@@ -179,10 +191,28 @@ func (l *Lab) AddNode() (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	node := &Node{Netns: *ns, Index: index, lab: l}
+	node := &Node{Netns: *ns, Index: index, lab: l, IPv4: nodeIPv4(index), IPv6: nodeIPv6(index)}
+	err = ns.Do(func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := addAddr(lo, netip.PrefixFrom(node.IPv4, 32)); err != nil {
+			return err
+		}
+		return addAddr(lo, netip.PrefixFrom(node.IPv6, 128))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("adding the addresses of node %d: %w", index, err)
+	}
 	l.nodes = append(l.nodes, node)
 	return node, nil
 }
+
+// nodeIPv4 and nodeIPv6 are node n's own addresses in the address plan.
+func nodeIPv4(n int) netip.Addr { return netip.AddrFrom4([4]byte{198, 19, 0, byte(n)}) }
+
+func nodeIPv6(n int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("fd18:ffff:ffff::%x", n)) }
 
 // AddPod creates a pod namespace on node, joined by a veth pair, with addresses and routes per the
 // address plan.
@@ -327,16 +357,23 @@ func (l *Lab) Connect(a, b *Node) error {
 			if err := netlink.LinkSetUp(link); err != nil {
 				return err
 			}
-			// The peer node's pods: 198.18.PEER.0/24 and fd18::PEER:0/112 via the peer's fabric address.
+			// The peer node's pods, 198.18.PEER.0/24 and fd18::PEER:0/112, and its own addresses via
+			// the peer's fabric address. Traffic to the peer's own address leaves from this node's
+			// own address, as between the InternalIPs of real nodes.
 			routes := []struct {
-				dst netip.Prefix
-				via netip.Addr
+				dst      netip.Prefix
+				via, src netip.Addr
 			}{
-				{netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(peer.Index), 0}), 24), addr4(peer).Addr()},
-				{netip.MustParsePrefix(fmt.Sprintf("fd18::%x:0/112", peer.Index)), addr6(peer).Addr()},
+				{dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(peer.Index), 0}), 24), via: addr4(peer).Addr()},
+				{dst: netip.MustParsePrefix(fmt.Sprintf("fd18::%x:0/112", peer.Index)), via: addr6(peer).Addr()},
+				{dst: netip.PrefixFrom(peer.IPv4, 32), via: addr4(peer).Addr(), src: self.IPv4},
+				{dst: netip.PrefixFrom(peer.IPv6, 128), via: addr6(peer).Addr(), src: self.IPv6},
 			}
 			for _, r := range routes {
 				route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(r.dst), Gw: r.via.AsSlice()}
+				if r.src.IsValid() {
+					route.Src = r.src.AsSlice()
+				}
 				if err := netlink.RouteAdd(route); err != nil {
 					return fmt.Errorf("adding route to %s via %s: %w", r.dst, r.via, err)
 				}
