@@ -162,18 +162,13 @@ func (l *Lab) deleteServices(ctx context.Context, namespace string) error {
 		if err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting the EndpointSlices of Service %s/%s: %w", namespace, svc.Name, err))
 		}
-		endpoints := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: svc.Name}} //nolint:staticcheck // the endpoints controller may still write them
-		if err := l.client.Delete(ctx, endpoints); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting the Endpoints of Service %s/%s: %w", namespace, svc.Name, err))
-		}
 	}
 	return errors.Join(errs...)
 }
 
 // waitServicesReady waits until each pod's own Service has the pod as a ready endpoint in every
-// family of the lab, and then until every node forwards its ClusterIPs: a connection from the node's
-// own namespace (which policies never block) reaches the pod. Only then do probes through Services
-// say something about policies rather than about kube-proxy catching up.
+// family of the lab, and then until every node forwards its ClusterIPs. Only then do probes through
+// Services say something about policies rather than about kube-proxy catching up.
 func (l *Lab) waitServicesReady(ctx context.Context, own map[string]*corev1.Service) error {
 	ctx, cancel := context.WithTimeout(ctx, serviceReadyTimeout)
 	defer cancel()
@@ -182,7 +177,7 @@ func (l *Lab) waitServicesReady(ctx context.Context, own map[string]*corev1.Serv
 		if err := l.waitPodEndpoint(ctx, ref, svc); err != nil {
 			return err
 		}
-		if err := l.waitForwarded(ctx, svc); err != nil {
+		if err := l.waitForwarded(ctx, ref, svc); err != nil {
 			return err
 		}
 	}
@@ -214,32 +209,50 @@ func (l *Lab) waitPodEndpoint(ctx context.Context, ref string, svc *corev1.Servi
 	return nil
 }
 
-// waitForwarded waits until a connection from every node's namespace to each ClusterIP of the
-// Service, on its first port, is answered.
-func (l *Lab) waitForwarded(ctx context.Context, created *corev1.Service) error {
+// waitForwarded waits until, on every node, a pod other than the backend reaches each ClusterIP of
+// the Service on its first port. The clients are pods, not the nodes: a lab node has no route to
+// the Service CIDR (kube-proxy catches only what is routed), and pods are what scenarios probe from.
+// No policy exists yet, so only kube-proxy can stand in the way. A node whose only pod is the
+// backend is left out.
+func (l *Lab) waitForwarded(ctx context.Context, backend string, created *corev1.Service) error {
 	var svc corev1.Service
 	if err := l.client.Get(ctx, client.ObjectKeyFromObject(created), &svc); err != nil {
 		return fmt.Errorf("getting Service %s/%s: %w", created.Namespace, created.Name, err)
 	}
 	port := svc.Spec.Ports[0]
+	clients := l.clientPerNode(backend)
 	for _, ip := range svc.Spec.ClusterIPs {
 		addr, err := netip.ParseAddr(ip)
 		if err != nil {
 			return fmt.Errorf("reading the ClusterIP of Service %s/%s: %q: %w", svc.Namespace, svc.Name, ip, err)
 		}
 		dst := netip.AddrPortFrom(addr, uint16(port.Port))
-		for _, n := range l.nodes {
+		for _, from := range clients {
 			err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-				ok, err := Probe(ctx, n.net.Netns, dst, string(port.Protocol), ProbeTimeout)
+				ok, err := Probe(ctx, from.net.Netns, dst, string(port.Protocol), ProbeTimeout)
 				return ok && err == nil, nil
 			})
 			if err != nil {
-				return fmt.Errorf("waiting for the kube-proxy of %s to forward Service %s/%s at %s/%s: %w",
-					n.name, svc.Namespace, svc.Name, port.Protocol, dst, err)
+				return fmt.Errorf("waiting for the kube-proxy of %s to forward Service %s/%s at %s/%s from %s: %w",
+					from.node.name, svc.Namespace, svc.Name, port.Protocol, dst, from.ref, err)
 			}
 		}
 	}
 	return nil
+}
+
+// clientPerNode picks, on each node, the first pod by name other than backend.
+func (l *Lab) clientPerNode(backend string) []*labPod {
+	var clients []*labPod
+	for _, n := range l.nodes {
+		for _, ref := range slices.Sorted(maps.Keys(l.pods)) {
+			if p := l.pods[ref]; ref != backend && p.node == n && p.net != nil {
+				clients = append(clients, p)
+				break
+			}
+		}
+	}
+	return clients
 }
 
 func (l *Lab) endpointSlices(ctx context.Context, namespace, service string, family scenario.Family) ([]discoveryv1.EndpointSlice, error) {
