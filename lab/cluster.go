@@ -36,8 +36,8 @@ const (
 var protectedNamespaces = []string{"default", "kube-system", "kube-public", "kube-node-lease"}
 
 // Setup creates c's namespaces and pods, spreading the pods round-robin over the nodes in file order,
-// then the file's Services and each pod's own Service, and returns once the agents count the pods and
-// every node forwards each pod's Service to it. Leftovers of an interrupted run in those namespaces
+// then the file's Services and each pod's own Service, and returns once the agents count the pods,
+// every node forwards each pod's Service to it, and the file's Services have their endpoints. Leftovers of an interrupted run in those namespaces
 // are removed first.
 func (l *Lab) Setup(ctx context.Context, c scenario.ClusterSpec) error {
 	l.mu.Lock()
@@ -48,7 +48,7 @@ func (l *Lab) Setup(ctx context.Context, c scenario.ClusterSpec) error {
 		}
 	}
 	i := 0
-	ownServices := map[string]*corev1.Service{}
+	services := &createdServices{own: map[string]*corev1.Service{}}
 	for _, ns := range c.Namespaces {
 		if err := l.createNamespace(ctx, ns); err != nil {
 			return err
@@ -64,16 +64,14 @@ func (l *Lab) Setup(ctx context.Context, c scenario.ClusterSpec) error {
 				return err
 			}
 		}
-		own, err := l.createServices(ctx, ns)
-		if err != nil {
+		if err := l.createServices(ctx, ns, services); err != nil {
 			return err
 		}
-		maps.Copy(ownServices, own)
 	}
 	if err := l.waitSynced(ctx); err != nil {
 		return err
 	}
-	return l.waitServicesReady(ctx, ownServices)
+	return l.waitServicesReady(ctx, services)
 }
 
 func (l *Lab) createNamespace(ctx context.Context, ns scenario.Namespace) error {

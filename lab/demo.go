@@ -70,6 +70,7 @@ func guestbookCluster() scenario.ClusterSpec {
 // RunDemo replays the guestbook tutorial on l and returns an error when the lab does not behave as
 // the tutorial says.
 func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
+	fmt.Fprintf(w, "\nkube-proxy mode: %s (every node's kube-proxy forwards the Services; --proxy-mode picks the mode)\n", l.opts.ProxyMode)
 	fmt.Fprintln(w, "\nCreating the guestbook: redis-master, two redis slaves, three guestbook frontends and busybox in")
 	fmt.Fprintln(w, "namespace default with the Services redis-master, redis-slave and frontend, and one more guestbook")
 	fmt.Fprintln(w, "frontend in namespace other.")

@@ -119,26 +119,45 @@ func addressType(f scenario.Family) discoveryv1.AddressType {
 	return discoveryv1.AddressTypeIPv4
 }
 
-// createServices creates the file's Services of ns and the own Service of each of its pods, and
-// returns the latter with the pod each one selects.
-func (l *Lab) createServices(ctx context.Context, ns scenario.Namespace) (map[string]*corev1.Service, error) {
+// createdServices are the Services Setup created and the pods they must reach.
+type createdServices struct {
+	// own is each pod's own Service, by pod ("namespace/name").
+	own map[string]*corev1.Service
+	// custom are the file's Services with the pods their selectors pick from the file's labels.
+	custom []customBackends
+}
+
+type customBackends struct {
+	svc  *corev1.Service
+	pods []string
+}
+
+// createServices creates the file's Services of ns and the own Service of each of its pods.
+func (l *Lab) createServices(ctx context.Context, ns scenario.Namespace, created *createdServices) error {
 	for _, s := range ns.Services {
-		if err := l.client.Create(ctx, l.customService(ns.Name, s)); err != nil {
-			return nil, fmt.Errorf("creating Service %s/%s: %w", ns.Name, s.Name, err)
+		svc := l.customService(ns.Name, s)
+		if err := l.client.Create(ctx, svc); err != nil {
+			return fmt.Errorf("creating Service %s/%s: %w", ns.Name, s.Name, err)
 		}
+		backends := customBackends{svc: svc}
+		for _, pod := range ns.Pods {
+			if s.Selects(&pod) {
+				backends.pods = append(backends.pods, ns.Name+"/"+pod.Name)
+			}
+		}
+		created.custom = append(created.custom, backends)
 	}
-	own := map[string]*corev1.Service{}
 	for _, pod := range ns.Pods {
 		svc := l.podService(ns.Name, pod)
 		if svc == nil {
 			continue
 		}
 		if err := l.client.Create(ctx, svc); err != nil {
-			return nil, fmt.Errorf("creating Service %s/%s of pod %s: %w", ns.Name, svc.Name, pod.Name, err)
+			return fmt.Errorf("creating Service %s/%s of pod %s: %w", ns.Name, svc.Name, pod.Name, err)
 		}
-		own[ns.Name+"/"+pod.Name] = svc
+		created.own[ns.Name+"/"+pod.Name] = svc
 	}
-	return own, nil
+	return nil
 }
 
 // deleteServices deletes the lab's Services of the namespace with their EndpointSlices (nothing
@@ -167,18 +186,27 @@ func (l *Lab) deleteServices(ctx context.Context, namespace string) error {
 }
 
 // waitServicesReady waits until each pod's own Service has the pod as a ready endpoint in every
-// family of the lab, and then until every node forwards its ClusterIPs. Only then do probes through
-// Services say something about policies rather than about kube-proxy catching up.
-func (l *Lab) waitServicesReady(ctx context.Context, own map[string]*corev1.Service) error {
+// family of the lab, and every node forwards its ClusterIPs; and until the file's Services have every
+// pod they select as a ready endpoint (one that selects none has nothing to wait for: probing it says
+// "no endpoints"). Only then do probes through Services say something about policies rather than
+// about the controllers and kube-proxy catching up.
+func (l *Lab) waitServicesReady(ctx context.Context, created *createdServices) error {
 	ctx, cancel := context.WithTimeout(ctx, serviceReadyTimeout)
 	defer cancel()
-	for _, ref := range slices.Sorted(maps.Keys(own)) {
-		svc := own[ref]
+	for _, ref := range slices.Sorted(maps.Keys(created.own)) {
+		svc := created.own[ref]
 		if err := l.waitPodEndpoint(ctx, ref, svc); err != nil {
 			return err
 		}
 		if err := l.waitForwarded(ctx, ref, svc); err != nil {
 			return err
+		}
+	}
+	for _, c := range created.custom {
+		for _, ref := range c.pods {
+			if err := l.waitPodEndpoint(ctx, ref, c.svc); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
