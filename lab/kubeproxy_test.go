@@ -67,6 +67,7 @@ func TestServiceThroughKubeProxy(t *testing.T) {
 		{ProxyModeNFTables, FamilyIPv4},
 		{ProxyModeIPTables, FamilyIPv4},
 		{ProxyModeNFTables, FamilyDual},
+		{ProxyModeIPTables, FamilyIPv6},
 	} {
 		t.Run(tc.mode+"-"+tc.family, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
