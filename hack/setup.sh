@@ -23,18 +23,18 @@ GINKGO_VERSION="${GINKGO_VERSION:-v2.34.0}"
 GOTESTSUM_VERSION="${GOTESTSUM_VERSION:-v1.13.0}"
 
 DEBIAN_PACKAGES=(
-  nftables       # nft: the dataplane tests compare the kernel's listing
+  nftables       # nft: the dataplane tests compare the kernel's listing; the lab's kube-proxy (nftables mode)
   iproute2       # ip netns / veth pairs for the network-namespace tests
   conntrack      # inspecting connection tracking when debugging a lab
-  iptables       # the iptables + ipset baseline of the benchmarks (make bench)
-  ipset
+  iptables       # the iptables + ipset baseline of the benchmarks (make bench); the lab's
+  ipset          #   kube-proxy in iptables and ipvs modes
   strace         # the benchmarks count the netlink bytes a transaction sends
   etcd-server    # /usr/bin/etcd, started by envtest next to kube-apiserver
   procps         # pkill/pgrep/sysctl used by test helpers
-  kmod           # modprobe nf_tables / nf_conntrack when not yet loaded
+  kmod           # modprobe nf_tables / nf_conntrack (and ip_vs for the lab's ipvs mode) when not yet loaded
   iputils-ping   # connectivity probes in the e2e suite
   netcat-openbsd
-  util-linux     # flock, unshare, nsenter
+  util-linux     # flock, unshare, nsenter (runs the lab's kube-proxy in a node's namespace)
   gcc            # cgo for the race detector
   libc6-dev
   make

@@ -33,8 +33,8 @@ type agentProcess struct {
 }
 
 // addNodes creates the node namespaces, joins every pair of them with a fabric link (each node routes
-// another node's pod range and own addresses over their link) and creates the Node objects with the
-// node's own addresses as InternalIPs.
+// another node's pod range and own addresses over their link), creates the Node objects with the
+// node's own addresses as InternalIPs, and adds the external client, joined to every node.
 func (l *Lab) addNodes(ctx context.Context) error {
 	for i := range l.opts.Nodes {
 		nn, err := l.net.AddNode()
@@ -60,6 +60,10 @@ func (l *Lab) addNodes(ctx context.Context) error {
 		if err := l.client.Status().Update(ctx, obj); err != nil {
 			return fmt.Errorf("writing the addresses of Node %s: %w", n.name, err)
 		}
+	}
+	var err error
+	if l.external, err = l.net.AddExternal(); err != nil {
+		return fmt.Errorf("creating the external client: %w", err)
 	}
 	return l.state.write()
 }

@@ -26,11 +26,13 @@ var assetBinaries = []string{"kube-apiserver", "etcd", kubeControllerManager, ku
 // kube-controller-manager.
 type controlPlane struct {
 	env               *envtest.Environment
+	apiserverLog      *os.File
 	controllerManager *childProcess
 }
 
-// startControlPlane starts etcd and kube-apiserver with their data and certificates in the state
-// directory, installs the NodeEnforcement CRD and writes the kubeconfig.
+// startControlPlane starts etcd and kube-apiserver with their data, certificates and log in the
+// state directory, installs the NodeEnforcement CRD, writes the kubeconfig and starts
+// kube-controller-manager.
 func (l *Lab) startControlPlane(ctx context.Context) error {
 	begin := time.Now()
 	assets, err := findAssets(ctx, l.opts)
@@ -47,6 +49,15 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if err := os.MkdirAll(env.ControlPlane.GetAPIServer().CertDir, 0o700); err != nil {
 		return err
 	}
+	apiserverLog, err := l.logPath("kube-apiserver.log")
+	if err != nil {
+		return err
+	}
+	logFile, err := os.Create(apiserverLog)
+	if err != nil {
+		return err
+	}
+	env.ControlPlane.GetAPIServer().Out, env.ControlPlane.GetAPIServer().Err = logFile, logFile
 	etcdDir := filepath.Join(l.state.Dir, "etcd")
 	if err := os.MkdirAll(etcdDir, 0o700); err != nil {
 		return err
@@ -56,12 +67,18 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	// never depends on it). envtest also passes the service account issuer and signing keys, which
 	// the agents' tokens need (see rbac.go).
 	env.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "RBAC")
+	// ClusterIPs from the lab's own ranges. The API server publishes its advertised address,
+	// 127.0.0.1, as the endpoint of the kubernetes Service, whose family must be the primary range's;
+	// it refuses to advertise ::1, so on an IPv6 lab the kubernetes Service has no endpoints.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", prefixList(l.ServiceCIDRs()))
-	l.plane = &controlPlane{env: env}
+	if l.ServiceCIDRs()[0].Addr().Is6() {
+		env.ControlPlane.GetAPIServer().Configure().Set("endpoint-reconciler-type", "none")
+	}
+	l.plane = &controlPlane{env: env, apiserverLog: logFile}
 	l.assets = assets
 	cfg, err := env.Start()
 	if err != nil {
-		return fmt.Errorf("starting the control plane from %s: %w", assets, err)
+		return fmt.Errorf("starting the control plane from %s: %w; see %s", assets, err, apiserverLog)
 	}
 	if err := os.WriteFile(l.state.Kubeconfig, env.KubeConfig, 0o600); err != nil {
 		return fmt.Errorf("writing the kubeconfig: %w", err)
@@ -96,6 +113,10 @@ func (c *controlPlane) stop() error {
 		if err := env.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stopping the control plane: %w", err))
 		}
+	}
+	if c.apiserverLog != nil {
+		c.apiserverLog.Close()
+		c.apiserverLog = nil
 	}
 	return errors.Join(errs...)
 }

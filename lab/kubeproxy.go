@@ -46,11 +46,11 @@ var proxyIdentity = struct{ namespace, serviceAccount, binding, clusterRole stri
 }
 
 // proxyModeTools are the programs each mode needs on PATH: nsenter puts kube-proxy in the node's
-// namespace, and kube-proxy runs the rest.
+// namespace, modprobe loads IPVS, and kube-proxy runs the rest.
 var proxyModeTools = map[string][]string{
 	ProxyModeNFTables: {"nsenter", "nft"},
 	ProxyModeIPTables: {"nsenter", "iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"},
-	ProxyModeIPVS:     {"nsenter", "iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore", "ipset"},
+	ProxyModeIPVS:     {"nsenter", "iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore", "ipset", "modprobe"},
 }
 
 // proxyProcess is one node's kube-proxy and the relay through which it reaches the API server.
@@ -64,11 +64,6 @@ type proxyProcess struct {
 // IPVS for the ipvs mode, or tools missing from PATH. Start checks it before anything else, so that
 // a lab that cannot carry Service traffic fails at once instead of waiting for a kube-proxy.
 func proxyModeUsable(mode string) error {
-	if mode == ProxyModeIPVS {
-		if err := ipvsAvailable(); err != nil {
-			return err
-		}
-	}
 	var missing []string
 	for _, tool := range proxyModeTools[mode] {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -77,6 +72,9 @@ func proxyModeUsable(mode string) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("kube-proxy --proxy-mode=%s needs %s, missing from PATH (hack/setup.sh installs them)", mode, strings.Join(missing, ", "))
+	}
+	if mode == ProxyModeIPVS {
+		return ipvsAvailable()
 	}
 	return nil
 }

@@ -10,7 +10,9 @@ package lab
 //	svc/remote   node-2   the cross-node client
 //	svc/local    node-1   the same-node client
 //
-// Service svc/server selects app=server and maps port 8080 (TCP and UDP) to 80.
+// Service svc/server selects app=server and maps port 8080 (TCP and UDP) to 80; svc/server-nodeport
+// does the same for TCP through a NodePort, reached from the lab's external client (198.19.1.1) at the
+// nodes' own addresses (198.19.0.N).
 
 import (
 	"context"
@@ -65,6 +67,7 @@ func TestServiceThroughKubeProxy(t *testing.T) {
 		{ProxyModeNFTables, FamilyIPv4},
 		{ProxyModeIPTables, FamilyIPv4},
 		{ProxyModeNFTables, FamilyDual},
+		{ProxyModeIPTables, FamilyIPv6},
 	} {
 		t.Run(tc.mode+"-"+tc.family, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -111,7 +114,7 @@ func testService(ctx context.Context, t *testing.T, l *Lab) {
 		}
 		backends = append(backends, ip.String())
 	}
-	waitEndpoints(ctx, t, l, backends)
+	waitEndpoints(ctx, t, l, "server", backends)
 
 	for _, src := range []string{"svc/local", "svc/remote"} {
 		from, err := l.PodNetns(src)
@@ -140,11 +143,13 @@ func testService(ctx context.Context, t *testing.T, l *Lab) {
 		}
 	}
 
+	testNodePort(ctx, t, l, backends)
+
 	// The backend leaves the selector: the controller drops it, and kube-proxy stops sending there.
 	if err := l.Relabel(ctx, scenario.Relabel{Kind: scenario.KindPod, Name: "svc/server", Labels: map[string]string{"app": "gone"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitEndpoints(ctx, t, l, nil)
+	waitEndpoints(ctx, t, l, "server", nil)
 	from, err := l.PodNetns("svc/remote")
 	if err != nil {
 		t.Fatal(err)
@@ -190,14 +195,14 @@ func clusterIPsOf(t *testing.T, l *Lab, svc *corev1.Service) []netip.Addr {
 	return ips
 }
 
-// waitEndpoints waits until the EndpointSlices of svc/server, from the real controller, list exactly
-// the ready addresses want.
-func waitEndpoints(ctx context.Context, t *testing.T, l *Lab, want []string) {
+// waitEndpoints waits until the EndpointSlices of the Service svc/name, from the real controller, list
+// exactly the ready addresses want.
+func waitEndpoints(ctx context.Context, t *testing.T, l *Lab, name string, want []string) {
 	t.Helper()
 	slices.Sort(want)
 	eventually(t, serviceTimeout, func() error {
 		var list discoveryv1.EndpointSliceList
-		err := l.Client().List(ctx, &list, client.InNamespace("svc"), client.MatchingLabels{discoveryv1.LabelServiceName: "server"})
+		err := l.Client().List(ctx, &list, client.InNamespace("svc"), client.MatchingLabels{discoveryv1.LabelServiceName: name})
 		if err != nil {
 			return err
 		}
@@ -217,7 +222,7 @@ func waitEndpoints(ctx context.Context, t *testing.T, l *Lab, want []string) {
 			return fmt.Errorf("ready endpoints %v, want %v", got, want)
 		}
 		return nil
-	}, "EndpointSlices of svc/server")
+	}, "EndpointSlices of svc/%s", name)
 }
 
 // TestIPVSRefused starts a lab in kube-proxy's ipvs mode on a kernel without IPVS: Start fails at once,
@@ -303,5 +308,100 @@ func eventually(t *testing.T, timeout time.Duration, check func() error, format 
 			t.Fatalf("%s: %v (after %s)", fmt.Sprintf(format, args...), err, timeout)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// testNodePort reaches the server through a NodePort from the lab's external client. With
+// externalTrafficPolicy Local the backend's node answers and the backend sees the client's own
+// address, and the other node, which has no backend, does not answer; with Cluster the other node
+// answers too, forwarding with its own source address.
+func testNodePort(ctx context.Context, t *testing.T, l *Lab, backends []string) {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "svc", Name: "server-nodeport"},
+		Spec: corev1.ServiceSpec{
+			Type:                  corev1.ServiceTypeNodePort,
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Selector:              map[string]string{"app": "server"},
+			Ports:                 []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: servicePort, TargetPort: intstr.FromInt32(backendPort)}},
+		},
+	}
+	if err := l.Client().Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	// A single-stack Service: the primary family's endpoints.
+	waitEndpoints(ctx, t, l, svc.Name, backends[:1])
+	nodePort := uint16(svc.Spec.Ports[0].NodePort)
+	ext := l.ExternalClient()
+	extIP := ext.IPv4
+	if l.opts.IPFamily == FamilyIPv6 {
+		extIP = ext.IPv6
+	}
+	backendNode, err := l.NodeOf("svc/server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var otherNode string
+	for _, n := range l.NodeNames() {
+		if n != backendNode {
+			otherNode = n
+		}
+	}
+	nodeAddr := func(name string) netip.AddrPort {
+		ip, err := l.NodeIP(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return netip.AddrPortFrom(ip, nodePort)
+	}
+
+	local, other := nodeAddr(backendNode), nodeAddr(otherNode)
+	eventually(t, serviceTimeout, func() error {
+		seen, err := addrSeenByServer(ext.Netns, local)
+		if err != nil {
+			return err
+		}
+		if seen != extIP {
+			return fmt.Errorf("the backend saw %s, want the external client's address %s", seen, extIP)
+		}
+		return nil
+	}, "external client -> NodePort %s (Local, backend's node)", local)
+	if ok, err := Probe(ctx, ext.Netns, other, scenario.ProtocolTCP, ProbeTimeout); err != nil || ok {
+		t.Errorf("external client -> NodePort %s (Local, no backend on that node): answered=%t, err=%v; want no answer", other, ok, err)
+	}
+
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
+	if err := l.Client().Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, serviceTimeout, func() error {
+		seen, err := addrSeenByServer(ext.Netns, other)
+		if err != nil {
+			return err
+		}
+		if seen == extIP {
+			return fmt.Errorf("the backend saw the external client's address %s through another node: no SNAT", seen)
+		}
+		return nil
+	}, "external client -> NodePort %s (Cluster, via the node without a backend)", other)
+}
+
+// TestProxyModeToolsMissing: a mode whose tools are not on PATH is refused, naming each one.
+func TestProxyModeToolsMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for mode, tools := range proxyModeTools {
+		err := proxyModeUsable(mode)
+		if err == nil {
+			t.Errorf("%s: usable with an empty PATH", mode)
+			continue
+		}
+		for _, tool := range tools {
+			if !strings.Contains(err.Error(), tool) {
+				t.Errorf("%s: %v does not name %s", mode, err, tool)
+			}
+		}
+		if !strings.Contains(err.Error(), "hack/setup.sh") {
+			t.Errorf("%s: %v does not say what installs them", mode, err)
+		}
 	}
 }

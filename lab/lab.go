@@ -106,6 +106,8 @@ type Lab struct {
 	identity AgentIdentity
 	nodes    []*node
 	agents   []*agentProcess
+	// external stands for a machine outside the cluster; see ExternalClient.
+	external *netlab.External
 
 	mu   sync.RWMutex
 	pods map[string]*labPod // by "namespace/name"

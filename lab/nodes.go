@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
 // NodeNames lists the lab's nodes in order.
@@ -66,3 +68,8 @@ func (l *Lab) nodeAddresses(n *node) []corev1.NodeAddress {
 	}
 	return out
 }
+
+// ExternalClient is the lab's namespace standing for a machine outside the cluster: it reaches every
+// node's own address (NodeIP), over a link of its own to each node, and no pod directly, so that it
+// reaches a pod only through a NodePort.
+func (l *Lab) ExternalClient() *netlab.External { return l.external }
