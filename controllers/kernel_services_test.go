@@ -54,6 +54,7 @@ func describeServicesUnder(mode string) {
 		namespace := "kernel-svc-" + mode
 		nodeName := func(i int) string { return fmt.Sprintf("svc-%s-node-%d", mode, i) }
 		var (
+			node1, external                                           *netlab.Node
 			redisLeader, redisFollower, guestbook, busybox1, busybox2 *kernelPod
 			leaderIP, followerIP                                      netip.Addr
 		)
@@ -97,11 +98,17 @@ func describeServicesUnder(mode string) {
 			lab, err := netlab.New()
 			Expect(err).NotTo(HaveOccurred())
 			DeferCleanup(func() { Expect(lab.Close()).To(Succeed()) })
-			node1, err := lab.AddNode()
+			node1, err = lab.AddNode()
 			Expect(err).NotTo(HaveOccurred())
 			node2, err := lab.AddNode()
 			Expect(err).NotTo(HaveOccurred())
 			Expect(lab.Connect(node1, node2)).To(Succeed())
+			// An external client: a namespace of its own joined to node 1 by a fabric link, with an
+			// address outside the cluster's pod addresses, so kube-proxy treats it as off-cluster. It
+			// exists before kube-proxy starts, which reads its NodePort addresses on full syncs only.
+			external, err = lab.AddNode()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(lab.Connect(node1, external)).To(Succeed())
 			probeBackend, err := nftkernel.NewNetlinkBackend(node1.Path)
 			Expect(err).NotTo(HaveOccurred())
 			if err := nft.RemoveTable(probeBackend, table); err != nil {
@@ -112,6 +119,11 @@ func describeServicesUnder(mode string) {
 			for i := range 2 {
 				node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName(i + 1)}}
 				Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, node))).To(Succeed())
+				// The node's fabric address (netlab's plan: 198.19.<10a+b>.<side>): without an
+				// InternalIP, kube-proxy waits 30 s for one before it starts.
+				node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP,
+					Address: fmt.Sprintf("198.19.%d.%d", node1.Index*10+node2.Index, i+1)}}
+				Expect(k8sClient.Status().Update(ctx, node)).To(Succeed())
 			}
 			createNamespace(namespace)
 			redisLeader = addKernelPodIn(namespace, node1, nodeName(1), "redis-leader", "app", "redis")
@@ -130,8 +142,8 @@ func describeServicesUnder(mode string) {
 				Expect(err).NotTo(HaveOccurred())
 				DeferCleanup(srv.Close)
 			}
-			leaderIP = createService(namespace, "leader", redisLeader)
-			followerIP = createService(namespace, "follower", redisFollower)
+			leaderIP = createService(namespace, "leader", redisLeader, nil)
+			followerIP = createService(namespace, "follower", redisFollower, nil)
 
 			agents := []*kernelAgent{newKernelAgent(nodeName(1), node1), newKernelAgent(nodeName(2), node2)}
 			for _, a := range agents {
@@ -223,7 +235,62 @@ func describeServicesUnder(mode string) {
 			})
 			Eventually(hairpin).WithTimeout(30 * time.Second).Should(Equal(map[string]string{pair: denied}))
 		})
+
+		It("shows a NodePort's external client to policies with externalTrafficPolicy Local, and the node's address with Cluster to a remote backend", func() {
+			link := node1.Index*10 + external.Index
+			clientAddr := fmt.Sprintf("198.19.%d.2", link)
+			node1Addr := netip.MustParseAddr(fmt.Sprintf("198.19.%d.1", link))
+			// node 1's address towards node 2, the source kube-proxy's masquerade gives forwarded traffic.
+			node1ToNode2 := fmt.Sprintf("198.19.%d.1", node1.Index*10+2)
+			nodePort := func(name string, backend *kernelPod, etp corev1.ServiceExternalTrafficPolicy, port int32) netip.AddrPort {
+				createService(namespace, name, backend, func(svc *corev1.Service) {
+					svc.Spec.Type = corev1.ServiceTypeNodePort
+					svc.Spec.ExternalTrafficPolicy = etp
+					svc.Spec.Ports = svc.Spec.Ports[:1]
+					svc.Spec.Ports[0].NodePort = port
+				})
+				return netip.AddrPortFrom(node1Addr, uint16(port))
+			}
+			local := nodePort("leader-local", redisLeader, corev1.ServiceExternalTrafficPolicyLocal, 30080)
+			cluster := nodePort("follower-cluster", redisFollower, corev1.ServiceExternalTrafficPolicyCluster, 30081)
+			reaches := func(dst netip.AddrPort) func() error {
+				return func() error { return external.ConnectTCP(dst, probeTimeout) }
+			}
+			By("with no policy, the client reaches both NodePorts")
+			Eventually(reaches(local)).WithTimeout(30 * time.Second).Should(Succeed())
+			Eventually(reaches(cluster)).WithTimeout(30 * time.Second).Should(Succeed())
+
+			By("an ipBlock of the client's address admits it through the Local NodePort")
+			createPolicy(ipBlockIngress(namespace, clientAddr+"/32"))
+			Eventually(reaches(local)).WithTimeout(30 * time.Second).Should(Succeed())
+			Consistently(reaches(local)).WithTimeout(2 * time.Second).Should(Succeed())
+			By("but not through the Cluster NodePort to a backend on another node: that backend sees node 1's address")
+			Eventually(reaches(cluster)).WithTimeout(30 * time.Second).ShouldNot(Succeed())
+
+			By("an ipBlock of node 1's address admits the Cluster NodePort's forwarded traffic, and no longer the client's own")
+			policy := ipBlockIngress(namespace, node1ToNode2+"/32")
+			current := &networkingv1.NetworkPolicy{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(policy), current)).To(Succeed())
+			current.Spec = policy.Spec
+			Expect(k8sClient.Update(ctx, current)).To(Succeed())
+			Eventually(reaches(cluster)).WithTimeout(30 * time.Second).Should(Succeed())
+			Eventually(reaches(local)).WithTimeout(30 * time.Second).ShouldNot(Succeed())
+		})
 	})
+}
+
+// ipBlockIngress admits only cidr to app=redis pods, on redisPort over TCP.
+func ipBlockIngress(namespace, cidr string) *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "redis-from-block"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "redis"}},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: cidr}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(redisPort))}},
+			}},
+		},
+	}
 }
 
 // ipvsUnavailable says why kube-proxy's ipvs mode cannot run on this kernel, or "".
@@ -242,8 +309,9 @@ func createPolicy(p *networkingv1.NetworkPolicy) {
 }
 
 // createService creates a Service without a selector, servicePort -> redisPort over TCP and UDP, and
-// the EndpointSlice the EndpointSlice controller would write for backend. It returns the ClusterIP.
-func createService(namespace, name string, backend *kernelPod) netip.Addr {
+// the EndpointSlice the EndpointSlice controller would write for backend. tweak, when set, changes the
+// Service before it is created. It returns the ClusterIP.
+func createService(namespace, name string, backend *kernelPod, tweak func(*corev1.Service)) netip.Addr {
 	GinkgoHelper()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
@@ -251,6 +319,9 @@ func createService(namespace, name string, backend *kernelPod) netip.Addr {
 			{Name: "tcp", Protocol: corev1.ProtocolTCP, Port: servicePort, TargetPort: intstr.FromInt32(redisPort)},
 			{Name: "udp", Protocol: corev1.ProtocolUDP, Port: servicePort, TargetPort: intstr.FromInt32(redisPort)},
 		}},
+	}
+	if tweak != nil {
+		tweak(svc)
 	}
 	Expect(k8sClient.Create(ctx, svc)).To(Succeed())
 	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, svc))).To(Succeed()) })
@@ -303,6 +374,8 @@ func startKubeProxy(binary, kubeconfig, mode, nodeName string, node *netlab.Node
 		"--hostname-override="+nodeName,
 		"--proxy-mode="+mode,
 		"--cluster-cidr="+podCIDRs,
+		// NodePorts on the nodes' fabric addresses, where the specs' external client reaches them.
+		"--nodeport-addresses=198.19.0.0/16",
 		// Loopback of the node's namespace: every node has its own.
 		"--healthz-bind-address=127.0.0.1:10256",
 		"--metrics-bind-address=127.0.0.1:10249",
