@@ -18,7 +18,7 @@ const (
 )
 
 // Packet is what the tracer walks through a ruleset. Hook names the packet's way through the node,
-// and the tracer runs the base chains of every hook on that way (see hookPath): HookForward is a
+// and the tracer runs the base chains of every hook on that way (see HookPath): HookForward is a
 // routed packet, HookInput one delivered to the node, HookOutput one the node sends.
 type Packet struct {
 	Hook    Hook
@@ -78,7 +78,7 @@ func (tr *Tracer) Trace(p Packet) TraceResult {
 		p.SrcLocal = true
 	}
 	t := tracer{Tracer: tr, p: p}
-	for _, hook := range hookPath(p.Hook) {
+	for _, hook := range HookPath(p.Hook) {
 		if v := t.runHook(hook); v == Drop {
 			return TraceResult{Verdict: Drop, Steps: t.steps}
 		}
@@ -86,8 +86,9 @@ func (tr *Tracer) Trace(p Packet) TraceResult {
 	return TraceResult{Verdict: Accept, Steps: t.steps}
 }
 
-// hookPath lists the hooks a packet crosses, in order, given the way it takes through the node.
-func hookPath(way Hook) []Hook {
+// HookPath lists the hooks a packet crosses, in order, given the way it takes through the node
+// (HookForward, HookInput or HookOutput).
+func HookPath(way Hook) []Hook {
 	switch way {
 	case HookForward:
 		return []Hook{HookPrerouting, HookForward, HookPostrouting}
