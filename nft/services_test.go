@@ -23,42 +23,42 @@ const (
 	modeIPVS proxyMode = "ipvs"
 )
 
+// stage is a part of a packet's way through the node: the base chains of hook with a priority in
+// [lo, hi]. From a stage with backend set on, the destination is the Service's backend.
+type stage struct {
+	hook    Hook
+	lo, hi  int32
+	backend bool
+}
+
+// servicePaths are the ways of a packet from a local pod to a ClusterIP under each mode.
+var servicePaths = map[proxyMode][]stage{
+	modeDNAT: {
+		{HookPrerouting, minPriority, dnatPriority, false},
+		{HookPrerouting, dnatPriority + 1, maxPriority, true},
+		{HookForward, minPriority, maxPriority, true},
+		{HookPostrouting, minPriority, maxPriority, true},
+	},
+	// The ClusterIP is a local address (kube-ipvs0): the packet is delivered to the node, and IPVS
+	// sends the rewritten packet through output and postrouting, its source still the pod's.
+	modeIPVS: {
+		{HookPrerouting, minPriority, maxPriority, false},
+		{HookInput, minPriority, ipvsInPriority - 1, false},
+		{HookOutput, minPriority, maxPriority, true},
+		{HookPostrouting, minPriority, maxPriority, true},
+	},
+}
+
 // traceService traces a packet from a local pod to a ClusterIP:port that kube-proxy in mode sends to
 // backend:targetPort, leaving the node through oif.
 func traceService(rs *Ruleset, mode proxyMode, p Packet, backend netip.Addr, targetPort uint16, oif string) TraceResult {
 	t := tracer{Tracer: NewTracer(rs), p: p}
-	toBackend := func() { t.p.Dst, t.p.DstPort, t.p.Oifname = backend, targetPort, oif }
-	switch mode {
-	case modeDNAT:
-		if runBases(&t, HookPrerouting, minPriority, dnatPriority) == Drop {
+	for _, st := range servicePaths[mode] {
+		if st.backend {
+			t.p.Dst, t.p.DstPort, t.p.Oifname = backend, targetPort, oif
+		}
+		if runBases(&t, st.hook, st.lo, st.hi) == Drop {
 			return TraceResult{Verdict: Drop, Steps: t.steps}
-		}
-		toBackend()
-		for _, h := range []struct {
-			hook   Hook
-			lo, hi int32
-		}{{HookPrerouting, dnatPriority + 1, maxPriority}, {HookForward, minPriority, maxPriority}, {HookPostrouting, minPriority, maxPriority}} {
-			if runBases(&t, h.hook, h.lo, h.hi) == Drop {
-				return TraceResult{Verdict: Drop, Steps: t.steps}
-			}
-		}
-	case modeIPVS:
-		// The ClusterIP is a local address (kube-ipvs0): the packet is delivered to the node.
-		for _, h := range []struct {
-			hook   Hook
-			lo, hi int32
-		}{{HookPrerouting, minPriority, maxPriority}, {HookInput, minPriority, ipvsInPriority - 1}} {
-			if runBases(&t, h.hook, h.lo, h.hi) == Drop {
-				return TraceResult{Verdict: Drop, Steps: t.steps}
-			}
-		}
-		toBackend()
-		// IPVS sends the rewritten packet through output and postrouting; its source is still the
-		// pod's, and no input interface is known any more.
-		for _, hook := range []Hook{HookOutput, HookPostrouting} {
-			if runBases(&t, hook, minPriority, maxPriority) == Drop {
-				return TraceResult{Verdict: Drop, Steps: t.steps}
-			}
 		}
 	}
 	return TraceResult{Verdict: Accept, Steps: t.steps}
