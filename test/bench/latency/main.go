@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -76,13 +75,9 @@ func mainErr() error {
 	flag.Parse()
 
 	if *reportOnly != "" {
-		data, err := os.ReadFile(*reportOnly)
-		if err != nil {
-			return err
-		}
 		var r run
-		if err := json.Unmarshal(data, &r); err != nil {
-			return fmt.Errorf("reading %s: %w", *reportOnly, err)
+		if err := harness.ReadJSON(*reportOnly, &r); err != nil {
+			return err
 		}
 		return writeReport(&r, *reportOnly, *md)
 	}
