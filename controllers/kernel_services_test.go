@@ -392,7 +392,7 @@ func startKubeProxy(binary, kubeconfig, mode, nodeName string, node *netlab.Node
 	go func() { exited <- cmd.Wait() }()
 	DeferCleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = <-exited
+		GinkgoWriter.Printf("kube-proxy of %s ended: %v\n", nodeName, <-exited)
 		_ = log.Close()
 		if CurrentSpecReport().Failed() {
 			out, _ := os.ReadFile(log.Name())
