@@ -38,10 +38,11 @@ const (
 
 // kernelPod is one pod as both the network and the API server see it.
 type kernelPod struct {
-	name   string
-	node   string // spec.nodeName
-	labels []string
-	net    *netlab.Pod
+	namespace string
+	name      string
+	node      string // spec.nodeName
+	labels    []string
+	net       *netlab.Pod
 }
 
 func (p *kernelPod) addrs() []netip.Addr { return []netip.Addr{p.net.IPv4, p.net.IPv6} }
@@ -49,10 +50,15 @@ func (p *kernelPod) addrs() []netip.Addr { return []netip.Addr{p.net.IPv4, p.net
 // addKernelPod plumbs a pod namespace on node and creates its Pod, Running with the pod's addresses
 // written through the status subresource as the kubelet writes them.
 func addKernelPod(node *netlab.Node, nodeName, name string, labels ...string) *kernelPod {
+	return addKernelPodIn(kernelNamespace, node, nodeName, name, labels...)
+}
+
+// addKernelPodIn is addKernelPod in another namespace.
+func addKernelPodIn(namespace string, node *netlab.Node, nodeName, name string, labels ...string) *kernelPod {
 	n, err := node.AddPod(name)
 	Expect(err).NotTo(HaveOccurred())
-	p := &kernelPod{name: name, node: nodeName, labels: labels, net: n}
-	createPod(makePod(kernelNamespace, name, withLabels(labels...), onNode(nodeName), runningAt(p.addrs()...)))
+	p := &kernelPod{namespace: namespace, name: name, node: nodeName, labels: labels, net: n}
+	createPod(makePod(namespace, name, withLabels(labels...), onNode(nodeName), runningAt(p.addrs()...)))
 	return p
 }
 
@@ -69,7 +75,7 @@ func runningAt(ips ...netip.Addr) podTweak {
 }
 
 func (p *kernelPod) object() *corev1.Pod {
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: kernelNamespace, Name: p.name}}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.namespace, Name: p.name}}
 }
 
 func deleteKernelPod(p *kernelPod) {
@@ -126,6 +132,12 @@ func reachability(clients, servers []*kernelPod) map[string]string {
 			probes = append(probes, probesBetween(from, to)...)
 		}
 	}
+	return verdictsOf(probes)
+}
+
+// verdictsOf runs the probes all at once and returns a verdict per "client -> server": allowed,
+// denied, or the probes that got through when only some did.
+func verdictsOf(probes []probe) map[string]string {
 	through := make([]bool, len(probes))
 	var wg sync.WaitGroup
 	for i, p := range probes {

@@ -43,7 +43,7 @@ func TestCompileEmptyModelHasOnlyTheSkeleton(t *testing.T) {
 	rs := Compile(CompileInput{Table: "nftpolicy", Model: emptyModel()})
 	for _, c := range rs.Chains {
 		switch c.Name {
-		case chainEgressForward, chainEgressInput, chainIngressForward, chainEgress, chainEgressChecked, chainIngress:
+		case chainSourceCheck, chainEgressPostrouting, chainEgressInput, chainIngressPostrouting, chainSpoofing, chainEgress, chainIngress:
 		default:
 			t.Errorf("unexpected chain %s in an empty model", c.Name)
 		}
@@ -73,7 +73,7 @@ func TestCompileLongNamesAreTruncatedWithAHash(t *testing.T) {
 		}
 		seen[c.Name] = true
 	}
-	if len(rs.Chains) != len(baseChains)+len(egressChains(""))+1+2 {
+	if len(rs.Chains) != len(baseChains)+3+2 {
 		t.Errorf("got %d chains, want two pod chains besides the skeleton", len(rs.Chains))
 	}
 }

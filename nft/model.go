@@ -118,9 +118,11 @@ type Verdict struct {
 type Hook string
 
 const (
-	HookInput   Hook = "input"
-	HookForward Hook = "forward"
-	HookOutput  Hook = "output"
+	HookPrerouting  Hook = "prerouting"
+	HookInput       Hook = "input"
+	HookForward     Hook = "forward"
+	HookOutput      Hook = "output"
+	HookPostrouting Hook = "postrouting"
 )
 
 // BaseHook makes a chain a base chain: type filter, the given hook and priority, policy accept.
@@ -238,6 +240,10 @@ type ServiceInSet struct {
 	Set    string
 }
 
+// SourceIsLocal matches packets whose source address is one of the node's own: `fib saddr type local`.
+// It tells the node's own traffic apart on the postrouting hook, which has no input interface.
+type SourceIsLocal struct{}
+
 // ICMPv6TypeIn matches ICMPv6 types: `icmpv6 type { nd-neighbor-solicit, ... }`.
 type ICMPv6TypeIn struct {
 	Types []uint8 // sorted
@@ -253,6 +259,7 @@ func (DestPortIn) isMatch()      {}
 func (DestPortInSet) isMatch()   {}
 func (ServiceInSet) isMatch()    {}
 func (ICMPv6TypeIn) isMatch()    {}
+func (SourceIsLocal) isMatch()   {}
 
 // IANA protocol numbers used by the compiler.
 const (
@@ -297,7 +304,7 @@ func matchEqual(a, b Match) bool {
 	case ICMPv6TypeIn:
 		y, ok := b.(ICMPv6TypeIn)
 		return ok && slices.Equal(x.Types, y.Types)
-	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, IfnamePrefix, ServiceInSet, DestPortInSet:
+	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, IfnamePrefix, ServiceInSet, DestPortInSet, SourceIsLocal:
 		return a == b // comparable kinds: equal types and fields
 	default:
 		panic(fmt.Sprintf("nft: unknown match %T", a))

@@ -3,6 +3,7 @@ package nft
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -63,14 +64,41 @@ func Render(rs *Ruleset) string {
 }
 
 func baseChainSpec(h *BaseHook) string {
-	prio := "filter"
-	switch {
-	case h.Priority > 0:
-		prio = fmt.Sprintf("filter + %d", h.Priority)
-	case h.Priority < 0:
-		prio = fmt.Sprintf("filter - %d", -h.Priority)
+	return fmt.Sprintf("type filter hook %s priority %s; policy accept;", h.Hook, renderPriority(h.Hook, h.Priority))
+}
+
+// standardPriorities are nft's names of priorities in an inet table, with the hooks each is valid
+// for (nil: every hook).
+var standardPriorities = []struct {
+	name  string
+	value int32
+	hooks []Hook
+}{
+	{"raw", -300, nil},
+	{"mangle", -150, nil},
+	{"dstnat", -100, []Hook{HookPrerouting}},
+	{"filter", 0, nil},
+	{"security", 50, nil},
+	{"srcnat", 100, []Hook{HookPostrouting}},
+}
+
+// renderPriority writes a priority as nft lists it: the first standard name valid for the hook
+// within 10 of the value, with the offset, or else the number.
+func renderPriority(hook Hook, prio int32) string {
+	for _, std := range standardPriorities {
+		if std.hooks != nil && !slices.Contains(std.hooks, hook) {
+			continue
+		}
+		switch offset := prio - std.value; {
+		case offset == 0:
+			return std.name
+		case offset > 0 && offset <= 10:
+			return fmt.Sprintf("%s + %d", std.name, offset)
+		case offset < 0 && offset >= -10:
+			return fmt.Sprintf("%s - %d", std.name, -offset)
+		}
 	}
-	return fmt.Sprintf("type filter hook %s priority %s; policy accept;", h.Hook, prio)
+	return strconv.Itoa(int(prio))
 }
 
 func setHeaderInline(s Set) string {
@@ -156,6 +184,8 @@ func renderMatch(m Match) string {
 		return "th dport @" + m.Set
 	case ServiceInSet:
 		return fmt.Sprintf("%s daddr . meta l4proto . th dport @%s", ipKeyword(m.Family), m.Set)
+	case SourceIsLocal:
+		return "fib saddr type local"
 	case ICMPv6TypeIn:
 		names := make([]string, len(m.Types))
 		for i, t := range m.Types {

@@ -12,18 +12,19 @@ import (
 // The static skeleton of our table. Everything that changes with pods and policies is a per-pod chain,
 // a peer set, or an element of one of the sets and maps below.
 const (
-	// Base chains. Egress and ingress are separate base chains on the forward hook, at different
-	// priorities: an accept in the egress chain ends only that base chain, so same-node traffic is
-	// checked against the source pod's egress AND then the destination pod's ingress.
-	chainEgressForward  = "egress-forward"  // hook forward, priority filter: pod -> anywhere but its node
-	chainEgressInput    = "egress-input"    // hook input, priority filter: pod -> its own node
-	chainIngressForward = "ingress-forward" // hook forward, priority filter + 10: anyone -> local pod
+	// Base chains (see baseChains for why these hooks and priorities). Egress and ingress are
+	// separate base chains on the postrouting hook: an accept in the egress chain ends only that base
+	// chain, so same-node traffic is checked against the source pod's egress AND the destination
+	// pod's ingress.
+	chainSourceCheck        = "source-check"        // hook prerouting: anti-spoofing, on every arriving packet
+	chainEgressPostrouting  = "egress-postrouting"  // pod -> anywhere but its node
+	chainEgressInput        = "egress-input"        // pod -> its own node
+	chainIngressPostrouting = "ingress-postrouting" // anyone but the node -> local pod
 
 	// Regular chains the base chains jump to.
-	chainEgress  = "egress"
-	chainIngress = "ingress"
-	// chainEgressChecked is where egress continues once the source address is known to be genuine.
-	chainEgressChecked = "egress-checked"
+	chainSpoofing = "anti-spoofing"
+	chainEgress   = "egress"
+	chainIngress  = "ingress"
 
 	// Verdict maps: local pod address -> goto that pod's chain, for pods isolated in that direction.
 	mapEgressPodsV4  = "egress-pods-v4"
@@ -47,8 +48,11 @@ const (
 	serviceSetPrefix         = "svc_"
 	portSetPrefix            = "ports_"
 
-	// ingressPriorityOffset places the ingress base chain after the egress one on the forward hook.
-	ingressPriorityOffset = 10
+	// Hook priorities, relative to the filter priority (0); see baseChains.
+	sourceCheckPriority = -150 // prerouting: after conntrack (-200), before DNAT (-100)
+	egressPriority      = 90   // postrouting: before SNAT (100)
+	ingressPriority     = 95   // postrouting: after egress, before SNAT (100)
+	egressInputPriority = 110  // input: after IPVS takes Service traffic (99)
 
 	// maxNameLen keeps dynamic names readable; longer ones are truncated and suffixed with a hash.
 	maxNameLen = 64
@@ -59,14 +63,28 @@ const (
 // ndTypes are the ICMPv6 neighbour discovery messages: always accepted, or IPv6 stops working.
 var ndTypes = []uint8{ICMPv6RouterSolicit, ICMPv6RouterAdvert, ICMPv6NeighborSolicit, ICMPv6NeighborAdvert, ICMPv6Redirect}
 
-// baseChains declares the hooks we attach to.
+// baseChains declares the hooks we attach to. Policies must see the backend pod and its target port
+// of Service traffic, never the ClusterIP, under every kube-proxy mode:
+//   - iptables and nftables modes DNAT in prerouting (priority -100), and the packet is then routed
+//     (forward, postrouting) or delivered (input) with the backend as destination;
+//   - IPVS answers a ClusterIP on the input hook (priority 99), rewrites the destination there and
+//     sends the packet out through output and postrouting: a backend on the same node never crosses
+//     the forward hook, and a check on input before IPVS sees the ClusterIP.
+//
+// So egress and ingress are judged on postrouting, before SNAT (priority 100) hides a hairpin or
+// NodePort client, which every routed or IPVS-sent packet crosses with its final destination; traffic
+// to the node itself is judged on input after IPVS has taken the Service traffic. Postrouting knows no
+// input interface, so the anti-spoofing checks, which need it, run on prerouting before any DNAT.
+// The node's own traffic (output hook) is not filtered; on postrouting it is recognised by its source
+// address.
 var baseChains = []struct {
 	name, target string
 	hook         BaseHook
 }{
-	{chainEgressForward, chainEgress, BaseHook{Hook: HookForward, Priority: 0}},
-	{chainEgressInput, chainEgress, BaseHook{Hook: HookInput, Priority: 0}},
-	{chainIngressForward, chainIngress, BaseHook{Hook: HookForward, Priority: ingressPriorityOffset}},
+	{chainSourceCheck, chainSpoofing, BaseHook{Hook: HookPrerouting, Priority: sourceCheckPriority}},
+	{chainEgressPostrouting, chainEgress, BaseHook{Hook: HookPostrouting, Priority: egressPriority}},
+	{chainEgressInput, chainEgress, BaseHook{Hook: HookInput, Priority: egressInputPriority}},
+	{chainIngressPostrouting, chainIngress, BaseHook{Hook: HookPostrouting, Priority: ingressPriority}},
 }
 
 // dispatchMaps declares the verdict maps, per direction and family.
@@ -83,21 +101,20 @@ var dispatchMaps = [...]struct {
 	{selectors.Ingress, IPv6, DestAddr, mapIngressPodsV6, "local pods isolated for ingress"},
 }
 
-// egressChains hold what applies to every packet leaving a local pod, before its own policy: the
-// source address must be genuine, then tracked connections pass and the pod's policy judges the rest.
+// spoofingChain holds the checks that the source address of an arriving packet is genuine, before
+// any policy sees it: a packet is dropped as spoofed when it comes from a pod interface with an
+// address that is not that pod's, or from any other interface with a local pod's address.
 //
 // The order serves the common packet: an IPv4 packet from a pod's own interface with its own address
-// is recognised by one lookup and moves on. Everything else meets the checks one by one; a packet is
-// dropped as spoofed when it comes from a pod interface with an address that is not that pod's, or
-// from any other interface with a local pod's address.
-func egressChains(podIfacePrefix string) []Chain {
-	checked := Verdict{Kind: Goto, Chain: chainEgressChecked}
+// is recognised by one lookup and leaves the chain.
+func spoofingChain(podIfacePrefix string) Chain {
+	genuine := Verdict{Kind: Return}
 	rules := []Rule{
-		{Matches: []Match{IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4}}, Verdict: checked},
+		{Matches: []Match{IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4}}, Verdict: genuine},
 		// Neighbour discovery uses link-local and unspecified sources, which anti-spoofing would
-		// drop, and must not meet a pod's egress policy either.
+		// drop.
 		{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
-		{Matches: []Match{IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6}}, Verdict: checked},
+		{Matches: []Match{IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6}}, Verdict: genuine},
 		// Not a pod's own interface and address: a pod sends only from its own addresses ...
 		{Matches: []Match{IfnameInSet{Set: setPodIfaces}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
 	}
@@ -106,17 +123,21 @@ func egressChains(podIfacePrefix string) []Chain {
 		// ... and nobody else sends from them.
 		Rule{Matches: []Match{AddrInSet{Family: IPv4, Field: SourceAddr, Set: setPodAddrsV4}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
 		Rule{Matches: []Match{AddrInSet{Family: IPv6, Field: SourceAddr, Set: setPodAddrsV6}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
-		Rule{Verdict: checked},
 	)
-	return []Chain{
-		{Name: chainEgress, Rules: rules},
-		{Name: chainEgressChecked, Rules: []Rule{
-			// Replies of allowed connections, and ICMP errors about them.
-			{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
-			{VMap: &VMapLookup{Family: IPv4, Field: SourceAddr, Map: mapEgressPodsV4}},
-			{VMap: &VMapLookup{Family: IPv6, Field: SourceAddr, Map: mapEgressPodsV6}},
-		}},
-	}
+	return Chain{Name: chainSpoofing, Rules: rules}
+}
+
+// egressChain holds what applies to every packet leaving a local pod, its source already checked on
+// prerouting: tracked connections pass and the pod's policy judges the rest.
+func egressChain() Chain {
+	return Chain{Name: chainEgress, Rules: []Rule{
+		// Replies of allowed connections, and ICMP errors about them.
+		{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
+		// Neighbour discovery must not meet a pod's egress policy, or IPv6 stops working.
+		{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
+		{VMap: &VMapLookup{Family: IPv4, Field: SourceAddr, Map: mapEgressPodsV4}},
+		{VMap: &VMapLookup{Family: IPv6, Field: SourceAddr, Map: mapEgressPodsV6}},
+	}}
 }
 
 // defaultStaticChains are the static chains without the fail-closed mode, built once and shared by
@@ -138,17 +159,18 @@ func buildStaticChains(podIfacePrefix string) []Chain {
 		hook := bc.hook
 		chains = append(chains, Chain{Name: bc.name, Base: &hook, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: bc.target}}}})
 	}
-	chains = append(chains, egressChains(podIfacePrefix)...)
+	chains = append(chains, spoofingChain(podIfacePrefix), egressChain())
 	return append(chains, ingressChain(podIfacePrefix))
 }
 
-// ingressChain holds what applies to every packet routed to a local pod. Traffic from the pod's own
-// node never reaches it: the node's packets leave through the output hook, where we do not filter.
+// ingressChain holds what applies to every packet leaving the node towards a local pod. The node's
+// own traffic to its pods is always allowed, as kubelet's probes need.
 func ingressChain(podIfacePrefix string) Chain {
 	rules := failClosedIngress(podIfacePrefix)
 	rules = append(rules,
 		Rule{Matches: []Match{CtState{Established: true, Related: true}}, Verdict: Verdict{Kind: Accept}},
 		Rule{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
+		Rule{Matches: []Match{SourceIsLocal{}}, Verdict: Verdict{Kind: Accept}, Comment: "the node's own traffic"},
 		Rule{VMap: &VMapLookup{Family: IPv4, Field: DestAddr, Map: mapIngressPodsV4}},
 		Rule{VMap: &VMapLookup{Family: IPv6, Field: DestAddr, Map: mapIngressPodsV6}},
 	)

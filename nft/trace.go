@@ -17,11 +17,16 @@ const (
 	CtRelated
 )
 
-// Packet is what the tracer walks through a ruleset.
+// Packet is what the tracer walks through a ruleset. Hook names the packet's way through the node,
+// and the tracer runs the base chains of every hook on that way (see HookPath): HookForward is a
+// routed packet, HookInput one delivered to the node, HookOutput one the node sends.
 type Packet struct {
-	Hook       Hook
-	Iifname    string // input interface; "" for locally generated packets
-	Oifname    string // output interface; "" on the input hook
+	Hook    Hook
+	Iifname string // input interface; "" for locally generated packets
+	Oifname string // output interface; "" for packets delivered to the node
+	// SrcLocal says the source address is one of the node's own (`fib saddr type local`); the
+	// tracer assumes it for HookOutput packets.
+	SrcLocal   bool
 	Src        netip.Addr
 	Dst        netip.Addr
 	Proto      uint8
@@ -47,8 +52,9 @@ type TraceResult struct {
 	Steps   []TraceStep
 }
 
-// Trace evaluates a packet against every base chain of its hook, in priority order, as the kernel
-// does: a drop is final, an accept ends only that base chain.
+// Trace evaluates a packet against the base chains of every hook on its way, hook after hook and
+// within a hook in priority order, as the kernel does: a drop is final, an accept ends only that base
+// chain.
 func Trace(rs *Ruleset, p Packet) TraceResult {
 	return NewTracer(rs).Trace(p)
 }
@@ -68,27 +74,73 @@ func NewTracer(rs *Ruleset) *Tracer {
 
 // Trace evaluates one packet; see the function Trace.
 func (tr *Tracer) Trace(p Packet) TraceResult {
-	t := tracer{Tracer: tr, p: p}
-	var bases []Chain
-	for _, c := range tr.rs.Chains {
-		if c.Base != nil && c.Base.Hook == p.Hook {
-			bases = append(bases, c)
-		}
+	if p.Hook == HookOutput {
+		p.SrcLocal = true
 	}
-	slices.SortStableFunc(bases, func(a, b Chain) int { return cmp.Compare(a.Base.Priority, b.Base.Priority) })
-	for _, c := range bases {
-		if v := t.run(c.Name, 0); v == Drop {
+	t := tracer{Tracer: tr, p: p}
+	for _, hook := range HookPath(p.Hook) {
+		if v := t.runHook(hook); v == Drop {
 			return TraceResult{Verdict: Drop, Steps: t.steps}
 		}
 	}
 	return TraceResult{Verdict: Accept, Steps: t.steps}
 }
 
+// HookPath lists the hooks a packet crosses, in order, given the way it takes through the node
+// (HookForward, HookInput or HookOutput).
+func HookPath(way Hook) []Hook {
+	switch way {
+	case HookForward:
+		return []Hook{HookPrerouting, HookForward, HookPostrouting}
+	case HookInput:
+		return []Hook{HookPrerouting, HookInput}
+	case HookOutput:
+		return []Hook{HookOutput, HookPostrouting}
+	}
+	return []Hook{way}
+}
+
+// runHook runs the base chains of one hook in priority order and returns Drop or VerdictNone.
+func (t *tracer) runHook(hook Hook) VerdictKind {
+	var bases []Chain
+	for _, c := range t.rs.Chains {
+		if c.Base != nil && c.Base.Hook == hook {
+			bases = append(bases, c)
+		}
+	}
+	slices.SortStableFunc(bases, func(a, b Chain) int { return cmp.Compare(a.Base.Priority, b.Base.Priority) })
+	t.hook = hook
+	for _, c := range bases {
+		if v := t.run(c.Name, 0); v == Drop {
+			return Drop
+		}
+	}
+	return VerdictNone
+}
+
 // tracer is the state of one packet's walk.
 type tracer struct {
 	*Tracer
 	p     Packet
+	hook  Hook // the hook being run
 	steps []TraceStep
+}
+
+// iifname and oifname are the interfaces the current hook knows: the kernel has no input interface
+// on output and postrouting, and no output interface on prerouting and input, and reads an unknown
+// interface's name as "".
+func (t *tracer) iifname() string {
+	if t.hook == HookOutput || t.hook == HookPostrouting {
+		return ""
+	}
+	return t.p.Iifname
+}
+
+func (t *tracer) oifname() string {
+	if t.hook == HookPrerouting || t.hook == HookInput {
+		return ""
+	}
+	return t.p.Oifname
 }
 
 // run evaluates a chain and returns Accept, Drop, or VerdictNone when the packet fell off its end
@@ -177,21 +229,23 @@ func (t *tracer) matches(m Match) bool {
 		}
 		return t.inSet(m.Set, Element{Addr: addr}) != m.Negate
 	case IfnameInSet:
-		return t.inSet(m.Set, Element{Ifname: p.Iifname}) != m.Negate
+		return t.inSet(m.Set, Element{Ifname: t.iifname()}) != m.Negate
 	case IfnameAddrInSet:
 		if FamilyOf(p.Src) != m.Family {
 			return false
 		}
 		if m.Output {
-			return t.inSet(m.Set, Element{Ifname: p.Oifname, Addr: p.Dst}) != m.Negate
+			return t.inSet(m.Set, Element{Ifname: t.oifname(), Addr: p.Dst}) != m.Negate
 		}
-		return t.inSet(m.Set, Element{Ifname: p.Iifname, Addr: p.Src}) != m.Negate
+		return t.inSet(m.Set, Element{Ifname: t.iifname(), Addr: p.Src}) != m.Negate
 	case IfnamePrefix:
-		name := p.Iifname
+		name := t.iifname()
 		if m.Output {
-			name = p.Oifname
+			name = t.oifname()
 		}
 		return strings.HasPrefix(name, m.Prefix)
+	case SourceIsLocal:
+		return p.SrcLocal
 	case L4Proto:
 		return slices.Contains(m.Protos, p.Proto)
 	case DestPortIn:

@@ -272,7 +272,9 @@ func (l *lowering) addChain(c nft.Chain) error {
 }
 
 var chainHooks = map[nft.Hook]*nftables.ChainHook{
-	nft.HookInput:   nftables.ChainHookInput,
-	nft.HookForward: nftables.ChainHookForward,
-	nft.HookOutput:  nftables.ChainHookOutput,
+	nft.HookPrerouting:  nftables.ChainHookPrerouting,
+	nft.HookInput:       nftables.ChainHookInput,
+	nft.HookForward:     nftables.ChainHookForward,
+	nft.HookOutput:      nftables.ChainHookOutput,
+	nft.HookPostrouting: nftables.ChainHookPostrouting,
 }

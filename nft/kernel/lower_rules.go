@@ -185,6 +185,14 @@ func (l *lowering) lowerMatch(m nft.Match) ([]expr.Any, error) {
 		}
 		return append(es, lookup), nil
 
+	case nft.SourceIsLocal:
+		// fib saddr type local: the route type of the source address, compared as a host-order
+		// uint32 with RTN_LOCAL.
+		return []expr.Any{
+			&expr.Fib{Register: nftReg1, FlagSADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+		}, nil
+
 	default:
 		return nil, fmt.Errorf("unknown match %T", m)
 	}

@@ -13,14 +13,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,13 +75,9 @@ func mainErr() error {
 	flag.Parse()
 
 	if *reportOnly != "" {
-		data, err := os.ReadFile(*reportOnly)
-		if err != nil {
-			return err
-		}
 		var r run
-		if err := json.Unmarshal(data, &r); err != nil {
-			return fmt.Errorf("reading %s: %w", *reportOnly, err)
+		if err := harness.ReadJSON(*reportOnly, &r); err != nil {
+			return err
 		}
 		return writeReport(&r, *reportOnly, *md)
 	}
@@ -104,7 +98,7 @@ func mainErr() error {
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r := &run{Started: time.Now().UTC(), Machine: machineInfo(), Config: cfg.json()}
+	r := &run{Started: time.Now().UTC(), Machine: harness.DescribeMachine("iptables-restore"), Config: cfg.json()}
 	for _, size := range cfg.sizes {
 		logf("size %d: starting", size)
 		res, err := runSize(ctx, cfg, size)
@@ -136,29 +130,6 @@ func (c config) json() configJSON {
 		Confirm: c.confirm, SettleMs: ms(c.settle), TransitionTimeout: c.transitionTimeout.Seconds(),
 		FloorS: c.floorDuration.Seconds(), Nice: c.nice,
 	}
-}
-
-func machineInfo() machine {
-	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
-	var u syscall.Utsname
-	if err := syscall.Uname(&u); err == nil {
-		m.Kernel = utsString(u.Release[:])
-	}
-	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.LoadAvg = strings.TrimSpace(string(data))
-	}
-	return m
-}
-
-func utsString(b []int8) string {
-	var s strings.Builder
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		s.WriteByte(byte(c))
-	}
-	return s.String()
 }
 
 func logf(format string, args ...any) {

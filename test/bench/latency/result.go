@@ -1,21 +1,18 @@
 package main
 
-import "time"
+import (
+	"time"
+
+	"github.com/nftpolicy/nftpolicy/test/bench/harness"
+)
 
 // run is the JSON file of one benchmark run: bench/runs/latency-TIMESTAMP.json.
 type run struct {
-	Started  time.Time     `json:"started"`
-	Finished time.Time     `json:"finished"`
-	Machine  machine       `json:"machine"`
-	Config   configJSON    `json:"config"`
-	Sizes    []*sizeResult `json:"sizes"`
-}
-
-type machine struct {
-	CPUs      int    `json:"cpus"`
-	Kernel    string `json:"kernel"`
-	GoVersion string `json:"goVersion"`
-	LoadAvg   string `json:"loadAvg"`
+	Started  time.Time       `json:"started"`
+	Finished time.Time       `json:"finished"`
+	Machine  harness.Machine `json:"machine"`
+	Config   configJSON      `json:"config"`
+	Sizes    []*sizeResult   `json:"sizes"`
 }
 
 type configJSON struct {

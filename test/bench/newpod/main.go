@@ -15,13 +15,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -35,19 +33,12 @@ import (
 
 // run is one benchmark run, as written to the JSON file.
 type run struct {
-	Started  time.Time  `json:"started"`
-	Finished time.Time  `json:"finished"`
-	Command  string     `json:"command"`
-	Machine  machine    `json:"machine"`
-	Config   configJSON `json:"config"`
-	Series   []series   `json:"series"`
-}
-
-type machine struct {
-	CPUs      int    `json:"cpus"`
-	Kernel    string `json:"kernel"`
-	GoVersion string `json:"goVersion"`
-	LoadAvg   string `json:"loadAvg"`
+	Started  time.Time       `json:"started"`
+	Finished time.Time       `json:"finished"`
+	Command  string          `json:"command"`
+	Machine  harness.Machine `json:"machine"`
+	Config   configJSON      `json:"config"`
+	Series   []series        `json:"series"`
 }
 
 type configJSON struct {
@@ -83,13 +74,9 @@ func mainErr() error {
 	flag.Parse()
 
 	if *reportOnly != "" {
-		data, err := os.ReadFile(*reportOnly)
-		if err != nil {
-			return err
-		}
 		var r run
-		if err := json.Unmarshal(data, &r); err != nil {
-			return fmt.Errorf("reading %s: %w", *reportOnly, err)
+		if err := harness.ReadJSON(*reportOnly, &r); err != nil {
+			return err
 		}
 		return writeReport(&r, *reportOnly, *md)
 	}
@@ -112,7 +99,7 @@ func mainErr() error {
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r := &run{Started: time.Now().UTC(), Command: *command, Machine: machineInfo(), Config: configJSON{
+	r := &run{Started: time.Now().UTC(), Command: *command, Machine: harness.DescribeMachine("iptables-restore"), Config: configJSON{
 		Trials: cfg.trials, ProbeTimeoutMs: ms(cfg.probeTimeout), ProbeGapMs: ms(cfg.probeGap), Workers: cfg.workers, QuietMs: ms(cfg.quiet),
 	}}
 	for _, delay := range cfg.delays {
@@ -139,25 +126,6 @@ func mainErr() error {
 // skipReason says why the benchmark cannot run here, filling in the assets directory.
 func skipReason(cfg *config) string {
 	return harness.LabUnavailable(&cfg.assets, &cfg.agentPath)
-}
-
-func machineInfo() machine {
-	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
-	var u syscall.Utsname
-	if err := syscall.Uname(&u); err == nil {
-		var s strings.Builder
-		for _, c := range u.Release {
-			if c == 0 {
-				break
-			}
-			s.WriteByte(byte(c))
-		}
-		m.Kernel = s.String()
-	}
-	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.LoadAvg = strings.TrimSpace(string(data))
-	}
-	return m
 }
 
 func logf(format string, args ...any) {

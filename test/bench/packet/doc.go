@@ -1,5 +1,5 @@
 // Package packet is measurement 3 of nftpolicy's benchmarks (issue 5): what a node's table costs per
-// packet. Two lab pods on one node, a client and a server, talk through the node's forward hook while
+// packet. Two lab pods on one node, a client and a server, are routed through the node while
 // the node is programmed with one of four tables:
 //
 //   - conntrack-only (the baseline): one forward base chain, `ct state established,related accept`

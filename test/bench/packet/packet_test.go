@@ -240,18 +240,18 @@ func TestNoPoliciesLeaveTheLabPodsOpen(t *testing.T) {
 	if p := localPod(t, m, serverIP); p.Ingress != nil || p.Egress != nil {
 		t.Errorf("server isolated without policies: %+v", p)
 	}
-	// Nothing matches a new packet: it falls through every rule of both forward paths. An
-	// established one stops at `ct state` in each.
-	//   egress-forward: jump egress (1); egress: the pod's own interface and address, goto (1);
-	//   egress-checked: ct, 2 vmaps (3)
-	//   ingress-forward: jump ingress (1); ingress: ct, nd, 2 vmaps (4)
+	// A new packet passes the source check and falls through every rule of the egress and ingress
+	// paths. An established one stops at `ct state` in each.
+	//   source-check: jump anti-spoofing (1); anti-spoofing: the pod's own interface and address (1)
+	//   egress-postrouting: jump egress (1); egress: ct, nd, 2 vmaps (4)
+	//   ingress-postrouting: jump ingress (1); ingress: ct, nd, the node's own, 2 vmaps (5)
 	a := Table{Name: "A-0"}
 	syn := nft.Packet{Hook: nft.HookForward, Iifname: "lab1", Src: clientIP, Dst: serverIP, Proto: protoTCP, DstPort: crrPort, Ct: nft.CtNew}
 	if err := describeNFT(&a, compileA(m, map[netip.Addr]string{clientIP: "lab1", serverIP: "lab2"}), syn); err != nil {
 		t.Fatal(err)
 	}
-	if a.FirstPacketRules != 10 || a.EstablishedRules != 1+1+1+1+1 {
-		t.Errorf("A-0: first packet %d rules, established %d; want 10 and 5", a.FirstPacketRules, a.EstablishedRules)
+	if a.FirstPacketRules != 2+5+6 || a.EstablishedRules != 2+2+2 {
+		t.Errorf("A-0: first packet %d rules, established %d; want 13 and 6", a.FirstPacketRules, a.EstablishedRules)
 	}
 }
 

@@ -28,7 +28,7 @@ func Report(r *Run, source string) string {
 	p("Cluster: generator seed %d, shape %s, P=%d pods, N=%d policies, L=%d local pods, %d namespaces (see `test/bench/generator`).",
 		o.Params.Seed, o.Params.Shape, o.Params.Pods, o.Params.Policies, o.Params.LocalPods, o.Params.Namespaces)
 	p("")
-	p("Two lab pods, a client and a server, on one node (`lab/netlab`: a veth per pod, routed by the node, so every packet crosses the node's forward hook). Each table below has a node of its own with its own two pods, programmed once; the workloads then ran table after table, %d rounds, each round starting with the next table (interleaved, so that drift of this shared VM hits every table alike).", o.Rounds)
+	p("Two lab pods, a client and a server, on one node (`lab/netlab`: a veth per pod, routed by the node, so every packet crosses the node's prerouting, forward and postrouting hooks). Each table below has a node of its own with its own two pods, programmed once; the workloads then ran table after table, %d rounds, each round starting with the next table (interleaved, so that drift of this shared VM hits every table alike).", o.Rounds)
 	p("With %d policies the server copies the namespace and labels of `%s`, the local pod with the median number of selecting ingress policies (%d policies, %d rules; the most any local pod has is %d); the client copies `%s` (egress: %d policies, %d rules). Two more policies allow the client to reach the server's benchmark ports (TCP %d and %d, UDP %d) and nothing else.",
 		o.Params.Policies, r.Twins.Server, r.Twins.ServerIngressPolicies, r.Twins.ServerIngressRules, r.Twins.MaxIngressPolicies,
 		r.Twins.Client, r.Twins.ClientEgressPolicies, r.Twins.ClientEgressRules, crrPort, streamPort, udpPort)
@@ -69,7 +69,7 @@ func reportTables(p func(string, ...any), r *Run) {
 		p("| %s | %s | %d | %d | %d | %d | %d | %s | %s |", t.Name, t.Description, t.Rules, t.Sets, t.Elements, t.FirstPacketRules, t.EstablishedRules, num(t.ProgramMS), denied)
 	}
 	p("")
-	p("Rules evaluated: over every forward base chain, up to the last rule that matched in each chain the packet entered; a set or verdict-map lookup counts as one rule. nftpolicy's count comes from its packet tracer (`nft.Trace`) over the compiled ruleset, B's from walking its two linear chains. The last column is a TCP connection to port %d, which no policy allows: refused by the server (the table let it through) or dropped by the table.", deniedPort)
+	p("Rules evaluated: over every base chain on the packet's way (prerouting, forward, postrouting), up to the last rule that matched in each chain the packet entered; a set or verdict-map lookup counts as one rule. nftpolicy's count comes from its packet tracer (`nft.Trace`) over the compiled ruleset, B's from walking its two linear chains. The last column is a TCP connection to port %d, which no policy allows: refused by the server (the table let it through) or dropped by the table.", deniedPort)
 	p("")
 }
 
@@ -151,7 +151,7 @@ func goals(r *Run) []goal {
 	stream.text = fmt.Sprintf("3. established throughput with %d policies within 3%% of conntrack only (faster counts as within)", a.Policies)
 	stream.figure = fmt.Sprintf("%s/%s = %s", a.Name, base.Name, sum(vsBase.StreamGbps))
 	stream.why = joinWhy(stream.why,
-		fmt.Sprintf("an established packet is evaluated against %d rules in %s (in each forward base chain its jump, then on egress one lookup of the pod's interface and address, then `ct state`) and %d in %s",
+		fmt.Sprintf("an established packet is evaluated against %d rules in %s (the source check's jump and one lookup of the pod's interface and address on prerouting, then in the egress and ingress base chains each its jump and `ct state`) and %d in %s",
 			a.EstablishedRules, a.Name, base.EstablishedRules, base.Name),
 		noise("throughput", baseStats.StreamGbps, 1-goalStreamVersusBaseline),
 		control(r, b, base))

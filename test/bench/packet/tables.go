@@ -3,6 +3,7 @@ package packet
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/nftpolicy/nftpolicy/nft"
@@ -104,23 +105,23 @@ func describeNFT(t *Table, rs *nft.Ruleset, syn nft.Packet) error {
 	if tr.Verdict != nft.Accept {
 		return fmt.Errorf("table %s drops the benchmark's first packet %s: %v", t.Name, syn, tr.Steps)
 	}
-	t.FirstPacketRules = rulesEvaluated(rs, syn.Hook, tr.Steps)
+	t.FirstPacketRules = rulesEvaluated(rs, nft.HookPath(syn.Hook), tr.Steps)
 	est := syn
 	est.Ct = nft.CtEstablished
-	t.EstablishedRules = rulesEvaluated(rs, est.Hook, nft.Trace(rs, est).Steps)
+	t.EstablishedRules = rulesEvaluated(rs, nft.HookPath(est.Hook), nft.Trace(rs, est).Steps)
 	return nil
 }
 
 // rulesEvaluated counts the rules a traced packet was evaluated against. The tracer lists the rules
 // that matched; a chain the packet entered is counted up to its last matching rule, or in full when
 // none matched (the packet fell through it, e.g. a verdict-map lookup that missed). Chains entered are
-// the hook's base chains and the targets of matched jumps and gotos.
-func rulesEvaluated(rs *nft.Ruleset, hook nft.Hook, steps []nft.TraceStep) int {
+// the base chains of the hooks on the packet's way and the targets of matched jumps and gotos.
+func rulesEvaluated(rs *nft.Ruleset, hooks []nft.Hook, steps []nft.TraceStep) int {
 	chains := map[string]nft.Chain{}
 	entered := map[string]int{} // chain -> rules counted so far
 	for _, c := range rs.Chains {
 		chains[c.Name] = c
-		if c.Base != nil && c.Base.Hook == hook {
+		if c.Base != nil && slices.Contains(hooks, c.Base.Hook) {
 			entered[c.Name] = len(c.Rules)
 		}
 	}
