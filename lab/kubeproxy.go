@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -57,7 +58,7 @@ var proxyModeTools = map[string][]string{
 type proxyProcess struct {
 	*childProcess
 	node  *node
-	relay *apiRelay
+	relay *netlab.Forwarder
 }
 
 // proxyModeUsable says why kube-proxy cannot run in mode on this machine, or nil: a kernel without
@@ -194,9 +195,13 @@ func (l *Lab) startProxy(ctx context.Context, n *node) (*proxyProcess, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the API server's address %q: %w", l.restConfig.Host, err)
 	}
-	relay, err := startAPIRelay(n.net.Netns, apiURL.Host)
+	apiAddr, err := netip.ParseAddrPort(apiURL.Host)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the API server's address %q: %w", apiURL.Host, err)
+	}
+	relay, err := n.net.Netns.ForwardTCP(apiAddr, apiURL.Host)
+	if err != nil {
+		return nil, fmt.Errorf("relaying the API server into %s: %w", n.name, err)
 	}
 	c, err := startChild("the kube-proxy of "+n.name, logPath, argv)
 	if err != nil {
