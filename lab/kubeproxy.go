@@ -199,7 +199,7 @@ func (l *Lab) startProxy(ctx context.Context, n *node) (*proxyProcess, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the API server's address %q: %w", apiURL.Host, err)
 	}
-	relay, err := n.net.Netns.ForwardTCP(apiAddr, apiURL.Host)
+	relay, err := n.net.ForwardTCP(apiAddr, apiURL.Host)
 	if err != nil {
 		return nil, fmt.Errorf("relaying the API server into %s: %w", n.name, err)
 	}
