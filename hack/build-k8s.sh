@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries the lab and the tests run (kube-apiserver and
 # etcd for controller-runtime's envtest; kube-controller-manager and kube-proxy
-# for the lab's Services) and caches them outside the checkout, keyed by
-# Kubernetes version, so every clone on this machine reuses one build.
+# for the lab's Services; kube-scheduler and agnhost for the pods of the upstream
+# e2e suite) and caches them outside the checkout, keyed by Kubernetes version,
+# so every clone on this machine reuses one build. With --e2e it also builds the
+# upstream suite, e2e.test (k8s.io/kubernetes/test/e2e, go test -c).
 #
 # setup-envtest cannot be used here because it downloads release tarballs.
 # Instead the binaries are compiled from the k8s.io/kubernetes module served by
@@ -13,7 +15,8 @@
 #
 # Layout:  ${NFTPOLICY_CACHE_DIR:-/var/cache/nftpolicy}/envtest/<k8s-version>/
 #          (~/.cache/nftpolicy when not root and /var/cache/nftpolicy is not writable)
-#            kube-apiserver, kube-controller-manager, kube-proxy   built here
+#            kube-apiserver, kube-controller-manager, kube-proxy,
+#            kube-scheduler, agnhost, e2e.test (--e2e)        built here
 #            etcd             symlink to the Debian binary
 #            VERSIONS         what was built, from what
 #
@@ -23,9 +26,21 @@ set -euo pipefail
 
 # The release of the k8s.io client libraries in go.mod (k8s.io/api v0.37.2).
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
-# The binaries built from k8s.io/kubernetes/cmd/<name>, in one go build so they
+# The binaries built from k8s.io/kubernetes/<package>, in one go build so they
 # share the compilation of their common packages.
-BINARIES=(kube-apiserver kube-controller-manager kube-proxy)
+declare -A PACKAGES=(
+  [kube-apiserver]=cmd/kube-apiserver
+  [kube-controller-manager]=cmd/kube-controller-manager
+  [kube-proxy]=cmd/kube-proxy
+  [kube-scheduler]=cmd/kube-scheduler
+  [agnhost]=test/images/agnhost
+)
+BINARIES=(kube-apiserver kube-controller-manager kube-proxy kube-scheduler agnhost)
+# --e2e: also the upstream e2e suite, a test binary of its own (go test -c).
+E2E=false
+if [[ "${1:-}" == "--e2e" ]]; then
+  E2E=true
+fi
 # Root (CI, the development machines) shares one machine-wide cache; other users
 # fall back to their own cache directory.
 if [[ -z "${NFTPOLICY_CACHE_DIR:-}" ]]; then
@@ -51,8 +66,12 @@ binaries_built() {
   done
 }
 
+e2e_built() {
+  [[ "${E2E}" == false || -x "${ASSETS_DIR}/e2e.test" ]]
+}
+
 assets_complete() {
-  binaries_built && [[ -x "${ASSETS_DIR}/etcd" && -f "${ASSETS_DIR}/VERSIONS" ]]
+  binaries_built && e2e_built && [[ -x "${ASSETS_DIR}/etcd" && -f "${ASSETS_DIR}/VERSIONS" ]]
 }
 
 link_etcd() {
@@ -72,8 +91,10 @@ staging_modules() {
   awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "${gomod}"
 }
 
-build_binaries() {
-  local work minor patch staging_version gomod
+# build runs in a throwaway module that requires k8s.io/kubernetes@K8S_VERSION:
+# with --e2e the upstream suite, otherwise the binaries that are missing.
+build() {
+  local what="$1" work minor patch staging_version gomod
   work="$(mktemp -d -t nftpolicy-k8s-build.XXXXXX)"
   # shellcheck disable=SC2064 # expand now: work is local to this function.
   trap "rm -rf '${work}'" EXIT
@@ -115,26 +136,33 @@ build_binaries() {
     ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
   done
 
-  local -a pkgs=() b
-  for b in "${BINARIES[@]}"; do
-    pkgs+=("k8s.io/kubernetes/cmd/${b}")
-  done
-  log "building ${BINARIES[*]} ${K8S_VERSION} (a cold build takes 10-20 minutes)"
+  local -a pkgs=() built=() b
   local start=${SECONDS}
   mkdir -p "${work}/out"
-  CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "${ldflags}" -o "${work}/out/" "${pkgs[@]}"
-  log "built ${BINARIES[*]} in $((SECONDS - start))s"
+  if [[ "${what}" == e2e ]]; then
+    built=(e2e.test)
+    log "building e2e.test ${K8S_VERSION} (a cold build takes about 16 minutes on 2 cores)"
+    CGO_ENABLED=0 go test -c -mod=mod -trimpath -ldflags "${ldflags}" -o "${work}/out/e2e.test" k8s.io/kubernetes/test/e2e
+  else
+    built=("${BINARIES[@]}")
+    for b in "${BINARIES[@]}"; do
+      pkgs+=("k8s.io/kubernetes/${PACKAGES[${b}]}")
+    done
+    log "building ${BINARIES[*]} ${K8S_VERSION} (a cold build takes 10-20 minutes)"
+    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "${ldflags}" -o "${work}/out/" "${pkgs[@]}"
+  fi
+  log "built ${built[*]} in $((SECONDS - start))s"
 
   mkdir -p "${ASSETS_DIR}"
-  for b in "${BINARIES[@]}"; do
+  for b in "${built[@]}"; do
     # Install atomically: a reader never sees a half-written binary.
     cp "${work}/out/${b}" "${ASSETS_DIR}/${b}.tmp"
     mv -f "${ASSETS_DIR}/${b}.tmp" "${ASSETS_DIR}/${b}"
   done
   {
-    echo "${BINARIES[*]} ${K8S_VERSION} (k8s.io/kubernetes@${K8S_VERSION}, staging modules @${staging_version})"
+    echo "${built[*]} ${K8S_VERSION} (k8s.io/kubernetes@${K8S_VERSION}, staging modules @${staging_version})"
     echo "built with $(go version | awk '{print $3}') on ${build_date}"
-  } >"${ASSETS_DIR}/k8s.version"
+  } >"${ASSETS_DIR}/${what}.version"
 }
 
 main() {
@@ -156,11 +184,15 @@ main() {
   if ! assets_complete; then
     mkdir -p "${ASSETS_DIR}"
     if ! binaries_built; then
-      (build_binaries)
+      (build binaries)
+    fi
+    if ! e2e_built; then
+      (build e2e)
     fi
     link_etcd
     {
-      cat "${ASSETS_DIR}/k8s.version" 2>/dev/null || echo "${BINARIES[*]} ${K8S_VERSION}"
+      cat "${ASSETS_DIR}/binaries.version" 2>/dev/null || echo "${BINARIES[*]} ${K8S_VERSION}"
+      cat "${ASSETS_DIR}/e2e.version" 2>/dev/null || true
       echo "etcd $("${ASSETS_DIR}/etcd" --version | awk '/etcd Version/ {print $3}') ($(readlink -f "${ASSETS_DIR}/etcd"))"
     } >"${ASSETS_DIR}/VERSIONS.tmp"
     mv -f "${ASSETS_DIR}/VERSIONS.tmp" "${ASSETS_DIR}/VERSIONS"
