@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
@@ -49,16 +47,8 @@ func (l *Lab) addNodes(ctx context.Context) error {
 		}
 		l.nodes = append(l.nodes, n)
 		l.state.Nodes = append(l.state.Nodes, NodeState{Name: n.name, Netns: nn.Path})
-		obj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-			Name:   n.name,
-			Labels: map[string]string{corev1.LabelHostname: n.name},
-		}}
-		if err := l.client.Create(ctx, obj); err != nil {
-			return fmt.Errorf("creating Node %s: %w", n.name, err)
-		}
-		obj.Status.Addresses = append(l.nodeAddresses(n), corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.name})
-		if err := l.client.Status().Update(ctx, obj); err != nil {
-			return fmt.Errorf("writing the addresses of Node %s: %w", n.name, err)
+		if err := l.createNode(ctx, n); err != nil {
+			return err
 		}
 	}
 	var err error

@@ -20,19 +20,20 @@ import (
 const DefaultCacheDir = "/var/cache/nftpolicy/envtest"
 
 // assetBinaries are the programs a lab runs from its assets directory.
-var assetBinaries = []string{"kube-apiserver", "etcd", kubeControllerManager, kubeProxy}
+var assetBinaries = []string{"kube-apiserver", "etcd", kubeControllerManager, kubeProxy, kubeScheduler, agnhost}
 
-// controlPlane is etcd and kube-apiserver, started by envtest on loopback with free ports, and
-// kube-controller-manager.
+// controlPlane is etcd and kube-apiserver, started by envtest on loopback with free ports,
+// kube-controller-manager and kube-scheduler.
 type controlPlane struct {
 	env               *envtest.Environment
 	apiserverLog      *os.File
 	controllerManager *childProcess
+	scheduler         *childProcess
 }
 
 // startControlPlane starts etcd and kube-apiserver with their data, certificates and log in the
 // state directory, installs the NodeEnforcement CRD, writes the kubeconfig and starts
-// kube-controller-manager.
+// kube-controller-manager and kube-scheduler.
 func (l *Lab) startControlPlane(ctx context.Context) error {
 	begin := time.Now()
 	assets, err := findAssets(ctx, l.opts)
@@ -96,16 +97,21 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if err := l.startControllerManager(ctx); err != nil {
 		return err
 	}
+	if err := l.startScheduler(ctx); err != nil {
+		return err
+	}
 	l.logf("Control plane up in %s (%s)", time.Since(begin).Round(10*time.Millisecond), cfg.Host)
 	return nil
 }
 
-// stop stops kube-controller-manager, then the API server and etcd.
+// stop stops kube-scheduler and kube-controller-manager, then the API server and etcd.
 func (c *controlPlane) stop() error {
 	var errs []error
-	if c.controllerManager != nil {
-		errs = append(errs, stopChildren([]*childProcess{c.controllerManager}))
-		c.controllerManager = nil
+	for _, child := range []**childProcess{&c.scheduler, &c.controllerManager} {
+		if *child != nil {
+			errs = append(errs, stopChildren([]*childProcess{*child}))
+			*child = nil
+		}
 	}
 	if c.env != nil {
 		env := c.env

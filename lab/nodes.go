@@ -1,10 +1,13 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
@@ -58,6 +61,40 @@ func (l *Lab) NodeIP(nodeName string) (netip.Addr, error) {
 		return n.net.IPv6, nil
 	}
 	return n.net.IPv4, nil
+}
+
+// nodeCapacity is what each Node reports it can hold: nodes share one machine, so the figures only
+// have to let kube-scheduler place every pod of a test.
+var nodeCapacity = corev1.ResourceList{
+	corev1.ResourceCPU:    resource.MustParse("8"),
+	corev1.ResourceMemory: resource.MustParse("16Gi"),
+	corev1.ResourcePods:   resource.MustParse("250"),
+}
+
+// createNode creates n's Node with the status a kubelet reports: Ready, its addresses and capacity.
+func (l *Lab) createNode(ctx context.Context, n *node) error {
+	obj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name:   n.name,
+		Labels: map[string]string{corev1.LabelHostname: n.name, corev1.LabelOSStable: "linux"},
+	}}
+	if err := l.client.Create(ctx, obj); err != nil {
+		return fmt.Errorf("creating Node %s: %w", n.name, err)
+	}
+	now := metav1.Now()
+	obj.Status = corev1.NodeStatus{
+		Addresses:   append(l.nodeAddresses(n), corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.name}),
+		Capacity:    nodeCapacity,
+		Allocatable: nodeCapacity,
+		Phase:       corev1.NodeRunning,
+		Conditions: []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			Message: "the lab runs this node", LastHeartbeatTime: now, LastTransitionTime: now,
+		}},
+	}
+	if err := l.client.Status().Update(ctx, obj); err != nil {
+		return fmt.Errorf("writing the status of Node %s: %w", n.name, err)
+	}
+	return nil
 }
 
 // nodeAddresses are the node's InternalIPs, one per family the lab publishes, primary first.

@@ -39,6 +39,8 @@ type State struct {
 	Agents []AgentState `json:"agents"`
 	// ControllerManager is kube-controller-manager, once started.
 	ControllerManager *ChildState `json:"controllerManager,omitempty"`
+	// Scheduler is kube-scheduler, once started (labs that run pods of the API: Options.Kubelets).
+	Scheduler *ChildState `json:"scheduler,omitempty"`
 	// Proxies are the nodes' kube-proxies.
 	Proxies []ProxyState `json:"proxies"`
 	Nodes   []NodeState  `json:"nodes"`
@@ -202,8 +204,10 @@ func removeLab(s *State, stopOwner bool) error {
 	for _, p := range s.Proxies {
 		recorded = append(recorded, p.Process)
 	}
-	if s.ControllerManager != nil {
-		recorded = append(recorded, s.ControllerManager.Process)
+	for _, c := range []*ChildState{s.ControllerManager, s.Scheduler} {
+		if c != nil {
+			recorded = append(recorded, c.Process)
+		}
 	}
 	for _, p := range recorded {
 		if p.alive() {
