@@ -228,6 +228,18 @@ func (o Options) withDefaults() (Options, error) {
 // Name is the lab's name, the one `nftpolicy-lab down --name` takes.
 func (l *Lab) Name() string { return l.state.Name }
 
+// AssetsDir is the directory of the Kubernetes binaries the lab runs.
+func (l *Lab) AssetsDir() string { return l.assets }
+
+// ServerVersion is the API server's release, e.g. v1.37.2.
+func (l *Lab) ServerVersion() (string, error) {
+	v, err := l.clientset.Discovery().ServerVersion()
+	if err != nil {
+		return "", fmt.Errorf("asking the API server its version: %w", err)
+	}
+	return v.GitVersion, nil
+}
+
 // Kubeconfig is the path of a kubeconfig for the lab's API server.
 func (l *Lab) Kubeconfig() string { return l.state.Kubeconfig }
 

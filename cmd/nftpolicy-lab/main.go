@@ -30,6 +30,7 @@ commands:
   matrix    [--name NAME] PORT/PROTO                                   probe every pair of pods of a running lab
   scenario  [--nodes N] [--ip-family F] [--via V] FILE...              run scenario files on a lab of their own
   demo                                                                 replay the guestbook tutorial
+  upstream  [--ip-family F[,F]] [--e2e PATH] [--report FILE]             run upstream's NetworkPolicy e2e specs, a lab per family
 
 up, scenario and demo run the agent binary given by --agent PATH, by default the nftpolicy beside
 nftpolicy-lab (make build puts both in bin/), and a kube-proxy per node in --proxy-mode nftables
@@ -45,6 +46,7 @@ var commands = map[string]func(ctx context.Context, args []string) int{
 	"matrix":   cmdMatrix,
 	"scenario": cmdScenario,
 	"demo":     cmdDemo,
+	"upstream": cmdUpstream,
 }
 
 // main runs the command its first argument names. SIGINT and SIGTERM cancel the command, which then
