@@ -90,6 +90,10 @@ test-e2e: setup envtest-assets ## Run the ginkgo conformance suite in test/e2e (
 test-proxy-modes: setup envtest-assets build ## Run the scenarios through Services under kube-proxy's iptables and ipvs modes; writes test/e2e/PROXY-MODES.md (needs root).
 	KUBEBUILDER_ASSETS="$$(hack/build-k8s.sh | tail -n1)" LOCALBIN="$(LOCALBIN)" hack/test-proxy-modes.sh
 
+.PHONY: test-upstream
+test-upstream: setup envtest-assets build ## Run upstream's NetworkPolicy e2e specs (e2e.test) on an ipv4 and a dual-stack lab; writes test/e2e/UPSTREAM.md (needs root).
+	"$(LOCALBIN)/nftpolicy-lab" upstream --ip-family ipv4,dual --assets "$$(hack/build-k8s.sh --e2e | tail -n1)" --report test/e2e/UPSTREAM.md
+
 # bench runs every script in hack/bench/ (each writes its report under bench/),
 # or hack/bench itself when it is one script; without either it runs every Go
 # benchmark once. BENCH_ARGS is passed to each script (e.g. a repeat count).
