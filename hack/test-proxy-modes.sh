@@ -27,6 +27,7 @@ start=$(date -u +%s)
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 declare -A verdict   # "mode name" -> cell of the table
 declare -A seconds   # mode -> how long its run took
+declare -A refused   # mode -> why the lab did not start in that mode
 
 for mode in ${MODES}; do
   log="${LOGDIR}/${mode}.log"
@@ -52,9 +53,9 @@ for mode in ${MODES}; do
   done < <(grep -E '^--- (PASS|FAIL|SKIP) ' "${log}" | grep -v ' \[ipv[46]\]$' || true)
   # No file ran: the lab did not start. Its last line says why.
   if ! grep -qE '^--- (PASS|FAIL|SKIP) ' "${log}"; then
-    why="$(grep -v '^\s*$' "${log}" | tail -n1 | tr '|' '/')"
+    refused[${mode}]="$(grep -v '^\s*$' "${log}" | tail -n1 | tr '|' '/')"
     for f in "${files[@]}"; do
-      verdict["${mode} $(basename "${f}" .yaml)"]="skipped: the lab refused to start: ${why}"
+      verdict["${mode} $(basename "${f}" .yaml)"]="skipped: no lab (above)"
     done
   fi
 done
@@ -80,7 +81,7 @@ duration=$(( $(date -u +%s) - start ))
         *) fail=$((fail + 1)) ;;
       esac
     done
-    echo "- ${m}: ${pass} passed, ${fail} failed, ${skip} skipped"
+    echo "- ${m}: ${pass} passed, ${fail} failed, ${skip} skipped${refused[${m}]:+; the lab refused to start: ${refused[${m}]}}"
   done
   echo
   printf '| scenario |'
