@@ -32,6 +32,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,13 +56,17 @@ var (
 	gatewayV6 = netip.MustParseAddr("fe80::1")
 )
 
-// Lab is a set of namespaces with unique names for one run.
+// Lab is a set of namespaces with unique names for one run. Pods may be added and removed
+// concurrently (the lab's own pods and those its kubelets run); the rest is set up by one caller.
 type Lab struct {
 	prefix    string // DefaultPrefix + pid + random, unique per run
 	nodes     []*Node
-	pods      []*Pod
 	externals []*External
-	netnss    []*Netns // everything created, deleted in reverse order
+
+	// mu guards what pods change: the lists below and each node's pod numbers.
+	mu     sync.Mutex
+	pods   []*Pod
+	netnss []*Netns // everything created, deleted in reverse order
 }
 
 // Node is a node namespace: it routes between its pods and the fabric.
@@ -127,6 +132,8 @@ func (l *Lab) Prefix() string { return l.prefix }
 
 // Close deletes every namespace of the lab, with the interfaces in them.
 func (l *Lab) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var errs []error
 	for i := len(l.netnss) - 1; i >= 0; i-- {
 		errs = append(errs, l.netnss[i].Delete())
@@ -140,7 +147,9 @@ func (l *Lab) newNetns(suffix string) (*Netns, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.mu.Lock()
 	l.netnss = append(l.netnss, n)
+	l.mu.Unlock()
 	if err := n.Do(baseSysctls); err != nil {
 		return nil, err
 	}
@@ -306,7 +315,9 @@ func (n *Node) AddPod(name string) (*Pod, error) {
 	if err := waitOperUp(&pod.Netns, PodIfname); err != nil {
 		return nil, err
 	}
+	n.lab.mu.Lock()
 	n.lab.pods = append(n.lab.pods, pod)
+	n.lab.mu.Unlock()
 	return pod, nil
 }
 

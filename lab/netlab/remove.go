@@ -11,6 +11,8 @@ import (
 // takePodNumber returns the p of the next pod's addresses: a number a removed pod gave back, else the
 // next unused one.
 func (n *Node) takePodNumber() (int, error) {
+	n.lab.mu.Lock()
+	defer n.lab.mu.Unlock()
 	if len(n.free) > 0 {
 		p := n.free[0]
 		n.free = n.free[1:]
@@ -50,6 +52,8 @@ func (n *Node) RemovePod(pod *Pod) error {
 		return err
 	}
 	l := n.lab
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.netnss = slices.DeleteFunc(l.netnss, func(ns *Netns) bool { return ns.Name == pod.Name })
 	l.pods = slices.DeleteFunc(l.pods, func(p *Pod) bool { return p == pod })
 	n.free = append(n.free, int(pod.IPv4.As4()[3]))
