@@ -1,0 +1,518 @@
+package kubelet
+
+// The test runs a real kube-apiserver (envtest) configured with the kubelet client flags of a PKI,
+// one Node whose kubelet endpoint is this package's server, and pods in network namespaces of a
+// netlab node:
+//
+//	node-1 (netlab node 1): pods get 198.18.1.p and fd18::1:p in creation order
+//	node address (hostIP):  198.19.0.1
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/nftpolicy/nftpolicy/lab/netlab"
+)
+
+const (
+	testNode      = "node-1"
+	testNamespace = "default"
+	shellRef      = "busybox:1.36"
+)
+
+var agnhostRef = AgnhostRepository + ":2.53"
+
+// harness is a control plane, a kubelet and the fake sandboxes it uses.
+type harness struct {
+	t         *testing.T
+	cfg       *rest.Config
+	client    kubernetes.Interface
+	kubelet   *Kubelet
+	pki       *PKI
+	sandboxes *labSandboxes
+}
+
+func startHarness(t *testing.T) *harness {
+	t.Helper()
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set (kube-apiserver and etcd, hack/build-k8s.sh)")
+	}
+	net := netlab.NewForTest(t)
+	node, err := net.AddNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki, err := NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	apiserver := env.ControlPlane.GetAPIServer()
+	apiserver.Configure().Set("kubelet-client-certificate", pki.ClientCertFile)
+	apiserver.Configure().Set("kubelet-client-key", pki.ClientKeyFile)
+	apiserver.Configure().Set("kubelet-certificate-authority", pki.CAFile)
+	apiserver.Configure().Set("kubelet-preferred-address-types", "Hostname")
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting the control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping the control plane: %v", err)
+		}
+	})
+	client := kubernetes.NewForConfigOrDie(cfg)
+	h := &harness{t: t, cfg: cfg, client: client, pki: pki, sandboxes: &labSandboxes{node: node}}
+	images := DefaultImages(filepath.Join(assets, "agnhost"))
+	k, err := Start(context.Background(), Config{
+		NodeName:       testNode,
+		Client:         client,
+		Sandboxes:      h.sandboxes,
+		Images:         images,
+		HostIPs:        []netip.Addr{node.IPv4},
+		PKI:            pki,
+		LogDir:         t.TempDir(),
+		SkipAnnotation: NetnsAnnotation,
+		Logf:           t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := k.Stop(); err != nil {
+			t.Errorf("stopping the kubelet: %v", err)
+		}
+		if n := h.sandboxes.live(); n != 0 {
+			t.Errorf("%d sandboxes left after Stop", n)
+		}
+	})
+	h.kubelet = k
+	h.createNode(k.Port())
+	h.createServiceAccount()
+	return h
+}
+
+// createNode registers the Node as the lab will: Hostname 127.0.0.1 and the kubelet's port.
+func (h *harness) createNode(port int) {
+	ctx := context.Background()
+	node, err := h.client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode}}, metav1.CreateOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	node.Status = corev1.NodeStatus{
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: "127.0.0.1"}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(port)}},
+		Conditions:      []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}},
+	}
+	if _, err := h.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// createServiceAccount creates the default ServiceAccount that the controller manager would.
+func (h *harness) createServiceAccount() {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: testNamespace}}
+	_, err := h.client.CoreV1().ServiceAccounts(testNamespace).Create(context.Background(), sa, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		h.t.Fatal(err)
+	}
+}
+
+type podTweak func(*corev1.Pod)
+
+func makePod(name, image string, command []string, tweaks ...podTweak) *corev1.Pod {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace},
+		Spec: corev1.PodSpec{
+			NodeName:                      testNode,
+			TerminationGracePeriodSeconds: ptrTo[int64](1),
+			Containers:                    []corev1.Container{{Name: "c", Image: image, Command: command}},
+		},
+	}
+	for _, tweak := range tweaks {
+		tweak(pod)
+	}
+	return pod
+}
+
+func withRestartPolicy(p corev1.RestartPolicy) podTweak {
+	return func(pod *corev1.Pod) { pod.Spec.RestartPolicy = p }
+}
+
+func withEnv(name, value string) podTweak {
+	return func(pod *corev1.Pod) {
+		pod.Spec.Containers[0].Env = append(pod.Spec.Containers[0].Env, corev1.EnvVar{Name: name, Value: value})
+	}
+}
+
+func (h *harness) createPod(pod *corev1.Pod) *corev1.Pod {
+	h.t.Helper()
+	created, err := h.client.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return created
+}
+
+// waitPod polls the pod until done says so, failing after 30 s with the last status.
+func (h *harness) waitPod(name string, what string, done func(*corev1.Pod) bool) *corev1.Pod {
+	h.t.Helper()
+	var pod *corev1.Pod
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var err error
+		pod, err = h.client.CoreV1().Pods(testNamespace).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if done(pod) {
+			return pod
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.t.Fatalf("pod %s is not %s; status: %+v", name, what, pod.Status)
+	return nil
+}
+
+func (h *harness) waitRunning(name string) *corev1.Pod {
+	h.t.Helper()
+	return h.waitPod(name, "running and ready", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && podReady(p)
+	})
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// exec runs command in the pod's container through the API server with the given executor kind,
+// returning stdout, stderr and the error.
+func (h *harness) exec(kind, pod string, command ...string) (string, string, error) {
+	h.t.Helper()
+	req := h.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(testNamespace).Name(pod).
+		SubResource("exec").VersionedParams(&corev1.PodExecOptions{
+		Container: "c", Command: command, Stdout: true, Stderr: true,
+	}, scheme.ParameterCodec)
+	var exec remotecommand.Executor
+	var err error
+	switch kind {
+	case "spdy":
+		exec, err = remotecommand.NewSPDYExecutor(h.cfg, "POST", req.URL())
+	case "websocket":
+		exec, err = remotecommand.NewWebSocketExecutor(h.cfg, "GET", req.URL().String())
+	default:
+		var ws, spdy remotecommand.Executor
+		if ws, err = remotecommand.NewWebSocketExecutor(h.cfg, "GET", req.URL().String()); err == nil {
+			if spdy, err = remotecommand.NewSPDYExecutor(h.cfg, "POST", req.URL()); err == nil {
+				// As kubectl: WebSocket first, SPDY when the upgrade fails.
+				exec, err = remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+					return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+				})
+			}
+		}
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr})
+	return stdout.String(), stderr.String(), err
+}
+
+func (h *harness) deletePod(name string) {
+	h.t.Helper()
+	err := h.client.CoreV1().Pods(testNamespace).Delete(context.Background(), name, metav1.DeleteOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) waitPodGone(name string) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err := h.client.CoreV1().Pods(testNamespace).Get(context.Background(), name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.t.Fatalf("pod %s still exists", name)
+}
+
+// containerPID is the PID of the pod's running container process.
+func (h *harness) containerPID(pod string) int {
+	h.t.Helper()
+	w := h.kubelet.worker(testNamespace, pod)
+	if w == nil {
+		h.t.Fatalf("kubelet does not know pod %s", pod)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.containers[0].proc.cmd.Process.Pid
+}
+
+// TestKubelet runs pods through the API server as a user would: run, exec over SPDY and WebSocket,
+// logs, failures, restarts and deletion.
+func TestKubelet(t *testing.T) {
+	h := startHarness(t)
+	agnhost := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "agnhost")
+	if _, err := os.Stat(agnhost); err != nil {
+		t.Skipf("agnhost is not built in KUBEBUILDER_ASSETS (hack/build-k8s.sh --e2e): %v", err)
+	}
+	// As upstream's netpol suite does: a server pod and a client pod probing it with agnhost connect.
+	h.createPod(makePod("server", agnhostRef, []string{"/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", "80"},
+		withEnv("SERVE_PORT_80", "foo")))
+	h.createPod(makePod("client", agnhostRef, nil))
+	server := h.waitRunning("server")
+	h.waitRunning("client")
+
+	t.Run("status", func(t *testing.T) {
+		want := h.sandboxes.ipsOf("server")
+		if len(server.Status.PodIPs) != len(want) || server.Status.PodIP != want[0].String() {
+			t.Errorf("podIPs %v, want %v", server.Status.PodIPs, want)
+		}
+		if server.Status.HostIP != "198.19.0.1" {
+			t.Errorf("hostIP %q, want 198.19.0.1", server.Status.HostIP)
+		}
+		cs := server.Status.ContainerStatuses
+		if len(cs) != 1 || !cs[0].Ready || cs[0].State.Running == nil || !strings.HasPrefix(cs[0].ContainerID, "lab://") {
+			t.Errorf("container statuses %+v", cs)
+		}
+	})
+
+	for _, kind := range []string{"spdy", "websocket", "fallback"} {
+		t.Run("exec-"+kind, func(t *testing.T) {
+			for _, ip := range server.Status.PodIPs {
+				target := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), 80).String()
+				stdout, stderr, err := h.exec(kind, "client", "/agnhost", "connect", target, "--timeout=1s", "--protocol=tcp")
+				if err != nil {
+					t.Errorf("connect %s: %v (stdout %q, stderr %q)", target, err, stdout, stderr)
+				}
+				closed := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), 81).String()
+				_, _, err = h.exec(kind, "client", "/agnhost", "connect", closed, "--timeout=1s", "--protocol=tcp")
+				var exitErr utilexec.CodeExitError
+				if !errors.As(err, &exitErr) || exitErr.Code == 0 {
+					t.Errorf("connect to closed port %s: got %v, want a non-zero exit code", closed, err)
+				}
+			}
+		})
+	}
+
+	t.Run("exec-exit-code", func(t *testing.T) {
+		h.createPod(makePod("shell", shellRef, []string{"sleep", "3600"}))
+		h.waitRunning("shell")
+		stdout, _, err := h.exec("spdy", "shell", "sh", "-c", "echo in $HOSTNAME; exit 7")
+		var exitErr utilexec.CodeExitError
+		if !errors.As(err, &exitErr) || exitErr.Code != 7 {
+			t.Errorf("exit 7: got %v", err)
+		}
+		if stdout != "in shell\n" {
+			t.Errorf("stdout %q", stdout)
+		}
+		if _, _, err := h.exec("spdy", "shell", "/no/such/program"); err == nil {
+			t.Errorf("exec of a program the image lacks succeeded")
+		}
+	})
+
+	t.Run("logs", func(t *testing.T) {
+		h.createPod(makePod("talker", shellRef, []string{"sh", "-c", "echo hello from $(POD_GREETING) && sleep 3600"},
+			withEnv("POD_GREETING", "talker")))
+		h.waitRunning("talker")
+		deadline := time.Now().Add(10 * time.Second)
+		var out []byte
+		for time.Now().Before(deadline) {
+			var err error
+			out, err = h.client.CoreV1().Pods(testNamespace).GetLogs("talker", &corev1.PodLogOptions{Container: "c"}).DoRaw(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out) == "hello from talker\n" {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("logs %q, want %q", out, "hello from talker\n")
+	})
+
+	t.Run("unmapped-image", func(t *testing.T) {
+		h.createPod(makePod("unmapped", "example.com/not/mapped:1", nil))
+		pod := h.waitPod("unmapped", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		cs := pod.Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "ErrImageNeverPull" ||
+			!strings.Contains(cs[0].State.Waiting.Message, "example.com/not/mapped:1") {
+			t.Errorf("container statuses %+v", cs)
+		}
+	})
+
+	t.Run("missing-command", func(t *testing.T) {
+		h.createPod(makePod("nocommand", agnhostRef, []string{"/bin/bash"}))
+		pod := h.waitPod("nocommand", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		if w := pod.Status.ContainerStatuses[0].State.Waiting; w == nil || !strings.Contains(w.Message, "/bin/bash") {
+			t.Errorf("container statuses %+v", pod.Status.ContainerStatuses)
+		}
+	})
+
+	t.Run("restart-never", func(t *testing.T) {
+		h.createPod(makePod("exit3", shellRef, []string{"sh", "-c", "exit 3"}, withRestartPolicy(corev1.RestartPolicyNever)))
+		pod := h.waitPod("exit3", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		if term := pod.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 3 {
+			t.Errorf("container statuses %+v", pod.Status.ContainerStatuses)
+		}
+		h.createPod(makePod("exit0", shellRef, []string{"true"}, withRestartPolicy(corev1.RestartPolicyOnFailure)))
+		h.waitPod("exit0", "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	})
+
+	t.Run("restart-always", func(t *testing.T) {
+		h.createPod(makePod("crasher", shellRef, []string{"sh", "-c", "echo run; exit 1"}))
+		pod := h.waitPod("crasher", "restarted", func(p *corev1.Pod) bool {
+			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+		})
+		if pod.Status.Phase != corev1.PodRunning {
+			t.Errorf("phase %s, want Running while it restarts", pod.Status.Phase)
+		}
+		last := pod.Status.ContainerStatuses[0].LastTerminationState.Terminated
+		if last == nil || last.ExitCode != 1 {
+			t.Errorf("last termination %+v", last)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		pid := h.containerPID("server")
+		path := h.sandboxes.pathOf("server")
+		h.deletePod("server")
+		h.waitPodGone("server")
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process %d of the deleted pod: kill 0 = %v, want ESRCH", pid, err)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("sandbox %s still exists: %v", path, err)
+		}
+	})
+
+	t.Run("skip-annotation", func(t *testing.T) {
+		h.createPod(makePod("labpod", shellRef, []string{"sleep", "3600"}, func(p *corev1.Pod) {
+			p.Annotations = map[string]string{NetnsAnnotation: "somewhere"}
+		}))
+		time.Sleep(time.Second)
+		if h.sandboxes.pathOf("labpod") != "" || h.kubelet.worker(testNamespace, "labpod") != nil {
+			t.Errorf("the kubelet runs a pod that carries %s", NetnsAnnotation)
+		}
+	})
+
+	t.Run("tls", func(t *testing.T) {
+		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", h.kubelet.Port())
+		noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		if resp, err := noCert.Get(url); err == nil {
+			resp.Body.Close()
+			t.Errorf("a client without a certificate got %s", resp.Status)
+		}
+		cert, err := tls.LoadX509KeyPair(h.pki.ClientCertFile, h.pki.ClientKeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		withCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert}, RootCAs: h.pki.ServerTLSConfig().ClientCAs,
+		}}}
+		resp, err := withCert.Get(url)
+		if err != nil {
+			t.Fatalf("a client with the API server's certificate: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("healthz: %s", resp.Status)
+		}
+	})
+}
+
+// labSandboxes creates each pod's namespace as a netlab pod of one node.
+type labSandboxes struct {
+	node *netlab.Node
+	mu   sync.Mutex
+	pods map[string]*netlab.Pod // by pod name, while they exist
+}
+
+var _ Sandboxes = (*labSandboxes)(nil)
+
+func (s *labSandboxes) Create(_ context.Context, pod *corev1.Pod) (Sandbox, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.node.AddPod(pod.Name)
+	if err != nil {
+		return nil, err
+	}
+	if s.pods == nil {
+		s.pods = map[string]*netlab.Pod{}
+	}
+	s.pods[pod.Name] = p
+	return &labSandbox{s: s, name: pod.Name, pod: p}, nil
+}
+
+func (s *labSandboxes) live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pods)
+}
+
+func (s *labSandboxes) pathOf(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pods[name]; p != nil {
+		return p.Path
+	}
+	return ""
+}
+
+func (s *labSandboxes) ipsOf(name string) []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pods[name]
+	return []netip.Addr{p.IPv4, p.IPv6}
+}
+
+type labSandbox struct {
+	s    *labSandboxes
+	name string
+	pod  *netlab.Pod
+}
+
+func (b *labSandbox) NetnsPath() string { return b.pod.Path }
+func (b *labSandbox) IPs() []netip.Addr { return []netip.Addr{b.pod.IPv4, b.pod.IPv6} }
+
+func (b *labSandbox) Remove() error {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	delete(b.s.pods, b.name)
+	return b.pod.Node.RemovePod(b.pod)
+}
