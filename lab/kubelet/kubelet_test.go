@@ -8,11 +8,14 @@ package kubelet
 //	node address (hostIP):  198.19.0.1
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -29,7 +32,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport/spdy"
 	utilexec "k8s.io/client-go/util/exec"
 	"k8s.io/streaming/pkg/httpstream"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -61,8 +66,8 @@ func startHarness(t *testing.T) *harness {
 	if assets == "" {
 		t.Skip("KUBEBUILDER_ASSETS is not set (kube-apiserver and etcd, hack/build-k8s.sh)")
 	}
-	net := netlab.NewForTest(t)
-	node, err := net.AddNode()
+	nl := netlab.NewForTest(t)
+	node, err := nl.AddNode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +168,17 @@ func withRestartPolicy(p corev1.RestartPolicy) podTweak {
 	return func(pod *corev1.Pod) { pod.Spec.RestartPolicy = p }
 }
 
+func withContainer(name, image string, command []string) podTweak {
+	return func(pod *corev1.Pod) {
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: name, Image: image, Command: command})
+	}
+}
+
+// serveHostname is the command of upstream's netpol server containers.
+func serveHostname(port int) []string {
+	return []string{"/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", fmt.Sprint(port)}
+}
+
 func withEnv(name, value string) podTweak {
 	return func(pod *corev1.Pod) {
 		pod.Spec.Containers[0].Env = append(pod.Spec.Containers[0].Env, corev1.EnvVar{Name: name, Value: value})
@@ -230,11 +246,11 @@ func (h *harness) exec(kind, pod string, command ...string) (string, string, err
 	case "websocket":
 		exec, err = remotecommand.NewWebSocketExecutor(h.cfg, "GET", req.URL().String())
 	default:
-		var ws, spdy remotecommand.Executor
+		var ws, legacy remotecommand.Executor
 		if ws, err = remotecommand.NewWebSocketExecutor(h.cfg, "GET", req.URL().String()); err == nil {
-			if spdy, err = remotecommand.NewSPDYExecutor(h.cfg, "POST", req.URL()); err == nil {
+			if legacy, err = remotecommand.NewSPDYExecutor(h.cfg, "POST", req.URL()); err == nil {
 				// As kubectl: WebSocket first, SPDY when the upgrade fails.
-				exec, err = remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+				exec, err = remotecommand.NewFallbackExecutor(ws, legacy, func(err error) bool {
 					return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 				})
 			}
@@ -248,6 +264,46 @@ func (h *harness) exec(kind, pod string, command ...string) (string, string, err
 	defer cancel()
 	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr})
 	return stdout.String(), stderr.String(), err
+}
+
+// portForward forwards a local port to the pod's port through the API server over SPDY, connects
+// and returns what the server writes (agnhost serve-hostname writes its hostname and closes).
+func (h *harness) portForward(pod string, port int) string {
+	h.t.Helper()
+	transport, upgrader, err := spdy.RoundTripperFor(h.cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	url := h.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(testNamespace).Name(pod).SubResource("portforward").URL()
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, "POST", url)
+	stop, ready := make(chan struct{}), make(chan struct{})
+	defer close(stop)
+	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	forwarding := make(chan error, 1)
+	go func() { forwarding <- pf.ForwardPorts() }()
+	select {
+	case <-ready:
+	case err := <-forwarding:
+		h.t.Fatalf("port-forward to %s:%d: %v", pod, port, err)
+	}
+	ports, err := pf.GetPorts()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0].Local), 5*time.Second)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(conn)
+	if err != nil {
+		h.t.Errorf("reading from port-forward to %s:%d: %v", pod, port, err)
+	}
+	return strings.TrimSpace(string(answer))
 }
 
 func (h *harness) deletePod(name string) {
@@ -271,8 +327,8 @@ func (h *harness) waitPodGone(name string) {
 	h.t.Fatalf("pod %s still exists", name)
 }
 
-// containerPID is the PID of the pod's running container process.
-func (h *harness) containerPID(pod string) int {
+// containerPIDs are the PIDs of the pod's container processes.
+func (h *harness) containerPIDs(pod string) []int {
 	h.t.Helper()
 	w := h.kubelet.worker(testNamespace, pod)
 	if w == nil {
@@ -280,7 +336,11 @@ func (h *harness) containerPID(pod string) int {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.containers[0].proc.cmd.Process.Pid
+	var pids []int
+	for _, c := range w.containers {
+		pids = append(pids, c.proc.cmd.Process.Pid)
+	}
+	return pids
 }
 
 // TestKubelet runs pods through the API server as a user would: run, exec over SPDY and WebSocket,
@@ -292,8 +352,8 @@ func TestKubelet(t *testing.T) {
 		t.Skipf("agnhost is not built in KUBEBUILDER_ASSETS (hack/build-k8s.sh --e2e): %v", err)
 	}
 	// As upstream's netpol suite does: a server pod and a client pod probing it with agnhost connect.
-	h.createPod(makePod("server", agnhostRef, []string{"/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", "80"},
-		withEnv("SERVE_PORT_80", "foo")))
+	h.createPod(makePod("server", agnhostRef, serveHostname(80), withEnv("SERVE_PORT_80", "foo"),
+		withContainer("c81", agnhostRef, serveHostname(81))))
 	h.createPod(makePod("client", agnhostRef, nil))
 	server := h.waitRunning("server")
 	h.waitRunning("client")
@@ -307,21 +367,31 @@ func TestKubelet(t *testing.T) {
 			t.Errorf("hostIP %q, want 198.19.0.1", server.Status.HostIP)
 		}
 		cs := server.Status.ContainerStatuses
-		if len(cs) != 1 || !cs[0].Ready || cs[0].State.Running == nil || !strings.HasPrefix(cs[0].ContainerID, "lab://") {
-			t.Errorf("container statuses %+v", cs)
+		if len(cs) != 2 {
+			t.Fatalf("container statuses %+v", cs)
+		}
+		for _, c := range cs {
+			if !c.Ready || c.State.Running == nil || !strings.HasPrefix(c.ContainerID, "lab://") || c.RestartCount != 0 {
+				t.Errorf("container status %+v", c)
+			}
+		}
+		if cs[0].ContainerID == cs[1].ContainerID {
+			t.Errorf("both containers have the ID %s", cs[0].ContainerID)
 		}
 	})
 
 	for _, kind := range []string{"spdy", "websocket", "fallback"} {
 		t.Run("exec-"+kind, func(t *testing.T) {
 			for _, ip := range server.Status.PodIPs {
-				target := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), 80).String()
-				stdout, stderr, err := h.exec(kind, "client", "/agnhost", "connect", target, "--timeout=1s", "--protocol=tcp")
-				if err != nil {
-					t.Errorf("connect %s: %v (stdout %q, stderr %q)", target, err, stdout, stderr)
+				for _, port := range []uint16{80, 81} {
+					target := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), port).String()
+					stdout, stderr, err := h.exec(kind, "client", "/agnhost", "connect", target, "--timeout=1s", "--protocol=tcp")
+					if err != nil {
+						t.Errorf("connect %s: %v (stdout %q, stderr %q)", target, err, stdout, stderr)
+					}
 				}
-				closed := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), 81).String()
-				_, _, err = h.exec(kind, "client", "/agnhost", "connect", closed, "--timeout=1s", "--protocol=tcp")
+				closed := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), 82).String()
+				_, _, err := h.exec(kind, "client", "/agnhost", "connect", closed, "--timeout=1s", "--protocol=tcp")
 				var exitErr utilexec.CodeExitError
 				if !errors.As(err, &exitErr) || exitErr.Code == 0 {
 					t.Errorf("connect to closed port %s: got %v, want a non-zero exit code", closed, err)
@@ -364,6 +434,38 @@ func TestKubelet(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		t.Errorf("logs %q, want %q", out, "hello from talker\n")
+	})
+
+	t.Run("logs-follow", func(t *testing.T) {
+		h.createPod(makePod("ticker", shellRef, []string{"sh", "-c", "echo one; sleep 1; echo two; sleep 3600"}))
+		h.waitRunning("ticker")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stream, err := h.client.CoreV1().Pods(testNamespace).GetLogs("ticker", &corev1.PodLogOptions{Container: "c", Follow: true}).Stream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.Close()
+		lines := bufio.NewScanner(stream)
+		var got []string
+		for len(got) < 2 && lines.Scan() {
+			got = append(got, lines.Text())
+		}
+		if strings.Join(got, " ") != "one two" {
+			t.Errorf("followed lines %q (%v), want one, two", got, lines.Err())
+		}
+	})
+
+	t.Run("port-forward", func(t *testing.T) {
+		hostname, err := os.Hostname()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, port := range []int{80, 81} {
+			if got := h.portForward("server", port); got != hostname {
+				t.Errorf("port-forward to port %d answered %q, want the hostname %q", port, got, hostname)
+			}
+		}
 	})
 
 	t.Run("unmapped-image", func(t *testing.T) {
@@ -409,12 +511,14 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		pid := h.containerPID("server")
+		pids := h.containerPIDs("server")
 		path := h.sandboxes.pathOf("server")
 		h.deletePod("server")
 		h.waitPodGone("server")
-		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-			t.Errorf("process %d of the deleted pod: kill 0 = %v, want ESRCH", pid, err)
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("process %d of the deleted pod: kill 0 = %v, want ESRCH", pid, err)
+			}
 		}
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
 			t.Errorf("sandbox %s still exists: %v", path, err)
