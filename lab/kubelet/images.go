@@ -23,13 +23,13 @@ type Image struct {
 const AgnhostRepository = "registry.k8s.io/e2e-test-images/agnhost"
 
 // AgnhostImage is agnhost's image, played by the agnhost binary at localPath: entrypoint
-// /agnhost, default command "pause", as in the upstream Dockerfile.
+// /agnhost, default command "pause", as in the upstream Dockerfile, and the shell and tools of
+// ShellImage that the real image's base also has (tests exec "sh -c ..." in agnhost pods).
 func AgnhostImage(localPath string) Image {
-	return Image{
-		Entrypoint: []string{"/agnhost"},
-		Cmd:        []string{"pause"},
-		Programs:   map[string]string{"/agnhost": localPath},
-	}
+	img := ShellImage()
+	img.Entrypoint, img.Cmd = []string{"/agnhost"}, []string{"pause"}
+	img.Programs["/agnhost"] = localPath
+	return img
 }
 
 // shellPrograms are the host programs that ShellImage offers under /bin.
