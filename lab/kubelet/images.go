@@ -34,7 +34,7 @@ func AgnhostImage(localPath string) Image {
 
 // shellPrograms are the host programs that ShellImage offers under /bin.
 var shellPrograms = []string{
-	"sh", "cat", "echo", "env", "false", "grep", "hostname", "ip", "ls", "nc", "ping", "sleep", "true", "wget",
+	"sh", "cat", "echo", "env", "false", "grep", "hostname", "ip", "ls", "nc", "ping", "sleep", "true", "tty", "wget",
 }
 
 // ShellImage is a busybox-like image played by the host's programs: /bin/sh and a few tools under

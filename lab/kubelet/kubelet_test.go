@@ -306,6 +306,25 @@ func (h *harness) portForward(pod string, port int) string {
 	return strings.TrimSpace(string(answer))
 }
 
+// execTTY runs command on a terminal in the pod's container over SPDY with input as its stdin,
+// returning the terminal's output and the error.
+func (h *harness) execTTY(pod, input string, command ...string) (string, error) {
+	h.t.Helper()
+	req := h.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(testNamespace).Name(pod).
+		SubResource("exec").VersionedParams(&corev1.PodExecOptions{
+		Container: "c", Command: command, Stdin: true, Stdout: true, TTY: true,
+	}, scheme.ParameterCodec)
+	exec, err := remotecommand.NewSPDYExecutor(h.cfg, "POST", req.URL())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: strings.NewReader(input), Stdout: &stdout, Tty: true})
+	return stdout.String(), err
+}
+
 func (h *harness) deletePod(name string) {
 	h.t.Helper()
 	err := h.client.CoreV1().Pods(testNamespace).Delete(context.Background(), name, metav1.DeleteOptions{})
@@ -410,6 +429,10 @@ func TestKubelet(t *testing.T) {
 		}
 		if stdout != "in shell\n" {
 			t.Errorf("stdout %q", stdout)
+		}
+		out, err := h.execTTY("shell", "tty -s && echo on-a-tty-$((1+1)); exit 5\n", "sh")
+		if !errors.As(err, &exitErr) || exitErr.Code != 5 || !strings.Contains(out, "on-a-tty-2") {
+			t.Errorf("sh on a terminal: got %q, %v; want on-a-tty-2 and exit code 5", out, err)
 		}
 		if _, _, err := h.exec("spdy", "shell", "/no/such/program"); err == nil {
 			t.Errorf("exec of a program the image lacks succeeded")

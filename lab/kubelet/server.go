@@ -2,11 +2,13 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"time"
@@ -66,9 +68,9 @@ func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
 type executor struct{ pod *podWorker }
 
 // ExecInContainer runs cmd, resolved in the container's image, with the container's env in the
-// pod's network namespace; a non-zero exit is returned as a CodeExitError carrying the code. TTYs
-// are not supported: the command runs with plain streams.
-func (e *executor) ExecInContainer(ctx context.Context, _, _, container string, cmd []string, in io.Reader, out, errOut io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
+// pod's network namespace, on a pseudo-terminal if tty is set; a non-zero exit is returned as a
+// CodeExitError carrying the code.
+func (e *executor) ExecInContainer(ctx context.Context, _, _, container string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	target, err := e.pod.execTarget(container)
 	if err != nil {
 		return err
@@ -77,7 +79,26 @@ func (e *executor) ExecInContainer(ctx context.Context, _, _, container string, 
 	if err != nil {
 		return err
 	}
-	c := nsenterCommand(target.netnsPath, args, target.env)
+	// The command is killed when the client goes.
+	c := nsenterCommand(ctx, target.netnsPath, args, target.env)
+	if tty {
+		c.Env = append(c.Env, "TERM=xterm")
+		err = runWithTTY(c, in, out, resize)
+	} else {
+		err = runPlain(c, in, out, errOut)
+	}
+	if err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return utilexec.CodeExitError{Err: err, Code: int(exitCode(err))}
+		}
+		return fmt.Errorf("running %s: %w", cmd[0], err)
+	}
+	return nil
+}
+
+// runPlain runs c with the exec streams as its stdin, stdout and stderr.
+func runPlain(c *exec.Cmd, in io.Reader, out, errOut io.Writer) error {
 	if out != nil {
 		c.Stdout = out
 	}
@@ -95,15 +116,7 @@ func (e *executor) ExecInContainer(ctx context.Context, _, _, container string, 
 			stdin.Close()
 		}()
 	}
-	if err := c.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", cmd[0], err)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = c.Process.Kill() })
-	defer stop()
-	if err := c.Wait(); err != nil {
-		return utilexec.CodeExitError{Err: err, Code: int(exitCode(err))}
-	}
-	return nil
+	return c.Run()
 }
 
 // serveLogs writes a container's output; follow=true keeps writing until the process exits or the
