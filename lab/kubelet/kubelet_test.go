@@ -561,9 +561,13 @@ func TestKubelet(t *testing.T) {
 	t.Run("tls", func(t *testing.T) {
 		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", h.kubelet.Port())
 		noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-		if resp, err := noCert.Get(url); err == nil {
+		resp, err := noCert.Get(url)
+		if err == nil {
 			resp.Body.Close()
-			t.Errorf("a client without a certificate got %s", resp.Status)
+			t.Fatalf("a client without a certificate got %s", resp.Status)
+		}
+		if !strings.Contains(err.Error(), "certificate required") {
+			t.Errorf("a client without a certificate: %v, want a TLS certificate failure", err)
 		}
 		cert, err := tls.LoadX509KeyPair(h.pki.ClientCertFile, h.pki.ClientKeyFile)
 		if err != nil {
@@ -572,7 +576,7 @@ func TestKubelet(t *testing.T) {
 		withCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
 			Certificates: []tls.Certificate{cert}, RootCAs: h.pki.ServerTLSConfig().ClientCAs,
 		}}}
-		resp, err := withCert.Get(url)
+		resp, err = withCert.Get(url)
 		if err != nil {
 			t.Fatalf("a client with the API server's certificate: %v", err)
 		}
