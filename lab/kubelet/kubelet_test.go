@@ -57,7 +57,7 @@ type harness struct {
 	client    kubernetes.Interface
 	kubelet   *Kubelet
 	pki       *PKI
-	sandboxes *labSandboxes
+	sandboxes *recordingSandboxes
 }
 
 func startHarness(t *testing.T) *harness {
@@ -91,7 +91,9 @@ func startHarness(t *testing.T) *harness {
 		}
 	})
 	client := kubernetes.NewForConfigOrDie(cfg)
-	h := &harness{t: t, cfg: cfg, client: client, pki: pki, sandboxes: &labSandboxes{node: node}}
+	h := &harness{t: t, cfg: cfg, client: client, pki: pki, sandboxes: &recordingSandboxes{NetlabSandboxes: NetlabSandboxes{
+		Node: node, Families: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol},
+	}}}
 	images := DefaultImages(filepath.Join(assets, "agnhost"))
 	k, err := Start(context.Background(), Config{
 		NodeName:       testNode,
@@ -111,7 +113,7 @@ func startHarness(t *testing.T) *harness {
 		if err := k.Stop(); err != nil {
 			t.Errorf("stopping the kubelet: %v", err)
 		}
-		if n := h.sandboxes.live(); n != 0 {
+		if n := h.sandboxes.count(); n != 0 {
 			t.Errorf("%d sandboxes left after Stop", n)
 		}
 	})
@@ -378,9 +380,13 @@ func TestKubelet(t *testing.T) {
 	h.waitRunning("client")
 
 	t.Run("status", func(t *testing.T) {
+		var got []string
+		for _, ip := range server.Status.PodIPs {
+			got = append(got, ip.IP)
+		}
 		want := h.sandboxes.ipsOf("server")
-		if len(server.Status.PodIPs) != len(want) || server.Status.PodIP != want[0].String() {
-			t.Errorf("podIPs %v, want %v", server.Status.PodIPs, want)
+		if len(want) != 2 || !want[0].Is4() || strings.Join(got, ",") != join(want) || server.Status.PodIP != got[0] {
+			t.Errorf("podIP %s, podIPs %v; want the sandbox's %v, IPv4 first", server.Status.PodIP, got, want)
 		}
 		if server.Status.HostIP != "198.19.0.1" {
 			t.Errorf("hostIP %q, want 198.19.0.1", server.Status.HostIP)
@@ -587,63 +593,57 @@ func TestKubelet(t *testing.T) {
 	})
 }
 
-// labSandboxes creates each pod's namespace as a netlab pod of one node.
-type labSandboxes struct {
-	node *netlab.Node
+// recordingSandboxes are NetlabSandboxes that remember the live sandboxes by pod name.
+type recordingSandboxes struct {
+	NetlabSandboxes
 	mu   sync.Mutex
-	pods map[string]*netlab.Pod // by pod name, while they exist
+	live map[string]Sandbox
 }
 
-var _ Sandboxes = (*labSandboxes)(nil)
-
-func (s *labSandboxes) Create(_ context.Context, pod *corev1.Pod) (Sandbox, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, err := s.node.AddPod(pod.Name)
+func (s *recordingSandboxes) Create(ctx context.Context, pod *corev1.Pod) (Sandbox, error) {
+	sb, err := s.NetlabSandboxes.Create(ctx, pod)
 	if err != nil {
 		return nil, err
 	}
-	if s.pods == nil {
-		s.pods = map[string]*netlab.Pod{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live == nil {
+		s.live = map[string]Sandbox{}
 	}
-	s.pods[pod.Name] = p
-	return &labSandbox{s: s, name: pod.Name, pod: p}, nil
+	s.live[pod.Name] = sb
+	return &recordedSandbox{Sandbox: sb, s: s, name: pod.Name}, nil
 }
 
-func (s *labSandboxes) live() int {
+func (s *recordingSandboxes) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pods)
+	return len(s.live)
 }
 
-func (s *labSandboxes) pathOf(name string) string {
+func (s *recordingSandboxes) pathOf(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.pods[name]; p != nil {
-		return p.Path
+	if sb := s.live[name]; sb != nil {
+		return sb.NetnsPath()
 	}
 	return ""
 }
 
-func (s *labSandboxes) ipsOf(name string) []netip.Addr {
+func (s *recordingSandboxes) ipsOf(name string) []netip.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.pods[name]
-	return []netip.Addr{p.IPv4, p.IPv6}
+	return s.live[name].IPs()
 }
 
-type labSandbox struct {
-	s    *labSandboxes
+type recordedSandbox struct {
+	Sandbox
+	s    *recordingSandboxes
 	name string
-	pod  *netlab.Pod
 }
 
-func (b *labSandbox) NetnsPath() string { return b.pod.Path }
-func (b *labSandbox) IPs() []netip.Addr { return []netip.Addr{b.pod.IPv4, b.pod.IPv6} }
-
-func (b *labSandbox) Remove() error {
+func (b *recordedSandbox) Remove() error {
 	b.s.mu.Lock()
-	defer b.s.mu.Unlock()
-	delete(b.s.pods, b.name)
-	return b.pod.Node.RemovePod(b.pod)
+	delete(b.s.live, b.name)
+	b.s.mu.Unlock()
+	return b.Sandbox.Remove()
 }
