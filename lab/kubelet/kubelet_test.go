@@ -110,8 +110,14 @@ func startHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		pids := runningPIDs(k)
 		if err := k.Stop(); err != nil {
 			t.Errorf("stopping the kubelet: %v", err)
+		}
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("process %d runs after Stop: kill 0 = %v", pid, err)
+			}
 		}
 		if n := h.sandboxes.count(); n != 0 {
 			t.Errorf("%d sandboxes left after Stop", n)
@@ -348,6 +354,23 @@ func (h *harness) waitPodGone(name string) {
 	h.t.Fatalf("pod %s still exists", name)
 }
 
+// runningPIDs are the PIDs of every running container process of the kubelet.
+func runningPIDs(k *Kubelet) []int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var pids []int
+	for _, w := range k.pods {
+		w.mu.Lock()
+		for _, c := range w.containers {
+			if c.proc != nil && !c.proc.exited() {
+				pids = append(pids, c.proc.cmd.Process.Pid)
+			}
+		}
+		w.mu.Unlock()
+	}
+	return pids
+}
+
 // containerPIDs are the PIDs of the pod's container processes.
 func (h *harness) containerPIDs(pod string) []int {
 	h.t.Helper()
@@ -551,6 +574,20 @@ func TestKubelet(t *testing.T) {
 		}
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
 			t.Errorf("sandbox %s still exists: %v", path, err)
+		}
+	})
+
+	t.Run("host-network", func(t *testing.T) {
+		h.createPod(makePod("hostnet", shellRef, []string{"sleep", "3600"}, func(p *corev1.Pod) { p.Spec.HostNetwork = true }))
+		pod := h.waitRunning("hostnet")
+		if pod.Status.PodIP != "198.19.0.1" {
+			t.Errorf("podIP %s, want the node's 198.19.0.1", pod.Status.PodIP)
+		}
+		path := h.sandboxes.pathOf("hostnet")
+		h.deletePod("hostnet")
+		h.waitPodGone("hostnet")
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("the node's namespace %s is gone with its hostNetwork pod: %v", path, err)
 		}
 	})
 
