@@ -448,6 +448,36 @@ func TestKubelet(t *testing.T) {
 		})
 	}
 
+	t.Run("upstream-netpol-pod", func(t *testing.T) {
+		// The pod of upstream's netpol model (test/e2e/network/netpol/model.go, KubePod): agnhost
+		// porter serving the ports named by its env, grace period 0.
+		pod := makePod("porter", agnhostRef, []string{"/agnhost", "porter"}, func(p *corev1.Pod) {
+			p.Spec.TerminationGracePeriodSeconds = ptrTo[int64](0)
+			c := &p.Spec.Containers[0]
+			c.Name, c.SecurityContext = "agnhost", &corev1.SecurityContext{}
+			for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP} {
+				for _, port := range []int32{80, 81} {
+					c.Env = append(c.Env, corev1.EnvVar{Name: fmt.Sprintf("SERVE_%s_PORT_%d", proto, port), Value: "foo"})
+					c.Ports = append(c.Ports, corev1.ContainerPort{Protocol: proto, ContainerPort: port})
+				}
+			}
+		})
+		h.createPod(pod)
+		porter := h.waitRunning("porter")
+		for _, ip := range porter.Status.PodIPs {
+			for _, proto := range []string{"tcp", "udp"} {
+				for _, port := range []uint16{80, 81} {
+					target := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), port).String()
+					if _, stderr, err := h.exec("fallback", "client", "/agnhost", "connect", target, "--timeout=1s", "--protocol="+proto); err != nil {
+						t.Errorf("connect %s %s: %v (stderr %q)", proto, target, err, stderr)
+					}
+				}
+			}
+		}
+		h.deletePod("porter")
+		h.waitPodGone("porter")
+	})
+
 	t.Run("exec-exit-code", func(t *testing.T) {
 		h.createPod(makePod("shell", shellRef, []string{"sleep", "3600"}))
 		h.waitRunning("shell")
