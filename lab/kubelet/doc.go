@@ -20,7 +20,11 @@
 // Volumes (but the service account token, which is ignored), init containers, envFrom and env
 // from ConfigMaps, Secrets or resources are not implemented: a pod that needs one fails with a
 // reason saying so. Probes, resource limits and security contexts are ignored: a running
-// container is ready. Exec with a TTY runs the command on a pseudo-terminal.
+// container is ready. Exec with a TTY runs the command on a pseudo-terminal. A container's
+// /etc/resolv.conf is the host's: there is no cluster DNS, so pods reach Services by ClusterIP.
+//
+// NetlabSandboxes makes the sandboxes out of a lab/netlab node; a hostNetwork pod runs in the
+// node's own namespace.
 //
 // The streaming protocols (SPDY and WebSocket for exec, port forwarding) come from
 // k8s.io/cri-streaming, the kubelet's own streaming library at the same release.
