@@ -27,6 +27,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -91,13 +92,14 @@ func startHarness(t *testing.T) *harness {
 		}
 	})
 	client := kubernetes.NewForConfigOrDie(cfg)
+	kubeletClient := restrictedClient(t, env, client)
 	h := &harness{t: t, cfg: cfg, client: client, pki: pki, sandboxes: &recordingSandboxes{NetlabSandboxes: NetlabSandboxes{
 		Node: node, Families: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol},
 	}}}
 	images := DefaultImages(filepath.Join(assets, "agnhost"))
 	k, err := Start(context.Background(), Config{
 		NodeName:       testNode,
-		Client:         client,
+		Client:         kubeletClient,
 		Sandboxes:      h.sandboxes,
 		Images:         images,
 		HostIPs:        []netip.Addr{node.IPv4},
@@ -127,6 +129,37 @@ func startHarness(t *testing.T) *harness {
 	h.createNode(k.Port())
 	h.createServiceAccount()
 	return h
+}
+
+// restrictedClient is a client for a user holding PolicyRules only.
+func restrictedClient(t *testing.T, env *envtest.Environment, admin kubernetes.Interface) kubernetes.Interface {
+	t.Helper()
+	const user = "lab:kubelet:" + testNode
+	ctx := context.Background()
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "lab-kubelet"}, Rules: PolicyRules()}
+	if _, err := admin.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "lab-kubelet"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	authenticated, err := env.AddUser(envtest.User{Name: user}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(authenticated.Config())
+}
+
+// in is the harness for the subtest t: its helpers fail t.
+func (h *harness) in(t *testing.T) *harness {
+	sub := *h
+	sub.t = t
+	return &sub
 }
 
 // createNode registers the Node as the lab will: Hostname 127.0.0.1 and the kubelet's port.
@@ -403,6 +436,7 @@ func TestKubelet(t *testing.T) {
 	h.waitRunning("client")
 
 	t.Run("status", func(t *testing.T) {
+		h := h.in(t)
 		var got []string
 		for _, ip := range server.Status.PodIPs {
 			got = append(got, ip.IP)
@@ -430,6 +464,7 @@ func TestKubelet(t *testing.T) {
 
 	for _, kind := range []string{"spdy", "websocket", "fallback"} {
 		t.Run("exec-"+kind, func(t *testing.T) {
+			h := h.in(t)
 			for _, ip := range server.Status.PodIPs {
 				for _, port := range []uint16{80, 81} {
 					target := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), port).String()
@@ -449,6 +484,7 @@ func TestKubelet(t *testing.T) {
 	}
 
 	t.Run("upstream-netpol-pod", func(t *testing.T) {
+		h := h.in(t)
 		// The pod of upstream's netpol model (test/e2e/network/netpol/model.go, KubePod): agnhost
 		// porter serving the ports named by its env, grace period 0.
 		pod := makePod("porter", agnhostRef, []string{"/agnhost", "porter"}, func(p *corev1.Pod) {
@@ -479,6 +515,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("exec-exit-code", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("shell", shellRef, []string{"sleep", "3600"}))
 		h.waitRunning("shell")
 		stdout, _, err := h.exec("spdy", "shell", "sh", "-c", "echo in $HOSTNAME; exit 7")
@@ -499,6 +536,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("logs", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("talker", shellRef, []string{"sh", "-c", "echo hello from $(POD_GREETING) && sleep 3600"},
 			withEnv("POD_GREETING", "talker")))
 		h.waitRunning("talker")
@@ -519,6 +557,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("logs-follow", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("ticker", shellRef, []string{"sh", "-c", "echo one; sleep 1; echo two; sleep 3600"}))
 		h.waitRunning("ticker")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -539,6 +578,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("port-forward", func(t *testing.T) {
+		h := h.in(t)
 		hostname, err := os.Hostname()
 		if err != nil {
 			t.Fatal(err)
@@ -551,6 +591,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("unmapped-image", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("unmapped", "example.com/not/mapped:1", nil))
 		pod := h.waitPod("unmapped", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		cs := pod.Status.ContainerStatuses
@@ -561,6 +602,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("missing-command", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("nocommand", agnhostRef, []string{"/bin/bash"}))
 		pod := h.waitPod("nocommand", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		if w := pod.Status.ContainerStatuses[0].State.Waiting; w == nil || !strings.Contains(w.Message, "/bin/bash") {
@@ -569,6 +611,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("restart-never", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("exit3", shellRef, []string{"sh", "-c", "exit 3"}, withRestartPolicy(corev1.RestartPolicyNever)))
 		pod := h.waitPod("exit3", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		if term := pod.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 3 {
@@ -579,6 +622,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("restart-always", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("crasher", shellRef, []string{"sh", "-c", "echo run; exit 1"}))
 		pod := h.waitPod("crasher", "restarted", func(p *corev1.Pod) bool {
 			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
@@ -593,6 +637,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
+		h := h.in(t)
 		pids := h.containerPIDs("server")
 		path := h.sandboxes.pathOf("server")
 		h.deletePod("server")
@@ -608,6 +653,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("host-network", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("hostnet", shellRef, []string{"sleep", "3600"}, func(p *corev1.Pod) { p.Spec.HostNetwork = true }))
 		pod := h.waitRunning("hostnet")
 		if pod.Status.PodIP != "198.19.0.1" {
@@ -622,6 +668,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("skip-annotation", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("labpod", shellRef, []string{"sleep", "3600"}, func(p *corev1.Pod) {
 			p.Annotations = map[string]string{NetnsAnnotation: "somewhere"}
 		}))
@@ -632,6 +679,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("tls", func(t *testing.T) {
+		h := h.in(t)
 		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", h.kubelet.Port())
 		noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 		resp, err := noCert.Get(url)
