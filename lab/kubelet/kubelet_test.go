@@ -307,9 +307,10 @@ func (h *harness) exec(kind, pod string, command ...string) (string, string, err
 	return stdout.String(), stderr.String(), err
 }
 
-// portForward forwards a local port to the pod's port through the API server over SPDY, connects
-// and returns what the server writes (agnhost serve-hostname writes its hostname and closes).
-func (h *harness) portForward(pod string, port int) string {
+// portForward forwards a local port to the pod's port through the API server, over SPDY or, as
+// kubectl does, SPDY tunneled in a WebSocket; it connects and returns what the server writes
+// (agnhost serve-hostname writes its hostname and closes).
+func (h *harness) portForward(tunneled bool, pod string, port int) string {
 	h.t.Helper()
 	transport, upgrader, err := spdy.RoundTripperFor(h.cfg)
 	if err != nil {
@@ -317,6 +318,13 @@ func (h *harness) portForward(pod string, port int) string {
 	}
 	url := h.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(testNamespace).Name(pod).SubResource("portforward").URL()
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, "POST", url)
+	if tunneled {
+		ws, err := portforward.NewSPDYOverWebsocketDialer(url, h.cfg)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		dialer = ws
+	}
 	stop, ready := make(chan struct{}), make(chan struct{})
 	defer close(stop)
 	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)}, stop, ready, io.Discard, io.Discard)
@@ -583,9 +591,11 @@ func TestKubelet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, port := range []int{80, 81} {
-			if got := h.portForward("server", port); got != hostname {
-				t.Errorf("port-forward to port %d answered %q, want the hostname %q", port, got, hostname)
+		for _, tunneled := range []bool{false, true} {
+			for _, port := range []int{80, 81} {
+				if got := h.portForward(tunneled, "server", port); got != hostname {
+					t.Errorf("port-forward (tunneled %v) to port %d answered %q, want the hostname %q", tunneled, port, got, hostname)
+				}
 			}
 		}
 	})
