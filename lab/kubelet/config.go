@@ -3,7 +3,9 @@ package kubelet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os/exec"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +20,8 @@ const NetnsAnnotation = "lab.nftpolicy.io/netns"
 // that ignores SIGTERM.
 const MaxGracePeriod = 3 * time.Second
 
-// Sandboxes creates the network side of a pod: its network namespace and addresses.
+// Sandboxes creates the network side of a pod: its network namespace and addresses. A hostNetwork
+// pod's sandbox is the node's own namespace, and its Remove leaves that namespace alone.
 type Sandboxes interface {
 	Create(ctx context.Context, pod *corev1.Pod) (Sandbox, error)
 }
@@ -74,6 +77,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogDir == "" {
 		errs = append(errs, errors.New("no log directory"))
+	}
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		errs = append(errs, fmt.Errorf("running processes in pod namespaces needs nsenter (util-linux): %w", err))
 	}
 	return errors.Join(errs...)
 }

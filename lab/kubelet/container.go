@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -120,7 +121,7 @@ func startProcess(netnsPath string, args, env []string, logPath string, onExit f
 	if err != nil {
 		return fail(err)
 	}
-	p.cmd = nsenterCommand(netnsPath, args, env)
+	p.cmd = nsenterCommand(context.Background(), netnsPath, args, env)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	if err := p.cmd.Start(); err != nil {
 		log.Close()
@@ -138,8 +139,8 @@ func startProcess(netnsPath string, args, env []string, logPath string, onExit f
 
 // nsenterCommand runs args in the network namespace at netnsPath: nsenter joins the namespace and
 // executes the program, which keeps nsenter's PID.
-func nsenterCommand(netnsPath string, args, env []string) *exec.Cmd {
-	cmd := exec.Command("nsenter", append([]string{"--net=" + netnsPath, "--"}, args...)...)
+func nsenterCommand(ctx context.Context, netnsPath string, args, env []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + netnsPath, "--"}, args...)...)
 	cmd.Env = env
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -16,10 +16,15 @@
 //
 // What it does not do: images are local programs (see Image), so a container is a plain process
 // with no isolation beyond its network namespace: it shares the host's filesystem, mounts, PID and
-// UTS namespaces (its hostname is the host's), users and resources. Volumes, probes, init
-// containers, resource limits, security contexts and TTYs are not implemented; a pod that needs one
-// of the first three fails with a reason saying so, the rest are ignored. A running container is
-// ready.
+// UTS namespaces (its hostname is the host's; $HOSTNAME is the pod's name), users and resources.
+// Volumes (but the service account token, which is ignored), init containers, envFrom and env
+// from ConfigMaps, Secrets or resources are not implemented: a pod that needs one fails with a
+// reason saying so. Probes, resource limits and security contexts are ignored: a running
+// container is ready. Exec with a TTY runs the command on a pseudo-terminal. A container's
+// /etc/resolv.conf is the host's: there is no cluster DNS, so pods reach Services by ClusterIP.
+//
+// NetlabSandboxes makes the sandboxes out of a lab/netlab node; a hostNetwork pod runs in the
+// node's own namespace.
 //
 // The streaming protocols (SPDY and WebSocket for exec, port forwarding) come from
 // k8s.io/cri-streaming, the kubelet's own streaming library at the same release.

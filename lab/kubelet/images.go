@@ -23,18 +23,18 @@ type Image struct {
 const AgnhostRepository = "registry.k8s.io/e2e-test-images/agnhost"
 
 // AgnhostImage is agnhost's image, played by the agnhost binary at localPath: entrypoint
-// /agnhost, default command "pause", as in the upstream Dockerfile.
+// /agnhost, default command "pause", as in the upstream Dockerfile, and the shell and tools of
+// ShellImage that the real image's base also has (tests exec "sh -c ..." in agnhost pods).
 func AgnhostImage(localPath string) Image {
-	return Image{
-		Entrypoint: []string{"/agnhost"},
-		Cmd:        []string{"pause"},
-		Programs:   map[string]string{"/agnhost": localPath},
-	}
+	img := ShellImage()
+	img.Entrypoint, img.Cmd = []string{"/agnhost"}, []string{"pause"}
+	img.Programs["/agnhost"] = localPath
+	return img
 }
 
 // shellPrograms are the host programs that ShellImage offers under /bin.
 var shellPrograms = []string{
-	"sh", "cat", "echo", "env", "false", "grep", "hostname", "ip", "ls", "nc", "ping", "sleep", "true", "wget",
+	"sh", "cat", "echo", "env", "false", "grep", "hostname", "ip", "ls", "nc", "ping", "sleep", "true", "tty", "wget",
 }
 
 // ShellImage is a busybox-like image played by the host's programs: /bin/sh and a few tools under

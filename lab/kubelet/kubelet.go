@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +69,8 @@ func Start(ctx context.Context, cfg Config) (*Kubelet, error) {
 		TLSConfig:         cfg.PKI.ServerTLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Refused handshakes and broken streams go to the lab's log, not the process's stderr.
+		ErrorLog: log.New(logfWriter(cfg.Logf), "kubelet API of "+cfg.NodeName+": ", 0),
 	}
 	go func() {
 		defer close(k.served)
@@ -195,6 +199,14 @@ func (k *Kubelet) worker(namespace, name string) *podWorker {
 		}
 	}
 	return found
+}
+
+// logfWriter turns a log.Logger's lines into Logf calls.
+type logfWriter func(string, ...any)
+
+func (f logfWriter) Write(p []byte) (int, error) {
+	f("%s", strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 func terminal(phase corev1.PodPhase) bool {

@@ -8,11 +8,14 @@ package kubelet
 //	node address (hostIP):  198.19.0.1
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -24,14 +27,17 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport/spdy"
 	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/streaming/pkg/httpstream"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
@@ -52,7 +58,7 @@ type harness struct {
 	client    kubernetes.Interface
 	kubelet   *Kubelet
 	pki       *PKI
-	sandboxes *labSandboxes
+	sandboxes *recordingSandboxes
 }
 
 func startHarness(t *testing.T) *harness {
@@ -61,8 +67,8 @@ func startHarness(t *testing.T) *harness {
 	if assets == "" {
 		t.Skip("KUBEBUILDER_ASSETS is not set (kube-apiserver and etcd, hack/build-k8s.sh)")
 	}
-	net := netlab.NewForTest(t)
-	node, err := net.AddNode()
+	nl := netlab.NewForTest(t)
+	node, err := nl.AddNode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +92,14 @@ func startHarness(t *testing.T) *harness {
 		}
 	})
 	client := kubernetes.NewForConfigOrDie(cfg)
-	h := &harness{t: t, cfg: cfg, client: client, pki: pki, sandboxes: &labSandboxes{node: node}}
+	kubeletClient := restrictedClient(t, env, client)
+	h := &harness{t: t, cfg: cfg, client: client, pki: pki, sandboxes: &recordingSandboxes{NetlabSandboxes: NetlabSandboxes{
+		Node: node, Families: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol},
+	}}}
 	images := DefaultImages(filepath.Join(assets, "agnhost"))
 	k, err := Start(context.Background(), Config{
 		NodeName:       testNode,
-		Client:         client,
+		Client:         kubeletClient,
 		Sandboxes:      h.sandboxes,
 		Images:         images,
 		HostIPs:        []netip.Addr{node.IPv4},
@@ -103,10 +112,16 @@ func startHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		pids := runningPIDs(k)
 		if err := k.Stop(); err != nil {
 			t.Errorf("stopping the kubelet: %v", err)
 		}
-		if n := h.sandboxes.live(); n != 0 {
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("process %d runs after Stop: kill 0 = %v", pid, err)
+			}
+		}
+		if n := h.sandboxes.count(); n != 0 {
 			t.Errorf("%d sandboxes left after Stop", n)
 		}
 	})
@@ -114,6 +129,37 @@ func startHarness(t *testing.T) *harness {
 	h.createNode(k.Port())
 	h.createServiceAccount()
 	return h
+}
+
+// restrictedClient is a client for a user holding PolicyRules only.
+func restrictedClient(t *testing.T, env *envtest.Environment, admin kubernetes.Interface) kubernetes.Interface {
+	t.Helper()
+	const user = "lab:kubelet:" + testNode
+	ctx := context.Background()
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "lab-kubelet"}, Rules: PolicyRules()}
+	if _, err := admin.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "lab-kubelet"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	authenticated, err := env.AddUser(envtest.User{Name: user}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(authenticated.Config())
+}
+
+// in is the harness for the subtest t: its helpers fail t.
+func (h *harness) in(t *testing.T) *harness {
+	sub := *h
+	sub.t = t
+	return &sub
 }
 
 // createNode registers the Node as the lab will: Hostname 127.0.0.1 and the kubelet's port.
@@ -161,6 +207,17 @@ func makePod(name, image string, command []string, tweaks ...podTweak) *corev1.P
 
 func withRestartPolicy(p corev1.RestartPolicy) podTweak {
 	return func(pod *corev1.Pod) { pod.Spec.RestartPolicy = p }
+}
+
+func withContainer(name, image string, command []string) podTweak {
+	return func(pod *corev1.Pod) {
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: name, Image: image, Command: command})
+	}
+}
+
+// serveHostname is the command of upstream's netpol server containers.
+func serveHostname(port int) []string {
+	return []string{"/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", fmt.Sprint(port)}
 }
 
 func withEnv(name, value string) podTweak {
@@ -230,11 +287,11 @@ func (h *harness) exec(kind, pod string, command ...string) (string, string, err
 	case "websocket":
 		exec, err = remotecommand.NewWebSocketExecutor(h.cfg, "GET", req.URL().String())
 	default:
-		var ws, spdy remotecommand.Executor
+		var ws, legacy remotecommand.Executor
 		if ws, err = remotecommand.NewWebSocketExecutor(h.cfg, "GET", req.URL().String()); err == nil {
-			if spdy, err = remotecommand.NewSPDYExecutor(h.cfg, "POST", req.URL()); err == nil {
+			if legacy, err = remotecommand.NewSPDYExecutor(h.cfg, "POST", req.URL()); err == nil {
 				// As kubectl: WebSocket first, SPDY when the upgrade fails.
-				exec, err = remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+				exec, err = remotecommand.NewFallbackExecutor(ws, legacy, func(err error) bool {
 					return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 				})
 			}
@@ -248,6 +305,73 @@ func (h *harness) exec(kind, pod string, command ...string) (string, string, err
 	defer cancel()
 	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr})
 	return stdout.String(), stderr.String(), err
+}
+
+// portForward forwards a local port to the pod's port through the API server, over SPDY or, as
+// kubectl does, SPDY tunneled in a WebSocket; it connects and returns what the server writes
+// (agnhost serve-hostname writes its hostname and closes).
+func (h *harness) portForward(tunneled bool, pod string, port int) string {
+	h.t.Helper()
+	transport, upgrader, err := spdy.RoundTripperFor(h.cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	url := h.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(testNamespace).Name(pod).SubResource("portforward").URL()
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, "POST", url)
+	if tunneled {
+		ws, err := portforward.NewSPDYOverWebsocketDialer(url, h.cfg)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		dialer = ws
+	}
+	stop, ready := make(chan struct{}), make(chan struct{})
+	defer close(stop)
+	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	forwarding := make(chan error, 1)
+	go func() { forwarding <- pf.ForwardPorts() }()
+	select {
+	case <-ready:
+	case err := <-forwarding:
+		h.t.Fatalf("port-forward to %s:%d: %v", pod, port, err)
+	}
+	ports, err := pf.GetPorts()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0].Local), 5*time.Second)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(conn)
+	if err != nil {
+		h.t.Errorf("reading from port-forward to %s:%d: %v", pod, port, err)
+	}
+	return strings.TrimSpace(string(answer))
+}
+
+// execTTY runs command on a terminal in the pod's container over SPDY with input as its stdin,
+// returning the terminal's output and the error.
+func (h *harness) execTTY(pod, input string, command ...string) (string, error) {
+	h.t.Helper()
+	req := h.client.CoreV1().RESTClient().Post().Resource("pods").Namespace(testNamespace).Name(pod).
+		SubResource("exec").VersionedParams(&corev1.PodExecOptions{
+		Container: "c", Command: command, Stdin: true, Stdout: true, TTY: true,
+	}, scheme.ParameterCodec)
+	exec, err := remotecommand.NewSPDYExecutor(h.cfg, "POST", req.URL())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: strings.NewReader(input), Stdout: &stdout, Tty: true})
+	return stdout.String(), err
 }
 
 func (h *harness) deletePod(name string) {
@@ -271,8 +395,25 @@ func (h *harness) waitPodGone(name string) {
 	h.t.Fatalf("pod %s still exists", name)
 }
 
-// containerPID is the PID of the pod's running container process.
-func (h *harness) containerPID(pod string) int {
+// runningPIDs are the PIDs of every running container process of the kubelet.
+func runningPIDs(k *Kubelet) []int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var pids []int
+	for _, w := range k.pods {
+		w.mu.Lock()
+		for _, c := range w.containers {
+			if c.proc != nil && !c.proc.exited() {
+				pids = append(pids, c.proc.cmd.Process.Pid)
+			}
+		}
+		w.mu.Unlock()
+	}
+	return pids
+}
+
+// containerPIDs are the PIDs of the pod's container processes.
+func (h *harness) containerPIDs(pod string) []int {
 	h.t.Helper()
 	w := h.kubelet.worker(testNamespace, pod)
 	if w == nil {
@@ -280,7 +421,11 @@ func (h *harness) containerPID(pod string) int {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.containers[0].proc.cmd.Process.Pid
+	var pids []int
+	for _, c := range w.containers {
+		pids = append(pids, c.proc.cmd.Process.Pid)
+	}
+	return pids
 }
 
 // TestKubelet runs pods through the API server as a user would: run, exec over SPDY and WebSocket,
@@ -292,36 +437,52 @@ func TestKubelet(t *testing.T) {
 		t.Skipf("agnhost is not built in KUBEBUILDER_ASSETS (hack/build-k8s.sh --e2e): %v", err)
 	}
 	// As upstream's netpol suite does: a server pod and a client pod probing it with agnhost connect.
-	h.createPod(makePod("server", agnhostRef, []string{"/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", "80"},
-		withEnv("SERVE_PORT_80", "foo")))
+	h.createPod(makePod("server", agnhostRef, serveHostname(80), withEnv("SERVE_PORT_80", "foo"),
+		withContainer("c81", agnhostRef, serveHostname(81))))
 	h.createPod(makePod("client", agnhostRef, nil))
 	server := h.waitRunning("server")
 	h.waitRunning("client")
 
 	t.Run("status", func(t *testing.T) {
+		h := h.in(t)
+		var got []string
+		for _, ip := range server.Status.PodIPs {
+			got = append(got, ip.IP)
+		}
 		want := h.sandboxes.ipsOf("server")
-		if len(server.Status.PodIPs) != len(want) || server.Status.PodIP != want[0].String() {
-			t.Errorf("podIPs %v, want %v", server.Status.PodIPs, want)
+		if len(want) != 2 || !want[0].Is4() || strings.Join(got, ",") != join(want) || server.Status.PodIP != got[0] {
+			t.Errorf("podIP %s, podIPs %v; want the sandbox's %v, IPv4 first", server.Status.PodIP, got, want)
 		}
 		if server.Status.HostIP != "198.19.0.1" {
 			t.Errorf("hostIP %q, want 198.19.0.1", server.Status.HostIP)
 		}
 		cs := server.Status.ContainerStatuses
-		if len(cs) != 1 || !cs[0].Ready || cs[0].State.Running == nil || !strings.HasPrefix(cs[0].ContainerID, "lab://") {
-			t.Errorf("container statuses %+v", cs)
+		if len(cs) != 2 {
+			t.Fatalf("container statuses %+v", cs)
+		}
+		for _, c := range cs {
+			if !c.Ready || c.State.Running == nil || !strings.HasPrefix(c.ContainerID, "lab://") || c.RestartCount != 0 {
+				t.Errorf("container status %+v", c)
+			}
+		}
+		if cs[0].ContainerID == cs[1].ContainerID {
+			t.Errorf("both containers have the ID %s", cs[0].ContainerID)
 		}
 	})
 
 	for _, kind := range []string{"spdy", "websocket", "fallback"} {
 		t.Run("exec-"+kind, func(t *testing.T) {
+			h := h.in(t)
 			for _, ip := range server.Status.PodIPs {
-				target := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), 80).String()
-				stdout, stderr, err := h.exec(kind, "client", "/agnhost", "connect", target, "--timeout=1s", "--protocol=tcp")
-				if err != nil {
-					t.Errorf("connect %s: %v (stdout %q, stderr %q)", target, err, stdout, stderr)
+				for _, port := range []uint16{80, 81} {
+					target := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), port).String()
+					stdout, stderr, err := h.exec(kind, "client", "/agnhost", "connect", target, "--timeout=1s", "--protocol=tcp")
+					if err != nil {
+						t.Errorf("connect %s: %v (stdout %q, stderr %q)", target, err, stdout, stderr)
+					}
 				}
-				closed := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), 81).String()
-				_, _, err = h.exec(kind, "client", "/agnhost", "connect", closed, "--timeout=1s", "--protocol=tcp")
+				closed := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), 82).String()
+				_, _, err := h.exec(kind, "client", "/agnhost", "connect", closed, "--timeout=1s", "--protocol=tcp")
 				var exitErr utilexec.CodeExitError
 				if !errors.As(err, &exitErr) || exitErr.Code == 0 {
 					t.Errorf("connect to closed port %s: got %v, want a non-zero exit code", closed, err)
@@ -330,7 +491,39 @@ func TestKubelet(t *testing.T) {
 		})
 	}
 
+	t.Run("upstream-netpol-pod", func(t *testing.T) {
+		h := h.in(t)
+		// The pod of upstream's netpol model (test/e2e/network/netpol/model.go, KubePod): agnhost
+		// porter serving the ports named by its env, grace period 0.
+		pod := makePod("porter", agnhostRef, []string{"/agnhost", "porter"}, func(p *corev1.Pod) {
+			p.Spec.TerminationGracePeriodSeconds = ptrTo[int64](0)
+			c := &p.Spec.Containers[0]
+			c.Name, c.SecurityContext = "agnhost", &corev1.SecurityContext{}
+			for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP} {
+				for _, port := range []int32{80, 81} {
+					c.Env = append(c.Env, corev1.EnvVar{Name: fmt.Sprintf("SERVE_%s_PORT_%d", proto, port), Value: "foo"})
+					c.Ports = append(c.Ports, corev1.ContainerPort{Protocol: proto, ContainerPort: port})
+				}
+			}
+		})
+		h.createPod(pod)
+		porter := h.waitRunning("porter")
+		for _, ip := range porter.Status.PodIPs {
+			for _, proto := range []string{"tcp", "udp"} {
+				for _, port := range []uint16{80, 81} {
+					target := netip.AddrPortFrom(netip.MustParseAddr(ip.IP), port).String()
+					if _, stderr, err := h.exec("fallback", "client", "/agnhost", "connect", target, "--timeout=1s", "--protocol="+proto); err != nil {
+						t.Errorf("connect %s %s: %v (stderr %q)", proto, target, err, stderr)
+					}
+				}
+			}
+		}
+		h.deletePod("porter")
+		h.waitPodGone("porter")
+	})
+
 	t.Run("exec-exit-code", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("shell", shellRef, []string{"sleep", "3600"}))
 		h.waitRunning("shell")
 		stdout, _, err := h.exec("spdy", "shell", "sh", "-c", "echo in $HOSTNAME; exit 7")
@@ -341,12 +534,17 @@ func TestKubelet(t *testing.T) {
 		if stdout != "in shell\n" {
 			t.Errorf("stdout %q", stdout)
 		}
+		out, err := h.execTTY("shell", "tty -s && echo on-a-tty-$((1+1)); exit 5\n", "sh")
+		if !errors.As(err, &exitErr) || exitErr.Code != 5 || !strings.Contains(out, "on-a-tty-2") {
+			t.Errorf("sh on a terminal: got %q, %v; want on-a-tty-2 and exit code 5", out, err)
+		}
 		if _, _, err := h.exec("spdy", "shell", "/no/such/program"); err == nil {
 			t.Errorf("exec of a program the image lacks succeeded")
 		}
 	})
 
 	t.Run("logs", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("talker", shellRef, []string{"sh", "-c", "echo hello from $(POD_GREETING) && sleep 3600"},
 			withEnv("POD_GREETING", "talker")))
 		h.waitRunning("talker")
@@ -366,7 +564,44 @@ func TestKubelet(t *testing.T) {
 		t.Errorf("logs %q, want %q", out, "hello from talker\n")
 	})
 
+	t.Run("logs-follow", func(t *testing.T) {
+		h := h.in(t)
+		h.createPod(makePod("ticker", shellRef, []string{"sh", "-c", "echo one; sleep 1; echo two; sleep 3600"}))
+		h.waitRunning("ticker")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stream, err := h.client.CoreV1().Pods(testNamespace).GetLogs("ticker", &corev1.PodLogOptions{Container: "c", Follow: true}).Stream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.Close()
+		lines := bufio.NewScanner(stream)
+		var got []string
+		for len(got) < 2 && lines.Scan() {
+			got = append(got, lines.Text())
+		}
+		if strings.Join(got, " ") != "one two" {
+			t.Errorf("followed lines %q (%v), want one, two", got, lines.Err())
+		}
+	})
+
+	t.Run("port-forward", func(t *testing.T) {
+		h := h.in(t)
+		hostname, err := os.Hostname()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tunneled := range []bool{false, true} {
+			for _, port := range []int{80, 81} {
+				if got := h.portForward(tunneled, "server", port); got != hostname {
+					t.Errorf("port-forward (tunneled %v) to port %d answered %q, want the hostname %q", tunneled, port, got, hostname)
+				}
+			}
+		}
+	})
+
 	t.Run("unmapped-image", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("unmapped", "example.com/not/mapped:1", nil))
 		pod := h.waitPod("unmapped", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		cs := pod.Status.ContainerStatuses
@@ -377,6 +612,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("missing-command", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("nocommand", agnhostRef, []string{"/bin/bash"}))
 		pod := h.waitPod("nocommand", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		if w := pod.Status.ContainerStatuses[0].State.Waiting; w == nil || !strings.Contains(w.Message, "/bin/bash") {
@@ -385,6 +621,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("restart-never", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("exit3", shellRef, []string{"sh", "-c", "exit 3"}, withRestartPolicy(corev1.RestartPolicyNever)))
 		pod := h.waitPod("exit3", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		if term := pod.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 3 {
@@ -395,6 +632,7 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("restart-always", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("crasher", shellRef, []string{"sh", "-c", "echo run; exit 1"}))
 		pod := h.waitPod("crasher", "restarted", func(p *corev1.Pod) bool {
 			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
@@ -409,19 +647,38 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		pid := h.containerPID("server")
+		h := h.in(t)
+		pids := h.containerPIDs("server")
 		path := h.sandboxes.pathOf("server")
 		h.deletePod("server")
 		h.waitPodGone("server")
-		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-			t.Errorf("process %d of the deleted pod: kill 0 = %v, want ESRCH", pid, err)
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("process %d of the deleted pod: kill 0 = %v, want ESRCH", pid, err)
+			}
 		}
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
 			t.Errorf("sandbox %s still exists: %v", path, err)
 		}
 	})
 
+	t.Run("host-network", func(t *testing.T) {
+		h := h.in(t)
+		h.createPod(makePod("hostnet", shellRef, []string{"sleep", "3600"}, func(p *corev1.Pod) { p.Spec.HostNetwork = true }))
+		pod := h.waitRunning("hostnet")
+		if pod.Status.PodIP != "198.19.0.1" {
+			t.Errorf("podIP %s, want the node's 198.19.0.1", pod.Status.PodIP)
+		}
+		path := h.sandboxes.pathOf("hostnet")
+		h.deletePod("hostnet")
+		h.waitPodGone("hostnet")
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("the node's namespace %s is gone with its hostNetwork pod: %v", path, err)
+		}
+	})
+
 	t.Run("skip-annotation", func(t *testing.T) {
+		h := h.in(t)
 		h.createPod(makePod("labpod", shellRef, []string{"sleep", "3600"}, func(p *corev1.Pod) {
 			p.Annotations = map[string]string{NetnsAnnotation: "somewhere"}
 		}))
@@ -432,11 +689,16 @@ func TestKubelet(t *testing.T) {
 	})
 
 	t.Run("tls", func(t *testing.T) {
+		h := h.in(t)
 		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", h.kubelet.Port())
 		noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-		if resp, err := noCert.Get(url); err == nil {
+		resp, err := noCert.Get(url)
+		if err == nil {
 			resp.Body.Close()
-			t.Errorf("a client without a certificate got %s", resp.Status)
+			t.Fatalf("a client without a certificate got %s", resp.Status)
+		}
+		if !strings.Contains(err.Error(), "certificate required") {
+			t.Errorf("a client without a certificate: %v, want a TLS certificate failure", err)
 		}
 		cert, err := tls.LoadX509KeyPair(h.pki.ClientCertFile, h.pki.ClientKeyFile)
 		if err != nil {
@@ -445,7 +707,7 @@ func TestKubelet(t *testing.T) {
 		withCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
 			Certificates: []tls.Certificate{cert}, RootCAs: h.pki.ServerTLSConfig().ClientCAs,
 		}}}
-		resp, err := withCert.Get(url)
+		resp, err = withCert.Get(url)
 		if err != nil {
 			t.Fatalf("a client with the API server's certificate: %v", err)
 		}
@@ -456,63 +718,57 @@ func TestKubelet(t *testing.T) {
 	})
 }
 
-// labSandboxes creates each pod's namespace as a netlab pod of one node.
-type labSandboxes struct {
-	node *netlab.Node
+// recordingSandboxes are NetlabSandboxes that remember the live sandboxes by pod name.
+type recordingSandboxes struct {
+	NetlabSandboxes
 	mu   sync.Mutex
-	pods map[string]*netlab.Pod // by pod name, while they exist
+	live map[string]Sandbox
 }
 
-var _ Sandboxes = (*labSandboxes)(nil)
-
-func (s *labSandboxes) Create(_ context.Context, pod *corev1.Pod) (Sandbox, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, err := s.node.AddPod(pod.Name)
+func (s *recordingSandboxes) Create(ctx context.Context, pod *corev1.Pod) (Sandbox, error) {
+	sb, err := s.NetlabSandboxes.Create(ctx, pod)
 	if err != nil {
 		return nil, err
 	}
-	if s.pods == nil {
-		s.pods = map[string]*netlab.Pod{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live == nil {
+		s.live = map[string]Sandbox{}
 	}
-	s.pods[pod.Name] = p
-	return &labSandbox{s: s, name: pod.Name, pod: p}, nil
+	s.live[pod.Name] = sb
+	return &recordedSandbox{Sandbox: sb, s: s, name: pod.Name}, nil
 }
 
-func (s *labSandboxes) live() int {
+func (s *recordingSandboxes) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pods)
+	return len(s.live)
 }
 
-func (s *labSandboxes) pathOf(name string) string {
+func (s *recordingSandboxes) pathOf(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.pods[name]; p != nil {
-		return p.Path
+	if sb := s.live[name]; sb != nil {
+		return sb.NetnsPath()
 	}
 	return ""
 }
 
-func (s *labSandboxes) ipsOf(name string) []netip.Addr {
+func (s *recordingSandboxes) ipsOf(name string) []netip.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.pods[name]
-	return []netip.Addr{p.IPv4, p.IPv6}
+	return s.live[name].IPs()
 }
 
-type labSandbox struct {
-	s    *labSandboxes
+type recordedSandbox struct {
+	Sandbox
+	s    *recordingSandboxes
 	name string
-	pod  *netlab.Pod
 }
 
-func (b *labSandbox) NetnsPath() string { return b.pod.Path }
-func (b *labSandbox) IPs() []netip.Addr { return []netip.Addr{b.pod.IPv4, b.pod.IPv6} }
-
-func (b *labSandbox) Remove() error {
+func (b *recordedSandbox) Remove() error {
 	b.s.mu.Lock()
-	defer b.s.mu.Unlock()
-	delete(b.s.pods, b.name)
-	return b.pod.Node.RemovePod(b.pod)
+	delete(b.s.live, b.name)
+	b.s.mu.Unlock()
+	return b.Sandbox.Remove()
 }
