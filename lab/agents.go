@@ -30,8 +30,8 @@ type agentProcess struct {
 }
 
 // addNodes creates the node namespaces, joins every pair of them with a fabric link (each node routes
-// another node's pod range and own addresses over their link), creates the Node objects with the
-// node's own addresses as InternalIPs, and adds the external client, joined to every node.
+// another node's pod range and own addresses over their link), starts each node's kubelet, creates
+// the Node objects with the node's own addresses as InternalIPs, and adds the external client, joined to every node.
 func (l *Lab) addNodes(ctx context.Context) error {
 	for i := range l.opts.Nodes {
 		nn, err := l.net.AddNode()
@@ -46,6 +46,9 @@ func (l *Lab) addNodes(ctx context.Context) error {
 		}
 		l.nodes = append(l.nodes, n)
 		l.state.Nodes = append(l.state.Nodes, NodeState{Name: n.name, Netns: nn.Path})
+		if err := l.startKubelet(ctx, n); err != nil {
+			return err
+		}
 		if err := l.createNode(ctx, n); err != nil {
 			return err
 		}

@@ -75,6 +75,13 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if l.ServiceCIDRs()[0].Addr().Is6() {
 		env.ControlPlane.GetAPIServer().Configure().Set("endpoint-reconciler-type", "none")
 	}
+	kubeletFlags, err := l.newKubeletPKI()
+	if err != nil {
+		return err
+	}
+	for flag, value := range kubeletFlags {
+		env.ControlPlane.GetAPIServer().Configure().Set(flag, value)
+	}
 	l.plane = &controlPlane{env: env, apiserverLog: logFile}
 	l.assets = assets
 	cfg, err := env.Start()

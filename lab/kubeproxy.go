@@ -115,7 +115,7 @@ func (l *Lab) startProxies(ctx context.Context) error {
 		return err
 	}
 	for _, p := range l.proxies {
-		if err := p.waitSynced(ctx, l.proxyFamilies()); err != nil {
+		if err := p.waitSynced(ctx, l.clusterFamilies()); err != nil {
 			return err
 		}
 	}
@@ -213,9 +213,9 @@ func (l *Lab) startProxy(ctx context.Context, n *node) (*proxyProcess, error) {
 	return &proxyProcess{childProcess: c, node: n, relay: relay}, nil
 }
 
-// proxyFamilies are the IP families of kube-proxy's health status the lab waits for: those it
-// publishes.
-func (l *Lab) proxyFamilies() []corev1.IPFamily {
+// clusterFamilies are the IP families the lab publishes, primary first: those of kube-proxy's health
+// status the lab waits for, and of each pod's addresses.
+func (l *Lab) clusterFamilies() []corev1.IPFamily {
 	var out []corev1.IPFamily
 	for _, p := range l.ServiceCIDRs() {
 		if p.Addr().Is4() {

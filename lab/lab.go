@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/lab/kubelet"
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
@@ -102,6 +103,9 @@ type Lab struct {
 	restConfig *rest.Config
 	// assets is the directory of the Kubernetes binaries the lab runs.
 	assets string
+	// kubeletPKI is the kubelets' serving certificate and the CA of the API server's client
+	// certificate.
+	kubeletPKI *kubelet.PKI
 	// identity is the agents' ServiceAccount, as config/default installs it.
 	identity AgentIdentity
 	nodes    []*node
@@ -122,6 +126,8 @@ type Lab struct {
 type node struct {
 	name string
 	net  *netlab.Node
+	// kubelet runs the pods bound to the node that the lab does not run itself.
+	kubelet *kubelet.Kubelet
 }
 
 var _ scenario.Cluster = (*Lab)(nil)
@@ -283,6 +289,7 @@ func (l *Lab) Close() error {
 		}
 		l.pods = map[string]*labPod{}
 		l.mu.Unlock()
+		errs = append(errs, l.stopKubelets())
 		errs = append(errs, l.stopProxies())
 		errs = append(errs, l.stopAgents())
 		if l.plane != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -71,7 +72,8 @@ var nodeCapacity = corev1.ResourceList{
 	corev1.ResourcePods:   resource.MustParse("250"),
 }
 
-// createNode creates n's Node with the status a kubelet reports: Ready, its addresses and capacity.
+// createNode creates n's Node with the status a kubelet reports: Ready, its addresses, capacity and
+// the port of its kubelet.
 func (l *Lab) createNode(ctx context.Context, n *node) error {
 	obj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name:   n.name,
@@ -82,10 +84,13 @@ func (l *Lab) createNode(ctx context.Context, n *node) error {
 	}
 	now := metav1.Now()
 	obj.Status = corev1.NodeStatus{
-		Addresses:   append(l.nodeAddresses(n), corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.name}),
-		Capacity:    nodeCapacity,
-		Allocatable: nodeCapacity,
-		Phase:       corev1.NodeRunning,
+		Addresses: append(l.nodeAddresses(n),
+			corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.name},
+			corev1.NodeAddress{Type: corev1.NodeInternalDNS, Address: kubeletAddress}),
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(n.kubelet.Port())}},
+		Capacity:        nodeCapacity,
+		Allocatable:     nodeCapacity,
+		Phase:           corev1.NodeRunning,
 		Conditions: []corev1.NodeCondition{{
 			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 			Message: "the lab runs this node", LastHeartbeatTime: now, LastTransitionTime: now,
@@ -94,14 +99,29 @@ func (l *Lab) createNode(ctx context.Context, n *node) error {
 	if err := l.client.Status().Update(ctx, obj); err != nil {
 		return fmt.Errorf("writing the status of Node %s: %w", n.name, err)
 	}
+	// The API server taints a new Node not-ready until the node lifecycle controller sees it Ready;
+	// the lab runs no such controller, and its nodes are Ready from the start.
+	obj.Spec.Taints = slices.DeleteFunc(obj.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
+	if err := l.client.Update(ctx, obj); err != nil {
+		return fmt.Errorf("removing the not-ready taint of Node %s: %w", n.name, err)
+	}
 	return nil
 }
 
 // nodeAddresses are the node's InternalIPs, one per family the lab publishes, primary first.
 func (l *Lab) nodeAddresses(n *node) []corev1.NodeAddress {
 	var out []corev1.NodeAddress
+	for _, ip := range l.nodeIPs(n) {
+		out = append(out, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})
+	}
+	return out
+}
+
+// nodeIPs are the node's own addresses, one per family the lab publishes, primary first.
+func (l *Lab) nodeIPs(n *node) []netip.Addr {
+	var out []netip.Addr
 	for _, p := range l.byFamily(netip.PrefixFrom(n.net.IPv4, 32), netip.PrefixFrom(n.net.IPv6, 128)) {
-		out = append(out, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: p.Addr().String()})
+		out = append(out, p.Addr())
 	}
 	return out
 }

@@ -21,6 +21,7 @@ func cmdUpstream(ctx context.Context, args []string) int {
 	lf.register(fs)
 	e2e := fs.String("e2e", "", "The e2e.test binary (default: e2e.test in the lab's assets directory, from hack/build-k8s.sh --e2e).")
 	report := fs.String("report", "", "Write the results as Markdown to this file (test/e2e/UPSTREAM.md).")
+	focus := fs.String("focus", upstream.Focus, "The specs to run (e2e.test --ginkgo.focus).")
 	reportDir := fs.String("report-dir", "", "Where e2e.test writes its reports and output (default: a new directory under /tmp).")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
@@ -39,7 +40,7 @@ func cmdUpstream(ctx context.Context, args []string) int {
 	for _, family := range strings.Split(lf.family, ",") {
 		lf := lf
 		lf.family = family
-		result, err := runUpstream(ctx, lf, *e2e, filepath.Join(dir, family))
+		result, err := runUpstream(ctx, lf, *e2e, *focus, filepath.Join(dir, family))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "nftpolicy-lab upstream (%s): %v\n", family, err)
 			code = 1
@@ -73,7 +74,7 @@ func cmdUpstream(ctx context.Context, args []string) int {
 
 // runUpstream brings a lab up, runs the suite on it and removes the lab. SCTP specs are skipped,
 // with the lab's reason, where the lab cannot carry SCTP.
-func runUpstream(ctx context.Context, lf labFlags, e2e, reportDir string) (*upstream.Result, error) {
+func runUpstream(ctx context.Context, lf labFlags, e2e, focus, reportDir string) (*upstream.Result, error) {
 	l, err := lab.Start(ctx, lf.options("", os.Stdout))
 	if err != nil {
 		return nil, err
@@ -82,9 +83,9 @@ func runUpstream(ctx context.Context, lf labFlags, e2e, reportDir string) (*upst
 	if e2e == "" {
 		e2e = filepath.Join(l.AssetsDir(), "e2e.test")
 	}
-	opts := upstream.Options{E2E: e2e, Kubeconfig: l.Kubeconfig(), ReportDir: reportDir, Out: os.Stdout}
+	opts := upstream.Options{E2E: e2e, Focus: focus, Kubeconfig: l.Kubeconfig(), ReportDir: reportDir, Out: os.Stdout}
 	if ok, why := l.SupportsProtocol(scenario.ProtocolSCTP); !ok {
-		opts.Skip, opts.SkipReason = "SCTP", why
+		opts.Skip, opts.SkipReason = `\[Feature:SCTPConnectivity\]`, why
 	}
 	if opts.Release, err = l.ServerVersion(); err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -17,8 +16,6 @@ type NetlabSandboxes struct {
 	Node *netlab.Node
 	// Families are the cluster's IP families, primary first: the addresses a pod's status shows.
 	Families []corev1.IPFamily
-
-	mu sync.Mutex // netlab nodes are not safe for concurrent AddPod and RemovePod
 }
 
 var _ Sandboxes = (*NetlabSandboxes)(nil)
@@ -28,15 +25,11 @@ func (s *NetlabSandboxes) Create(_ context.Context, pod *corev1.Pod) (Sandbox, e
 	if pod.Spec.HostNetwork {
 		return &netlabSandbox{path: s.Node.Path, ips: s.pick(s.Node.IPv4, s.Node.IPv6)}, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	p, err := s.Node.AddPod(pod.Namespace + "." + pod.Name)
 	if err != nil {
 		return nil, fmt.Errorf("adding the namespace of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return &netlabSandbox{path: p.Path, ips: s.pick(p.IPv4, p.IPv6), remove: func() error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
 		return s.Node.RemovePod(p)
 	}}, nil
 }

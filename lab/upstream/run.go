@@ -27,6 +27,8 @@ const Focus = `Netpol|\[Feature:NetworkPolicy\]`
 type Options struct {
 	// E2E is the e2e.test binary.
 	E2E string
+	// Focus selects the specs to run; "" means Focus.
+	Focus string
 	// Kubeconfig reaches the lab's API server as its admin.
 	Kubeconfig string
 	// Skip is a regular expression of specs not to run, with the reason reported for them; "" runs
@@ -72,10 +74,13 @@ func Run(ctx context.Context, name string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	jsonReport := filepath.Join(opts.ReportDir, "report.json")
+	if opts.Focus == "" {
+		opts.Focus = Focus
+	}
 	args := []string{
 		"--kubeconfig=" + opts.Kubeconfig,
 		"--provider=local",
-		"--ginkgo.focus=" + Focus,
+		"--ginkgo.focus=" + opts.Focus,
 		"--ginkgo.json-report=" + jsonReport,
 		"--ginkgo.no-color",
 		"--ginkgo.timeout=2h",
