@@ -163,6 +163,10 @@ func TestDownAfterCrash(t *testing.T) {
 		t.Errorf("state after up: proxy mode %q, want the default %q", state.ProxyMode, ProxyModeNFTables)
 	}
 
+	// A pod of the API, which a kubelet runs: its process names nothing of the lab.
+	runPodThroughAPI(t, state.Kubeconfig, "server")
+	inNetns := processesInNetns(state.NetnsPrefix)
+
 	if err := up.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +180,11 @@ func TestDownAfterCrash(t *testing.T) {
 		t.Fatalf("lab down: %v\n%s", err, out)
 	}
 	checkGone(t, state)
+	for _, p := range inNetns {
+		if p.alive() {
+			t.Errorf("process %d, in a network namespace of the lab, still runs", p.PID)
+		}
+	}
 }
 
 // waitUp reads `lab up`'s output until it says the lab is up.

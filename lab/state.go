@@ -283,15 +283,56 @@ func waitGone(p Process, timeout time.Duration) bool {
 // processesOf lists the lab's processes by their arguments: etcd's --data-dir and the --cert-dir of
 // kube-apiserver and kube-controller-manager are inside the state directory, an agent's --netns is
 // one of the lab's namespaces, and a kube-proxy's --kubeconfig is in the state directory's proxies/.
-// A shell or kubectl that merely names a file of the lab is left alone.
+// A shell or kubectl that merely names a file of the lab is left alone. Any process inside one of the
+// lab's network namespaces is the lab's too.
 func processesOf(s *State) []Process {
 	marks := []string{"--data-dir=" + s.Dir + "/", "--cert-dir=" + s.Dir + "/", "--kubeconfig=" + s.Dir + "/" + proxiesDir + "/"}
 	if s.NetnsPrefix != "" {
 		marks = append(marks, "/run/netns/"+s.NetnsPrefix)
 	}
-	return processesWithArg(func(arg string) bool {
+	found := processesWithArg(func(arg string) bool {
 		return slices.ContainsFunc(marks, func(m string) bool { return strings.HasPrefix(arg, m) })
 	})
+	return append(found, processesInNetns(s.NetnsPrefix)...)
+}
+
+// processesInNetns lists the processes that live in one of the lab's network namespaces (those
+// named /run/netns/<prefix>*): the containers the kubelets ran, whose arguments name nothing of
+// the lab.
+func processesInNetns(prefix string) []Process {
+	if prefix == "" {
+		return nil
+	}
+	paths, _ := filepath.Glob("/run/netns/" + prefix + "*")
+	inodes := map[uint64]bool{}
+	for _, path := range paths {
+		var st syscall.Stat_t
+		if syscall.Stat(path, &st) == nil {
+			inodes[st.Ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var found []Process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) != nil || !inodes[st.Ino] {
+			continue
+		}
+		if p, err := processOf(pid); err == nil {
+			found = append(found, p)
+		}
+	}
+	return found
 }
 
 // processesWithArg lists the processes one of whose arguments satisfies match.
