@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check `make test` promises, in order: go vet, the gofmt check,
-# golangci-lint (when hack/setup.sh built it) and the tests under the race
-# detector with KUBEBUILDER_ASSETS pointing at the envtest control plane.
+# golangci-lint (when hack/setup.sh built it), upstream's NetworkPolicy e2e
+# specs on an IPv4 lab, and the tests under the race detector with
+# KUBEBUILDER_ASSETS pointing at the envtest control plane.
 #
 # A failing check does not stop the later ones, so one run reports everything;
 # the script exits non-zero if any check failed. The tests run last, so on a
@@ -52,8 +53,22 @@ else
   step "golangci-lint not installed in ${LOCALBIN}; skipping lint"
 fi
 
-KUBEBUILDER_ASSETS="$(hack/build-k8s.sh | tail -n1)"
+KUBEBUILDER_ASSETS="$(hack/build-k8s.sh --e2e | tail -n1)"
 export KUBEBUILDER_ASSETS
+
+# The upstream e2e suite's NetworkPolicy specs on an IPv4 lab (make test-upstream adds dual-stack and
+# writes test/e2e/UPSTREAM.md). Its own build of the two binaries, so a stale bin/ never runs here.
+step "upstream NetworkPolicy e2e specs, ipv4 (e2e.test from ${KUBEBUILDER_ASSETS})"
+upstream_bin="$(mktemp -d -t nftpolicy-upstream-bin.XXXXXX)"
+if go build -o "${upstream_bin}/" ./cmd/nftpolicy ./cmd/nftpolicy-lab &&
+  "${upstream_bin}/nftpolicy-lab" upstream --ip-family ipv4 --assets "${KUBEBUILDER_ASSETS}" \
+    --report-dir "${upstream_bin}/report" >"${upstream_bin}/upstream.log" 2>&1; then
+  grep -E '^ipv4, ' "${upstream_bin}/upstream.log"
+else
+  tail -n 80 "${upstream_bin}/upstream.log" || true
+  failed+=("upstream")
+fi
+rm -rf "${upstream_bin}"
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags.
 if [[ -x "${LOCALBIN}/gotestsum" ]]; then
   # standard-quiet prints go test's package lines; the closing summary lists
