@@ -314,29 +314,22 @@ func processesInNetns(prefix string) []Process {
 	if len(inodes) == 0 {
 		return nil
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var found []Process
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
+	return processesWhere(func(pid int) bool {
 		var st syscall.Stat_t
-		if syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) != nil || !inodes[st.Ino] {
-			continue
-		}
-		if p, err := processOf(pid); err == nil {
-			found = append(found, p)
-		}
-	}
-	return found
+		return syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && inodes[st.Ino]
+	})
 }
 
 // processesWithArg lists the processes one of whose arguments satisfies match.
 func processesWithArg(match func(arg string) bool) []Process {
+	return processesWhere(func(pid int) bool {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && slices.ContainsFunc(strings.Split(string(cmdline), "\x00"), match)
+	})
+}
+
+// processesWhere lists the processes, but this one, that satisfy match.
+func processesWhere(match func(pid int) bool) []Process {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -344,15 +337,7 @@ func processesWithArg(match func(arg string) bool) []Process {
 	var found []Process
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if !slices.ContainsFunc(args, match) {
+		if err != nil || pid == os.Getpid() || !match(pid) {
 			continue
 		}
 		if p, err := processOf(pid); err == nil {
