@@ -18,10 +18,13 @@ const kubeControllerManager = "kube-controller-manager"
 
 // labControllers are the controllers of kube-controller-manager the lab runs: the EndpointSlices of
 // Services, from their selectors and mirrored from custom Endpoints; each namespace's default
-// ServiceAccount; and the removal of a deleted namespace's contents.
+// ServiceAccount, its token Secrets where asked for, and the kube-root-ca.crt ConfigMap (the upstream
+// e2e framework waits for it in each new namespace); the removal of a deleted namespace's contents;
+// and StatefulSets.
 var labControllers = []string{
 	"endpointslice-controller", "endpointslice-mirroring-controller",
-	"serviceaccount-controller", "namespace-controller",
+	"serviceaccount-controller", "serviceaccount-token-controller", "root-ca-certificate-publisher-controller",
+	"namespace-controller", "statefulset-controller",
 }
 
 // controllerManagerReadyTimeout bounds the wait for kube-controller-manager's first work.
@@ -46,6 +49,8 @@ func (l *Lab) startControllerManager(ctx context.Context) error {
 		"--kubeconfig=" + l.state.Kubeconfig,
 		"--controllers=" + strings.Join(labControllers, ","),
 		"--leader-elect=false",
+		// The token controller signs with the API server's ServiceAccount key.
+		"--service-account-private-key-file=" + filepath.Join(l.plane.env.ControlPlane.GetAPIServer().CertDir, "sa-signer.key"),
 		"--secure-port=0",
 		"--cert-dir=" + certDir,
 		"--v=2",
