@@ -97,11 +97,12 @@ func (l *Lab) execIn(ctx context.Context, pod *corev1.Pod, command ...string) er
 	if err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
+	// Two buffers: the streams are copied concurrently.
+	var stdout, stderr bytes.Buffer
+	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr})
 	var exit interface{ ExitStatus() int }
 	if errors.As(err, &exit) {
-		return &remoteExitError{err: err, output: out.String()}
+		return &remoteExitError{err: err, output: stdout.String() + stderr.String()}
 	}
 	return err
 }
