@@ -49,7 +49,7 @@ type Reader struct {
 
 // Open binds log group `group` in the network namespace at netnsPath ("" = the caller's): the
 // packets of rules with `log group <group>` in that namespace are then queued for Read. Only one
-// socket may bind a group; a second Open of the same group fails with EBUSY.
+// socket may bind a group: while one does, Open fails with EPERM, as it does without CAP_NET_ADMIN.
 func Open(netnsPath string, group uint16, opts Options) (*Reader, error) {
 	cfg := &netlink.Config{}
 	if netnsPath != "" {
@@ -73,6 +73,9 @@ func Open(netnsPath string, group uint16, opts Options) (*Reader, error) {
 	}
 	if err := r.bind(opts); err != nil {
 		_ = conn.Close()
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("binding log group %d (bound by another socket, or no CAP_NET_ADMIN): %w", group, err)
+		}
 		return nil, fmt.Errorf("binding log group %d: %w", group, err)
 	}
 	return r, nil
