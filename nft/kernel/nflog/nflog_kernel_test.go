@@ -24,13 +24,14 @@ import (
 //	UDP and TCP to port 9002 -> log group 2 prefix "np:two"
 //	UDP to port 9003         -> limit rate 100/second burst 5 packets, log group 3 prefix "np:flood"
 //	UDP to port 9004         -> log group 4 prefix "np:overrun"
+//	UDP to port 9005         -> log group 5 prefix "np:batch"
 //
 // Nothing listens on those ports: a TCP SYN is answered by a reset, UDP goes unanswered.
 const (
 	testTable = "nflogtest"
 
-	portOne, portTwo, portFlood, portOverrun     = 9001, 9002, 9003, 9004
-	groupOne, groupTwo, groupFlood, groupOverrun = 1, 2, 3, 4
+	portOne, portTwo, portFlood, portOverrun, portBatch      = 9001, 9002, 9003, 9004, 9005
+	groupOne, groupTwo, groupFlood, groupOverrun, groupBatch = 1, 2, 3, 4, 5
 
 	floodRate, floodBurst = 100, 5
 	floodPackets          = 10000
@@ -83,6 +84,7 @@ func logNode(t *testing.T) *netlab.Node {
 		logRule(unix.IPPROTO_UDP, portFlood, groupFlood, "np:flood",
 			&expr.Limit{Type: expr.LimitTypePkts, Rate: floodRate, Unit: expr.LimitTimeSecond, Burst: floodBurst}),
 		logRule(unix.IPPROTO_UDP, portOverrun, groupOverrun, "np:overrun", nil),
+		logRule(unix.IPPROTO_UDP, portBatch, groupBatch, "np:batch", nil),
 	}
 	for _, exprs := range rules {
 		c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: exprs})
@@ -363,6 +365,32 @@ func TestOverrunIsCountedAndReadGoesOn(t *testing.T) {
 	if got, want := uint64(n)+r.Lost(), uint64(last.Seq)+1; got != want || want <= floodPackets {
 		t.Errorf("%d read + %d lost = %d, want %d, the records numbered up to the last (more than %d)", n, r.Lost(), got, want, floodPackets)
 	}
+	if err := r.Close(); err != nil {
+		t.Error(err)
+	}
+	waitRead(t, done, nil)
+}
+
+// TestBatchesAndReadAgain: with batches of 4 records, 10 datagrams come as two full batches and a
+// partial one sent by the flush timer, all in order; a Read ended by its context can be followed by
+// another Read on the same reader.
+func TestBatchesAndReadAgain(t *testing.T) {
+	node := logNode(t)
+	r := openReader(t, node, groupBatch, Options{Batch: 4, FlushInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	_, done := reading(t, ctx, r)
+	cancel()
+	waitRead(t, done, context.Canceled)
+
+	records, done := reading(t, context.Background(), r)
+	const n = 10
+	sendUDP(t, node, netip.AddrPortFrom(node.IPv4, 44000), netip.AddrPortFrom(node.IPv4, portBatch), n)
+	for i, rec := range collect(t, records, n) {
+		if rec.Seq != uint32(i) || rec.Prefix != "np:batch" {
+			t.Errorf("record %d: seq %d prefix %q, want seq %d prefix np:batch", i, rec.Seq, rec.Prefix, i)
+		}
+	}
+	expectNoMore(t, records, "batched group")
 	if err := r.Close(); err != nil {
 		t.Error(err)
 	}

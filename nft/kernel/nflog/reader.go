@@ -153,8 +153,16 @@ func (r *Reader) Read(ctx context.Context, handle func(Record)) error {
 	if err := r.conn.SetReadDeadline(time.Time{}); err != nil && !r.closed.Load() {
 		return fmt.Errorf("reading log group %d: %w", r.group, err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = r.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = r.conn.SetReadDeadline(time.Unix(1, 0))
+		close(woken)
+	})
+	defer func() {
+		if !stop() { // the wake-up has started: let it finish before the next Read clears it
+			<-woken
+		}
+	}()
 
 	pending := r.pending
 	r.pending = nil
