@@ -12,13 +12,15 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 )
 
-// Kernel test plan: one lab node namespace, its own addresses on lo (netlab's address plan). An
-// output-hook chain of table inet nflogtest logs what the node sends to itself:
+// Kernel test plan: one lab node namespace, its own addresses on lo (netlab's address plan), pods
+// where a test adds them. An output-hook chain of table inet nflogtest logs what the node sends to
+// itself:
 //
 //	UDP and TCP to port 9001 -> log group 1 prefix "np:one"
 //	UDP and TCP to port 9002 -> log group 2 prefix "np:two"
@@ -26,12 +28,20 @@ import (
 //	UDP to port 9004         -> log group 4 prefix "np:overrun"
 //	UDP to port 9005         -> log group 5 prefix "np:batch"
 //
+// and a forward-hook chain what the node routes between its pods:
+//
+//	TCP to port 9006         -> log group 6 prefix "np:fwd"
+//
 // Nothing listens on those ports: a TCP SYN is answered by a reset, UDP goes unanswered.
 const (
 	testTable = "nflogtest"
 
-	portOne, portTwo, portFlood, portOverrun, portBatch      = 9001, 9002, 9003, 9004, 9005
-	groupOne, groupTwo, groupFlood, groupOverrun, groupBatch = 1, 2, 3, 4, 5
+	portOne, groupOne         = 9001, 1
+	portTwo, groupTwo         = 9002, 2
+	portFlood, groupFlood     = 9003, 3
+	portOverrun, groupOverrun = 9004, 4
+	portBatch, groupBatch     = 9005, 5
+	portForward, groupForward = 9006, 6
 
 	floodRate, floodBurst = 100, 5
 	floodPackets          = 10000
@@ -89,6 +99,9 @@ func logNode(t *testing.T) *netlab.Node {
 	for _, exprs := range rules {
 		c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: exprs})
 	}
+	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	c.AddRule(&nftables.Rule{Table: table, Chain: forward, Exprs: logRule(unix.IPPROTO_TCP, portForward, groupForward, "np:fwd", nil)})
 	if err := c.Flush(); err != nil {
 		t.Skipf("nf_tables with log and limit is not available: %v", err)
 	}
@@ -112,7 +125,7 @@ func reading(t *testing.T, ctx context.Context, r *Reader) (<-chan Record, <-cha
 }
 
 // sendUDP sends n datagrams from src to dst inside ns.
-func sendUDP(t *testing.T, ns *netlab.Node, src, dst netip.AddrPort, n int) {
+func sendUDP(t *testing.T, ns *netlab.Netns, src, dst netip.AddrPort, n int) {
 	t.Helper()
 	var conn net.PacketConn
 	err := ns.Do(func() error {
@@ -133,7 +146,7 @@ func sendUDP(t *testing.T, ns *netlab.Node, src, dst netip.AddrPort, n int) {
 }
 
 // sendSYN opens a TCP connection from src to dst inside ns; nothing listens, so only the SYN goes.
-func sendSYN(t *testing.T, ns *netlab.Node, src, dst netip.AddrPort) {
+func sendSYN(t *testing.T, ns *netlab.Netns, src, dst netip.AddrPort) {
 	t.Helper()
 	err := ns.Do(func() error {
 		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(src), Timeout: waitRecords}
@@ -218,9 +231,9 @@ func TestReadRecordsOfTwoGroups(t *testing.T) {
 	wantTwo := flow{ProtoUDP, netip.AddrPortFrom(node.IPv4, 41005), netip.AddrPortFrom(node.IPv4, portTwo)}
 	for _, f := range append(wantOne, wantTwo) {
 		if f.proto == ProtoTCP {
-			sendSYN(t, node, f.src, f.dst)
+			sendSYN(t, &node.Netns, f.src, f.dst)
 		} else {
-			sendUDP(t, node, f.src, f.dst, 1)
+			sendUDP(t, &node.Netns, f.src, f.dst, 1)
 		}
 	}
 
@@ -295,7 +308,7 @@ func TestFloodIsBoundedByTheRuleLimit(t *testing.T) {
 	records, done := reading(t, ctx, r)
 
 	start := time.Now()
-	sendUDP(t, node, netip.AddrPortFrom(node.IPv4, 42000), netip.AddrPortFrom(node.IPv4, portFlood), floodPackets)
+	sendUDP(t, &node.Netns, netip.AddrPortFrom(node.IPv4, 42000), netip.AddrPortFrom(node.IPv4, portFlood), floodPackets)
 	sending := time.Since(start)
 	first := collect(t, records, floodBurst) // the burst passes at once
 	time.Sleep(500 * time.Millisecond)       // records of the last packets may still be on their way
@@ -335,7 +348,7 @@ func TestOverrunIsCountedAndReadGoesOn(t *testing.T) {
 		})
 	}()
 
-	sendUDP(t, node, netip.AddrPortFrom(node.IPv4, 43000), netip.AddrPortFrom(node.IPv4, portOverrun), floodPackets)
+	sendUDP(t, &node.Netns, netip.AddrPortFrom(node.IPv4, 43000), netip.AddrPortFrom(node.IPv4, portOverrun), floodPackets)
 	close(release)
 	// Datagrams from another port after the flood, until one is read: Read must get past the
 	// overrun. The first ones may be lost too while the kernel still finds the buffer full.
@@ -352,7 +365,7 @@ func TestOverrunIsCountedAndReadGoesOn(t *testing.T) {
 			p, err := last.Packet()
 			found = err == nil && netip.AddrPortFrom(p.Src, p.SrcPort) == after
 		case <-resend.C:
-			sendUDP(t, node, after, netip.AddrPortFrom(node.IPv4, portOverrun), 1)
+			sendUDP(t, &node.Netns, after, netip.AddrPortFrom(node.IPv4, portOverrun), 1)
 		case <-timeout:
 			t.Fatalf("no record sent after the flood came within %s (%d records came)", waitRecords, n)
 		}
@@ -384,13 +397,72 @@ func TestBatchesAndReadAgain(t *testing.T) {
 
 	records, done := reading(t, context.Background(), r)
 	const n = 10
-	sendUDP(t, node, netip.AddrPortFrom(node.IPv4, 44000), netip.AddrPortFrom(node.IPv4, portBatch), n)
+	sendUDP(t, &node.Netns, netip.AddrPortFrom(node.IPv4, 44000), netip.AddrPortFrom(node.IPv4, portBatch), n)
 	for i, rec := range collect(t, records, n) {
 		if rec.Seq != uint32(i) || rec.Prefix != "np:batch" {
 			t.Errorf("record %d: seq %d prefix %q, want seq %d prefix np:batch", i, rec.Seq, rec.Prefix, i)
 		}
 	}
 	expectNoMore(t, records, "batched group")
+	if err := r.Close(); err != nil {
+		t.Error(err)
+	}
+	waitRead(t, done, nil)
+}
+
+// TestForwardedPacketsNameTheirInterfaces: a SYN that the node routes from pod a to pod b is logged
+// on the forward hook with the node sides of both pods' veths.
+func TestForwardedPacketsNameTheirInterfaces(t *testing.T) {
+	node := logNode(t)
+	a, err := node.AddPod("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := node.AddPod("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifindex := func(name string) uint32 {
+		t.Helper()
+		var index int
+		err := node.Do(func() error {
+			link, err := netlink.LinkByName(name)
+			if err == nil {
+				index = link.Attrs().Index
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("finding %s on the node: %v", name, err)
+		}
+		return uint32(index)
+	}
+	inA, outB := ifindex(a.HostIfname), ifindex(b.HostIfname)
+
+	r := openReader(t, node, groupForward, Options{})
+	records, done := reading(t, context.Background(), r)
+	flows := [][2]netip.AddrPort{
+		{netip.AddrPortFrom(a.IPv4, 45001), netip.AddrPortFrom(b.IPv4, portForward)},
+		{netip.AddrPortFrom(a.IPv6, 45002), netip.AddrPortFrom(b.IPv6, portForward)},
+	}
+	for _, f := range flows {
+		sendSYN(t, &a.Netns, f[0], f[1])
+	}
+	for i, rec := range collect(t, records, len(flows)) {
+		p, err := rec.Packet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [2]netip.AddrPort{netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)}
+		if rec.Prefix != "np:fwd" || got != flows[i] || p.Proto != ProtoTCP || p.TCPFlags != TCPSyn {
+			t.Errorf("record %q %v proto %d flags %#x, want np:fwd %v TCP SYN", rec.Prefix, got, p.Proto, p.TCPFlags, flows[i])
+		}
+		if rec.Hook != unix.NF_INET_FORWARD || rec.InIfindex != inA || rec.OutIfindex != outB {
+			t.Errorf("record hook %d in %d out %d, want forward (%d) in %d (%s) out %d (%s)",
+				rec.Hook, rec.InIfindex, rec.OutIfindex, unix.NF_INET_FORWARD, inA, a.HostIfname, outB, b.HostIfname)
+		}
+	}
+	expectNoMore(t, records, "forward group")
 	if err := r.Close(); err != nil {
 		t.Error(err)
 	}

@@ -149,7 +149,8 @@ func (r *Reader) configMessage(flags netlink.HeaderFlags, attrs []byte) netlink.
 // kernel had to drop records because handle kept up too slowly, is counted in Overruns and Read
 // goes on. One Read at a time.
 func (r *Reader) Read(ctx context.Context, handle func(Record)) error {
-	// A deadline in the past wakes the blocked receive when ctx is done.
+	// Clear the wake-up of a previous Read, then set one: a deadline in the past wakes the blocked
+	// receive when ctx is done.
 	if err := r.conn.SetReadDeadline(time.Time{}); err != nil && !r.closed.Load() {
 		return fmt.Errorf("reading log group %d: %w", r.group, err)
 	}
