@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,6 +106,7 @@ func logNode(t *testing.T) *netlab.Node {
 	if err := c.Flush(); err != nil {
 		t.Skipf("nf_tables with log and limit is not available: %v", err)
 	}
+	waitLocal(t, node, node.IPv4, node.IPv6)
 	t.Cleanup(func() { // before the lab's cleanup, registered earlier
 		c.DelTable(table)
 		if err := c.Flush(); err != nil {
@@ -112,6 +114,34 @@ func logNode(t *testing.T) *netlab.Node {
 		}
 	})
 	return node
+}
+
+// waitLocal waits until the node routes each of addrs to itself. The kernel installs the local
+// route of an IPv6 address from a work queue after adding the address, even without duplicate
+// address detection; until then only the address's prefix route exists, and a connection to it
+// fails with "network is unreachable".
+func waitLocal(t *testing.T, node *netlab.Node, addrs ...netip.Addr) {
+	t.Helper()
+	deadline := time.Now().Add(waitRecords)
+	for _, addr := range addrs {
+		for {
+			var routeType int
+			err := node.Do(func() error {
+				routes, err := netlink.RouteGet(addr.AsSlice())
+				if err == nil && len(routes) > 0 {
+					routeType = routes[0].Type
+				}
+				return err
+			})
+			if err == nil && routeType == unix.RTN_LOCAL {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the node does not route %s to itself after %s: route type %d, %v", addr, waitRecords, routeType, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // reading runs Read on r until the test ends and forwards the records; the returned channel
@@ -448,21 +478,34 @@ func TestForwardedPacketsNameTheirInterfaces(t *testing.T) {
 	for _, f := range flows {
 		sendSYN(t, &a.Netns, f[0], f[1])
 	}
-	for i, rec := range collect(t, records, len(flows)) {
+	// A SYN lost on the way (while the node still resolves the pod's neighbour entry) is sent
+	// again and logged again: a repeat of an expected flow is fine, anything else is not.
+	check := func(rec Record) (flow int) {
+		t.Helper()
 		p, err := rec.Packet()
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := [2]netip.AddrPort{netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)}
-		if rec.Prefix != "np:fwd" || got != flows[i] || p.Proto != ProtoTCP || p.TCPFlags != TCPSyn {
-			t.Errorf("record %q %v proto %d flags %#x, want np:fwd %v TCP SYN", rec.Prefix, got, p.Proto, p.TCPFlags, flows[i])
+		flow = slices.Index(flows, got)
+		if rec.Prefix != "np:fwd" || flow < 0 || p.Proto != ProtoTCP || p.TCPFlags != TCPSyn {
+			t.Errorf("record %q %v proto %d flags %#x, want np:fwd TCP SYN of one of %v", rec.Prefix, got, p.Proto, p.TCPFlags, flows)
 		}
 		if rec.Hook != unix.NF_INET_FORWARD || rec.InIfindex != inA || rec.OutIfindex != outB {
 			t.Errorf("record hook %d in %d out %d, want forward (%d) in %d (%s) out %d (%s)",
 				rec.Hook, rec.InIfindex, rec.OutIfindex, unix.NF_INET_FORWARD, inA, a.HostIfname, outB, b.HostIfname)
 		}
+		return flow
 	}
-	expectNoMore(t, records, "forward group")
+	seen := make([]bool, len(flows))
+	for !slices.Equal(seen, []bool{true, true}) {
+		if flow := check(collect(t, records, 1)[0]); flow >= 0 {
+			seen[flow] = true
+		}
+	}
+	for len(records) > 0 {
+		check(<-records)
+	}
 	if err := r.Close(); err != nil {
 		t.Error(err)
 	}
