@@ -36,7 +36,7 @@ type Record struct {
 }
 
 // Packet decodes the record's payload.
-func (r *Record) Packet() (Packet, error) {
+func (r Record) Packet() (Packet, error) {
 	return DecodePacket(r.Payload)
 }
 
