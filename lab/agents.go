@@ -136,6 +136,12 @@ func (l *Lab) startAgent(ctx context.Context, n *node, logDir string) (*agentPro
 		p = Process{PID: cmd.Process.Pid}
 	}
 	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, Kubeconfig: kubeconfig, HealthAddr: health, MetricsAddr: metrics})
+	if err := l.registerAgentPod(ctx, n, metrics); err != nil {
+		_ = cmd.Process.Kill()
+		<-a.exited
+		logFile.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
