@@ -121,3 +121,7 @@ func (d *delegatedAuth) filter(log logr.Logger, next http.Handler) (http.Handler
 }
 
 var _ metricsserver.Filter = (&delegatedAuth{}).filter
+
+// The client CA is read with a field selector on its name, so list and watch are granted for that one
+// ConfigMap only.
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch,resourceNames=extension-apiserver-authentication
