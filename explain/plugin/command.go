@@ -253,7 +253,7 @@ func destinations(ctx context.Context, client kubernetes.Interface, dst string, 
 }
 
 // askAgents adds the dataplane answers: the source pod's node for its egress, the destination
-// pod's node for its ingress, and the drift between them and the spec.
+// pod's node for its ingress. Report.Agreements compares them with the spec.
 func askAgents(ctx context.Context, ag *agents, r *explain.Report) error {
 	c := r.Spec.Connection
 	q := dataplane.Query{Src: c.SrcIP, Dst: c.DstIP, Port: c.Port, Proto: protoNumber(c.Protocol)}
@@ -274,15 +274,6 @@ func askAgents(ctx context.Context, ag *agents, r *explain.Report) error {
 			return err
 		}
 		r.Dataplane = append(r.Dataplane, ans)
-	}
-	for _, a := range r.Agreements() {
-		if !a.Agree {
-			spec := "denies"
-			if a.SpecAllows {
-				spec = "allows"
-			}
-			r.Drift = append(r.Drift, fmt.Sprintf("node %s %ss the %s, the policies say it %s", a.Node, a.Verdict, a.Direction, spec))
-		}
 	}
 	return nil
 }
