@@ -44,6 +44,9 @@ type TraceStep struct {
 	Chain string
 	Index int    // position of the rule in its chain; -1 for a base chain's policy
 	Rule  string // the rule in nft syntax
+	// Counter is the counter object the rule updates ("" for none). Updating it does not change
+	// the verdict.
+	Counter string
 }
 
 // TraceResult is the final verdict and the rules that decided it.
@@ -168,7 +171,7 @@ func (t *tracer) run(chain string, depth int) VerdictKind {
 		if v.Kind == VerdictNone {
 			continue
 		}
-		t.steps = append(t.steps, TraceStep{Chain: chain, Index: i, Rule: RenderRule(r)})
+		t.steps = append(t.steps, TraceStep{Chain: chain, Index: i, Rule: RenderRule(r), Counter: r.Counter})
 		switch v.Kind {
 		case Accept, Drop:
 			return v.Kind

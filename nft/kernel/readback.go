@@ -47,11 +47,12 @@ func (b *NetlinkBackend) Check(rs *nft.Ruleset) ([]string, error) {
 // strings, rules as their marshalled expressions, and anonymous sets (whose names differ between
 // lowerings) replaced in lookups by their content.
 type tableImage struct {
-	exists bool
-	sets   map[string]*setImage // named sets and maps
-	anon   map[string]*setImage // anonymous sets, by name
-	chains map[string]*chainImage
-	order  []string // chains in creation order, for rules queued before their chain is known
+	exists   bool
+	counters map[string]bool      // named counters; their values are the kernel's, never compared
+	sets     map[string]*setImage // named sets and maps
+	anon     map[string]*setImage // anonymous sets, by name
+	chains   map[string]*chainImage
+	order    []string // chains in creation order, for rules queued before their chain is known
 }
 
 type setImage struct {
@@ -65,7 +66,7 @@ type chainImage struct {
 }
 
 func newTableImage() *tableImage {
-	return &tableImage{sets: map[string]*setImage{}, anon: map[string]*setImage{}, chains: map[string]*chainImage{}}
+	return &tableImage{counters: map[string]bool{}, sets: map[string]*setImage{}, anon: map[string]*setImage{}, chains: map[string]*chainImage{}}
 }
 
 // imageOf lowers a full replacement of rs into a recorder.
@@ -84,6 +85,30 @@ func (t *tableImage) AddTable(tb *nftables.Table) *nftables.Table { t.exists = t
 
 func (t *tableImage) DelTable(*nftables.Table) {
 	*t = *newTableImage()
+}
+
+func (t *tableImage) AddObj(o nftables.Obj) nftables.Obj {
+	if name, ok := counterName(o); ok {
+		t.counters[name] = true
+	}
+	return o
+}
+
+func (t *tableImage) DeleteObject(o nftables.Obj) {
+	if name, ok := counterName(o); ok {
+		delete(t.counters, name)
+	}
+}
+
+// counterName is the name of a counter object, whichever type google/nftables gives it.
+func counterName(o nftables.Obj) (string, bool) {
+	switch c := o.(type) {
+	case *nftables.CounterObj:
+		return c.Name, true
+	case *nftables.NamedObj:
+		return c.Name, c.Type == nftables.ObjTypeCounter
+	}
+	return "", false
 }
 
 func (t *tableImage) AddSet(s *nftables.Set, elems []nftables.SetElement) error {
@@ -148,6 +173,13 @@ func readImage(conn *nftables.Conn, table string) (*tableImage, error) {
 		return nil, err
 	}
 	img.exists = true
+	objs, err := conn.GetNamedObjects(tb)
+	if err != nil {
+		return nil, fmt.Errorf("listing objects: %w", err)
+	}
+	for _, o := range objs {
+		img.AddObj(o)
+	}
 	sets, err := conn.GetSets(tb)
 	if err != nil {
 		return nil, fmt.Errorf("listing sets: %w", err)
@@ -200,6 +232,16 @@ func (t *tableImage) differences(want *tableImage) []string {
 			add("the table is missing")
 		}
 		return out
+	}
+	for _, name := range sortedKeys(want.counters) {
+		if !t.counters[name] {
+			add("counter %s is missing", name)
+		}
+	}
+	for _, name := range sortedKeys(t.counters) {
+		if !want.counters[name] {
+			add("counter %s is not ours", name)
+		}
 	}
 	for _, name := range sortedKeys(want.sets) {
 		w := want.sets[name]

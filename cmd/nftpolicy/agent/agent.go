@@ -4,8 +4,12 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
@@ -35,6 +40,20 @@ type Options struct {
 	// MetricsAddr and ProbeAddr are the listen addresses of the metrics and probe servers; "0" disables.
 	MetricsAddr string
 	ProbeAddr   string
+	// MetricsSecure serves metrics over HTTPS to callers the API server authenticates (TokenReview)
+	// and authorizes (SubjectAccessReview: get on the non-resource URL, e.g. /metrics), as
+	// kubebuilder scaffolds it. false: plain HTTP to anyone who reaches the address.
+	MetricsSecure bool
+	// MetricsCertPath is a directory holding tls.crt and tls.key for the secure metrics server
+	// (reloaded when they change); "": a self-signed certificate made at start.
+	MetricsCertPath string
+	// MetricsExtraHandlers are served by the metrics server beside /metrics, by path, behind the
+	// same authentication and authorization when MetricsSecure.
+	MetricsExtraHandlers map[string]http.Handler
+	// PodDenyCounters counts the default deny of each isolated pod on its own, with a pod label on
+	// nftpolicy_default_deny_connections_total, instead of per namespace (see
+	// nft.CompileInput.PodDenyCounters).
+	PodDenyCounters bool
 	// ResyncPeriod is how often an idle agent re-syncs; 0 is controllers.DefaultResyncPeriod.
 	ResyncPeriod time.Duration
 	// MemoryLimit is the agent's memory limit in bytes (the container's); the Go runtime's soft limit
@@ -71,6 +90,8 @@ type Dataplane struct {
 	// ForeignChanges brings news of other writers' changes to the table; nil: the table is read
 	// back on resyncs only.
 	ForeignChanges <-chan nft.ForeignChange
+	// Counters reads the table's named counters for the rule counter metrics; nil: no such metrics.
+	Counters controllers.CounterReader
 }
 
 // OpenDataplane opens the netlink seams of the network namespace at netnsPath ("" = the agent's own),
@@ -106,7 +127,7 @@ func OpenDataplane(netnsPath, table string) (dp Dataplane, closeAll func(), err 
 		return dp, func() {}, err
 	}
 	closers = append(closers, conntrack.Close)
-	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack, ForeignChanges: watch.Events()}, closeAll, nil
+	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack, ForeignChanges: watch.Events(), Counters: backend}, closeAll, nil
 }
 
 // New assembles an agent, without starting it: a manager with the agent's cache, its node's reconciler,
@@ -125,6 +146,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 			return nil, nil, errors.New("--pod-interface-prefix needs the host interface resolver, and the dataplane has none")
 		}
 	}
+	metricsOpts, err := metricsServerOptions(opts)
+	if err != nil {
+		return nil, nil, err
+	}
 	log := logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table)
 	watches := controllers.NewWatchFailures(log)
 	cacheOpts := controllers.CacheOptions(opts.NodeName)
@@ -132,7 +157,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 	mgrOpts := ctrl.Options{
 		Scheme:                 Scheme(),
 		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                metricsOpts,
 		HealthProbeBindAddress: opts.ProbeAddr,
 		PprofBindAddress:       opts.PprofAddr,
 		// One agent per node, each programming only its own node: there is nothing to elect.
@@ -161,9 +186,17 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 
 		VerifyIncremental:  opts.VerifyIncremental,
 		PodInterfacePrefix: opts.PodInterfacePrefix,
+		PodDenyCounters:    opts.PodDenyCounters,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, fmt.Errorf("setting up the controller: %w", err)
+	}
+	if dp.Counters != nil && opts.MetricsAddr != "0" {
+		counters := &controllers.RuleCounterCollector{Table: opts.Table, Applier: r.Applier, Reader: dp.Counters,
+			PodDenyCounters: opts.PodDenyCounters, Log: log.WithName("counters")}
+		if err := mgr.Add(counters); err != nil {
+			return nil, nil, fmt.Errorf("adding the rule counter metrics: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, nil, fmt.Errorf("adding the liveness check: %w", err)
@@ -173,6 +206,40 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 	}
 	return mgr, r, nil
 }
+
+// metricsServerOptions are the options of controller-runtime's metrics server, as kubebuilder's
+// go/v4 scaffold sets them: HTTPS with authentication and authorization through the API server
+// unless opts.MetricsSecure is off, and HTTP/1.1 only (HTTP/2's rapid reset and stream
+// cancellation attacks, CVE-2023-44487 and CVE-2023-39325, are out of reach that way).
+func metricsServerOptions(opts Options) (metricsserver.Options, error) {
+	mo := metricsserver.Options{BindAddress: opts.MetricsAddr, ExtraHandlers: opts.MetricsExtraHandlers}
+	if !opts.MetricsSecure {
+		if opts.MetricsCertPath != "" {
+			return mo, errors.New("--metrics-cert-path needs --metrics-secure")
+		}
+		return mo, nil
+	}
+	mo.SecureServing = true
+	mo.FilterProvider = filters.WithAuthenticationAndAuthorization
+	mo.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	if opts.MetricsCertPath != "" {
+		// controller-runtime falls back to a self-signed certificate when the files are missing:
+		// a certificate asked for and not found is an error instead.
+		for _, name := range []string{metricsCertName, metricsKeyName} {
+			if _, err := os.Stat(filepath.Join(opts.MetricsCertPath, name)); err != nil {
+				return mo, fmt.Errorf("--metrics-cert-path: %w", err)
+			}
+		}
+		mo.CertDir, mo.CertName, mo.KeyName = opts.MetricsCertPath, metricsCertName, metricsKeyName
+	}
+	return mo, nil
+}
+
+// The files of the metrics server's certificate and key in Options.MetricsCertPath.
+const (
+	metricsCertName = "tls.crt"
+	metricsKeyName  = "tls.key"
+)
 
 // Run runs the agent until ctx is done. It never removes the table on the way out: an isolated pod must
 // not open because its node's agent restarts, crashes or is upgraded.
