@@ -57,7 +57,10 @@ func TestExplainAgreesWithOracle(t *testing.T) {
 }
 
 func addressesOf(s *selectors.Snapshot) []netip.Addr {
-	addrs := []netip.Addr{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("203.0.113.200"), netip.MustParseAddr("fd18::99:1")}
+	addrs := []netip.Addr{netip.MustParseAddr("fd18::99:1")}
+	for _, a := range fuzzExternal {
+		addrs = append(addrs, netip.MustParseAddr(a))
+	}
 	for _, p := range s.Pods {
 		addrs = append(addrs, p.IPs...)
 	}
