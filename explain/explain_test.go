@@ -195,6 +195,12 @@ func TestExplain(t *testing.T) {
 		egress:  &wantDirection{allowed: true},
 		ingress: &wantDirection{isolatedBy: []string{"default/v4-only"}, reasons: []explain.ReasonKind{explain.ReasonIPBlockCIDR}, text: "does not hold fd00::1:10"},
 	}, {
+		name: "the family of an address target",
+		policies: []*networkingv1.NetworkPolicy{makePolicy("v4-only", map[string]string{"app": "redis"},
+			ingressRule(peers(blockPeer("10.0.0.0/8"))))},
+		src: "fd00::99", dst: "default/redis", port: "6379",
+		ingress: &wantDirection{isolatedBy: []string{"default/v4-only"}, reasons: []explain.ReasonKind{explain.ReasonIPBlockCIDR}, text: "does not hold fd00::99"},
+	}, {
 		name: "IPv4 by default on dual-stack pods",
 		policies: []*networkingv1.NetworkPolicy{makePolicy("v4-only", map[string]string{"app": "redis"},
 			ingressRule(peers(blockPeer("10.0.0.0/8"))))},
@@ -322,7 +328,8 @@ func TestExplainErrors(t *testing.T) {
 		{"ambiguous address", busybox, explain.IPTarget(netip.MustParseAddr("10.0.2.10")), tcp80, 0, "held by several pods"},
 		{"terminated pod", busybox, explain.PodTarget("default", "done"), tcp80, 0, "has terminated"},
 		{"no shared family", busybox, explain.PodTarget("default", "guestbook"), tcp80, 6, "share no address of IPv6"},
-		{"address families differ", explain.IPTarget(netip.MustParseAddr("fd00::99")), explain.PodTarget("default", "guestbook"), tcp80, 0, "share no address"},
+		{"address families differ", explain.IPTarget(netip.MustParseAddr("fd00::99")), explain.PodTarget("default", "guestbook"), tcp80, 0, "share no address of IPv6"},
+		{"address family not chosen", explain.IPTarget(netip.MustParseAddr("fd00::99")), explain.PodTarget("default", "redis"), tcp80, 4, "share no address of IPv4"},
 		{"bad family", busybox, explain.PodTarget("default", "redis"), tcp80, 5, "family 5"},
 		{"undefined port name", busybox, explain.PodTarget("default", "redis"), explain.PortSpec{Protocol: corev1.ProtocolUDP, Name: "redis"}, 0, `defines no UDP container port named "redis"`},
 		{"port name of an address", busybox, explain.IPTarget(netip.MustParseAddr("203.0.113.7")), explain.PortSpec{Protocol: corev1.ProtocolTCP, Name: "http"}, 0, "only a destination pod has named ports"},
