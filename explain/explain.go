@@ -14,8 +14,8 @@ import (
 // Explain answers what the policies of a snapshot say about a new connection from src to dst on a
 // port, per direction: egress of the source when it is a pod, ingress of the destination when it
 // is one. The reading is the agent's (selectors.ReadPolicy and its matching functions). family is
-// 4 or 6 to choose the addresses of dual-stack pods, 0 for the source's first address (the
-// destination's when the source is given as an address).
+// 4 or 6 to choose the addresses of dual-stack pods, 0 for the family of a target given as an
+// address, else of the source pod's first address.
 func Explain(s *selectors.Snapshot, src, dst Target, port PortSpec, family int) (*SpecAnswer, error) {
 	if family != 0 && family != 4 && family != 6 {
 		return nil, fmt.Errorf("family %d is not 4 or 6", family)
@@ -28,7 +28,7 @@ func Explain(s *selectors.Snapshot, src, dst Target, port PortSpec, family int) 
 	if err != nil {
 		return nil, fmt.Errorf("resolving destination: %w", err)
 	}
-	srcIP, dstIP, err := chooseAddresses(src, srcAddrs, dstAddrs, family)
+	srcIP, dstIP, err := chooseAddresses(src, dst, srcAddrs, dstAddrs, family)
 	if err != nil {
 		return nil, err
 	}
@@ -109,13 +109,14 @@ func resolveTarget(s *selectors.Snapshot, t Target) (*selectors.Pod, []netip.Add
 }
 
 // chooseAddresses picks the source and destination addresses of one family.
-func chooseAddresses(src Target, srcAddrs, dstAddrs []netip.Addr, family int) (netip.Addr, netip.Addr, error) {
+func chooseAddresses(src, dst Target, srcAddrs, dstAddrs []netip.Addr, family int) (netip.Addr, netip.Addr, error) {
 	if family == 0 {
-		first := srcAddrs[0]
-		if !src.IsPod() {
-			first = dstAddrs[0]
+		// An address given as a target fixes its side's family; otherwise the source pod's
+		// first address chooses.
+		family = familyOf(srcAddrs[0])
+		if src.IsPod() && !dst.IsPod() {
+			family = familyOf(dstAddrs[0])
 		}
-		family = familyOf(first)
 	}
 	srcIP, okSrc := firstOfFamily(srcAddrs, family)
 	dstIP, okDst := firstOfFamily(dstAddrs, family)

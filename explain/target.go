@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -83,8 +84,8 @@ func ParsePortSpec(s string) (PortSpec, error) {
 		spec.Number = uint16(n)
 		return spec, nil
 	}
-	if port == "" || strings.ContainsAny(port, " /") {
-		return PortSpec{}, fmt.Errorf("reading port %q: want a number or a port name", s)
+	if errs := validation.IsValidPortName(port); len(errs) > 0 {
+		return PortSpec{}, fmt.Errorf("reading port %q: want a number from 1 to 65535 or a port name: %s", s, strings.Join(errs, "; "))
 	}
 	spec.Name = port
 	return spec, nil

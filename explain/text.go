@@ -80,7 +80,7 @@ func (tw *textWriter) direction(da *DirectionAnswer) {
 		return
 	}
 	if len(da.Rejections) == 0 {
-		tw.printf("DENIED: isolated by %s, which have no %s rules\n", strings.Join(isolatedBy, ", "), da.Direction)
+		tw.printf("DENIED: isolated by %s; no policy has an %s rule\n", strings.Join(isolatedBy, ", "), da.Direction)
 		return
 	}
 	tw.printf("DENIED: isolated by %s; no rule admits:\n", strings.Join(isolatedBy, ", "))

@@ -177,8 +177,10 @@ const (
 // DataplaneAnswer is the path of the packet through one node's table for one direction, traced
 // over the table as the kernel holds it.
 type DataplaneAnswer struct {
-	Node      string     `json:"node"`
-	Direction Direction  `json:"direction"`
+	Node      string    `json:"node"`
+	Direction Direction `json:"direction"`
+	// Verdict is the table's for the first packet of a new connection; Conntrack says whether
+	// packets of an existing flow would skip it.
 	Verdict   Verdict    `json:"verdict"`
 	Path      []PathStep `json:"path"`
 	Conntrack Conntrack  `json:"conntrack"`
