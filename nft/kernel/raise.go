@@ -17,6 +17,10 @@ import (
 // of the lowering, so that a packet traced through the result meets what the kernel holds, not what
 // the agent meant to commit. Rules carry their kernel handles.
 //
+// The table is read with several netlink dumps; the ruleset generation, which every commit
+// increments, is the same before and after them, so the result is one state of the table (a commit
+// in between makes ReadRuleset read again, a few times at most).
+//
 // Anything the lowering never emits (an expression, a set type, a chain type) is an error naming
 // where it is: skipping it would make the model wider or narrower than the kernel. As a last guard
 // the raised ruleset is lowered again and compared with the dump, as Check compares.
@@ -25,30 +29,66 @@ import (
 func (b *NetlinkBackend) ReadRuleset(table string) (*nft.Ruleset, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for range maxReadAttempts {
+		d, attrs, stable, err := b.dumpStable(table)
+		if err != nil {
+			return nil, fmt.Errorf("reading table inet %s: %w", table, err)
+		}
+		if !stable {
+			continue
+		}
+		if d.table == nil {
+			return nil, fmt.Errorf("reading table inet %s: %w", table, os.ErrNotExist)
+		}
+		rs, err := raiseTable(d, attrs)
+		if err == nil {
+			err = checkRaised(rs, d)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("raising table inet %s: %w", table, err)
+		}
+		return rs, nil
+	}
+	return nil, fmt.Errorf("reading table inet %s: the ruleset changed during each of %d reads", table, maxReadAttempts)
+}
+
+// maxReadAttempts bounds how often ReadRuleset reads a table that changes while it reads.
+const maxReadAttempts = 3
+
+// dumpStable dumps table and the set attributes google/nftables does not decode, and reports whether
+// no commit happened meanwhile. b.mu is held.
+func (b *NetlinkBackend) dumpStable(table string) (*tableDump, map[string]setAttributes, bool, error) {
 	conn, err := b.connection()
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
+	}
+	fd := -1
+	if b.netns != nil {
+		fd = int(b.netns.Fd())
+	}
+	raw, err := dialNetfilter(fd)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer func() { _ = raw.Close() }()
+	before, err := generation(raw)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("reading the ruleset generation: %w", err)
 	}
 	d, err := dumpTable(conn, table)
 	if err != nil {
 		b.dropConn()
-		return nil, fmt.Errorf("reading table inet %s: %w", table, err)
+		return nil, nil, false, err
 	}
-	if d.table == nil {
-		return nil, fmt.Errorf("reading table inet %s: %w", table, os.ErrNotExist)
-	}
-	attrs, err := dumpSetAttributes(b.netns, table)
+	attrs, err := dumpSetAttributes(raw, table)
 	if err != nil {
-		return nil, fmt.Errorf("reading the sets of table inet %s: %w", table, err)
+		return nil, nil, false, err
 	}
-	rs, err := raiseTable(d, attrs)
+	after, err := generation(raw)
 	if err != nil {
-		return nil, fmt.Errorf("raising table inet %s: %w", table, err)
+		return nil, nil, false, fmt.Errorf("reading the ruleset generation: %w", err)
 	}
-	if err := checkRaised(rs, d); err != nil {
-		return nil, fmt.Errorf("raising table inet %s: %w", table, err)
-	}
-	return rs, nil
+	return d, attrs, before == after, nil
 }
 
 // checkRaised lowers rs again and requires the result to be the dumped table.

@@ -343,3 +343,58 @@ func randomMatches(r *rand.Rand, portRanges func() []nft.PortRange) []nft.Match 
 		return []nft.Match{nft.ICMPv6TypeIn{Types: someOf(nft.ICMPv6RouterSolicit, nft.ICMPv6RouterAdvert, nft.ICMPv6NeighborSolicit, nft.ICMPv6NeighborAdvert, nft.ICMPv6Redirect)}}
 	}
 }
+
+// TestExplainFromKernel traces guestbook connections through the table read back from the kernel:
+// the same path as through the committed ruleset, with the kernel's rule handles, until an element is
+// deleted behind the backend's back, which the path read from the kernel then shows.
+func TestExplainFromKernel(t *testing.T) {
+	ns, b := kernelNamespace(t)
+	rs := compileGuestbook()
+	run(t, b, replaceTable(rs))
+	allowed := nft.Flow{Src: addr(nfttest.GuestbookIP), Dst: addr(nfttest.RedisIP), Proto: nft.ProtoTCP, DstPort: 6379}
+	explain := func(rs *nft.Ruleset) nft.TracePath {
+		return nft.NewTracer(rs).Explain(nft.ForwardPacket(allowed, guestbookInterfaces(), nfttest.FabricIface))
+	}
+	readBack := func() *nft.Ruleset {
+		t.Helper()
+		got, err := b.ReadRuleset(rs.Table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	want, got := explain(rs), explain(readBack())
+	if got.Verdict != "accept" || len(got.Steps) != len(want.Steps) {
+		t.Fatalf("from the kernel: %s in %d steps, committed: %s in %d steps", got.Verdict, len(got.Steps), want.Verdict, len(want.Steps))
+	}
+	for i := range got.Steps {
+		if got.Steps[i].Handle == 0 {
+			t.Errorf("step %d (%s[%d]) has no kernel handle", i, got.Steps[i].Chain, got.Steps[i].Index)
+		}
+		got.Steps[i].Handle = 0
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("from the kernel:\n%+v\ncommitted:\n%+v", got, want)
+	}
+
+	// guestbook-1 leaves the redis policy's peers behind the backend's back.
+	foreignNft(t, ns, "delete", "element", "inet", rs.Table, "peers_guestbook_v4", "{ "+nfttest.GuestbookIP+" }")
+	drifted := explain(readBack())
+	last := drifted.Steps[len(drifted.Steps)-1]
+	if drifted.Verdict != "drop" || last.Chain != "in_default_redis-master" || last.Verdict != "drop" {
+		t.Fatalf("after the deletion: %s by %s[%d], want a drop by in_default_redis-master", drifted.Verdict, last.Chain, last.Index)
+	}
+	var missed bool
+	for _, st := range drifted.Steps {
+		for _, l := range st.Lookups {
+			missed = missed || (l.Set == "peers_guestbook_v4" && l.Key == nfttest.GuestbookIP && !l.Found)
+		}
+	}
+	if !missed {
+		t.Errorf("the path does not show the failed lookup of %s in peers_guestbook_v4: %+v", nfttest.GuestbookIP, drifted.Steps)
+	}
+	if explain(rs).Verdict != "accept" {
+		t.Error("the committed ruleset must still accept")
+	}
+}

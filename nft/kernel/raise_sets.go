@@ -7,13 +7,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/userdata"
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // raiseSet inverts addSet and the elements lowering of a named set.
@@ -238,65 +234,4 @@ func raiseMap(s *nftables.Set, attrs setAttributes, elems []nftables.SetElement)
 	}
 	slices.SortFunc(m.Elements, func(a, b nft.MapElement) int { return a.Key.Compare(b.Key) })
 	return m, nil
-}
-
-// setAttributes are what google/nftables does not decode of a set: its comment, and the key length
-// of a verdict map (whose key type it overwrites with the data type).
-type setAttributes struct {
-	comment string
-	keyLen  uint32
-}
-
-// dumpSetAttributes lists the sets of table with a NFT_MSG_GETSET dump of its own.
-func dumpSetAttributes(netns *os.File, table string) (map[string]setAttributes, error) {
-	cfg := &netlink.Config{}
-	if netns != nil {
-		cfg.NetNS = int(netns.Fd())
-	}
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("opening a netfilter netlink socket: %w", err)
-	}
-	defer func() { _ = conn.Close() }()
-	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_SET_TABLE, Data: append([]byte(table), 0)}})
-	if err != nil {
-		return nil, err
-	}
-	// struct nfgenmsg: family, version, resource id.
-	header := []byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}
-	msgs, err := conn.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSET), Flags: netlink.Request | netlink.Dump},
-		Data:   append(header, attrs...),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dumping sets: %w", err)
-	}
-	out := map[string]setAttributes{}
-	for _, msg := range msgs {
-		if len(msg.Data) < len(header) {
-			continue
-		}
-		ad, err := netlink.NewAttributeDecoder(msg.Data[len(header):])
-		if err != nil {
-			return nil, err
-		}
-		ad.ByteOrder = binary.BigEndian
-		var name string
-		var a setAttributes
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_SET_NAME:
-				name = ad.String()
-			case unix.NFTA_SET_KEY_LEN:
-				a.keyLen = ad.Uint32()
-			case unix.NFTA_SET_USERDATA:
-				a.comment, _ = userdata.GetString(ad.Bytes(), userdata.NFTNL_UDATA_SET_COMMENT)
-			}
-		}
-		if err := ad.Err(); err != nil {
-			return nil, fmt.Errorf("decoding a set: %w", err)
-		}
-		out[name] = a
-	}
-	return out, nil
 }
