@@ -87,6 +87,7 @@ func TestReadRulesetRefusesForeignRules(t *testing.T) {
 		{"address compared with a constant", []string{"ip", "saddr", "10.0.0.1", "accept"}, "Payload"},
 		{"fib daddr", []string{"fib", "daddr", "type", "local", "accept"}, "fib"},
 		{"exact interface name", []string{"iifname", "lab1", "drop"}, "an interface name"},
+		{"interface names in an anonymous set", []string{"iifname", "{", "lab1,", "lab2", "}", "drop"}, "an interface name"},
 		{"counter", []string{"ct", "state", "established", "counter", "accept"}, "Counter"},
 		{"ct state new", []string{"ct", "state", "new", "accept"}, "ct state"},
 		{"port inequality", []string{"meta", "l4proto", "tcp", "th", "dport", "!=", "80", "accept"}, "th dport"},
@@ -99,6 +100,7 @@ func TestReadRulesetRefusesForeignRules(t *testing.T) {
 			if err == nil {
 				t.Fatalf("reading a table with `%s` succeeded", strings.Join(tc.rule, " "))
 			}
+			t.Log(err)
 			for _, want := range []string{"chain eg_pod2 rule handle ", tc.want} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not contain %q", err, want)

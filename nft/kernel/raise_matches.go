@@ -28,7 +28,7 @@ func raiseMatch(es []expr.Any, anon anonymousSets) (nft.Match, int, error) {
 		case expr.MetaKeyNFPROTO:
 			return raiseFamilyMatch(es, anon)
 		case expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME:
-			return raiseIfnameMatch(es)
+			return raiseIfnameMatch(es, anon)
 		case expr.MetaKeyL4PROTO:
 			// meta l4proto tcp, or meta l4proto { tcp, udp }
 			protos, err := raiseBytes(es[1:], anon)
@@ -172,31 +172,21 @@ func raiseICMPv6Types(es []expr.Any, family nft.Family, anon anonymousSets) (nft
 }
 
 // raiseIfnameMatch: `iifname [!=] @NAME`, `iifname "cali*"`, `oifname "cali*"`.
-func raiseIfnameMatch(es []expr.Any) (nft.Match, int, error) {
+func raiseIfnameMatch(es []expr.Any, anon anonymousSets) (nft.Match, int, error) {
 	meta, _ := at[*expr.Meta](es, 0)
 	output := meta.Key == expr.MetaKeyOIFNAME
 	if meta.Register != nftReg1 {
 		return nil, 0, matchError("an interface name", errNotLowering)
 	}
-	switch e := at1(es).(type) {
-	case *expr.Lookup:
-		if !output && !e.IsDestRegSet && e.SourceRegister == nftReg1 {
-			return nft.IfnameInSet{Set: e.SetName, Negate: e.Invert}, 2, nil
-		}
-	case *expr.Cmp:
-		// The prefix's bytes without the terminating zero: a zero would make it an exact name.
-		if e.Op == expr.CmpOpEq && e.Register == nftReg1 && len(e.Data) > 0 && len(e.Data) < ifnameLen && !bytes.Contains(e.Data, []byte{0}) {
-			return nft.IfnamePrefix{Output: output, Prefix: string(e.Data)}, 2, nil
-		}
+	if set, ok := namedLookup(es, 1, anon); ok && !output {
+		return nft.IfnameInSet{Set: set.SetName, Negate: set.Invert}, 2, nil
+	}
+	// The prefix's bytes without the terminating zero: a zero would make it an exact name.
+	if e, ok := at[*expr.Cmp](es, 1); ok && e.Op == expr.CmpOpEq && e.Register == nftReg1 &&
+		len(e.Data) > 0 && len(e.Data) < ifnameLen && !bytes.Contains(e.Data, []byte{0}) {
+		return nft.IfnamePrefix{Output: output, Prefix: string(e.Data)}, 2, nil
 	}
 	return nil, 0, matchError("an interface name", errNotLowering)
-}
-
-func at1(es []expr.Any) expr.Any {
-	if len(es) < 2 {
-		return nil
-	}
-	return es[1]
 }
 
 // raisePorts raises what follows the load of the destination port: `80`, `8000-8080`,
