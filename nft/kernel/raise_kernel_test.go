@@ -13,6 +13,8 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/nft"
 	"github.com/nftpolicy/nftpolicy/nft/nfttest"
+	"github.com/nftpolicy/nftpolicy/selectors"
+	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
 // TestReadRulesetRoundTrip commits rulesets with the NetlinkBackend and requires reading the table
@@ -36,6 +38,14 @@ func TestReadRulesetRoundTrip(t *testing.T) {
 			m, ifaces := nfttest.BenchModel(300)
 			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
 		}},
+	}
+	for seed := int64(1); seed <= 3; seed++ {
+		for _, shape := range []generator.Shape{generator.DistinctSelectors, generator.WideSelectors} {
+			cases = append(cases, struct {
+				name string
+				rs   func() *nft.Ruleset
+			}{fmt.Sprintf("generated cluster %d %s", seed, shape), func() *nft.Ruleset { return generatedRuleset(t, seed, shape) }})
+		}
 	}
 	for seed := uint64(1); seed <= 12; seed++ {
 		cases = append(cases, struct {
@@ -108,6 +118,26 @@ func TestReadRulesetRefusesForeignRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// generatedRuleset compiles a small random cluster of the benchmarks' generator, with ipBlocks,
+// excepts, port ranges, named ports and egress policies.
+func generatedRuleset(t *testing.T, seed int64, shape generator.Shape) *nft.Ruleset {
+	t.Helper()
+	p := generator.Defaults(2000, 300, shape)
+	p.Seed, p.Namespaces, p.LocalPods = seed, 40, 60
+	c, err := generator.Generate(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := selectors.Resolve(c.Snapshot)
+	ifaces := map[netip.Addr]string{}
+	for i, pod := range m.LocalPods {
+		for _, ip := range pod.IPs {
+			ifaces[ip] = fmt.Sprintf("gen%d", i)
+		}
+	}
+	return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: m, Interfaces: ifaces})
 }
 
 // normalized makes empty and nil slices alike.
