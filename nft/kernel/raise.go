@@ -78,17 +78,23 @@ func (b *NetlinkBackend) dumpStable(table string) (*tableDump, map[string]setAtt
 	d, err := dumpTable(conn, table)
 	if err != nil {
 		b.dropConn()
-		return nil, nil, false, err
 	}
-	attrs, err := dumpSetAttributes(raw, table)
+	var attrs map[string]setAttributes
+	if err == nil {
+		attrs, err = dumpSetAttributes(raw, table)
+	}
+	after, genErr := generation(raw)
+	if genErr != nil {
+		return nil, nil, false, fmt.Errorf("reading the ruleset generation: %w", genErr)
+	}
+	if after != before {
+		// A commit in between: a dump may also have failed because an object it listed went away.
+		return nil, nil, false, nil
+	}
 	if err != nil {
 		return nil, nil, false, err
 	}
-	after, err := generation(raw)
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("reading the ruleset generation: %w", err)
-	}
-	return d, attrs, before == after, nil
+	return d, attrs, true, nil
 }
 
 // checkRaised lowers rs again and requires the result to be the dumped table.

@@ -120,6 +120,65 @@ func TestReadRulesetRefusesForeignRules(t *testing.T) {
 	}
 }
 
+// TestReadRulesetWhileAnotherWriterCommits reads the table while another backend keeps replacing it
+// with one of two rulesets: every read gives one of them whole, never a mix of both, or says that the
+// table kept changing.
+func TestReadRulesetWhileAnotherWriterCommits(t *testing.T) {
+	ns, b := kernelNamespace(t)
+	writer, err := NewNetlinkBackend(ns.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = writer.Close() })
+	// Two states that differ in elements, map elements and chains: a pod moved to another address.
+	m, ifaces := guestbookModel(), guestbookInterfaces()
+	first := nft.Compile(nft.CompileInput{Table: kernelTable, Model: m, Interfaces: ifaces})
+	movePod(m, ifaces, netip.MustParseAddr("198.18.0.99"))
+	second := nft.Compile(nft.CompileInput{Table: kernelTable, Model: m, Interfaces: ifaces})
+	run(t, writer, replaceTable(first))
+
+	stop, done := make(chan struct{}), make(chan error)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := writer.Run(replaceTable([]*nft.Ruleset{first, second}[i%2])); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	var whole, changing int
+	for range 40 {
+		got, err := b.ReadRuleset(kernelTable)
+		if err != nil {
+			if !strings.Contains(err.Error(), "changed during each") {
+				t.Error(err)
+			}
+			changing++
+			continue
+		}
+		for ci := range got.Chains {
+			for ri := range got.Chains[ci].Rules {
+				got.Chains[ci].Rules[ri].Handle = 0
+			}
+		}
+		if !reflect.DeepEqual(normalized(got), normalized(first)) && !reflect.DeepEqual(normalized(got), normalized(second)) {
+			t.Errorf("read a table that was never committed:\n%s", nft.Render(got))
+		}
+		whole++
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d whole reads, %d refused while the table kept changing", whole, changing)
+}
+
 // generatedRuleset compiles a small random cluster of the benchmarks' generator, with ipBlocks,
 // excepts, port ranges, named ports and egress policies.
 func generatedRuleset(t *testing.T, seed int64, shape generator.Shape) *nft.Ruleset {
