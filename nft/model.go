@@ -151,6 +151,10 @@ type Rule struct {
 	Counter string
 	Verdict Verdict
 	Comment string
+	// Handle is the rule's handle in the kernel when the rule was read back from it (see
+	// kernel.NetlinkBackend.ReadRuleset), else 0. It is not part of the rule: Diff and comparisons
+	// ignore it.
+	Handle uint64
 }
 
 // Field is a packet field a match or lookup reads.

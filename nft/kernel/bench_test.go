@@ -309,3 +309,24 @@ func BenchmarkKernelWatchCost(b *testing.B) {
 		b.ReportMetric(float64(lost), "losses")
 	})
 }
+
+// BenchmarkReadRuleset reads a committed table of the issue's cluster back from the kernel and raises
+// it into the model, as explain does before each trace; the raised ruleset is checked against the
+// lowering of itself, so this includes one lowering too.
+func BenchmarkReadRuleset(b *testing.B) {
+	backend := benchNamespace(b)
+	for _, pods := range benchSizes {
+		rs := issueRuleset(b, pods)
+		if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := backend.ReadRuleset(rs.Table); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -164,27 +164,42 @@ func (t *tableImage) AddRule(r *nftables.Rule) *nftables.Rule {
 
 // readImage dumps table from the kernel.
 func readImage(conn *nftables.Conn, table string) (*tableImage, error) {
-	img := newTableImage()
+	d, err := dumpTable(conn, table)
+	if err != nil {
+		return nil, err
+	}
+	return d.image()
+}
+
+// tableDump is the table as the kernel lists it: sets (anonymous ones included) with their elements,
+// map elements with their verdicts decoded, and chains in the kernel's order with their rules.
+type tableDump struct {
+	table  *nftables.Table // nil when the table does not exist
+	objs   []nftables.Obj  // named objects: our counters
+	sets   []*nftables.Set
+	elems  map[string][]nftables.SetElement // by set name
+	chains []*nftables.Chain
+	rules  map[string][]*nftables.Rule // by chain name
+}
+
+// dumpTable lists table's sets, elements, chains and rules.
+func dumpTable(conn *nftables.Conn, table string) (*tableDump, error) {
+	d := &tableDump{elems: map[string][]nftables.SetElement{}, rules: map[string][]*nftables.Rule{}}
 	tb, err := conn.ListTableOfFamily(table, nftables.TableFamilyINet)
 	if errors.Is(err, os.ErrNotExist) || (err != nil && strings.Contains(err.Error(), "no such file or directory")) {
-		return img, nil
+		return d, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	img.exists = true
-	objs, err := conn.GetNamedObjects(tb)
-	if err != nil {
+	d.table = tb
+	if d.objs, err = conn.GetNamedObjects(tb); err != nil {
 		return nil, fmt.Errorf("listing objects: %w", err)
 	}
-	for _, o := range objs {
-		img.AddObj(o)
-	}
-	sets, err := conn.GetSets(tb)
-	if err != nil {
+	if d.sets, err = conn.GetSets(tb); err != nil {
 		return nil, fmt.Errorf("listing sets: %w", err)
 	}
-	for _, s := range sets {
+	for _, s := range d.sets {
 		if s.IsMap {
 			// Our maps are verdict maps; google/nftables decodes their data type as their key type
 			// and would not decode the verdicts of their elements without this.
@@ -201,9 +216,7 @@ func readImage(conn *nftables.Conn, table string) (*tableImage, error) {
 				}
 			}
 		}
-		if err := img.AddSet(s, elems); err != nil {
-			return nil, err
-		}
+		d.elems[s.Name] = elems
 	}
 	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
@@ -213,12 +226,32 @@ func readImage(conn *nftables.Conn, table string) (*tableImage, error) {
 		if c.Table.Name != table {
 			continue
 		}
-		img.AddChain(c)
-		rules, err := conn.GetRules(tb, c)
-		if err != nil {
+		d.chains = append(d.chains, c)
+		if d.rules[c.Name], err = conn.GetRules(tb, c); err != nil {
 			return nil, fmt.Errorf("listing rules of chain %s: %w", c.Name, err)
 		}
-		img.chains[c.Name].rules = rules
+	}
+	return d, nil
+}
+
+// image is the dump in the form Check compares.
+func (d *tableDump) image() (*tableImage, error) {
+	img := newTableImage()
+	if d.table == nil {
+		return img, nil
+	}
+	img.exists = true
+	for _, o := range d.objs {
+		img.AddObj(o)
+	}
+	for _, s := range d.sets {
+		if err := img.AddSet(s, d.elems[s.Name]); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range d.chains {
+		img.AddChain(c)
+		img.chains[c.Name].rules = d.rules[c.Name]
 	}
 	return img, nil
 }
