@@ -120,14 +120,22 @@ func (tw *textWriter) dataplane(dp *DataplaneAnswer) {
 	}
 }
 
-// stepText is one line: "chain[rule] matched|-: text  # comment; counter name=value; lookups".
+// stepText is one line: "chain[rule] (handle H) matched|-: text => verdict  # comment; counter
+// name=value; lookups".
 func stepText(s *PathStep) string {
 	mark := "-"
 	if s.Matched {
 		mark = "matched"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s[%d] %s: %s", s.Chain, s.Rule, mark, s.Text)
+	fmt.Fprintf(&b, "%s[%d]", s.Chain, s.Rule)
+	if s.Handle != 0 {
+		fmt.Fprintf(&b, " (handle %d)", s.Handle)
+	}
+	fmt.Fprintf(&b, " %s: %s", mark, s.Text)
+	if s.Verdict != "" {
+		fmt.Fprintf(&b, " => %s", s.Verdict)
+	}
 	if s.Comment != "" {
 		fmt.Fprintf(&b, "  # %s", s.Comment)
 	}

@@ -190,13 +190,20 @@ type DataplaneAnswer struct {
 
 // PathStep is one rule the packet was matched against.
 type PathStep struct {
-	Chain        string   `json:"chain"`
-	Rule         int      `json:"rule"` // index in the chain
-	Text         string   `json:"text"`
-	Comment      string   `json:"comment,omitempty"`
-	Matched      bool     `json:"matched"`
+	Hook   string `json:"hook"`
+	Chain  string `json:"chain"`
+	Rule   int    `json:"rule"`             // index in the chain
+	Handle uint64 `json:"handle,omitempty"` // the rule's handle in the kernel
+	Text   string `json:"text"`
+	// Comment names the policy rule or the isolation the nft rule was compiled from.
+	Comment string `json:"comment,omitempty"`
+	Matched bool   `json:"matched"`
+	// FailedMatch is the first match that did not match, when Matched is false.
+	FailedMatch string `json:"failedMatch,omitempty"`
+	// Verdict is what the rule did ("accept", "drop", "jump CHAIN", ...); empty when nothing.
+	Verdict      string   `json:"verdict,omitempty"`
 	Counter      string   `json:"counter,omitempty"`
-	CounterValue uint64   `json:"counterValue,omitempty"`
+	CounterValue uint64   `json:"counterValue,omitempty"` // packets, for the rule that decided
 	Lookups      []Lookup `json:"lookups,omitempty"`
 	VMap         *VMapHit `json:"vmap,omitempty"`
 }

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/nftpolicy/nftpolicy/explain"
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -24,6 +26,7 @@ const Path = "/explain"
 // Kernel reads the node's table as the kernel holds it.
 type Kernel interface {
 	ReadRuleset(table string) (*nft.Ruleset, error)
+	Counters(table string) (map[string]kernel.CounterValue, error)
 }
 
 // Conntrack counts the tracked connections of a flow.
@@ -128,6 +131,9 @@ func (h *Handler) Answer(q Query) (*explain.DataplaneAnswer, error) {
 	ans := &explain.DataplaneAnswer{Node: h.Node, Direction: q.Direction}
 	got := trace(kernelRules, q)
 	ans.Verdict, ans.Path = got.verdict, got.path
+	if err := h.addCounterValues(ans.Path); err != nil {
+		return nil, err
+	}
 	if committed := h.Committed(); committed == nil {
 		ans.Drift = append(ans.Drift, "the agent holds no committed ruleset (its first sync, or a failed commit, is pending): the kernel's table is not known to be the agent's")
 	} else {
@@ -150,27 +156,54 @@ type traced struct {
 }
 
 // packetFor is the first packet of q as the forward hook of this node sees it: the pod interfaces
-// are those the ruleset holds, and an address of no local pod arrives or leaves over another
-// interface (the kernel would name the node's uplink, which no rule of ours matches by name).
+// are those the ruleset holds, and an address of no local pod arrives or leaves over the node's
+// uplink, whose name no rule of ours matches.
 func packetFor(rs *nft.Ruleset, q Query) nft.Packet {
-	ifaces := nft.PodInterfaces(rs)
-	return nft.Packet{Hook: nft.HookForward, Iifname: ifaces[q.Src], Oifname: ifaces[q.Dst], Src: q.Src, Dst: q.Dst, Proto: q.Proto, DstPort: q.Port, Ct: nft.CtNew}
+	return nft.ForwardPacket(nft.Flow{Src: q.Src, Dst: q.Dst, Proto: q.Proto, DstPort: q.Port}, nft.PodInterfaces(rs), "")
 }
 
+// trace follows the packet through rs, as far as q's direction decides (see nft.OneDirection).
 func trace(rs *nft.Ruleset, q Query) traced {
 	dir := selectors.Egress
 	if q.Direction == explain.Ingress {
 		dir = selectors.Ingress
 	}
-	res := nft.Trace(nft.OneDirection(rs, dir), packetFor(rs, q))
-	out := traced{verdict: explain.Accept}
-	if res.Verdict == nft.Drop {
-		out.verdict = explain.Drop
-	}
-	for _, s := range res.Steps {
-		out.path = append(out.path, explain.PathStep{Chain: s.Chain, Rule: s.Index, Text: s.Rule, Matched: true})
+	res := nft.NewTracer(nft.OneDirection(rs, dir)).Explain(packetFor(rs, q))
+	out := traced{verdict: explain.Verdict(res.Verdict)}
+	for _, st := range res.Steps {
+		step := explain.PathStep{
+			Hook: string(st.Hook), Chain: st.Chain, Rule: st.Index, Handle: st.Handle, Text: st.Rule, Comment: st.Comment,
+			Matched: st.Matched, FailedMatch: st.FailedMatch, Verdict: st.Verdict,
+		}
+		if st.Matched {
+			step.Counter = st.Counter
+		}
+		for _, l := range st.Lookups {
+			step.Lookups = append(step.Lookups, explain.Lookup{Set: l.Set, Key: l.Key, Found: l.Found})
+		}
+		if m := st.Map; m != nil {
+			step.VMap = &explain.VMapHit{Map: m.Map, Key: m.Key, Verdict: m.Verdict, Found: m.Found}
+		}
+		out.path = append(out.path, step)
 	}
 	return out
+}
+
+// addCounterValues reads the table's counters, in one dump, for the steps whose rule updated one.
+func (h *Handler) addCounterValues(path []explain.PathStep) error {
+	if !slices.ContainsFunc(path, func(s explain.PathStep) bool { return s.Counter != "" }) {
+		return nil
+	}
+	values, err := h.Kernel.Counters(h.Table)
+	if err != nil {
+		return fmt.Errorf("reading the counters of table %s: %w", h.Table, err)
+	}
+	for i := range path {
+		if path[i].Counter != "" {
+			path[i].CounterValue = values[path[i].Counter].Packets
+		}
+	}
+	return nil
 }
 
 // compare lists how the kernel's trace differs from the committed ruleset's.
@@ -193,6 +226,22 @@ func compare(want, got traced) []string {
 	return out
 }
 
+// stepText is what two traces must agree on for a step: the rule and what it found. Handles
+// differ (the committed ruleset has none) and so do counter values.
 func stepText(s explain.PathStep) string {
-	return fmt.Sprintf("%s[%d] %s", s.Chain, s.Rule, s.Text)
+	text := fmt.Sprintf("%s[%d] %s", s.Chain, s.Rule, s.Text)
+	for _, l := range s.Lookups {
+		text += fmt.Sprintf("; @%s %s %s", l.Set, l.Key, found(l.Found))
+	}
+	if m := s.VMap; m != nil {
+		text += fmt.Sprintf("; vmap @%s %s %s %s", m.Map, m.Key, found(m.Found), m.Verdict)
+	}
+	return text
+}
+
+func found(ok bool) string {
+	if ok {
+		return "found"
+	}
+	return "not found"
 }
