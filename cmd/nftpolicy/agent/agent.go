@@ -7,11 +7,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -20,11 +22,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/controllers"
+	"github.com/nftpolicy/nftpolicy/explain/dataplane"
 	"github.com/nftpolicy/nftpolicy/nft"
 	"github.com/nftpolicy/nftpolicy/nft/kernel"
 )
@@ -92,6 +94,10 @@ type Dataplane struct {
 	ForeignChanges <-chan nft.ForeignChange
 	// Counters reads the table's named counters for the rule counter metrics; nil: no such metrics.
 	Counters controllers.CounterReader
+	// Kernel reads the table back for `kubectl nftpolicy explain`, and Flows looks connections up
+	// in conntrack; nil Kernel: the agent does not serve explain.
+	Kernel dataplane.Kernel
+	Flows  dataplane.Conntrack
 }
 
 // OpenDataplane opens the netlink seams of the network namespace at netnsPath ("" = the agent's own),
@@ -127,7 +133,8 @@ func OpenDataplane(netnsPath, table string) (dp Dataplane, closeAll func(), err 
 		return dp, func() {}, err
 	}
 	closers = append(closers, conntrack.Close)
-	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack, ForeignChanges: watch.Events(), Counters: backend}, closeAll, nil
+	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack, ForeignChanges: watch.Events(), Counters: backend,
+		Kernel: backend, Flows: conntrack}, closeAll, nil
 }
 
 // New assembles an agent, without starting it: a manager with the agent's cache, its node's reconciler,
@@ -146,11 +153,15 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 			return nil, nil, errors.New("--pod-interface-prefix needs the host interface resolver, and the dataplane has none")
 		}
 	}
-	metricsOpts, err := metricsServerOptions(opts)
+	log := logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table)
+	applier := nft.NewApplier(dp.Backend)
+	metricsOpts, err := metricsServerOptions(ctx, opts, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	log := logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table)
+	if err := addExplain(&metricsOpts, opts, dp, applier, log); err != nil {
+		return nil, nil, err
+	}
 	watches := controllers.NewWatchFailures(log)
 	cacheOpts := controllers.CacheOptions(opts.NodeName)
 	cacheOpts.DefaultWatchErrorHandler = watches.Handler
@@ -177,7 +188,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		Recorder:       mgr.GetEventRecorder("nftpolicy-agent"),
 		NodeName:       opts.NodeName,
 		Table:          opts.Table,
-		Applier:        nft.NewApplier(dp.Backend),
+		Applier:        applier,
 		Interfaces:     dp.Interfaces,
 		Conntrack:      dp.Conntrack,
 		ForeignChanges: dp.ForeignChanges,
@@ -211,8 +222,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 // go/v4 scaffold sets them: HTTPS with authentication and authorization through the API server
 // unless opts.MetricsSecure is off, and HTTP/1.1 only (HTTP/2's rapid reset and stream
 // cancellation attacks, CVE-2023-44487 and CVE-2023-39325, are out of reach that way).
-func metricsServerOptions(opts Options) (metricsserver.Options, error) {
-	mo := metricsserver.Options{BindAddress: opts.MetricsAddr, ExtraHandlers: opts.MetricsExtraHandlers}
+func metricsServerOptions(ctx context.Context, opts Options, log logr.Logger) (metricsserver.Options, error) {
+	mo := metricsserver.Options{BindAddress: opts.MetricsAddr, ExtraHandlers: maps.Clone(opts.MetricsExtraHandlers)}
 	if !opts.MetricsSecure {
 		if opts.MetricsCertPath != "" {
 			return mo, errors.New("--metrics-cert-path needs --metrics-secure")
@@ -220,8 +231,20 @@ func metricsServerOptions(opts Options) (metricsserver.Options, error) {
 		return mo, nil
 	}
 	mo.SecureServing = true
-	mo.FilterProvider = filters.WithAuthenticationAndAuthorization
-	mo.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	var auth *delegatedAuth
+	mo.FilterProvider = func(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+		var err error
+		if auth, err = newDelegatedAuth(ctx, cfg, hc, log); err != nil {
+			return nil, err
+		}
+		return auth.filter, nil
+	}
+	mo.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
+		c.NextProtos = []string{"http/1.1"}
+		if auth != nil {
+			auth.tlsOption(c)
+		}
+	}}
 	if opts.MetricsCertPath != "" {
 		// controller-runtime falls back to a self-signed certificate when the files are missing:
 		// a certificate asked for and not found is an error instead.
@@ -240,6 +263,27 @@ const (
 	metricsCertName = "tls.crt"
 	metricsKeyName  = "tls.key"
 )
+
+// addExplain serves `kubectl nftpolicy explain` (dataplane.Path) on the secure metrics server, behind
+// its authentication and authorization; never over plain HTTP, where anyone reaching the port could
+// read the node's table.
+func addExplain(mo *metricsserver.Options, opts Options, dp Dataplane, applier *nft.Applier, log logr.Logger) error {
+	if opts.MetricsAddr == "0" || dp.Kernel == nil {
+		return nil
+	}
+	if !mo.SecureServing {
+		log.Info("Not serving explain: it needs --metrics-secure")
+		return nil
+	}
+	if mo.ExtraHandlers == nil {
+		mo.ExtraHandlers = map[string]http.Handler{}
+	}
+	if _, taken := mo.ExtraHandlers[dataplane.Path]; taken {
+		return fmt.Errorf("the metrics server already serves %s", dataplane.Path)
+	}
+	mo.ExtraHandlers[dataplane.Path] = &dataplane.Handler{Node: opts.NodeName, Table: opts.Table, Committed: applier.Committed, Kernel: dp.Kernel, Conntrack: dp.Flows}
+	return nil
+}
 
 // Run runs the agent until ctx is done. It never removes the table on the way out: an isolated pod must
 // not open because its node's agent restarts, crashes or is upgraded.

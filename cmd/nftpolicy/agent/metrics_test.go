@@ -1,26 +1,29 @@
 package agent
 
 import (
+	"context"
+
+	"github.com/go-logr/logr"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
 func TestMetricsServerOptions(t *testing.T) {
-	secure, err := metricsServerOptions(Options{MetricsAddr: ":9474", MetricsSecure: true})
+	secure, err := metricsServerOptions(context.Background(), Options{MetricsAddr: ":9474", MetricsSecure: true}, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !secure.SecureServing || secure.FilterProvider == nil || len(secure.TLSOpts) == 0 {
 		t.Errorf("secure metrics: %+v, want HTTPS behind authentication and authorization", secure)
 	}
-	plain, err := metricsServerOptions(Options{MetricsAddr: ":9474"})
+	plain, err := metricsServerOptions(context.Background(), Options{MetricsAddr: ":9474"}, logr.Discard())
 	if err != nil || plain.SecureServing || plain.FilterProvider != nil {
 		t.Errorf("plain metrics: %+v, %v", plain, err)
 	}
 
 	dir := t.TempDir()
-	if _, err := metricsServerOptions(Options{MetricsSecure: true, MetricsCertPath: dir}); err == nil {
+	if _, err := metricsServerOptions(context.Background(), Options{MetricsSecure: true, MetricsCertPath: dir}, logr.Discard()); err == nil {
 		t.Error("a certificate directory without tls.crt and tls.key was accepted")
 	}
 	for _, name := range []string{"tls.crt", "tls.key"} {
@@ -28,11 +31,11 @@ func TestMetricsServerOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	withCert, err := metricsServerOptions(Options{MetricsSecure: true, MetricsCertPath: dir})
+	withCert, err := metricsServerOptions(context.Background(), Options{MetricsSecure: true, MetricsCertPath: dir}, logr.Discard())
 	if err != nil || withCert.CertDir != dir || withCert.CertName != "tls.crt" || withCert.KeyName != "tls.key" {
 		t.Errorf("with a certificate: %+v, %v", withCert, err)
 	}
-	if _, err := metricsServerOptions(Options{MetricsCertPath: dir}); err == nil {
+	if _, err := metricsServerOptions(context.Background(), Options{MetricsCertPath: dir}, logr.Discard()); err == nil {
 		t.Error("a certificate for plain HTTP metrics was accepted")
 	}
 }
