@@ -130,7 +130,7 @@ func TestAgentWithoutPolicyAccessFailsLoudly(t *testing.T) {
 	if log, _ := os.ReadFile(l.AgentLog(nodeName)); !bytes.Contains(log, []byte("Listing or watching failed")) || !bytes.Contains(log, []byte("v1.NetworkPolicy")) {
 		t.Errorf("the agent's log does not report the failing NetworkPolicy watch:\n%s", log)
 	}
-	metrics := l.State().Agents[0].MetricsAddr
+	metrics := l.State().Agents[0]
 	const failing = `nftpolicy_watch_failing{type="v1.NetworkPolicy"} 1`
 	if err := ScrapeMetrics(ctx, metrics, func(r io.Reader) error {
 		body, err := io.ReadAll(r)
