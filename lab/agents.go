@@ -135,7 +135,7 @@ func (l *Lab) startAgent(ctx context.Context, n *node, logDir string) (*agentPro
 	if err != nil {
 		p = Process{PID: cmd.Process.Pid}
 	}
-	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, Kubeconfig: kubeconfig, HealthAddr: health, MetricsAddr: metrics})
+	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, Kubeconfig: kubeconfig, HealthAddr: health, MetricsAddr: metrics, MetricsToken: l.metricsToken})
 	if err := l.registerAgentPod(ctx, n, metrics); err != nil {
 		_ = cmd.Process.Kill()
 		<-a.exited

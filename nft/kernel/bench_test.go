@@ -330,3 +330,21 @@ func BenchmarkReadRuleset(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKernelCounters is one scrape's read of the counters: a dump of every counter object of
+// the table of issue 5's measurement 1.
+func BenchmarkKernelCounters(b *testing.B) {
+	backend := benchNamespace(b)
+	rs := issueRuleset(b, 50000)
+	if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+		b.Fatal(err)
+	}
+	b.Run(fmt.Sprintf("counters=%d", len(rs.Counters)), func(b *testing.B) {
+		for b.Loop() {
+			values, err := backend.Counters(rs.Table)
+			if err != nil || len(values) != len(rs.Counters) {
+				b.Fatalf("%d counters, error %v; want %d", len(values), err, len(rs.Counters))
+			}
+		}
+	})
+}
