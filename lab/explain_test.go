@@ -97,9 +97,9 @@ func TestExplain(t *testing.T) {
 	}{
 		{"allowed by number", "x/client", "x/server", "8080/tcp", true, [3]string{}},
 		{"allowed by the named port", "x/client", "x/server", "http", true, [3]string{}},
-		{"denied by port", "x/client", "x/server", "9090/tcp", false, [3]string{"port", "port", "named-port"}},
+		{"denied by port", "x/client", "x/server", "9090/tcp", false, [3]string{"named-port", "port", "named-port"}},
 		{"denied by selector", "x/intruder", "x/server", "8080/tcp", false, [3]string{"peer-pod-selector", "ipblock-except port", "named-port peer-pod-selector"}},
-		{"denied by an except", "x/intruder", "x/server", "7070/tcp", false, [3]string{"peer-pod-selector port", "ipblock-except", "named-port peer-pod-selector"}},
+		{"denied by an except", "x/intruder", "x/server", "7070/tcp", false, [3]string{"named-port peer-pod-selector", "ipblock-except", "named-port peer-pod-selector"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
