@@ -120,8 +120,8 @@ func (tw *textWriter) dataplane(dp *DataplaneAnswer) {
 	}
 }
 
-// stepText is one line: "chain[rule] (handle H) matched|-: text => verdict  # comment; counter
-// name=value; lookups".
+// stepText is one line: "chain[rule] (handle H) matched|-: text => verdict; counter name=value;
+// lookups". The rule's text holds its comment.
 func stepText(s *PathStep) string {
 	mark := "-"
 	if s.Matched {
@@ -135,9 +135,6 @@ func stepText(s *PathStep) string {
 	fmt.Fprintf(&b, " %s: %s", mark, s.Text)
 	if s.Verdict != "" {
 		fmt.Fprintf(&b, " => %s", s.Verdict)
-	}
-	if s.Comment != "" {
-		fmt.Fprintf(&b, "  # %s", s.Comment)
 	}
 	if s.Counter != "" {
 		fmt.Fprintf(&b, "; counter %s=%d", s.Counter, s.CounterValue)
