@@ -77,7 +77,7 @@ func TestWriteTextDataplane(t *testing.T) {
 	for _, line := range []string{
 		"dataplane ingress on node n1: accept\n",
 		"  forward[2] matched: ip daddr vmap @pod-ingress-v4; vmap @pod-ingress-v4 10.0.1.20 found -> jump pod-in-x\n",
-		"  pol-y[0] matched: ip saddr @peers-z tcp dport 6379 accept  # default/redis-policy ingress[0]; counter rule-y-0=3; @peers-z 10.0.1.10 found\n",
+		"  pol-y[0] matched: ip saddr @peers-z tcp dport 6379 accept; counter rule-y-0=3; @peers-z 10.0.1.10 found\n",
 		"  DRIFT: set peers-z: element 10.0.1.10 is in the kernel only\n",
 		"DISAGREE: node n1 ingress: spec denies, dataplane accept\n",
 	} {
