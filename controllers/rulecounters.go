@@ -10,12 +10,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/nftpolicy/nftpolicy/nft"
-	"github.com/nftpolicy/nftpolicy/nft/kernel"
 )
 
 // CounterReader reads every named counter of a table in one dump: kernel.NetlinkBackend.
 type CounterReader interface {
-	Counters(table string) (map[string]kernel.CounterValue, error)
+	Counters(table string) (map[string]nft.CounterValue, error)
 }
 
 // The metrics made of the table's named counters (see nft.Counter). Policy rules and default denies

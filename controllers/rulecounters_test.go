@@ -8,17 +8,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/nftpolicy/nftpolicy/nft"
-	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/nft/nfttest"
 )
 
 // fakeCounters answers Counters with fixed values, or an error.
 type fakeCounters struct {
-	values map[string]kernel.CounterValue
+	values map[string]nft.CounterValue
 	err    error
 }
 
-func (f fakeCounters) Counters(string) (map[string]kernel.CounterValue, error) {
+func (f fakeCounters) Counters(string) (map[string]nft.CounterValue, error) {
 	return f.values, f.err
 }
 
@@ -34,7 +33,7 @@ func committedGuestbook(t *testing.T, perPod bool) *nft.Applier {
 }
 
 func TestRuleCounterCollectorMapsCountersToLabels(t *testing.T) {
-	c := &RuleCounterCollector{Table: "nftpolicy", Applier: committedGuestbook(t, false), Reader: fakeCounters{values: map[string]kernel.CounterValue{
+	c := &RuleCounterCollector{Table: "nftpolicy", Applier: committedGuestbook(t, false), Reader: fakeCounters{values: map[string]nft.CounterValue{
 		"allow-in_default_redis-policy_0":     {Packets: 7, Bytes: 420},
 		"allow-eg_default_guestbook-egress_1": {Packets: 2, Bytes: 100},
 		"deny-in_default":                     {Packets: 3, Bytes: 180},
@@ -59,7 +58,7 @@ nftpolicy_default_deny_connections_total{direction="ingress",namespace="default"
 // onlyRule is a collector of the one series of policy.
 func onlyRule(c *RuleCounterCollector, policy string) *RuleCounterCollector {
 	values, _ := c.Reader.Counters(c.Table)
-	kept := map[string]kernel.CounterValue{}
+	kept := map[string]nft.CounterValue{}
 	for name, v := range values {
 		if counter, ok := c.Applier.Committed().CounterByName(name); ok && counter.Labels.Policy == policy {
 			kept[name] = v
@@ -72,7 +71,7 @@ func onlyRule(c *RuleCounterCollector, policy string) *RuleCounterCollector {
 
 func TestRuleCounterCollectorPodLabel(t *testing.T) {
 	c := &RuleCounterCollector{Table: "nftpolicy", Applier: committedGuestbook(t, true), PodDenyCounters: true,
-		Reader: fakeCounters{values: map[string]kernel.CounterValue{"deny-in_default_redis-master": {Packets: 1}}}}
+		Reader: fakeCounters{values: map[string]nft.CounterValue{"deny-in_default_redis-master": {Packets: 1}}}}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(`
 # HELP nftpolicy_default_deny_connections_total `+podDefaultDenyConnectionsHelp+`
 # TYPE nftpolicy_default_deny_connections_total counter
@@ -84,7 +83,7 @@ nftpolicy_default_deny_connections_total{direction="ingress",namespace="default"
 
 func TestRuleCounterCollectorReportsNothingUnknown(t *testing.T) {
 	unknown := &RuleCounterCollector{Table: "nftpolicy", Applier: nft.NewApplier(nft.NewFake("nftpolicy")),
-		Reader: fakeCounters{values: map[string]kernel.CounterValue{"deny-in_default": {Packets: 1}}}}
+		Reader: fakeCounters{values: map[string]nft.CounterValue{"deny-in_default": {Packets: 1}}}}
 	if n := testutil.CollectAndCount(unknown); n != 0 {
 		t.Errorf("%d series while nothing is committed, want none", n)
 	}

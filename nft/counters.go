@@ -22,6 +22,12 @@ type Counter struct {
 	Labels CounterLabels
 }
 
+// CounterValue is what a named counter of the table has counted since the kernel created it.
+type CounterValue struct {
+	Packets uint64
+	Bytes   uint64
+}
+
 // CounterLabels is what a counter counts: a NetworkPolicy rule (Policy set, Rule its index in the
 // direction's list), or the default deny of isolated pods of a namespace (Policy empty; Pod set only
 // with CompileInput.PodDenyCounters).

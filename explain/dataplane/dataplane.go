@@ -16,7 +16,6 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/explain"
 	"github.com/nftpolicy/nftpolicy/nft"
-	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -26,7 +25,7 @@ const Path = "/explain"
 // Kernel reads the node's table as the kernel holds it.
 type Kernel interface {
 	ReadRuleset(table string) (*nft.Ruleset, error)
-	Counters(table string) (map[string]kernel.CounterValue, error)
+	Counters(table string) (map[string]nft.CounterValue, error)
 }
 
 // Conntrack counts the tracked connections of a flow.

@@ -11,18 +11,17 @@ import (
 
 	"github.com/nftpolicy/nftpolicy/explain"
 	"github.com/nftpolicy/nftpolicy/nft"
-	"github.com/nftpolicy/nftpolicy/nft/kernel"
 	"github.com/nftpolicy/nftpolicy/nft/nfttest"
 )
 
 // fakeKernel holds a table as a kernel would, with its counters.
 type fakeKernel struct {
 	rs       *nft.Ruleset
-	counters map[string]kernel.CounterValue
+	counters map[string]nft.CounterValue
 }
 
 func (k *fakeKernel) ReadRuleset(string) (*nft.Ruleset, error) { return k.rs, nil }
-func (k *fakeKernel) Counters(string) (map[string]kernel.CounterValue, error) {
+func (k *fakeKernel) Counters(string) (map[string]nft.CounterValue, error) {
 	return k.counters, nil
 }
 
@@ -60,7 +59,7 @@ func decided(t *testing.T, a *explain.DataplaneAnswer) explain.PathStep {
 
 func TestAnswerTracesTheKernelsTable(t *testing.T) {
 	rs := guestbook()
-	k := &fakeKernel{rs: rs, counters: map[string]kernel.CounterValue{
+	k := &fakeKernel{rs: rs, counters: map[string]nft.CounterValue{
 		"allow-in_default_redis-policy_0": {Packets: 7}, "deny-in_default": {Packets: 3},
 	}}
 	flow := nft.Flow{Src: nfttest.Addr(nfttest.GuestbookIP), Dst: nfttest.Addr(nfttest.RedisIP), Proto: nft.ProtoTCP, DstPort: 6379}

@@ -3,19 +3,15 @@ package kernel
 import (
 	"fmt"
 
+	"github.com/nftpolicy/nftpolicy/nft"
+
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 )
 
-// CounterValue is what a named counter of our table has counted since it was created.
-type CounterValue struct {
-	Packets uint64
-	Bytes   uint64
-}
-
 // Counters reads every named counter of table, by name, in one netlink dump of the table's objects.
 // A missing table has no counters (the kernel's dump filtered on it is empty).
-func (b *NetlinkBackend) Counters(table string) (map[string]CounterValue, error) {
+func (b *NetlinkBackend) Counters(table string) (map[string]nft.CounterValue, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	conn, err := b.connection()
@@ -27,7 +23,7 @@ func (b *NetlinkBackend) Counters(table string) (map[string]CounterValue, error)
 		b.dropConn()
 		return nil, fmt.Errorf("reading the counters of table inet %s: %w", table, err)
 	}
-	out := make(map[string]CounterValue, len(objs))
+	out := make(map[string]nft.CounterValue, len(objs))
 	for _, o := range objs {
 		named, ok := o.(*nftables.NamedObj)
 		if !ok || named.Type != nftables.ObjTypeCounter {
@@ -37,7 +33,7 @@ func (b *NetlinkBackend) Counters(table string) (map[string]CounterValue, error)
 		if !ok {
 			return nil, fmt.Errorf("reading counter %s of table inet %s: unexpected data %T", named.Name, table, named.Obj)
 		}
-		out[named.Name] = CounterValue{Packets: c.Packets, Bytes: c.Bytes}
+		out[named.Name] = nft.CounterValue{Packets: c.Packets, Bytes: c.Bytes}
 	}
 	return out, nil
 }
