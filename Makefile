@@ -124,8 +124,9 @@ lint-config: $(GOLANGCI_LINT) ## Verify golangci-lint linter configuration.
 ##@ Build
 
 .PHONY: build
-build: ## Build the agent (bin/nftpolicy) and the lab (bin/nftpolicy-lab).
+build: ## Build the agent (bin/nftpolicy), the kubectl plugin (bin/kubectl-nftpolicy) and the lab (bin/nftpolicy-lab).
 	go build -o "$(LOCALBIN)/nftpolicy" ./cmd/nftpolicy
+	go build -o "$(LOCALBIN)/kubectl-nftpolicy" ./cmd/kubectl-nftpolicy
 	go build -o "$(LOCALBIN)/nftpolicy-lab" ./cmd/nftpolicy-lab
 
 .PHONY: run

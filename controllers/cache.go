@@ -82,7 +82,7 @@ func (s *sharing) stripPod(in any) (any, error) {
 		return in, nil
 	}
 	v := s.values
-	p := podOf(pod)
+	p := selectors.PodOf(pod)
 	p.Namespace = v.String(p.Namespace)
 	p.Labels = v.Labels(p.Labels)
 	p.Node = v.String(p.Node)

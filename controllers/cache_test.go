@@ -116,7 +116,7 @@ func TestStrippedPodReadsAsTheOriginal(t *testing.T) {
 		"mapped IPv4":       fullPod("web-8", func(p *corev1.Pod) { p.Status.PodIPs = []corev1.PodIP{{IP: "::ffff:10.1.0.10"}} }),
 	} {
 		cached := strip(t, newSharing().stripPod, pod.DeepCopy()).(*CachedPod)
-		if got, want := cached.Pod, podOf(pod); !reflect.DeepEqual(got, want) {
+		if got, want := cached.Pod, selectors.PodOf(pod); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: cached pod reads as\n%+v\nwant\n%+v", name, got, want)
 		}
 		if cached.GetResourceVersion() != pod.ResourceVersion || cached.GetName() != pod.Name || cached.GetNamespace() != pod.Namespace {

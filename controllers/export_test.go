@@ -19,7 +19,7 @@ func SnapshotOf(ctx context.Context, c client.Reader, node string) (*selectors.S
 	}
 	ps := make([]selectors.Pod, 0, len(pods.Items))
 	for i := range pods.Items {
-		ps = append(ps, podOf(&pods.Items[i]))
+		ps = append(ps, selectors.PodOf(&pods.Items[i]))
 	}
 	return snapshotWith(ctx, c, node, ps)
 }

@@ -122,10 +122,11 @@ func (b *recordingBackend) last() *nft.Transaction {
 	return txs[len(txs)-1]
 }
 
-// kernelListing returns the kernel's listing of our table in node's namespace, as `nft list table`
-// prints it, or the error when the table does not exist.
+// kernelListing returns the kernel's listing of our table in node's namespace, as `nft -s list table`
+// prints it (without the counters' values, which traffic changes), or the error when the table does
+// not exist.
 func kernelListing(node *netlab.Node) (string, error) {
-	out, err := exec.Command("ip", "netns", "exec", node.Name, "nft", "list", "table", "inet", table).CombinedOutput()
+	out, err := exec.Command("ip", "netns", "exec", node.Name, "nft", "-s", "list", "table", "inet", table).CombinedOutput()
 	return string(out), err
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
+	"github.com/nftpolicy/nftpolicy/explain"
+	"github.com/nftpolicy/nftpolicy/explain/dataplane"
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/nft"
 	nftkernel "github.com/nftpolicy/nftpolicy/nft/kernel"
@@ -313,6 +316,45 @@ var _ = Describe("The agents of two nodes on the kernel", Ordered, Label("kernel
 		By("checking that read-backs of an unchanged table cost no transaction")
 		Consistently(func() int { return len(agent1.kernel.transactions()) }).
 			WithTimeout(3 * kernelResyncPeriod).WithPolling(100 * time.Millisecond).Should(Equal(2))
+	})
+
+	It("explains guestbook -> redis from the kernel, and reports a foreign change as drift until a resync repairs it", func() {
+		// agent1 is the agent of the spec before: it finds foreign changes on resyncs only.
+		backend, err := nftkernel.NewNetlinkBackend(node1.Path)
+		Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = backend.Close() }()
+		h := &dataplane.Handler{Node: kernelNode1, Table: table, Committed: agent1.reconciler.Applier.Committed, Kernel: backend}
+		q := dataplane.Query{Direction: explain.Ingress, Src: guestbook.net.IPv4, Dst: redisLeader.net.IPv4, Proto: nft.ProtoTCP, Port: redisPort}
+		answer := func() *explain.DataplaneAnswer {
+			a, err := h.Answer(q)
+			Expect(err).NotTo(HaveOccurred())
+			return a
+		}
+		a := answer()
+		Expect(a.Verdict).To(Equal(explain.Accept))
+		Expect(a.Drift).To(BeEmpty())
+
+		By("deleting the guestbook pod from the peer set of the redis policy, behind the agent's back")
+		set := ""
+		for _, st := range a.Path {
+			for _, l := range st.Lookups {
+				if st.Matched && strings.HasPrefix(l.Set, "peers_") && l.Found {
+					set = l.Set
+				}
+			}
+		}
+		Expect(set).NotTo(BeEmpty(), "the admitting rule looked the guestbook pod up in a peer set: %+v", a.Path)
+		runNft(node1, "delete", "element", "inet", table, set, "{ "+guestbook.net.IPv4.String()+" }")
+		a = answer()
+		Expect(a.Verdict).To(Equal(explain.Drop), "the kernel's table drops guestbook now")
+		Expect(strings.Join(a.Drift, "\n")).To(ContainSubstring(set), "the drift names the set whose lookup differs")
+
+		By("waiting for the next resync to read the table back and repair it")
+		Eventually(func(g Gomega) {
+			a := answer()
+			g.Expect(a.Drift).To(BeEmpty())
+			g.Expect(a.Verdict).To(Equal(explain.Accept))
+		}).WithTimeout(3 * kernelResyncPeriod).WithPolling(50 * time.Millisecond).Should(Succeed())
 	})
 
 	It("lets busybox-2 reach redis on both nodes once it is labelled app=guestbook", func() {

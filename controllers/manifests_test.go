@@ -71,7 +71,7 @@ var _ = Describe("The install manifests", func() {
 		}
 		Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", 1))
 		Expect(kinds).To(HaveKeyWithValue("DaemonSet", 1))
-		Expect(kinds).To(HaveKeyWithValue("ClusterRole", 1))
+		Expect(kinds).To(HaveKeyWithValue("ClusterRole", 3)) // the agent's, its metrics auth, metrics-reader
 
 		var rest []*unstructured.Unstructured
 		for _, u := range objs {

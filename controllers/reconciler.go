@@ -54,6 +54,9 @@ type NodeReconciler struct {
 	// of a host interface with this prefix that is not a programmed local pod's is dropped. It needs
 	// Interfaces. "": off.
 	PodInterfacePrefix string
+	// PodDenyCounters counts each isolated pod's default deny on its own (nft.CompileInput.PodDenyCounters)
+	// instead of per namespace.
+	PodDenyCounters bool
 	// Conntrack ends tracked connections that a committed ruleset no longer allows. Nil: none.
 	Conntrack nft.ConntrackCleaner
 	// ForeignChanges brings news that another writer may have changed the table (a kernel
@@ -203,7 +206,8 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 	if err != nil {
 		return fail(stepInterfaces, err)
 	}
-	desired, changed := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Changes: changes, Interfaces: ifaces, PodInterfacePrefix: r.PodInterfacePrefix})
+	desired, changed := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Changes: changes, Interfaces: ifaces,
+		PodInterfacePrefix: r.PodInterfacePrefix, PodDenyCounters: r.PodDenyCounters})
 	if log := log.V(6); log.Enabled() {
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}

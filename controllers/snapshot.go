@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -49,39 +48,11 @@ func snapshotWith(ctx context.Context, c client.Reader, node string, pods []sele
 		Namespaces: make([]selectors.Namespace, 0, len(namespaces.Items)),
 		Policies:   make([]*networkingv1.NetworkPolicy, 0, len(policies.Items)),
 	}
-	for _, ns := range namespaces.Items {
-		s.Namespaces = append(s.Namespaces, selectors.Namespace{Name: ns.Name, Labels: ns.Labels})
+	for i := range namespaces.Items {
+		s.Namespaces = append(s.Namespaces, selectors.NamespaceOf(&namespaces.Items[i]))
 	}
 	for i := range policies.Items {
 		s.Policies = append(s.Policies, &policies.Items[i])
 	}
 	return s, nil
-}
-
-// podOf converts a Pod. Addresses that do not parse are left out: the pod is then enforced
-// without them, which only ever removes a peer.
-func podOf(pod *corev1.Pod) selectors.Pod {
-	p := selectors.Pod{
-		Namespace:   pod.Namespace,
-		Name:        pod.Name,
-		Labels:      pod.Labels,
-		Node:        pod.Spec.NodeName,
-		Phase:       pod.Status.Phase,
-		HostNetwork: pod.Spec.HostNetwork,
-	}
-	ips := pod.Status.PodIPs
-	if len(ips) == 0 && pod.Status.PodIP != "" {
-		ips = []corev1.PodIP{{IP: pod.Status.PodIP}}
-	}
-	for _, ip := range ips {
-		if addr, err := netip.ParseAddr(ip.IP); err == nil {
-			p.IPs = append(p.IPs, addr.Unmap())
-		}
-	}
-	for _, c := range pod.Spec.Containers {
-		for _, port := range c.Ports {
-			p.Ports = append(p.Ports, selectors.ContainerPort{Name: port.Name, Number: port.ContainerPort, Protocol: port.Protocol})
-		}
-	}
-	return p
 }

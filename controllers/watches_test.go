@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 func runningPod() *corev1.Pod {
@@ -40,7 +42,7 @@ func TestStripPodKeepsWhatSelectorsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, want := out.(*CachedPod).Pod, podOf(pod)
+	got, want := out.(*CachedPod).Pod, selectors.PodOf(pod)
 	if got.Name != want.Name || got.Node != want.Node || got.Phase != want.Phase || len(got.IPs) != 1 || len(got.Ports) != 1 || got.Labels["app"] != "redis" {
 		t.Errorf("cached pod reads as %+v, want %+v", got, want)
 	}

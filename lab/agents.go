@@ -21,12 +21,13 @@ const agentReadyTimeout = 60 * time.Second
 
 // agentProcess is one node's agent, a child process of the lab.
 type agentProcess struct {
-	node   *node
-	cmd    *exec.Cmd
-	log    *os.File
-	health string // host:port of /healthz and /readyz
-	exited chan struct{}
-	err    error // why it exited; read after exited is closed
+	node    *node
+	cmd     *exec.Cmd
+	log     *os.File
+	health  string // host:port of /healthz and /readyz
+	metrics string // host:port of the metrics endpoint
+	exited  chan struct{}
+	err     error // why it exited; read after exited is closed
 }
 
 // addNodes creates the node namespaces, joins every pair of them with a fabric link (each node routes
@@ -126,7 +127,7 @@ func (l *Lab) startAgent(ctx context.Context, n *node, logDir string) (*agentPro
 		logFile.Close()
 		return nil, fmt.Errorf("starting the agent of %s: %w", n.name, err)
 	}
-	a := &agentProcess{node: n, cmd: cmd, log: logFile, health: health, exited: make(chan struct{})}
+	a := &agentProcess{node: n, cmd: cmd, log: logFile, health: health, metrics: metrics, exited: make(chan struct{})}
 	go func() {
 		a.err = cmd.Wait()
 		close(a.exited)
@@ -135,11 +136,19 @@ func (l *Lab) startAgent(ctx context.Context, n *node, logDir string) (*agentPro
 	if err != nil {
 		p = Process{PID: cmd.Process.Pid}
 	}
-	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, Kubeconfig: kubeconfig, HealthAddr: health, MetricsAddr: metrics})
+	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, Kubeconfig: kubeconfig, HealthAddr: health, MetricsAddr: metrics, MetricsToken: l.metricsToken})
+	if err := l.registerAgentPod(ctx, n, metrics); err != nil {
+		_ = cmd.Process.Kill()
+		<-a.exited
+		logFile.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
-// waitReady polls the agent's /readyz, which passes once its first sync committed.
+// waitReady polls the agent's /readyz, which passes once its first sync committed, until it passes
+// and the metrics endpoint listens too: the secure metrics server makes its self-signed certificate
+// before it listens, which may take longer than the first sync on a busy machine.
 func (a *agentProcess) waitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -152,7 +161,7 @@ func (a *agentProcess) waitReady(ctx context.Context, timeout time.Duration) err
 		}
 		if resp, err := hc.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK && a.metricsListening(ctx) {
 				return nil
 			}
 		}
@@ -164,6 +173,17 @@ func (a *agentProcess) waitReady(ctx context.Context, timeout time.Duration) err
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// metricsListening reports whether the agent's metrics endpoint accepts connections.
+func (a *agentProcess) metricsListening(ctx context.Context) bool {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", a.metrics)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // agentStopTimeout is how long an agent gets to stop after SIGTERM before it is killed.

@@ -141,3 +141,6 @@ func (a *Attached) probe(ctx context.Context, pods map[string]*remotePod, src, d
 	}
 	return false, fmt.Errorf("pod %s has no %s address", dst, family)
 }
+
+// Kubeconfig is the path of the lab's kubeconfig (the administrator's).
+func (a *Attached) Kubeconfig() string { return a.state.Kubeconfig }

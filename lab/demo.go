@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,9 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/nftpolicy/nftpolicy/explain/plugin"
 	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
 
@@ -117,7 +120,24 @@ func RunDemo(ctx context.Context, l *Lab, w io.Writer) (err error) {
 			fmt.Fprintf(w, "%s still connects to every redis pod and to Service redis-master.\n", src)
 		}
 	}
-	return expectRedis(after, demoBlocked)
+	if err := expectRedis(after, demoBlocked); err != nil {
+		return err
+	}
+	return l.explainDemo(ctx, w)
+}
+
+// explainDemo asks why busybox cannot reach redis through its Service, as a user would with
+// `kubectl nftpolicy explain`: the policies' reason and each node's trace must say denied.
+func (l *Lab) explainDemo(ctx context.Context, w io.Writer) error {
+	args := []string{"default/busybox", demoServicePrefix + "default/redis-master", fmt.Sprintf("%d/tcp", redisPort)}
+	fmt.Fprintf(w, "\nWhy? $ kubectl nftpolicy explain %s\n", strings.Join(args, " "))
+	var stderr bytes.Buffer
+	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: w, ErrOut: &stderr}
+	code := plugin.Main(ctx, append([]string{"explain", "--kubeconfig", l.Kubeconfig()}, args...), streams)
+	if code != plugin.ExitDenied {
+		return fmt.Errorf("kubectl nftpolicy explain %s: exit status %d, want %d (denied): %s", strings.Join(args, " "), code, plugin.ExitDenied, stderr.String())
+	}
+	return nil
 }
 
 // redisMatrix probes redis from every client: each redis pod's address, and redis-master's ClusterIP,

@@ -108,8 +108,10 @@ type Lab struct {
 	kubeletPKI *kubelet.PKI
 	// identity is the agents' ServiceAccount, as config/default installs it.
 	identity AgentIdentity
-	nodes    []*node
-	agents   []*agentProcess
+	// metricsToken is a token allowed to read the agents' metrics (see installMetricsReader).
+	metricsToken string
+	nodes        []*node
+	agents       []*agentProcess
 	// external stands for a machine outside the cluster; see ExternalClient.
 	external *netlab.External
 

@@ -12,9 +12,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
@@ -78,6 +82,47 @@ func (l *Lab) installAgentIdentity(ctx context.Context) error {
 	}
 	l.identity = id
 	l.logf("Agents run as %s (cluster roles %v)", id.Username(), id.ClusterRoles)
+	return l.installMetricsReader(ctx, objs)
+}
+
+// metricsScraper is the ServiceAccount the lab scrapes the agents' metrics as, bound to
+// config/default's metrics-reader ClusterRole as an operator binds Prometheus's: the agents serve
+// metrics over HTTPS to authorized callers only, and the lab goes through the same checks.
+const metricsScraper = "metrics-scraper"
+
+// installMetricsReader creates the lab's scraper ServiceAccount, binds it to the metrics-reader
+// ClusterRole among objs, and requests the token ScrapeMetrics sends.
+func (l *Lab) installMetricsReader(ctx context.Context, objs []*unstructured.Unstructured) error {
+	var role string
+	for _, obj := range objs {
+		if obj.GetKind() == "ClusterRole" && strings.HasSuffix(obj.GetName(), "metrics-reader") {
+			role = obj.GetName()
+		}
+	}
+	if role == "" {
+		return errors.New("config/default has no metrics-reader ClusterRole: the lab could not read the agents' metrics")
+	}
+	ns := l.identity.Namespace
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: metricsScraper, Namespace: ns}}
+	if err := l.client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the ServiceAccount %s/%s: %w", ns, metricsScraper, err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "nftpolicy-lab-" + metricsScraper},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: metricsScraper}},
+	}
+	if err := l.client.Create(ctx, binding); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("binding %s to the ServiceAccount %s/%s: %w", role, ns, metricsScraper, err)
+	}
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		ExpirationSeconds: ptr.To(int64(AgentTokenLifetime / time.Second)),
+	}}
+	tok, err := l.clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, metricsScraper, req, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("requesting a token of %s/%s: %w", ns, metricsScraper, err)
+	}
+	l.metricsToken = tok.Status.Token
 	return nil
 }
 

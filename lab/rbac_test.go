@@ -40,8 +40,8 @@ func TestAgentsRunAsServiceAccount(t *testing.T) {
 	t.Cleanup(func() { _ = l.Close() })
 
 	id := l.AgentIdentity()
-	if id.Namespace != "nftpolicy-system" || id.ServiceAccount != "nftpolicy-agent" || len(id.ClusterRoles) != 1 || id.ClusterRoles[0] != "nftpolicy-manager-role" {
-		t.Errorf("agent identity %+v, want config/default's nftpolicy-system/nftpolicy-agent bound to nftpolicy-manager-role", id)
+	if id.Namespace != "nftpolicy-system" || id.ServiceAccount != "nftpolicy-agent" || !slices.Equal(id.ClusterRoles, []string{"nftpolicy-manager-role", "nftpolicy-metrics-auth-role"}) {
+		t.Errorf("agent identity %+v, want config/default's nftpolicy-system/nftpolicy-agent bound to nftpolicy-manager-role and nftpolicy-metrics-auth-role", id)
 	}
 	agents := l.State().Agents
 	if len(agents) != 1 || agents[0].Kubeconfig != l.AgentKubeconfig("node-1") {
@@ -74,6 +74,21 @@ func TestAgentsRunAsServiceAccount(t *testing.T) {
 	}
 	if _, err := l.clientset.CoreV1().Secrets("").List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
 		t.Errorf("the lab's admin cannot list secrets: %v", err)
+	}
+
+	// The metrics are served to callers allowed to get /metrics only: not to anonymous ones, nor to
+	// the agent's own identity, which lacks the metrics-reader role.
+	drain := func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }
+	for _, c := range []struct{ who, token, status string }{
+		{"an anonymous caller", "", "401"},
+		{"the agent's ServiceAccount", cfg.BearerToken, "403"},
+	} {
+		if err := scrapeMetricsAs(ctx, agents[0].MetricsAddr, c.token, drain); err == nil || !strings.Contains(err.Error(), c.status) {
+			t.Errorf("%s scraping the metrics: %v, want %s", c.who, err, c.status)
+		}
+	}
+	if err := ScrapeMetrics(ctx, agents[0], drain); err != nil {
+		t.Errorf("the lab's metrics reader scraping the metrics: %v", err)
 	}
 }
 
@@ -130,7 +145,7 @@ func TestAgentWithoutPolicyAccessFailsLoudly(t *testing.T) {
 	if log, _ := os.ReadFile(l.AgentLog(nodeName)); !bytes.Contains(log, []byte("Listing or watching failed")) || !bytes.Contains(log, []byte("v1.NetworkPolicy")) {
 		t.Errorf("the agent's log does not report the failing NetworkPolicy watch:\n%s", log)
 	}
-	metrics := l.State().Agents[0].MetricsAddr
+	metrics := l.State().Agents[0]
 	const failing = `nftpolicy_watch_failing{type="v1.NetworkPolicy"} 1`
 	if err := ScrapeMetrics(ctx, metrics, func(r io.Reader) error {
 		body, err := io.ReadAll(r)

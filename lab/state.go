@@ -63,6 +63,8 @@ type AgentState struct {
 	Kubeconfig  string `json:"kubeconfig"`
 	HealthAddr  string `json:"healthAddr"`
 	MetricsAddr string `json:"metricsAddr"`
+	// MetricsToken is a bearer token allowed to read the agent's metrics (see ScrapeMetrics).
+	MetricsToken string `json:"metricsToken"`
 }
 
 // ChildState is a process the lab runs for its cluster and its log.

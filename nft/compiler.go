@@ -24,6 +24,10 @@ type CompileInput struct {
 	// starts with it is dropped unless the interface and address are a local pod's in Interfaces
 	// (see failClosedEgress). "" (the default) leaves such traffic to the policies as before.
 	PodInterfacePrefix string
+	// PodDenyCounters gives the default deny of each isolated pod and direction its own counter,
+	// instead of one per namespace and direction. Off by default: the counters, and the metrics
+	// made of them, then grow with the pods rather than the namespaces.
+	PodDenyCounters bool
 }
 
 // Changes names what may differ between a Ruleset and the one its Compiler returned before it.
@@ -72,21 +76,26 @@ type Compiler struct {
 	antiSpoof []ifaceAddr
 	// policyChains are the last Ruleset's policy chains, by name, with what they were compiled from.
 	policyChains map[string]policyChainMemo
-	// podIfacePrefix is the last compile's CompileInput.PodInterfacePrefix.
-	podIfacePrefix string
+	// podIfacePrefix and podDenyCounters are the last compile's CompileInput.PodInterfacePrefix and
+	// PodDenyCounters.
+	podIfacePrefix  string
+	podDenyCounters bool
 }
 
 // Compile turns a resolved model into the full content of our table, lowering only what in.Changes
 // names (everything on a Compiler's first call, or when in.Changes.Full).
 func (cc *Compiler) Compile(in CompileInput) (*Ruleset, Changes) {
-	full := in.Changes.Full || cc.last == nil || cc.last.Table != in.Table || cc.podIfacePrefix != in.PodInterfacePrefix
-	cc.podIfacePrefix = in.PodInterfacePrefix
+	full := in.Changes.Full || cc.last == nil || cc.last.Table != in.Table || cc.podIfacePrefix != in.PodInterfacePrefix ||
+		cc.podDenyCounters != in.PodDenyCounters
+	cc.podIfacePrefix, cc.podDenyCounters = in.PodInterfacePrefix, in.PodDenyCounters
 	changed := Changes{Full: full, Sets: sets.New[string]()}
 	rs := &Ruleset{Table: in.Table}
 	var lowered map[string]*Set // sets lowered by this call, by name
 	if full || in.Changes.Isolations() {
-		c := chainCompiler{model: in.Model, podIfacePrefix: in.PodInterfacePrefix, refs: map[string]setRef{}, last: cc.policyChains}
+		c := chainCompiler{model: in.Model, podIfacePrefix: in.PodInterfacePrefix, podDenyCounters: in.PodDenyCounters,
+			refs: map[string]setRef{}, last: cc.policyChains}
 		rs.Chains, rs.Maps = c.compile()
+		rs.Counters = countersOf(c.counters)
 		cc.policyChains = c.next
 		changed.Chains = true
 		for _, m := range rs.Maps {
@@ -100,7 +109,7 @@ func (cc *Compiler) Compile(in CompileInput) (*Ruleset, Changes) {
 		}
 		cc.refs = c.refs
 	} else {
-		rs.Chains, rs.Maps = cc.last.Chains, cc.last.Maps
+		rs.Chains, rs.Maps, rs.Counters = cc.last.Chains, cc.last.Maps, cc.last.Counters
 		lowered = cc.lowerChangedSets(in)
 	}
 	pairs := antiSpoofPairs(in)

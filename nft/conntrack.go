@@ -64,13 +64,28 @@ func (s *StaleFlows) Denied(f Flow) bool {
 	if !s.egress[f.Src] && !s.ingress[f.Dst] {
 		return false
 	}
-	p := Packet{Hook: HookForward, Iifname: s.podIfaces[f.Src], Oifname: s.podIfaces[f.Dst], Src: f.Src, Dst: f.Dst, Proto: f.Proto, DstPort: f.DstPort, Ct: CtNew}
+	// The forward hook decides for traffic to the node too: the ingress chain only acts on local pod
+	// destinations, and the egress chain is the same on both hooks.
+	return s.tracer.Trace(ForwardPacket(f, s.podIfaces, "")).Verdict == Drop
+}
+
+// ForwardPacket is the first packet of the connection f as the forward hook of one node sees it, a new
+// connection: podIfaces are the host interfaces of the node's local pod addresses, as given to
+// Compile, and uplink the interface through which the node reaches other nodes and the world ("" when
+// unknown). A pod-to-pod connection across nodes is judged twice: by its source's node for egress, and
+// by its destination's node, where it arrives through the uplink, for ingress.
+func ForwardPacket(f Flow, podIfaces map[netip.Addr]string, uplink string) Packet {
+	p := Packet{Hook: HookForward, Iifname: podIfaces[f.Src], Oifname: podIfaces[f.Dst], Src: f.Src, Dst: f.Dst, Proto: f.Proto, DstPort: f.DstPort, Ct: CtNew}
+	if p.Iifname == "" {
+		p.Iifname = uplink
+	}
+	if p.Oifname == "" {
+		p.Oifname = uplink
+	}
 	if f.Proto == ProtoICMPv6 {
 		p.ICMPv6Type = icmpv6EchoRequest
 	}
-	// The forward hook decides for traffic to the node too: the ingress chain only acts on local pod
-	// destinations, and the egress chain is the same on both hooks.
-	return s.tracer.Trace(p).Verdict == Drop
+	return p
 }
 
 // icmpv6EchoRequest is what conntrack tracks for ICMPv6; neighbour discovery is never tracked.

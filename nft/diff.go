@@ -53,7 +53,9 @@ func Diff(committed, desired *Ruleset, changed Changes) *Transaction {
 			tx.Ops = append(tx.Ops, AddMap{Map: withoutMapElements(*m)})
 		}
 	}
-	// 3. New chains, then the rules of new and changed chains, and of chains flushed in step 0.
+	// 3. New counters (a kept counter is never re-created: that would reset it), new chains, then
+	// the rules of new and changed chains, and of chains flushed in step 0.
+	d.addCounters(tx)
 	chains := d.chains(desired, refilled)
 	for _, c := range chains {
 		if _, ok := d.oldChains.find(c.Name); !ok {
@@ -175,6 +177,9 @@ func pick[T any](items []T, all bool, names []string, f finder[T]) []*T {
 // previous run left in it, and builds desired, all in one batch.
 func fullReplace(desired *Ruleset) *Transaction {
 	tx := &Transaction{Table: desired.Table, Ops: []Op{AddTable{}, DeleteTable{}, AddTable{}}}
+	for _, c := range desired.Counters {
+		tx.Ops = append(tx.Ops, AddCounter{Counter: c})
+	}
 	for _, s := range desired.Sets {
 		tx.Ops = append(tx.Ops, AddSet{Set: withoutElements(s)})
 		if len(s.Elements) > 0 {
@@ -200,8 +205,31 @@ func fullReplace(desired *Ruleset) *Transaction {
 	return tx
 }
 
-// deleteUnused deletes the chains and sets of committed that desired no longer has, chains first (a
-// rule may use a set). Chains flushed already (refilled) are not flushed twice.
+// addCounters adds the counters of desired that committed does not have. Counters change only
+// with the chains whose rules update them.
+func (d *differ) addCounters(tx *Transaction) {
+	if !d.changed.Full && !d.changed.Chains {
+		return
+	}
+	old := countersByName(d.committed)
+	for _, c := range d.desired.Counters {
+		if !old[c.Name] {
+			tx.Ops = append(tx.Ops, AddCounter{Counter: c})
+		}
+	}
+}
+
+func countersByName(rs *Ruleset) map[string]bool {
+	names := make(map[string]bool, len(rs.Counters))
+	for _, c := range rs.Counters {
+		names[c.Name] = true
+	}
+	return names
+}
+
+// deleteUnused deletes the chains, counters and sets of committed that desired no longer has,
+// chains first (a rule may use a set or a counter). Chains flushed already (refilled) are not
+// flushed twice.
 func (d *differ) deleteUnused(tx *Transaction, refilled map[string]bool) {
 	if d.changed.Full || d.changed.Chains {
 		for _, c := range d.committed.Chains {
@@ -210,6 +238,12 @@ func (d *differ) deleteUnused(tx *Transaction, refilled map[string]bool) {
 					tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
 				}
 				tx.Ops = append(tx.Ops, DeleteChain{Name: c.Name})
+			}
+		}
+		kept := countersByName(d.desired)
+		for _, c := range d.committed.Counters {
+			if !kept[c.Name] {
+				tx.Ops = append(tx.Ops, DeleteCounter{Name: c.Name})
 			}
 		}
 	}

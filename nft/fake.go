@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,8 +11,8 @@ import (
 
 // Fake is an in-memory Backend. It applies a transaction to a copy of its table and commits the copy
 // only when every operation succeeded, like the kernel. It rejects what the kernel rejects: rules that
-// refer to missing sets, maps or chains, elements of missing sets, deleting objects still referred to,
-// deleting missing elements.
+// refer to missing sets, maps, chains or counters, elements of missing sets, deleting objects still
+// referred to, deleting missing elements.
 type Fake struct {
 	mu    sync.Mutex
 	table string
@@ -99,17 +100,18 @@ type fakeMap struct {
 }
 
 type fakeTable struct {
-	sets   map[string]*fakeSet
-	maps   map[string]*fakeMap
-	chains map[string]*Chain
-	order  []string // chain creation order, base chains keep theirs
+	counters map[string]Counter
+	sets     map[string]*fakeSet
+	maps     map[string]*fakeMap
+	chains   map[string]*Chain
+	order    []string // chain creation order, base chains keep theirs
 }
 
 func (t *fakeTable) clone() *fakeTable {
 	if t == nil {
 		return nil
 	}
-	c := &fakeTable{sets: map[string]*fakeSet{}, maps: map[string]*fakeMap{}, chains: map[string]*Chain{}, order: slices.Clone(t.order)}
+	c := &fakeTable{counters: maps.Clone(t.counters), sets: map[string]*fakeSet{}, maps: map[string]*fakeMap{}, chains: map[string]*Chain{}, order: slices.Clone(t.order)}
 	for n, s := range t.sets {
 		els := make(map[Element]struct{}, len(s.elements))
 		for e := range s.elements {
@@ -136,7 +138,7 @@ func (t *fakeTable) apply(op Op) (*fakeTable, error) {
 	switch op.(type) {
 	case AddTable:
 		if t == nil {
-			return &fakeTable{sets: map[string]*fakeSet{}, maps: map[string]*fakeMap{}, chains: map[string]*Chain{}}, nil
+			return &fakeTable{counters: map[string]Counter{}, sets: map[string]*fakeSet{}, maps: map[string]*fakeMap{}, chains: map[string]*Chain{}}, nil
 		}
 		return t, nil
 	case DeleteTable:
@@ -150,6 +152,8 @@ func (t *fakeTable) apply(op Op) (*fakeTable, error) {
 	}
 	var err error
 	switch op.(type) {
+	case AddCounter, DeleteCounter:
+		err = t.applyCounterOp(op)
 	case AddSet, DeleteSet, AddElements, DeleteElements:
 		err = t.applySetOp(op)
 	case AddMap, DeleteMap, AddMapElements, DeleteMapElements:
@@ -160,6 +164,28 @@ func (t *fakeTable) apply(op Op) (*fakeTable, error) {
 		err = fmt.Errorf("unknown operation %T", op)
 	}
 	return t, err
+}
+
+// applyCounterOp adds a counter (adding an existing one keeps it and its values, as `add` does) or
+// deletes one that no rule refers to.
+func (t *fakeTable) applyCounterOp(op Op) error {
+	switch o := op.(type) {
+	case AddCounter:
+		if _, ok := t.counters[o.Counter.Name]; !ok {
+			t.counters[o.Counter.Name] = o.Counter
+		}
+	case DeleteCounter:
+		if _, ok := t.counters[o.Name]; !ok {
+			return fmt.Errorf("no such counter %s", o.Name)
+		}
+		for _, cn := range t.order {
+			if slices.ContainsFunc(t.chains[cn].Rules, func(r Rule) bool { return r.Counter == o.Name }) {
+				return fmt.Errorf("counter %s is in use by chain %s", o.Name, cn)
+			}
+		}
+		delete(t.counters, o.Name)
+	}
+	return nil
 }
 
 func (t *fakeTable) applySetOp(op Op) error {
@@ -336,6 +362,11 @@ func (t *fakeTable) checkReferences(r Rule) error {
 			return fmt.Errorf("rule refers to missing map %s", r.VMap.Map)
 		}
 	}
+	if r.Counter != "" {
+		if _, ok := t.counters[r.Counter]; !ok {
+			return fmt.Errorf("rule refers to missing counter %s", r.Counter)
+		}
+	}
 	if r.Verdict.Chain != "" {
 		if _, ok := t.chains[r.Verdict.Chain]; !ok {
 			return fmt.Errorf("rule jumps to missing chain %s", r.Verdict.Chain)
@@ -396,6 +427,10 @@ func (t *fakeTable) chainReferrer(chain string) string {
 // ruleset returns the content in the canonical order Compile produces.
 func (t *fakeTable) ruleset(table string) *Ruleset {
 	rs := &Ruleset{Table: table}
+	for _, c := range t.counters {
+		rs.Counters = append(rs.Counters, c)
+	}
+	slices.SortFunc(rs.Counters, func(a, b Counter) int { return strings.Compare(a.Name, b.Name) })
 	for _, s := range t.sets {
 		set := s.def
 		for e := range s.elements {

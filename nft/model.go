@@ -33,10 +33,11 @@ func FamilyOf(addr netip.Addr) Family {
 
 // Ruleset is the whole content of our inet table.
 type Ruleset struct {
-	Table  string
-	Sets   []Set   // sorted by name
-	Maps   []Map   // sorted by name
-	Chains []Chain // base chains first in declaration order, then regular chains sorted by name
+	Table    string
+	Counters []Counter // sorted by name
+	Sets     []Set     // sorted by name
+	Maps     []Map     // sorted by name
+	Chains   []Chain   // base chains first in declaration order, then regular chains sorted by name
 }
 
 // KeyType is the type of a set's or map's keys, written as nft writes it.
@@ -140,13 +141,20 @@ type Chain struct {
 	Rules []Rule
 }
 
-// Rule matches when all of its Matches match; then it applies Verdict, or, when VMap is set, looks the
-// packet up in a verdict map.
+// Rule matches when all of its Matches match; then it updates its Counter, if any, and applies
+// Verdict, or, when VMap is set, looks the packet up in a verdict map.
 type Rule struct {
 	Matches []Match
 	VMap    *VMapLookup
+	// Counter names a counter object of the table (see Counter) that the rule updates before its
+	// verdict: `counter name "NAME"`. "" for none.
+	Counter string
 	Verdict Verdict
 	Comment string
+	// Handle is the rule's handle in the kernel when the rule was read back from it (see
+	// kernel.NetlinkBackend.ReadRuleset), else 0. It is not part of the rule: Diff and comparisons
+	// ignore it.
+	Handle uint64
 }
 
 // Field is a packet field a match or lookup reads.
@@ -286,7 +294,7 @@ func rulesEqual(a, b []Rule) bool {
 }
 
 func ruleEqual(a, b Rule) bool {
-	if a.Verdict != b.Verdict || a.Comment != b.Comment || (a.VMap == nil) != (b.VMap == nil) || a.VMap != nil && *a.VMap != *b.VMap {
+	if a.Verdict != b.Verdict || a.Comment != b.Comment || a.Counter != b.Counter || (a.VMap == nil) != (b.VMap == nil) || a.VMap != nil && *a.VMap != *b.VMap {
 		return false
 	}
 	return slices.EqualFunc(a.Matches, b.Matches, matchEqual)

@@ -96,3 +96,24 @@ func TestRulesEqualAgreesWithDeepEqual(t *testing.T) {
 		t.Error("lists of different lengths compare equal")
 	}
 }
+
+// TestDiffIgnoresRuleHandles requires a ruleset read back from the kernel, whose rules carry handles,
+// to need no change against the same ruleset as compiled.
+func TestDiffIgnoresRuleHandles(t *testing.T) {
+	compiled, readBack := compileGuestbook(), compileGuestbook()
+	handle := uint64(0)
+	for ci := range readBack.Chains {
+		rules := append([]Rule(nil), readBack.Chains[ci].Rules...)
+		for ri := range rules {
+			handle++
+			rules[ri].Handle = handle
+		}
+		readBack.Chains[ci].Rules = rules
+	}
+	if tx := Diff(readBack, compiled, Changes{Chains: true}); len(tx.Ops) != 0 {
+		t.Errorf("handles alone made %d operations: %s", len(tx.Ops), tx.Ops)
+	}
+	if handle == 0 || !rulesEqual(readBack.Chains[0].Rules, compiled.Chains[0].Rules) {
+		t.Error("rules that differ only in their handles must be equal")
+	}
+}

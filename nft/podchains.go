@@ -14,15 +14,15 @@ import (
 // podChain compiles one direction of one isolated pod: a jump to the chain of each selecting policy
 // whose rules can match something, then drop. The policies' rules are in policy chains, so that a
 // policy edit rewrites the policy's rules once, not every chain of every pod it selects together
-// with the rules of the other policies selecting them.
-func podChain(pi podIsolation) Chain {
+// with the rules of the other policies selecting them. The drop updates the default deny's counter.
+func podChain(pi podIsolation, counter string) Chain {
 	chain := Chain{Name: podChainName(pi.pod, pi.dir)}
 	for _, v := range pi.variants {
 		if v.chain != "" {
 			chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Jump, Chain: v.chain}})
 		}
 	}
-	chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Drop}, Comment: dropComment(pi.dir, pi.iso)})
+	chain.Rules = append(chain.Rules, Rule{Counter: counter, Verdict: Verdict{Kind: Drop}, Comment: dropComment(pi.dir, pi.iso)})
 	return chain
 }
 

@@ -19,7 +19,11 @@ type chainCompiler struct {
 	model *selectors.Model
 	// podIfacePrefix is CompileInput.PodInterfacePrefix.
 	podIfacePrefix string
-	refs           map[string]setRef // by set name
+	// podDenyCounters is CompileInput.PodDenyCounters.
+	podDenyCounters bool
+	refs            map[string]setRef // by set name
+	// counters are the counters the chains' rules update, by name.
+	counters map[string]CounterLabels
 	// last are the policy chains of the previous compile, by name; next are this compile's.
 	last, next map[string]policyChainMemo
 	// compiling records the sets the policy chain being compiled refers to.
@@ -34,7 +38,8 @@ type policyChainMemo struct {
 	families familySet
 	compiled []Rule
 	refs     map[string]setRef
-	collided bool // a port set's name was taken: the rules match those ports in an anonymous set
+	counters map[string]CounterLabels // the counters the rules update
+	collided bool                     // a port set's name was taken: the rules match those ports in an anonymous set
 }
 
 // policyKey is one direction of one policy.
@@ -68,6 +73,7 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 	isolated, variants := policyVariants(c.model)
 	chains := slices.Clone(staticChains(c.podIfacePrefix))
 	c.next = make(map[string]policyChainMemo, len(variants))
+	c.counters = map[string]CounterLabels{}
 	for _, v := range variants {
 		name := policyChainName(v)
 		rules := c.policyChainRules(name, v)
@@ -78,7 +84,9 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 		chains = append(chains, Chain{Name: name, Rules: rules})
 	}
 	for _, pi := range isolated {
-		chains = append(chains, podChain(pi))
+		deny := denyCounter(pi.pod, pi.dir, c.podDenyCounters)
+		c.counters[deny.Name] = deny.Labels
+		chains = append(chains, podChain(pi, deny.Name))
 	}
 	slices.SortFunc(chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
 	return chains, dispatchMapsOf(isolated)
@@ -89,9 +97,10 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 func (c *chainCompiler) policyChainRules(name string, v *policyVariant) []Rule {
 	if m, ok := c.last[name]; ok && !m.collided && m.families == v.families && slices.EqualFunc(m.rules, v.rules, policyRuleEqual) && c.adopt(m.refs) {
 		c.next[name] = m
+		maps.Copy(c.counters, m.counters)
 		return m.compiled
 	}
-	memo := policyChainMemo{rules: cloneRules(v.rules), families: v.families, refs: map[string]setRef{}}
+	memo := policyChainMemo{rules: cloneRules(v.rules), families: v.families, refs: map[string]setRef{}, counters: map[string]CounterLabels{}}
 	c.compiling = &memo
 	for _, f := range v.families.list() {
 		for _, r := range v.rules {
@@ -100,6 +109,7 @@ func (c *chainCompiler) policyChainRules(name string, v *policyVariant) []Rule {
 	}
 	c.compiling = nil
 	c.next[name] = memo
+	maps.Copy(c.counters, memo.counters)
 	return memo.compiled
 }
 
@@ -184,6 +194,7 @@ func policyRuleEqual(a, b selectors.Rule) bool {
 
 func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selectors.Rule) []Rule {
 	comment := truncateComment(fmt.Sprintf("%s %s[%d]", r.Policy, dir, r.Index))
+	counter := ruleCounter(r, dir)
 	var peer []Match
 	if !r.AnyPeer {
 		// The peer is the source of ingress traffic and the destination of egress traffic.
@@ -194,7 +205,8 @@ func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selecto
 		peer = []Match{AddrInSet{Family: f, Field: field, Set: c.peerSet(r.Peers, f)}}
 	}
 	accept := func(ms ...Match) Rule {
-		return Rule{Matches: append(slices.Clone(peer), ms...), Verdict: Verdict{Kind: Accept}, Comment: comment}
+		c.compiling.counters[counter.Name] = counter.Labels
+		return Rule{Matches: append(slices.Clone(peer), ms...), Counter: counter.Name, Verdict: Verdict{Kind: Accept}, Comment: comment}
 	}
 	if r.AllPorts {
 		return []Rule{accept()}

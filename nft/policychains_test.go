@@ -84,8 +84,8 @@ func TestPolicyChainsAreSharedByThePodsAPolicySelects(t *testing.T) {
 		rendered = append(rendered, RenderRule(r))
 	}
 	want := []string{
-		`ip saddr @peers_clients_v4 tcp dport 80 accept comment "shop/web ingress[0]"`,
-		`ip6 saddr @peers_clients_v6 tcp dport 80 accept comment "shop/web ingress[0]"`,
+		`ip saddr @peers_clients_v4 tcp dport 80 counter name "allow-in_shop_web_0" accept comment "shop/web ingress[0]"`,
+		`ip6 saddr @peers_clients_v6 tcp dport 80 counter name "allow-in_shop_web_0" accept comment "shop/web ingress[0]"`,
 	}
 	if !slices.Equal(rendered, want) {
 		t.Errorf("pi_shop_web:\n%s\nwant\n%s", strings.Join(rendered, "\n"), strings.Join(want, "\n"))
@@ -221,7 +221,7 @@ func TestPolicyChainFollowsTheFamiliesOfItsPods(t *testing.T) {
 		t.Fatalf("Compiler.Compile differs from Compile:\n%s\nwant\n%s", Render(rs), Render(want))
 	}
 	web := chainNamed(t, rs, "pi_shop_web")
-	if len(web.Rules) != 1 || RenderRule(web.Rules[0]) != `ip saddr @peers_clients_v4 tcp dport 80 accept comment "shop/web ingress[0]"` {
+	if len(web.Rules) != 1 || RenderRule(web.Rules[0]) != `ip saddr @peers_clients_v4 tcp dport 80 counter name "allow-in_shop_web_0" accept comment "shop/web ingress[0]"` {
 		t.Errorf("pi_shop_web after the dual-stack pod left: %+v", web.Rules)
 	}
 	if _, ok := indexChains(rs).find("pi_shop_audit"); ok {

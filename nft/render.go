@@ -20,6 +20,12 @@ func Render(rs *Ruleset) string {
 		}
 		first = false
 	}
+	for _, c := range rs.Counters {
+		section()
+		// nft lists a counter's values inside the braces, which `nft -s` leaves out: the values are
+		// the kernel's, not the ruleset's.
+		fmt.Fprintf(&b, "\tcounter %s {\n\t}\n", c.Name)
+	}
 	for _, s := range rs.Sets {
 		section()
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s.Name, s.Type)
@@ -137,6 +143,9 @@ func RenderRule(r Rule) string {
 	}
 	if r.VMap != nil {
 		parts = append(parts, fmt.Sprintf("%s %s vmap @%s", ipKeyword(r.VMap.Family), fieldName(r.VMap.Field), r.VMap.Map))
+	}
+	if r.Counter != "" {
+		parts = append(parts, "counter name "+strconv.Quote(r.Counter))
 	}
 	if v := RenderVerdict(r.Verdict); v != "" {
 		parts = append(parts, v)

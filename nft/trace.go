@@ -44,6 +44,9 @@ type TraceStep struct {
 	Chain string
 	Index int    // position of the rule in its chain; -1 for a base chain's policy
 	Rule  string // the rule in nft syntax
+	// Counter is the counter object the rule updates ("" for none). Updating it does not change
+	// the verdict.
+	Counter string
 }
 
 // TraceResult is the final verdict and the rules that decided it.
@@ -74,16 +77,29 @@ func NewTracer(rs *Ruleset) *Tracer {
 
 // Trace evaluates one packet; see the function Trace.
 func (tr *Tracer) Trace(p Packet) TraceResult {
-	if p.Hook == HookOutput {
-		p.SrcLocal = true
-	}
 	t := tracer{Tracer: tr, p: p}
-	for _, hook := range HookPath(p.Hook) {
+	return TraceResult{Verdict: t.walk(), Steps: t.steps}
+}
+
+// Explain evaluates one packet as Trace does and returns its whole path: every rule evaluated, with
+// every set and map lookup it made.
+func (tr *Tracer) Explain(p Packet) TracePath {
+	t := tracer{Tracer: tr, p: p, rec: &pathRecorder{}}
+	v := t.walk()
+	return TracePath{Verdict: RenderVerdict(Verdict{Kind: v}), Steps: t.rec.steps}
+}
+
+// walk runs the hooks on the packet's way and returns Accept or Drop.
+func (t *tracer) walk() VerdictKind {
+	if t.p.Hook == HookOutput {
+		t.p.SrcLocal = true
+	}
+	for _, hook := range HookPath(t.p.Hook) {
 		if v := t.runHook(hook); v == Drop {
-			return TraceResult{Verdict: Drop, Steps: t.steps}
+			return Drop
 		}
 	}
-	return TraceResult{Verdict: Accept, Steps: t.steps}
+	return Accept
 }
 
 // HookPath lists the hooks a packet crosses, in order, given the way it takes through the node
@@ -124,6 +140,7 @@ type tracer struct {
 	p     Packet
 	hook  Hook // the hook being run
 	steps []TraceStep
+	rec   *pathRecorder // nil unless explaining
 }
 
 // iifname and oifname are the interfaces the current hook knows: the kernel has no input interface
@@ -154,21 +171,30 @@ func (t *tracer) run(chain string, depth int) VerdictKind {
 		panic("nft: trace reached missing chain " + chain)
 	}
 	for i, r := range c.Rules {
-		if !t.matchesAll(r.Matches) {
+		t.rec.begin(t.hook, chain, i, r)
+		if failed := t.firstFailing(r.Matches); failed >= 0 {
+			t.rec.end(false, renderMatch(r.Matches[failed]), Verdict{})
 			continue
 		}
 		v := r.Verdict
 		if r.VMap != nil {
+			if FamilyOf(t.vmapKey(r.VMap)) != r.VMap.Family {
+				// The implicit `meta nfproto` dependency fails: the rule does not match.
+				t.rec.end(false, "meta nfproto "+familyName(r.VMap.Family), Verdict{})
+				continue
+			}
 			found, ok := t.lookupMap(r.VMap)
 			if !ok {
+				t.rec.end(true, "", Verdict{})
 				continue
 			}
 			v = found
 		}
+		t.rec.end(true, "", v)
 		if v.Kind == VerdictNone {
 			continue
 		}
-		t.steps = append(t.steps, TraceStep{Chain: chain, Index: i, Rule: RenderRule(r)})
+		t.steps = append(t.steps, TraceStep{Chain: chain, Index: i, Rule: RenderRule(r), Counter: r.Counter})
 		switch v.Kind {
 		case Accept, Drop:
 			return v.Kind
@@ -185,11 +211,16 @@ func (t *tracer) run(chain string, depth int) VerdictKind {
 	return VerdictNone
 }
 
-func (t *tracer) lookupMap(l *VMapLookup) (Verdict, bool) {
-	addr := t.p.Src
+// vmapKey is the address a verdict map lookup reads.
+func (t *tracer) vmapKey(l *VMapLookup) netip.Addr {
 	if l.Field == DestAddr {
-		addr = t.p.Dst
+		return t.p.Dst
 	}
+	return t.p.Src
+}
+
+func (t *tracer) lookupMap(l *VMapLookup) (Verdict, bool) {
+	addr := t.vmapKey(l)
 	if FamilyOf(addr) != l.Family {
 		return Verdict{}, false
 	}
@@ -199,19 +230,22 @@ func (t *tracer) lookupMap(l *VMapLookup) (Verdict, bool) {
 		}
 		i, ok := slices.BinarySearchFunc(m.Elements, addr, func(e MapElement, a netip.Addr) int { return e.Key.Compare(a) })
 		if ok {
+			t.rec.mapLookup(l.Map, addr, true, m.Elements[i].Verdict)
 			return m.Elements[i].Verdict, true
 		}
 	}
+	t.rec.mapLookup(l.Map, addr, false, Verdict{})
 	return Verdict{}, false
 }
 
-func (t *tracer) matchesAll(ms []Match) bool {
-	for _, m := range ms {
+// firstFailing returns the index of the first match that fails, or -1 when all match.
+func (t *tracer) firstFailing(ms []Match) int {
+	for i, m := range ms {
 		if !t.matches(m) {
-			return false
+			return i
 		}
 	}
-	return true
+	return -1
 }
 
 func (t *tracer) matches(m Match) bool {
@@ -274,23 +308,30 @@ func (t *tracer) inSet(name string, key Element) bool {
 		if s.Name != name {
 			continue
 		}
-		if s.Type == KeyPort {
-			return slices.ContainsFunc(s.Elements, func(e Element) bool { return e.Port <= key.Port && key.Port <= e.PortEnd })
-		}
-		if s.Interval {
-			return slices.ContainsFunc(s.Elements, func(e Element) bool {
-				return e.Addr.BitLen() == key.Addr.BitLen() && e.Addr.Compare(key.Addr) <= 0 && key.Addr.Compare(e.AddrEnd) <= 0
-			})
-		}
-		members, ok := t.sets[name]
-		if !ok {
-			members = make(map[Element]bool, len(s.Elements))
-			for _, e := range s.Elements {
-				members[e] = true
-			}
-			t.sets[name] = members
-		}
-		return members[key]
+		found := t.setHas(s, key)
+		t.rec.setLookup(s, key, found)
+		return found
 	}
 	panic("nft: trace looked up missing set " + name)
+}
+
+// setHas looks key up in s.
+func (t *tracer) setHas(s Set, key Element) bool {
+	if s.Type == KeyPort {
+		return slices.ContainsFunc(s.Elements, func(e Element) bool { return e.Port <= key.Port && key.Port <= e.PortEnd })
+	}
+	if s.Interval {
+		return slices.ContainsFunc(s.Elements, func(e Element) bool {
+			return e.Addr.BitLen() == key.Addr.BitLen() && e.Addr.Compare(key.Addr) <= 0 && key.Addr.Compare(e.AddrEnd) <= 0
+		})
+	}
+	members, ok := t.sets[s.Name]
+	if !ok {
+		members = make(map[Element]bool, len(s.Elements))
+		for _, e := range s.Elements {
+			members[e] = true
+		}
+		t.sets[s.Name] = members
+	}
+	return members[key]
 }

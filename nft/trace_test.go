@@ -91,8 +91,11 @@ func TestTraceNamesTheDecidingRule(t *testing.T) {
 		t.Fatal("no steps recorded")
 	}
 	last := got.Steps[len(got.Steps)-1]
-	if last.Chain != "in_default_redis-master" || last.Rule != `drop comment "ingress isolated by default/redis-policy"` {
+	if last.Chain != "in_default_redis-master" || last.Rule != `counter name "deny-in_default" drop comment "ingress isolated by default/redis-policy"` {
 		t.Errorf("deciding step = %+v, want the final drop of redis-master's ingress chain", last)
+	}
+	if last.Counter != "deny-in_default" {
+		t.Errorf("deciding step updates counter %q, want the default deny of default's ingress", last.Counter)
 	}
 }
 

@@ -20,6 +20,12 @@ type AddTable struct{}
 // DeleteTable deletes our table and everything in it (`delete table inet T`).
 type DeleteTable struct{}
 
+// AddCounter creates a named counter object (`add counter inet T NAME`), its values zero.
+type AddCounter struct{ Counter Counter }
+
+// DeleteCounter deletes a named counter; no rule may refer to it any more.
+type DeleteCounter struct{ Name string }
+
 // AddSet creates a set without elements.
 type AddSet struct{ Set Set }
 
@@ -79,6 +85,8 @@ type AddRule struct {
 
 func (AddTable) isOp()          {}
 func (DeleteTable) isOp()       {}
+func (AddCounter) isOp()        {}
+func (DeleteCounter) isOp()     {}
 func (AddSet) isOp()            {}
 func (DeleteSet) isOp()         {}
 func (AddElements) isOp()       {}
@@ -118,6 +126,10 @@ func RenderOp(table string, op Op) string {
 		return "add table " + t
 	case DeleteTable:
 		return "delete table " + t
+	case AddCounter:
+		return fmt.Sprintf("add counter %s %s", t, o.Counter.Name)
+	case DeleteCounter:
+		return fmt.Sprintf("delete counter %s %s", t, o.Name)
 	case AddSet:
 		return fmt.Sprintf("add set %s %s { %s}", t, o.Set.Name, setHeaderInline(o.Set))
 	case DeleteSet:

@@ -13,5 +13,6 @@
 // Reading order: resolver.go (the Resolver and its Model), then one file per event (pod.go,
 // namespace.go, policy.go) over the membership core (membership.go: which pods each peer selects;
 // sets.go, registry.go, tally.go: the sets built from them). Policies are compiled on their own in
-// compile.go, rules.go, peers.go, ports.go and ipblock.go.
+// compile.go, rules.go, peers.go, ports.go and ipblock.go; reading.go exposes that compilation
+// entry by entry, with the matching functions the sets are built with, to explain a verdict.
 package selectors

@@ -2,6 +2,7 @@ package selectors
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -18,6 +19,7 @@ func (c *policyCompiler) compileIPBlock(b *networkingv1.IPBlock, field string) (
 	}
 	ranges := []AddrRange{rangeOfPrefix(cidr)}
 	excepts := make([]string, 0, len(b.Except))
+	exceptPrefixes := make([]netip.Prefix, 0, len(b.Except))
 	for i, s := range b.Except {
 		except, err := parseCIDR(s)
 		if err != nil {
@@ -31,11 +33,12 @@ func (c *policyCompiler) compileIPBlock(b *networkingv1.IPBlock, field string) (
 		}
 		ranges = subtractRange(ranges, rangeOfPrefix(except))
 		excepts = append(excepts, except.String())
+		exceptPrefixes = append(exceptPrefixes, except)
 	}
 	sort.Strings(excepts)
 	canonical := "ipBlock=" + cidr.String()
 	if len(excepts) > 0 {
 		canonical += " except [" + strings.Join(excepts, ",") + "]"
 	}
-	return peer{canonical: canonical, isIPBlock: true, ipRanges: normalizeRanges(ranges)}, true
+	return peer{canonical: canonical, isIPBlock: true, ipRanges: normalizeRanges(ranges), cidr: cidr, excepts: exceptPrefixes}, true
 }

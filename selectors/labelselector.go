@@ -35,10 +35,10 @@ func parseSelector(ls *metav1.LabelSelector) (parsedSelector, error) {
 	return parsedSelector{selector: sel, canonical: "{" + strings.Join(parts, ",") + "}"}, nil
 }
 
-// namespaceLabels are the labels a namespaceSelector is matched against. The API server guarantees
+// NamespaceLabels are the labels a namespaceSelector is matched against. The API server guarantees
 // kubernetes.io/metadata.name, so it is added when the snapshot lacks it (also for a namespace whose
 // object the snapshot does not hold yet).
-func namespaceLabels(name string, stored map[string]string) labels.Set {
+func NamespaceLabels(name string, stored map[string]string) labels.Set {
 	set := make(labels.Set, len(stored)+1)
 	for k, v := range stored {
 		set[k] = v

@@ -25,7 +25,7 @@ func (r *Resolver) SetNamespace(ns Namespace) {
 		return
 	}
 	st.stored = &ns
-	r.setNamespaceLabels(st, namespaceLabels(ns.Name, ns.Labels))
+	r.setNamespaceLabels(st, NamespaceLabels(ns.Name, ns.Labels))
 }
 
 // DeleteNamespace removes a namespace object. Its pods and policies stay until they are deleted
@@ -36,7 +36,7 @@ func (r *Resolver) DeleteNamespace(name string) {
 		return
 	}
 	st.stored = nil
-	r.setNamespaceLabels(st, namespaceLabels(name, nil))
+	r.setNamespaceLabels(st, NamespaceLabels(name, nil))
 	r.dropIfUnused(st)
 }
 
@@ -52,7 +52,7 @@ func (r *Resolver) setNamespaceLabels(st *namespaceState, set labels.Set) {
 func (r *Resolver) namespace(name string) *namespaceState {
 	st := r.namespaces[name]
 	if st == nil {
-		st = &namespaceState{name: name, labels: namespaceLabels(name, nil), pods: make(map[string]*Pod)}
+		st = &namespaceState{name: name, labels: NamespaceLabels(name, nil), pods: make(map[string]*Pod)}
 		r.namespaces[name] = st
 	}
 	return st

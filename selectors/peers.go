@@ -2,6 +2,7 @@ package selectors
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -16,7 +17,9 @@ type peer struct {
 	canonical string
 
 	isIPBlock bool
-	ipRanges  []AddrRange // cidr minus every except, when isIPBlock
+	ipRanges  []AddrRange    // cidr minus every except, when isIPBlock
+	cidr      netip.Prefix   // the ipBlock's cidr and excepts as read, when isIPBlock
+	excepts   []netip.Prefix // in the order written
 
 	// scopeNamespace is the policy's namespace when namespaceSelector is absent.
 	scopeNamespace string

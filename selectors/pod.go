@@ -57,7 +57,7 @@ func (r *Resolver) podChanged(key podKey, old, cur *Pod) {
 }
 
 func eligibleOrNil(p *Pod) *Pod {
-	if p == nil || !eligible(p) {
+	if p == nil || !Eligible(p) {
 		return nil
 	}
 	return p

@@ -83,7 +83,7 @@ func (c *policyCompiler) ruleForPod(cr compiledRule, pod *Pod) Rule {
 	}
 	ports := append([]PortRange(nil), cr.ports.numeric...)
 	for _, named := range cr.ports.named {
-		numbers := namedPortNumbers(pod, named.name, named.protocol)
+		numbers := NamedPortNumbers(pod, named.name, named.protocol)
 		if len(numbers) == 0 {
 			c.problem(named.field, fmt.Sprintf("named port %q (%s) is not defined by pod %s/%s; it matches nothing for that pod",
 				named.name, named.protocol, pod.Namespace, pod.Name))

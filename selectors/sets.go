@@ -108,7 +108,7 @@ var _ memberSet = (*serviceSetState)(nil)
 
 func (s *serviceSetState) count(p *Pod, delta int) bool {
 	changed := false
-	for _, number := range namedPortNumbers(p, s.port.name, s.port.protocol) {
+	for _, number := range NamedPortNumbers(p, s.port.name, s.port.protocol) {
 		for _, ip := range p.IPs {
 			changed = s.services.add(Service{Addr: ip, Protocol: s.port.protocol, Port: number}, delta) || changed
 		}
@@ -118,7 +118,7 @@ func (s *serviceSetState) count(p *Pod, delta int) bool {
 
 func (s *serviceSetState) bringsTheSame(a, b *Pod) bool {
 	return slices.Equal(a.IPs, b.IPs) &&
-		slices.Equal(namedPortNumbers(a, s.port.name, s.port.protocol), namedPortNumbers(b, s.port.name, s.port.protocol))
+		slices.Equal(NamedPortNumbers(a, s.port.name, s.port.protocol), NamedPortNumbers(b, s.port.name, s.port.protocol))
 }
 
 func (s *serviceSetState) rebuild(*[]AddrRange) bool {
@@ -195,7 +195,7 @@ func uniqueServiceDefs(defs []serviceDef) ([]serviceDef, []string) {
 // appendServices appends what one destination pod brings to a named port's set: each of its
 // addresses with each number it declares for the name and protocol.
 func appendServices(out []Service, pod *Pod, np namedPort) []Service {
-	for _, number := range namedPortNumbers(pod, np.name, np.protocol) {
+	for _, number := range NamedPortNumbers(pod, np.name, np.protocol) {
 		for _, ip := range pod.IPs {
 			out = append(out, Service{Addr: ip, Protocol: np.protocol, Port: number})
 		}

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/nftpolicy/nftpolicy/explain/plugin"
 	"github.com/nftpolicy/nftpolicy/lab"
 	"github.com/nftpolicy/nftpolicy/lab/scenario"
 )
@@ -134,4 +137,19 @@ func parsePortProto(s string) (int, string, error) {
 		return 0, "", fmt.Errorf("protocol %q: the lab probes TCP and UDP", proto)
 	}
 	return port, proto, nil
+}
+
+// cmdExplain is `kubectl nftpolicy explain` with the lab's kubeconfig.
+func cmdExplain(ctx context.Context, args []string) int {
+	name := ""
+	if len(args) >= 2 && args[0] == "--name" {
+		name, args = args[1], args[2:]
+	}
+	a, err := lab.Attach(name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return plugin.ExitError
+	}
+	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	return plugin.Main(ctx, append([]string{"explain", "--kubeconfig", a.Kubeconfig()}, args...), streams)
 }

@@ -28,6 +28,7 @@ commands:
   apply     [--name NAME] -f FILE                                      apply NetworkPolicy YAML to a running lab
   probe     [--name NAME] SRC DST PORT/PROTO                           one new connection, pods written namespace/pod
   matrix    [--name NAME] PORT/PROTO                                   probe every pair of pods of a running lab
+  explain   [--name NAME] SRC DST PORT[/PROTO] [-o text|json|yaml]     why a connection is allowed or denied (kubectl nftpolicy explain)
   scenario  [--nodes N] [--ip-family F] [--via V] FILE...              run scenario files on a lab of their own
   demo                                                                 replay the guestbook tutorial
   upstream  [--ip-family F[,F]] [--e2e PATH] [--report FILE]             run upstream's NetworkPolicy e2e specs, a lab per family
@@ -47,6 +48,7 @@ var commands = map[string]func(ctx context.Context, args []string) int{
 	"scenario": cmdScenario,
 	"demo":     cmdDemo,
 	"upstream": cmdUpstream,
+	"explain":  cmdExplain,
 }
 
 // main runs the command its first argument names. SIGINT and SIGTERM cancel the command, which then

@@ -55,7 +55,8 @@ type Config struct {
 	PKI *PKI
 	// LogDir receives one directory per pod with its containers' output.
 	LogDir string
-	// SkipAnnotation: pods carrying this annotation are left alone (NetnsAnnotation in the lab).
+	// SkipAnnotation: pods carrying this annotation are left alone (NetnsAnnotation in the lab); when
+	// its value is a path, port-forward to such a pod connects inside that network namespace.
 	SkipAnnotation string
 	// Logf reports what the kubelet does; nil discards.
 	Logf func(format string, args ...any)

@@ -30,6 +30,9 @@ type Kubelet struct {
 	served   chan struct{} // closed when the server returned
 	workers  sync.WaitGroup
 
+	// podStore holds the pods bound to this node, skipped ones included.
+	podStore cache.Store
+
 	mu      sync.Mutex
 	pods    map[types.UID]*podWorker
 	deleted map[types.UID]bool // pods this kubelet deleted: later events about them are stale
@@ -120,6 +123,7 @@ func (k *Kubelet) watchPods() error {
 	}); err != nil {
 		return err
 	}
+	k.podStore = informer.GetStore()
 	factory.Start(k.ctx.Done())
 	synced, cancel := context.WithTimeout(k.ctx, time.Minute)
 	defer cancel()
@@ -168,6 +172,16 @@ func (k *Kubelet) podGone(obj any) {
 	if w := k.pods[pod.UID]; w != nil {
 		w.markGone()
 	}
+}
+
+// skippedPod returns the pod namespace/name of this node if it carries SkipAnnotation.
+func (k *Kubelet) skippedPod(namespace, name string) (*corev1.Pod, bool) {
+	obj, ok, err := k.podStore.GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, false
+	}
+	pod, ok := obj.(*corev1.Pod)
+	return pod, ok && k.skipped(pod)
 }
 
 func (k *Kubelet) skipped(pod *corev1.Pod) bool {

@@ -688,6 +688,32 @@ func TestKubelet(t *testing.T) {
 		}
 	})
 
+	t.Run("port-forward-skipped", func(t *testing.T) {
+		h := h.in(t)
+		// A process of the lab's own, listening on the loopback of the namespace the pod names.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, "lab process")
+				c.Close()
+			}
+		}()
+		h.createPod(makePod("labagent", shellRef, []string{"sleep", "3600"}, func(p *corev1.Pod) {
+			p.Annotations = map[string]string{NetnsAnnotation: fmt.Sprintf("/proc/%d/ns/net", os.Getpid())}
+		}))
+		if got := h.portForward(false, "labagent", ln.Addr().(*net.TCPAddr).Port); got != "lab process" {
+			t.Errorf("port-forward to a skipped pod answered %q, want the lab process's answer", got)
+		}
+	})
+
 	t.Run("tls", func(t *testing.T) {
 		h := h.in(t)
 		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", h.kubelet.Port())

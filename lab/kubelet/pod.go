@@ -336,3 +336,13 @@ func (w *podWorker) container(name string) *container {
 	}
 	return nil
 }
+
+// netnsPath is the path of the pod's network namespace, "" while it has no sandbox.
+func (w *podWorker) netnsPath() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sandbox == nil {
+		return ""
+	}
+	return w.sandbox.NetnsPath()
+}

@@ -8,15 +8,26 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/vishvananda/netns"
 	"k8s.io/cri-streaming/pkg/streaming/portforward"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
 
+// servePortForward forwards to a pod this kubelet runs, or to a pod it skips whose SkipAnnotation
+// names the network namespace its processes listen in (the lab's own pods and agents).
 func (k *Kubelet) servePortForward(w http.ResponseWriter, r *http.Request) {
-	pw := k.podFor(w, r)
-	if pw == nil {
+	ns, name := r.PathValue("namespace"), r.PathValue("pod")
+	var fwd *portForwarder
+	var uid string
+	if pw := k.worker(ns, name); pw != nil {
+		fwd, uid = &portForwarder{namespace: ns, name: name, netns: pw.netnsPath}, string(pw.uid)
+	} else if pod, ok := k.skippedPod(ns, name); ok && strings.HasPrefix(pod.Annotations[k.cfg.SkipAnnotation], "/") {
+		path := pod.Annotations[k.cfg.SkipAnnotation]
+		fwd, uid = &portForwarder{namespace: ns, name: name, netns: func() string { return path }}, string(pod.UID)
+	} else {
+		http.Error(w, fmt.Sprintf("pod %s/%s does not run on node %s", ns, name, k.cfg.NodeName), http.StatusNotFound)
 		return
 	}
 	opts, err := portforward.NewV4Options(r)
@@ -24,24 +35,25 @@ func (k *Kubelet) servePortForward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	portforward.ServePortForward(w, r, &portForwarder{pod: pw}, pw.name, string(pw.uid), opts,
+	portforward.ServePortForward(w, r, fwd, name, uid, opts,
 		streamIdleTimeout, remotecommand.DefaultStreamCreationTimeout, portforward.SupportedProtocols)
 }
 
 // portForwarder connects a stream to a port on the pod's loopback, from inside its namespace.
-type portForwarder struct{ pod *podWorker }
+type portForwarder struct {
+	namespace, name string
+	netns           func() string // "" while the pod has no sandbox
+}
 
 func (p *portForwarder) PortForward(ctx context.Context, _, _ string, port int32, stream io.ReadWriteCloser) error {
 	defer stream.Close()
-	p.pod.mu.Lock()
-	sb := p.pod.sandbox
-	p.pod.mu.Unlock()
-	if sb == nil {
-		return fmt.Errorf("pod %s/%s has no sandbox", p.pod.namespace, p.pod.name)
+	path := p.netns()
+	if path == "" {
+		return fmt.Errorf("pod %s/%s has no sandbox", p.namespace, p.name)
 	}
-	conn, err := dialInNetns(ctx, sb.NetnsPath(), net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	conn, err := dialInNetns(ctx, path, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
 	if err != nil {
-		return fmt.Errorf("connecting to port %d of pod %s/%s: %w", port, p.pod.namespace, p.pod.name, err)
+		return fmt.Errorf("connecting to port %d of pod %s/%s: %w", port, p.namespace, p.name, err)
 	}
 	defer conn.Close()
 	copied := make(chan struct{}, 2)

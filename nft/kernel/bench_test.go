@@ -309,3 +309,42 @@ func BenchmarkKernelWatchCost(b *testing.B) {
 		b.ReportMetric(float64(lost), "losses")
 	})
 }
+
+// BenchmarkReadRuleset reads a committed table of the issue's cluster back from the kernel and raises
+// it into the model, as explain does before each trace; the raised ruleset is checked against the
+// lowering of itself, so this includes one lowering too.
+func BenchmarkReadRuleset(b *testing.B) {
+	backend := benchNamespace(b)
+	for _, pods := range benchSizes {
+		rs := issueRuleset(b, pods)
+		if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := backend.ReadRuleset(rs.Table); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkKernelCounters is one scrape's read of the counters: a dump of every counter object of
+// the table of issue 5's measurement 1.
+func BenchmarkKernelCounters(b *testing.B) {
+	backend := benchNamespace(b)
+	rs := issueRuleset(b, 50000)
+	if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
+		b.Fatal(err)
+	}
+	b.Run(fmt.Sprintf("counters=%d", len(rs.Counters)), func(b *testing.B) {
+		for b.Loop() {
+			values, err := backend.Counters(rs.Table)
+			if err != nil || len(values) != len(rs.Counters) {
+				b.Fatalf("%d counters, error %v; want %d", len(values), err, len(rs.Counters))
+			}
+		}
+	})
+}

@@ -69,3 +69,26 @@ func (f conntrackFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 	}
 	return f.judge.Denied(nft.Flow{Src: src.Unmap(), Dst: dst.Unmap(), Proto: flow.Forward.Protocol, DstPort: flow.Reverse.SrcPort})
 }
+
+// Tracked reports how many connections conntrack holds for the flow (source, destination after DNAT,
+// protocol, destination port): one it holds passes our chains as established, whatever the
+// policies say now. It reads the table of the flow's family in one dump.
+func (c *NetlinkConntrack) Tracked(f nft.Flow) (int, error) {
+	family := netlink.InetFamily(unix.AF_INET)
+	if f.Src.Is6() {
+		family = unix.AF_INET6
+	}
+	flows, err := c.handle.ConntrackTableList(netlink.ConntrackTable, family)
+	if err != nil {
+		return 0, fmt.Errorf("listing the conntrack table: %w", err)
+	}
+	n := 0
+	for _, flow := range flows {
+		src, ok1 := netip.AddrFromSlice(flow.Forward.SrcIP)
+		dst, ok2 := netip.AddrFromSlice(flow.Reverse.SrcIP)
+		if ok1 && ok2 && src.Unmap() == f.Src && dst.Unmap() == f.Dst && flow.Forward.Protocol == f.Proto && flow.Reverse.SrcPort == f.DstPort {
+			n++
+		}
+	}
+	return n, nil
+}

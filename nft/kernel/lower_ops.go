@@ -23,6 +23,8 @@ type batchSink interface {
 	FlushChain(*nftables.Chain)
 	DelChain(*nftables.Chain)
 	AddRule(*nftables.Rule) *nftables.Rule
+	AddObj(nftables.Obj) nftables.Obj
+	DeleteObject(nftables.Obj)
 }
 
 // lowering queues the operations of one transaction on one batchSink.
@@ -78,7 +80,7 @@ func (l *lowering) transaction(tx *nft.Transaction) error {
 				deferred = append(deferred, i)
 				continue
 			}
-		case nft.DeleteTable, nft.DeleteSet, nft.DeleteElements, nft.DeleteMap, nft.DeleteMapElements, nft.DeleteChain:
+		case nft.DeleteTable, nft.DeleteCounter, nft.DeleteSet, nft.DeleteElements, nft.DeleteMap, nft.DeleteMapElements, nft.DeleteChain:
 			if err := queueDeferred(); err != nil {
 				return err
 			}
@@ -101,6 +103,11 @@ func (l *lowering) op(op nft.Op) error {
 	case nft.DeleteTable:
 		l.conn.DelTable(l.table)
 		clear(l.setIDs)
+	case nft.AddCounter:
+		// add counter inet T NAME
+		l.conn.AddObj(&nftables.CounterObj{Table: l.table, Name: o.Counter.Name})
+	case nft.DeleteCounter:
+		l.conn.DeleteObject(l.counterRef(o.Name))
 	case nft.AddSet:
 		return l.addSet(o.Set)
 	case nft.DeleteSet:
@@ -136,6 +143,10 @@ func (l *lowering) op(op nft.Op) error {
 // setRef names a set or map; its ID is known when this batch created it.
 func (l *lowering) setRef(name string, isMap bool) *nftables.Set {
 	return &nftables.Set{Table: l.table, Name: name, ID: l.setIDs[name], IsMap: isMap}
+}
+
+func (l *lowering) counterRef(name string) *nftables.NamedObj {
+	return &nftables.NamedObj{Table: l.table, Name: name, Type: nftables.ObjTypeCounter}
 }
 
 func (l *lowering) chainRef(name string) *nftables.Chain {

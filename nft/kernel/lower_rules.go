@@ -68,6 +68,10 @@ func (l *lowering) addRule(chain string, r nft.Rule) error {
 		exprs = append(exprs, es...)
 		exprs = append(exprs, &expr.Lookup{SourceRegister: nftReg1, IsDestRegSet: true, DestRegister: 0, SetName: ref.Name, SetID: ref.ID})
 	}
+	if r.Counter != "" {
+		// counter name "NAME"
+		exprs = append(exprs, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: r.Counter})
+	}
 	if r.Verdict.Kind != nft.VerdictNone {
 		v, err := lowerVerdict(r.Verdict)
 		if err != nil {

@@ -141,40 +141,14 @@ func (w *TableWatch) quietly(commit func() error) error {
 	return err
 }
 
-// generation asks the kernel for the namespace's ruleset generation (NFT_MSG_GETGEN).
+// generation asks the kernel for the namespace's ruleset generation.
 func (w *TableWatch) generation() (uint32, error) {
-	cfg := &netlink.Config{}
-	if w.netns >= 0 {
-		cfg.NetNS = w.netns
-	}
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	conn, err := dialNetfilter(w.netns)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	replies, err := conn.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
-		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, m := range replies {
-		if len(m.Data) < 4 {
-			continue
-		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-		if err != nil {
-			return 0, err
-		}
-		ad.ByteOrder = binary.BigEndian
-		for ad.Next() {
-			if ad.Type() == unix.NFTA_GEN_ID {
-				return ad.Uint32(), nil
-			}
-		}
-	}
-	return 0, errors.New("no generation in the kernel's answer")
+	defer func() { _ = conn.Close() }()
+	return generation(conn)
 }
 
 func (w *TableWatch) run(conn *netlink.Conn) {

@@ -125,6 +125,9 @@ func everyKindRuleset() *nft.Ruleset {
 // there, then everything is created in Render's order (the kernel lists objects in creation order).
 func replaceTable(rs *nft.Ruleset) *nft.Transaction {
 	tx := &nft.Transaction{Table: rs.Table, Ops: []nft.Op{nft.AddTable{}, nft.DeleteTable{}, nft.AddTable{}}}
+	for _, c := range rs.Counters {
+		tx.Ops = append(tx.Ops, nft.AddCounter{Counter: c})
+	}
 	for _, s := range rs.Sets {
 		tx.Ops = append(tx.Ops, nft.AddSet{Set: withoutElements(s)})
 		if len(s.Elements) > 0 {

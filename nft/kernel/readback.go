@@ -47,11 +47,12 @@ func (b *NetlinkBackend) Check(rs *nft.Ruleset) ([]string, error) {
 // strings, rules as their marshalled expressions, and anonymous sets (whose names differ between
 // lowerings) replaced in lookups by their content.
 type tableImage struct {
-	exists bool
-	sets   map[string]*setImage // named sets and maps
-	anon   map[string]*setImage // anonymous sets, by name
-	chains map[string]*chainImage
-	order  []string // chains in creation order, for rules queued before their chain is known
+	exists   bool
+	counters map[string]bool      // named counters; their values are the kernel's, never compared
+	sets     map[string]*setImage // named sets and maps
+	anon     map[string]*setImage // anonymous sets, by name
+	chains   map[string]*chainImage
+	order    []string // chains in creation order, for rules queued before their chain is known
 }
 
 type setImage struct {
@@ -65,7 +66,7 @@ type chainImage struct {
 }
 
 func newTableImage() *tableImage {
-	return &tableImage{sets: map[string]*setImage{}, anon: map[string]*setImage{}, chains: map[string]*chainImage{}}
+	return &tableImage{counters: map[string]bool{}, sets: map[string]*setImage{}, anon: map[string]*setImage{}, chains: map[string]*chainImage{}}
 }
 
 // imageOf lowers a full replacement of rs into a recorder.
@@ -84,6 +85,30 @@ func (t *tableImage) AddTable(tb *nftables.Table) *nftables.Table { t.exists = t
 
 func (t *tableImage) DelTable(*nftables.Table) {
 	*t = *newTableImage()
+}
+
+func (t *tableImage) AddObj(o nftables.Obj) nftables.Obj {
+	if name, ok := counterName(o); ok {
+		t.counters[name] = true
+	}
+	return o
+}
+
+func (t *tableImage) DeleteObject(o nftables.Obj) {
+	if name, ok := counterName(o); ok {
+		delete(t.counters, name)
+	}
+}
+
+// counterName is the name of a counter object, whichever type google/nftables gives it.
+func counterName(o nftables.Obj) (string, bool) {
+	switch c := o.(type) {
+	case *nftables.CounterObj:
+		return c.Name, true
+	case *nftables.NamedObj:
+		return c.Name, c.Type == nftables.ObjTypeCounter
+	}
+	return "", false
 }
 
 func (t *tableImage) AddSet(s *nftables.Set, elems []nftables.SetElement) error {
@@ -139,20 +164,42 @@ func (t *tableImage) AddRule(r *nftables.Rule) *nftables.Rule {
 
 // readImage dumps table from the kernel.
 func readImage(conn *nftables.Conn, table string) (*tableImage, error) {
-	img := newTableImage()
+	d, err := dumpTable(conn, table)
+	if err != nil {
+		return nil, err
+	}
+	return d.image()
+}
+
+// tableDump is the table as the kernel lists it: sets (anonymous ones included) with their elements,
+// map elements with their verdicts decoded, and chains in the kernel's order with their rules.
+type tableDump struct {
+	table  *nftables.Table // nil when the table does not exist
+	objs   []nftables.Obj  // named objects: our counters
+	sets   []*nftables.Set
+	elems  map[string][]nftables.SetElement // by set name
+	chains []*nftables.Chain
+	rules  map[string][]*nftables.Rule // by chain name
+}
+
+// dumpTable lists table's sets, elements, chains and rules.
+func dumpTable(conn *nftables.Conn, table string) (*tableDump, error) {
+	d := &tableDump{elems: map[string][]nftables.SetElement{}, rules: map[string][]*nftables.Rule{}}
 	tb, err := conn.ListTableOfFamily(table, nftables.TableFamilyINet)
 	if errors.Is(err, os.ErrNotExist) || (err != nil && strings.Contains(err.Error(), "no such file or directory")) {
-		return img, nil
+		return d, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	img.exists = true
-	sets, err := conn.GetSets(tb)
-	if err != nil {
+	d.table = tb
+	if d.objs, err = conn.GetNamedObjects(tb); err != nil {
+		return nil, fmt.Errorf("listing objects: %w", err)
+	}
+	if d.sets, err = conn.GetSets(tb); err != nil {
 		return nil, fmt.Errorf("listing sets: %w", err)
 	}
-	for _, s := range sets {
+	for _, s := range d.sets {
 		if s.IsMap {
 			// Our maps are verdict maps; google/nftables decodes their data type as their key type
 			// and would not decode the verdicts of their elements without this.
@@ -169,9 +216,7 @@ func readImage(conn *nftables.Conn, table string) (*tableImage, error) {
 				}
 			}
 		}
-		if err := img.AddSet(s, elems); err != nil {
-			return nil, err
-		}
+		d.elems[s.Name] = elems
 	}
 	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
@@ -181,12 +226,32 @@ func readImage(conn *nftables.Conn, table string) (*tableImage, error) {
 		if c.Table.Name != table {
 			continue
 		}
-		img.AddChain(c)
-		rules, err := conn.GetRules(tb, c)
-		if err != nil {
+		d.chains = append(d.chains, c)
+		if d.rules[c.Name], err = conn.GetRules(tb, c); err != nil {
 			return nil, fmt.Errorf("listing rules of chain %s: %w", c.Name, err)
 		}
-		img.chains[c.Name].rules = rules
+	}
+	return d, nil
+}
+
+// image is the dump in the form Check compares.
+func (d *tableDump) image() (*tableImage, error) {
+	img := newTableImage()
+	if d.table == nil {
+		return img, nil
+	}
+	img.exists = true
+	for _, o := range d.objs {
+		img.AddObj(o)
+	}
+	for _, s := range d.sets {
+		if err := img.AddSet(s, d.elems[s.Name]); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range d.chains {
+		img.AddChain(c)
+		img.chains[c.Name].rules = d.rules[c.Name]
 	}
 	return img, nil
 }
@@ -200,6 +265,16 @@ func (t *tableImage) differences(want *tableImage) []string {
 			add("the table is missing")
 		}
 		return out
+	}
+	for _, name := range sortedKeys(want.counters) {
+		if !t.counters[name] {
+			add("counter %s is missing", name)
+		}
+	}
+	for _, name := range sortedKeys(t.counters) {
+		if !want.counters[name] {
+			add("counter %s is not ours", name)
+		}
 	}
 	for _, name := range sortedKeys(want.sets) {
 		w := want.sets[name]

@@ -61,6 +61,7 @@ func TestCheckFindsEveryForeignChange(t *testing.T) {
 				{"add rule", []string{"add", "rule", "inet", rs.Table, chain, "accept"}, "chain " + chain + " has"},
 				{"insert rule", []string{"insert", "rule", "inet", rs.Table, chain, "counter"}, "chain " + chain + " has"},
 				{"add chain", []string{"add", "chain", "inet", rs.Table, "foreign"}, "chain foreign is not ours"},
+				{"add counter", []string{"add", "counter", "inet", rs.Table, "foreign"}, "counter foreign is not ours"},
 			} {
 				t.Run(change.name, func(t *testing.T) {
 					commit()

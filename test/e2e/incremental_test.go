@@ -19,7 +19,7 @@ import (
 func describeIncrementalCheck(env *labEnv) {
 	It("found every incremental sync equal to a full resolve", Label("verify-incremental"), func(ctx SpecContext) {
 		for _, a := range env.lab.State().Agents {
-			counters, err := scrapeCounters(ctx, a.MetricsAddr)
+			counters, err := scrapeCounters(ctx, a)
 			Expect(err).NotTo(HaveOccurred(), "agent of %s", a.Node)
 			mismatches, ok := counters[`nftpolicy_incremental_mismatches_total`]
 			Expect(ok).To(BeTrue(), "agent of %s exports no nftpolicy_incremental_mismatches_total", a.Node)
@@ -33,13 +33,13 @@ func describeIncrementalCheck(env *labEnv) {
 
 // scrapeCounters reads the counters of an agent's metrics endpoint, keyed by name and labels as the
 // text format writes them.
-func scrapeCounters(ctx context.Context, addr string) (map[string]float64, error) {
+func scrapeCounters(ctx context.Context, agent lab.AgentState) (map[string]float64, error) {
 	out := map[string]float64{}
-	err := lab.ScrapeMetrics(ctx, addr, func(r io.Reader) error {
+	err := lab.ScrapeMetrics(ctx, agent, func(r io.Reader) error {
 		parser := expfmt.NewTextParser(model.UTF8Validation)
 		families, err := parser.TextToMetricFamilies(r)
 		if err != nil {
-			return fmt.Errorf("parsing the metrics of %s: %w", addr, err)
+			return fmt.Errorf("parsing the metrics of the agent of %s: %w", agent.Node, err)
 		}
 		for name, f := range families {
 			for _, m := range f.GetMetric() {

@@ -4,16 +4,19 @@
 package nftlisting
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/nftpolicy/nftpolicy/nft"
 )
 
-// NormalizeElements undoes nft's wrapping of element lists (one list per line) and sorts the items of
-// every `elements = { ... }` list.
+// NormalizeElements undoes nft's wrapping of element lists (one list per line), sorts the items of
+// every `elements = { ... }` list, and drops the values of counter objects (`packets N bytes N`),
+// which are the kernel's and which Render leaves out as `nft -s` does.
 func NormalizeElements(listing string) string {
 	listing = strings.ReplaceAll(listing, ",\n\t\t\t     ", ", ")
+	listing = counterValues.ReplaceAllString(listing, "")
 	const open, closing = "elements = { ", " }"
 	lines := strings.Split(listing, "\n")
 	for i, l := range lines {
@@ -27,6 +30,9 @@ func NormalizeElements(listing string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// counterValues is the line nft lists a counter object's values on.
+var counterValues = regexp.MustCompile(`(?m)^\t\tpackets \d+ bytes \d+\n`)
 
 // Blocks splits a normalized listing of table into its sets, maps and chains, sorted, so that two
 // tables with the same content compare equal whatever order their objects were created in.

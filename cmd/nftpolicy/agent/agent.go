@@ -4,10 +4,16 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -20,6 +26,7 @@ import (
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/controllers"
+	"github.com/nftpolicy/nftpolicy/explain/dataplane"
 	"github.com/nftpolicy/nftpolicy/nft"
 	"github.com/nftpolicy/nftpolicy/nft/kernel"
 )
@@ -35,6 +42,20 @@ type Options struct {
 	// MetricsAddr and ProbeAddr are the listen addresses of the metrics and probe servers; "0" disables.
 	MetricsAddr string
 	ProbeAddr   string
+	// MetricsSecure serves metrics over HTTPS to callers the API server authenticates (TokenReview)
+	// and authorizes (SubjectAccessReview: get on the non-resource URL, e.g. /metrics), as
+	// kubebuilder scaffolds it. false: plain HTTP to anyone who reaches the address.
+	MetricsSecure bool
+	// MetricsCertPath is a directory holding tls.crt and tls.key for the secure metrics server
+	// (reloaded when they change); "": a self-signed certificate made at start.
+	MetricsCertPath string
+	// MetricsExtraHandlers are served by the metrics server beside /metrics, by path, behind the
+	// same authentication and authorization when MetricsSecure.
+	MetricsExtraHandlers map[string]http.Handler
+	// PodDenyCounters counts the default deny of each isolated pod on its own, with a pod label on
+	// nftpolicy_default_deny_connections_total, instead of per namespace (see
+	// nft.CompileInput.PodDenyCounters).
+	PodDenyCounters bool
 	// ResyncPeriod is how often an idle agent re-syncs; 0 is controllers.DefaultResyncPeriod.
 	ResyncPeriod time.Duration
 	// MemoryLimit is the agent's memory limit in bytes (the container's); the Go runtime's soft limit
@@ -71,6 +92,12 @@ type Dataplane struct {
 	// ForeignChanges brings news of other writers' changes to the table; nil: the table is read
 	// back on resyncs only.
 	ForeignChanges <-chan nft.ForeignChange
+	// Counters reads the table's named counters for the rule counter metrics; nil: no such metrics.
+	Counters controllers.CounterReader
+	// Kernel reads the table back for `kubectl nftpolicy explain`, and Flows looks connections up
+	// in conntrack; nil Kernel: the agent does not serve explain.
+	Kernel dataplane.Kernel
+	Flows  dataplane.Conntrack
 }
 
 // OpenDataplane opens the netlink seams of the network namespace at netnsPath ("" = the agent's own),
@@ -106,7 +133,8 @@ func OpenDataplane(netnsPath, table string) (dp Dataplane, closeAll func(), err 
 		return dp, func() {}, err
 	}
 	closers = append(closers, conntrack.Close)
-	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack, ForeignChanges: watch.Events()}, closeAll, nil
+	return Dataplane{Backend: backend, Interfaces: ifaces, Conntrack: conntrack, ForeignChanges: watch.Events(), Counters: backend,
+		Kernel: backend, Flows: conntrack}, closeAll, nil
 }
 
 // New assembles an agent, without starting it: a manager with the agent's cache, its node's reconciler,
@@ -126,13 +154,21 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		}
 	}
 	log := logf.FromContext(ctx).WithValues("node", klog.KRef("", opts.NodeName), "table", opts.Table)
+	applier := nft.NewApplier(dp.Backend)
+	metricsOpts, err := metricsServerOptions(ctx, opts, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := addExplain(&metricsOpts, opts, dp, applier, log); err != nil {
+		return nil, nil, err
+	}
 	watches := controllers.NewWatchFailures(log)
 	cacheOpts := controllers.CacheOptions(opts.NodeName)
 	cacheOpts.DefaultWatchErrorHandler = watches.Handler
 	mgrOpts := ctrl.Options{
 		Scheme:                 Scheme(),
 		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                metricsOpts,
 		HealthProbeBindAddress: opts.ProbeAddr,
 		PprofBindAddress:       opts.PprofAddr,
 		// One agent per node, each programming only its own node: there is nothing to elect.
@@ -152,7 +188,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		Recorder:       mgr.GetEventRecorder("nftpolicy-agent"),
 		NodeName:       opts.NodeName,
 		Table:          opts.Table,
-		Applier:        nft.NewApplier(dp.Backend),
+		Applier:        applier,
 		Interfaces:     dp.Interfaces,
 		Conntrack:      dp.Conntrack,
 		ForeignChanges: dp.ForeignChanges,
@@ -161,9 +197,17 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 
 		VerifyIncremental:  opts.VerifyIncremental,
 		PodInterfacePrefix: opts.PodInterfacePrefix,
+		PodDenyCounters:    opts.PodDenyCounters,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, fmt.Errorf("setting up the controller: %w", err)
+	}
+	if dp.Counters != nil && opts.MetricsAddr != "0" {
+		counters := &controllers.RuleCounterCollector{Table: opts.Table, Applier: r.Applier, Reader: dp.Counters,
+			PodDenyCounters: opts.PodDenyCounters, Log: log.WithName("counters")}
+		if err := mgr.Add(counters); err != nil {
+			return nil, nil, fmt.Errorf("adding the rule counter metrics: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, nil, fmt.Errorf("adding the liveness check: %w", err)
@@ -172,6 +216,73 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		return nil, nil, fmt.Errorf("adding the readiness check: %w", err)
 	}
 	return mgr, r, nil
+}
+
+// metricsServerOptions are the options of controller-runtime's metrics server, as kubebuilder's
+// go/v4 scaffold sets them: HTTPS with authentication and authorization through the API server
+// unless opts.MetricsSecure is off, and HTTP/1.1 only (HTTP/2's rapid reset and stream
+// cancellation attacks, CVE-2023-44487 and CVE-2023-39325, are out of reach that way).
+func metricsServerOptions(ctx context.Context, opts Options, log logr.Logger) (metricsserver.Options, error) {
+	mo := metricsserver.Options{BindAddress: opts.MetricsAddr, ExtraHandlers: maps.Clone(opts.MetricsExtraHandlers)}
+	if !opts.MetricsSecure {
+		if opts.MetricsCertPath != "" {
+			return mo, errors.New("--metrics-cert-path needs --metrics-secure")
+		}
+		return mo, nil
+	}
+	mo.SecureServing = true
+	var auth *delegatedAuth
+	mo.FilterProvider = func(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+		var err error
+		if auth, err = newDelegatedAuth(ctx, cfg, hc, log); err != nil {
+			return nil, err
+		}
+		return auth.filter, nil
+	}
+	mo.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
+		c.NextProtos = []string{"http/1.1"}
+		if auth != nil {
+			auth.tlsOption(c)
+		}
+	}}
+	if opts.MetricsCertPath != "" {
+		// controller-runtime falls back to a self-signed certificate when the files are missing:
+		// a certificate asked for and not found is an error instead.
+		for _, name := range []string{metricsCertName, metricsKeyName} {
+			if _, err := os.Stat(filepath.Join(opts.MetricsCertPath, name)); err != nil {
+				return mo, fmt.Errorf("--metrics-cert-path: %w", err)
+			}
+		}
+		mo.CertDir, mo.CertName, mo.KeyName = opts.MetricsCertPath, metricsCertName, metricsKeyName
+	}
+	return mo, nil
+}
+
+// The files of the metrics server's certificate and key in Options.MetricsCertPath.
+const (
+	metricsCertName = "tls.crt"
+	metricsKeyName  = "tls.key"
+)
+
+// addExplain serves `kubectl nftpolicy explain` (dataplane.Path) on the secure metrics server, behind
+// its authentication and authorization; never over plain HTTP, where anyone reaching the port could
+// read the node's table.
+func addExplain(mo *metricsserver.Options, opts Options, dp Dataplane, applier *nft.Applier, log logr.Logger) error {
+	if opts.MetricsAddr == "0" || dp.Kernel == nil {
+		return nil
+	}
+	if !mo.SecureServing {
+		log.Info("Not serving explain: it needs --metrics-secure")
+		return nil
+	}
+	if mo.ExtraHandlers == nil {
+		mo.ExtraHandlers = map[string]http.Handler{}
+	}
+	if _, taken := mo.ExtraHandlers[dataplane.Path]; taken {
+		return fmt.Errorf("the metrics server already serves %s", dataplane.Path)
+	}
+	mo.ExtraHandlers[dataplane.Path] = &dataplane.Handler{Node: opts.NodeName, Table: opts.Table, Committed: applier.Committed, Kernel: dp.Kernel, Conntrack: dp.Flows}
+	return nil
 }
 
 // Run runs the agent until ctx is done. It never removes the table on the way out: an isolated pod must

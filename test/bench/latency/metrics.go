@@ -31,10 +31,10 @@ type bucket struct {
 	Count float64 `json:"count"`
 }
 
-// scrapeHistograms reads the agent's metrics endpoint at addr (host:port).
-func scrapeHistograms(ctx context.Context, addr string) (map[string]histogram, error) {
+// scrapeHistograms reads the agent's metrics endpoint.
+func scrapeHistograms(ctx context.Context, agent lab.AgentState) (map[string]histogram, error) {
 	var out map[string]histogram
-	err := lab.ScrapeMetrics(ctx, addr, func(r io.Reader) (err error) {
+	err := lab.ScrapeMetrics(ctx, agent, func(r io.Reader) (err error) {
 		out, err = parseHistograms(r, programmingLatencyMetric, syncDurationMetric)
 		return err
 	})

@@ -46,10 +46,10 @@ type sizeRun struct {
 	lab     *lab.Lab
 	prober  *prober
 	events  *eventLog
-	metrics string // the target node's agent's metrics address
+	metrics lab.AgentState // the target node's agent, whose metrics are read
 	// targetNetns is the target node's namespace, where its agent programs its table.
 	targetNetns netlab.Netns
-	agents      map[string]string
+	agents      map[string]lab.AgentState
 	result      *sizeResult
 }
 
@@ -74,7 +74,7 @@ func runSize(ctx context.Context, cfg config, total int) (*sizeResult, error) {
 			return nil, err
 		}
 	}
-	r := &sizeRun{cfg: cfg, lab: l, result: res, agents: map[string]string{}}
+	r := &sizeRun{cfg: cfg, lab: l, result: res, agents: map[string]lab.AgentState{}}
 	if err := r.setup(ctx, total); err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (r *sizeRun) setup(ctx context.Context, total int) error {
 	}
 	res.TargetNode, res.ClientNode = target.Spec.NodeName, clientPod.Spec.NodeName
 	for _, a := range l.State().Agents {
-		r.agents[a.Node] = a.MetricsAddr
+		r.agents[a.Node] = a
 	}
 	for _, n := range l.State().Nodes {
 		if n.Name == res.TargetNode {
@@ -167,8 +167,8 @@ func (r *sizeRun) waitQuiet(ctx context.Context) error {
 	last, lastChange := -1.0, time.Now()
 	for time.Now().Before(deadline) {
 		syncs := 0.0
-		for _, addr := range r.agents {
-			h, err := scrapeHistograms(ctx, addr)
+		for _, agent := range r.agents {
+			h, err := scrapeHistograms(ctx, agent)
 			if err != nil {
 				return err
 			}
@@ -249,8 +249,8 @@ func (r *sizeRun) measure(ctx context.Context) error {
 	}
 
 	before := map[string]map[string]histogram{}
-	for node, addr := range r.agents {
-		if before[node], err = scrapeHistograms(ctx, addr); err != nil {
+	for node, agent := range r.agents {
+		if before[node], err = scrapeHistograms(ctx, agent); err != nil {
 			return err
 		}
 	}
@@ -270,8 +270,8 @@ func (r *sizeRun) measure(ctx context.Context) error {
 	}
 	res.TrialsS = time.Since(begin).Seconds()
 	res.Agents = map[string]agentFigures{}
-	for node, addr := range r.agents {
-		after, err := scrapeHistograms(ctx, addr)
+	for node, agent := range r.agents {
+		after, err := scrapeHistograms(ctx, agent)
 		if err != nil {
 			return err
 		}

@@ -362,6 +362,11 @@ func (r *runner) agentSpec(name, bin string, cp *controlPlane, netnsPath string)
 	if r.memoryLimit != "" && hasFlag(argv[:1], "memory-limit") {
 		argv = append(argv, "--memory-limit", r.memoryLimit)
 	}
+	// The benchmark scrapes its child on the loopback over plain HTTP: a secure endpoint would
+	// send a TokenReview and a SubjectAccessReview to the control plane being measured per scrape.
+	if hasFlag(argv[:1], "metrics-secure") {
+		argv = append(argv, "--metrics-secure=false")
+	}
 	return childSpec{name: name, argv: argv, env: r.gogcEnv()}
 }
 

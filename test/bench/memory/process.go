@@ -81,7 +81,9 @@ func startChild(spec childSpec, logPath string) (*child, error) {
 // accepts --name, from its -h output: the variants may run older builds that lack newer flags.
 func hasFlag(argv []string, name string) bool {
 	out, _ := exec.Command(argv[0], append(slices.Clone(argv[1:]), "-h")...).CombinedOutput()
-	return strings.Contains(string(out), "-"+name+" ")
+	// The flag package prints a flag's name followed by its value's type, or by the end of the
+	// line for a boolean flag.
+	return strings.Contains(string(out), "-"+name+" ") || strings.Contains(string(out), "-"+name+"\n")
 }
 
 // waitReady polls /readyz until it passes and returns how long that took.
