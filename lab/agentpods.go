@@ -18,7 +18,7 @@ import (
 // `kubectl nftpolicy explain` find a node's agent by them.
 var agentPodLabels = map[string]string{"app.kubernetes.io/name": "nftpolicy", "app.kubernetes.io/component": "agent"}
 
-const agentMetricsPort = "metrics"
+const agentMetricsPort = "https-metrics"
 
 // registerAgentPod creates the Pod object of a node's agent, as the DaemonSet would have it: a
 // hostNetwork pod bound to the node, running and ready, whose metrics port is the agent's HTTPS port.

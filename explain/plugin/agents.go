@@ -26,7 +26,7 @@ import (
 // The agent pods' labels and the name of their HTTPS port, as config/manager's DaemonSet sets them.
 var agentSelector = labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": "nftpolicy", "app.kubernetes.io/component": "agent"})
 
-const agentPortName = "metrics"
+const agentPortName = "https-metrics"
 
 // agents reaches the agent of a node: through the API server's port-forward to the agent's pod (the
 // caller needs `create pods/portforward` in the agent's namespace), then HTTPS to the agent's
