@@ -15,12 +15,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // The agent pods' labels and the name of their HTTPS port, as config/manager's DaemonSet sets them.
@@ -155,9 +155,12 @@ func (a *agents) forward(pod *corev1.Pod, port int) (int, func(), error) {
 		return 0, nil, errors.New("timed out waiting for the port-forward")
 	}
 	ports, err := pf.GetPorts()
-	if err != nil || len(ports) != 1 {
+	if err == nil && len(ports) != 1 {
+		err = fmt.Errorf("%d ports forwarded, want 1", len(ports))
+	}
+	if err != nil {
 		close(stop)
-		return 0, nil, fmt.Errorf("reading the forwarded port: %v", err)
+		return 0, nil, fmt.Errorf("reading the forwarded port: %w", err)
 	}
 	return int(ports[0].Local), func() { close(stop) }, nil
 }

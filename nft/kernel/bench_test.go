@@ -331,14 +331,52 @@ func BenchmarkReadRuleset(b *testing.B) {
 	}
 }
 
-// BenchmarkKernelCounters is one scrape's read of the counters: a dump of every counter object of
-// the table of issue 5's measurement 1.
-func BenchmarkKernelCounters(b *testing.B) {
+// BenchmarkExplainReads is what one `kubectl nftpolicy explain` and one metrics scrape read from the
+// kernel, on the table of issue 5's measurement 1 (50000 pods, 10000 policies): the periodic
+// resync's read-back of the same table (Check) is the baseline of the same run; ReadRuleset raises the
+// table into the model, trace follows one packet through the raised ruleset as explain does, and
+// counters is one scrape's dump of every counter.
+func BenchmarkExplainReads(b *testing.B) {
 	backend := benchNamespace(b)
 	rs := issueRuleset(b, 50000)
 	if err := backend.Run(nft.Diff(nil, rs, nft.FullChanges())); err != nil {
 		b.Fatal(err)
 	}
+	b.Run("read-back", func(b *testing.B) {
+		for b.Loop() {
+			if diffs, err := backend.Check(rs); err != nil || diffs != nil {
+				b.Fatalf("differences %q, error %v", diffs, err)
+			}
+		}
+	})
+	b.Run("read-ruleset", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := backend.ReadRuleset(rs.Table); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	raised, err := backend.ReadRuleset(rs.Table)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ifaces := nft.PodInterfaces(raised)
+	var src netip.Addr
+	for a := range ifaces {
+		if a.Is4() {
+			src = a
+			break
+		}
+	}
+	packet := nft.ForwardPacket(nft.Flow{Src: src, Dst: netip.MustParseAddr("203.0.113.7"), Proto: nft.ProtoTCP, DstPort: 443}, ifaces, "")
+	b.Run("trace", func(b *testing.B) {
+		for b.Loop() {
+			if res := nft.NewTracer(raised).Explain(packet); len(res.Steps) == 0 {
+				b.Fatal("an empty path")
+			}
+		}
+	})
 	b.Run(fmt.Sprintf("counters=%d", len(rs.Counters)), func(b *testing.B) {
 		for b.Loop() {
 			values, err := backend.Counters(rs.Table)

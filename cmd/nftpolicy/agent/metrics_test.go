@@ -2,11 +2,11 @@ package agent
 
 import (
 	"context"
-
-	"github.com/go-logr/logr"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/go-logr/logr"
 )
 
 func TestMetricsServerOptions(t *testing.T) {
