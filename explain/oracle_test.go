@@ -10,6 +10,7 @@ import (
 	"github.com/nftpolicy/nftpolicy/explain"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/selectors/oracle"
+	"github.com/nftpolicy/nftpolicy/selectors/selectorstest"
 )
 
 // Explain's verdict is the oracle's, the independent naive reading of the API, over random
@@ -20,7 +21,7 @@ func TestExplainAgreesWithOracle(t *testing.T) {
 	checked, denied := 0, 0
 	for seed := uint64(1); seed <= 200; seed++ {
 		r := rand.New(rand.NewPCG(seed, 17))
-		s := randomSnapshot(r)
+		s := selectorstest.RandomSnapshot(r)
 		addrs := addressesOf(s)
 		for range 20 {
 			src, dst := addrs[r.IntN(len(addrs))], addrs[r.IntN(len(addrs))]
@@ -58,7 +59,7 @@ func TestExplainAgreesWithOracle(t *testing.T) {
 
 func addressesOf(s *selectors.Snapshot) []netip.Addr {
 	addrs := []netip.Addr{netip.MustParseAddr("fd18::99:1")}
-	for _, a := range fuzzExternal {
+	for _, a := range selectorstest.External {
 		addrs = append(addrs, netip.MustParseAddr(a))
 	}
 	for _, p := range s.Pods {

@@ -1,4 +1,7 @@
-package explain_test
+// Package selectorstest generates random clusters for property tests: the engine's (a packet traced
+// through the compiled rulesets gets the oracle's verdict) and explain's (the spec answer is the
+// oracle's).
+package selectorstest
 
 import (
 	"fmt"
@@ -13,31 +16,34 @@ import (
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
-// Random clusters for the cross-check with the oracle, as nft/engine_fuzz_test.go generates them.
-//
 // IP plan of the generated clusters: pod i of namespace n has 198.18.n.(10+i) and, when dual-stack,
-// fd18::n:(10+i); 203.0.113.0/24 is outside the cluster.
+// fd18::n:(10+i); pods sit on nodes n1 or n2;
+// 203.0.113.0/24 is outside the cluster.
 
 var (
-	fuzzNamespaces = []string{"x", "y", "z"}
-	fuzzPods       = []string{"a", "b", "c", "d"}
-	fuzzColors     = []string{"red", "blue"}
-	fuzzExternal   = []string{"203.0.113.7", "203.0.113.200"}
+	namespaces = []string{"x", "y", "z"}
+	pods       = []string{"a", "b", "c", "d"}
+	colors     = []string{"red", "blue"}
+	// External are addresses outside the cluster, one inside an ipBlock's except in some policies.
+	External = []string{"203.0.113.7", "203.0.113.200"}
 )
 
-func randomSnapshot(r *rand.Rand) *selectors.Snapshot {
+// RandomSnapshot generates a cluster of three namespaces of four pods each, on nodes n1 and n2, with
+// random labels, named port numbers, families and finished pods, and one to four random
+// NetworkPolicies over them.
+func RandomSnapshot(r *rand.Rand) *selectors.Snapshot {
 	s := &selectors.Snapshot{}
-	for ni, ns := range fuzzNamespaces {
+	for ni, ns := range namespaces {
 		labels := map[string]string{"ns": ns, "kubernetes.io/metadata.name": ns}
 		if r.IntN(2) == 0 {
-			labels["color"] = fuzzColors[r.IntN(2)]
+			labels["color"] = colors[r.IntN(2)]
 		}
 		s.Namespaces = append(s.Namespaces, selectors.Namespace{Name: ns, Labels: labels})
-		for pi, name := range fuzzPods {
+		for pi, name := range pods {
 			p := selectors.Pod{Namespace: ns, Name: name, Node: fmt.Sprintf("n%d", 1+r.IntN(2)), Phase: corev1.PodRunning,
 				Labels: map[string]string{"pod": name}}
 			if r.IntN(2) == 0 {
-				p.Labels["color"] = fuzzColors[r.IntN(2)]
+				p.Labels["color"] = colors[r.IntN(2)]
 			}
 			p.IPs = []netip.Addr{netip.AddrFrom4([4]byte{198, 18, byte(ni), byte(10 + pi)})}
 			if r.IntN(3) == 0 {
@@ -55,19 +61,19 @@ func randomSnapshot(r *rand.Rand) *selectors.Snapshot {
 		}
 	}
 	for i := 0; i < 1+r.IntN(4); i++ {
-		s.Policies = append(s.Policies, randomPolicy(r, i))
+		s.Policies = append(s.Policies, policy(r, i))
 	}
 	return s
 }
 
-func randomSelector(r *rand.Rand, key string, values []string) *metav1.LabelSelector {
+func selector(r *rand.Rand, key string, values []string) *metav1.LabelSelector {
 	switch r.IntN(5) {
 	case 0:
 		return &metav1.LabelSelector{}
 	case 1:
 		return &metav1.LabelSelector{MatchLabels: map[string]string{key: values[r.IntN(len(values))]}}
 	case 2:
-		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "color", Operator: metav1.LabelSelectorOpIn, Values: []string{fuzzColors[r.IntN(2)]}}}}
+		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "color", Operator: metav1.LabelSelectorOpIn, Values: []string{colors[r.IntN(2)]}}}}
 	case 3:
 		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "color", Operator: metav1.LabelSelectorOpDoesNotExist}}}
 	default:
@@ -75,14 +81,14 @@ func randomSelector(r *rand.Rand, key string, values []string) *metav1.LabelSele
 	}
 }
 
-func randomPeer(r *rand.Rand) networkingv1.NetworkPolicyPeer {
+func peer(r *rand.Rand) networkingv1.NetworkPolicyPeer {
 	switch r.IntN(4) {
 	case 0:
-		return networkingv1.NetworkPolicyPeer{PodSelector: randomSelector(r, "pod", fuzzPods)}
+		return networkingv1.NetworkPolicyPeer{PodSelector: selector(r, "pod", pods)}
 	case 1:
-		return networkingv1.NetworkPolicyPeer{NamespaceSelector: randomSelector(r, "ns", fuzzNamespaces)}
+		return networkingv1.NetworkPolicyPeer{NamespaceSelector: selector(r, "ns", namespaces)}
 	case 2:
-		return networkingv1.NetworkPolicyPeer{PodSelector: randomSelector(r, "pod", fuzzPods), NamespaceSelector: randomSelector(r, "ns", fuzzNamespaces)}
+		return networkingv1.NetworkPolicyPeer{PodSelector: selector(r, "pod", pods), NamespaceSelector: selector(r, "ns", namespaces)}
 	default:
 		cidrs := []string{"198.18.0.0/15", "198.18.1.0/24", "198.18.0.8/29", "0.0.0.0/0", "203.0.113.0/24", "fd18::/64", "::/0"}
 		excepts := []string{"198.18.1.10/31", "198.18.0.12/32", "203.0.113.0/25", "fd18::1:0/112"}
@@ -94,7 +100,7 @@ func randomPeer(r *rand.Rand) networkingv1.NetworkPolicyPeer {
 	}
 }
 
-func randomPorts(r *rand.Rand) []networkingv1.NetworkPolicyPort {
+func ports(r *rand.Rand) []networkingv1.NetworkPolicyPort {
 	var ports []networkingv1.NetworkPolicyPort
 	for i := 0; i < r.IntN(3); i++ {
 		var p networkingv1.NetworkPolicyPort
@@ -124,20 +130,20 @@ func randomPorts(r *rand.Rand) []networkingv1.NetworkPolicyPort {
 	return ports
 }
 
-func randomPolicy(r *rand.Rand, i int) *networkingv1.NetworkPolicy {
-	p := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: fuzzNamespaces[r.IntN(3)], Name: fmt.Sprintf("p%d", i)}}
-	p.Spec.PodSelector = *randomSelector(r, "pod", fuzzPods)
+func policy(r *rand.Rand, i int) *networkingv1.NetworkPolicy {
+	p := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: namespaces[r.IntN(3)], Name: fmt.Sprintf("p%d", i)}}
+	p.Spec.PodSelector = *selector(r, "pod", pods)
 	for j := 0; j < r.IntN(3); j++ {
-		rule := networkingv1.NetworkPolicyIngressRule{Ports: randomPorts(r)}
+		rule := networkingv1.NetworkPolicyIngressRule{Ports: ports(r)}
 		for k := 0; k < r.IntN(3); k++ {
-			rule.From = append(rule.From, randomPeer(r))
+			rule.From = append(rule.From, peer(r))
 		}
 		p.Spec.Ingress = append(p.Spec.Ingress, rule)
 	}
 	for j := 0; j < r.IntN(3); j++ {
-		rule := networkingv1.NetworkPolicyEgressRule{Ports: randomPorts(r)}
+		rule := networkingv1.NetworkPolicyEgressRule{Ports: ports(r)}
 		for k := 0; k < r.IntN(3); k++ {
-			rule.To = append(rule.To, randomPeer(r))
+			rule.To = append(rule.To, peer(r))
 		}
 		p.Spec.Egress = append(p.Spec.Egress, rule)
 	}
