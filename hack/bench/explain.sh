@@ -4,14 +4,20 @@
 # table is the baseline of the same run. Writes the raw `go test -bench` output to
 # bench/runs/explain-<time>.txt and renders bench/EXPLAIN.md with each figure's ratio to the baseline.
 #
-# Usage: hack/bench/explain.sh [COUNT]   (COUNT runs of each sub-benchmark, default 5)
+# Usage: hack/bench/explain.sh [COUNT]          (COUNT runs of each sub-benchmark, default 5)
+#        hack/bench/explain.sh --render FILE   (render bench/EXPLAIN.md again from a run's output)
 # Needs root (a network namespace). Takes a few minutes on a 2-core VM.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-count=${1:-5}
-mkdir -p bench/runs
-run="bench/runs/explain-$(date -u +%Y%m%dT%H%M%SZ).txt"
-go test -run XXX -bench 'BenchmarkExplainReads' -benchtime 5x -count "$count" ./nft/kernel/ | tee "$run"
+if [[ ${1:-} == --render ]]; then
+  run=$2
+  count=$(grep -c '^BenchmarkExplainReads/read-back' "$run")
+else
+  count=${1:-5}
+  mkdir -p bench/runs
+  run="bench/runs/explain-$(date -u +%Y%m%dT%H%M%SZ).txt"
+  go test -run XXX -bench 'BenchmarkExplainReads' -benchtime 5x -count "$count" ./nft/kernel/ | tee "$run"
+fi
 
 # The median ns/op of each sub-benchmark, and its ratio to read-back's.
 awk -v run="$run" -v count="$count" '
@@ -20,10 +26,18 @@ awk -v run="$run" -v count="$count" '
     for (i = 1; i <= NF; i++) if ($(i) == "ns/op") v[name] = v[name] " " $(i-1)
   }
   /^cpu:/ { cpu = substr($0, 6) }
-  function median(list,   a, n, i, j, t) {
+  function sorted(list, a,   n, i, j, t) {
     n = split(list, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n
+  }
+  function median(list,   a, n) {
+    n = sorted(list, a)
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  function span(list,   a, n) {
+    n = sorted(list, a)
+    return sprintf("%.2f-%.2f", a[1] / 1e6, a[n] / 1e6)
   }
   END {
     base = median(v["read-back"])
@@ -35,14 +49,14 @@ awk -v run="$run" -v count="$count" '
     print "node (the kernel'"'"'s table raised into the model, then lowered again and compared, so that a mistake in"
     print "reading can only fail); `trace` follows one packet through the raised table; `counters` is one scrape."
     print ""
-    print "| what | median ms per call | ratio to read-back |"
-    print "|---|---|---|"
+    print "| what | median ms per call | min-max ms | ratio to read-back (medians) |"
+    print "|---|---|---|---|"
     order = "read-back read-ruleset trace"
     n = split(order, names, " ")
     for (k in v) if (k ~ /^counters=/) names[++n] = k
     for (i = 1; i <= n; i++) {
       m = median(v[names[i]])
-      printf "| %s | %.2f | %.3f |\n", names[i], m / 1e6, m / base
+      printf "| %s | %.2f | %s | %.4f |\n", names[i], m / 1e6, span(v[names[i]]), m / base
     }
     print ""
     print "Runs: " count " of each (5 calls each), on " cpu "; raw output in `" run "`."
