@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/nftpolicy/nftpolicy/explain"
 )
 
 // The plugin finds agents by the DaemonSet's pod labels and port name: they must match.
@@ -59,6 +61,30 @@ func TestMainRefusesBadArguments(t *testing.T) {
 		streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &stderr}
 		if code := Main(context.Background(), args, streams); code != ExitError || stderr.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q; want %d and a message", args, code, stderr.String(), ExitError)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	allowed := &explain.Report{Spec: explain.SpecAnswer{Allowed: true}}
+	denied := &explain.Report{Spec: explain.SpecAnswer{Allowed: false, Ingress: &explain.DirectionAnswer{Direction: explain.Ingress, Allowed: false}},
+		Dataplane: []explain.DataplaneAnswer{{Node: "n1", Direction: explain.Ingress, Verdict: explain.Drop}}}
+	disagreeing := &explain.Report{Spec: explain.SpecAnswer{Allowed: false, Ingress: &explain.DirectionAnswer{Direction: explain.Ingress, Allowed: false}},
+		Dataplane: []explain.DataplaneAnswer{{Node: "n1", Direction: explain.Ingress, Verdict: explain.Accept}}}
+	drifted := &explain.Report{Spec: explain.SpecAnswer{Allowed: true},
+		Dataplane: []explain.DataplaneAnswer{{Node: "n1", Direction: explain.Ingress, Verdict: explain.Accept, Drift: []string{"set peers_x: element missing"}}}}
+	for _, c := range []struct {
+		name    string
+		reports []*explain.Report
+		want    int
+	}{
+		{"allowed", []*explain.Report{allowed}, ExitAllowed},
+		{"one backend denied", []*explain.Report{allowed, denied}, ExitDenied},
+		{"the kernel accepts what the spec denies", []*explain.Report{denied, disagreeing}, ExitDrift},
+		{"the kernel's table drifted", []*explain.Report{drifted}, ExitDrift},
+	} {
+		if got := exitCode(c.reports); got != c.want {
+			t.Errorf("%s: exit %d, want %d", c.name, got, c.want)
 		}
 	}
 }
