@@ -71,7 +71,8 @@ var _ = Describe("The install manifests", func() {
 		}
 		Expect(kinds).To(HaveKeyWithValue("CustomResourceDefinition", 1))
 		Expect(kinds).To(HaveKeyWithValue("DaemonSet", 1))
-		Expect(kinds).To(HaveKeyWithValue("ClusterRole", 3)) // the agent's, its metrics auth, metrics-reader
+		Expect(kinds).To(HaveKeyWithValue("ClusterRole", 4)) // the agent's, its metrics auth, metrics-reader, explain-viewer
+		Expect(kinds).To(HaveKeyWithValue("Role", 1))        // explain-agents, in the agents' namespace
 
 		var rest []*unstructured.Unstructured
 		for _, u := range objs {
