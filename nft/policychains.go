@@ -21,7 +21,9 @@ type chainCompiler struct {
 	podIfacePrefix string
 	// podDenyCounters is CompileInput.PodDenyCounters.
 	podDenyCounters bool
-	refs            map[string]setRef // by set name
+	// dropLog is CompileInput.DropLog.
+	dropLog *DropLog
+	refs    map[string]setRef // by set name
 	// counters are the counters the chains' rules update, by name.
 	counters map[string]CounterLabels
 	// last are the policy chains of the previous compile, by name; next are this compile's.
@@ -71,7 +73,7 @@ type podIsolation struct {
 // name) and the verdict maps (sorted by name).
 func (c *chainCompiler) compile() ([]Chain, []Map) {
 	isolated, variants := policyVariants(c.model)
-	chains := slices.Clone(staticChains(c.podIfacePrefix))
+	chains := slices.Clone(staticChains(c.podIfacePrefix, c.dropLog))
 	c.next = make(map[string]policyChainMemo, len(variants))
 	c.counters = map[string]CounterLabels{}
 	for _, v := range variants {
@@ -86,7 +88,7 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 	for _, pi := range isolated {
 		deny := denyCounter(pi.pod, pi.dir, c.podDenyCounters)
 		c.counters[deny.Name] = deny.Labels
-		chains = append(chains, podChain(pi, deny.Name))
+		chains = append(chains, podChain(pi, deny.Name, c.dropLog))
 	}
 	slices.SortFunc(chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
 	return chains, dispatchMapsOf(isolated)
