@@ -112,6 +112,12 @@ func ParseLogPrefix(prefix string) (DropPoint, bool) {
 	}
 }
 
+// PodChainName is the name of the chain of one isolated direction of a local pod, which a drop
+// point names.
+func PodChainName(pod selectors.LocalPod, dir selectors.Direction) string {
+	return podChainName(pod, dir)
+}
+
 // dropLogEqual compares two drop log configurations (nil: off).
 func dropLogEqual(a, b *DropLog) bool {
 	if a == nil || b == nil {
