@@ -57,6 +57,9 @@ type NodeReconciler struct {
 	// PodDenyCounters counts each isolated pod's default deny on its own (nft.CompileInput.PodDenyCounters)
 	// instead of per namespace.
 	PodDenyCounters bool
+	// DropLog turns drop logging on: the node-wide level, overridden per namespace by LogAnnotation,
+	// and the NFLOG group. Nil: nothing is logged and LogAnnotation is not read.
+	DropLog *DropLogSettings
 	// Conntrack ends tracked connections that a committed ruleset no longer allows. Nil: none.
 	Conntrack nft.ConntrackCleaner
 	// ForeignChanges brings news that another writer may have changed the table (a kernel
@@ -108,6 +111,8 @@ type syncState struct {
 	// again when its Changes say isolations or problems changed.
 	inEffect map[selectors.PolicyRef]bool
 	problems []selectors.Problem
+	// dropLogLevels is what the syncs made of the namespaces' LogAnnotation.
+	dropLogLevels dropLogLevels
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
 	cleanupPending bool
 	// verifiedAt is when the kernel was last known to hold the committed ruleset: read back, or
@@ -206,8 +211,12 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 	if err != nil {
 		return fail(stepInterfaces, err)
 	}
+	dropLog, err := r.dropLog(ctx, model)
+	if err != nil {
+		return fail(stepSnapshot, err)
+	}
 	desired, changed := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Changes: changes, Interfaces: ifaces,
-		PodInterfacePrefix: r.PodInterfacePrefix, PodDenyCounters: r.PodDenyCounters})
+		PodInterfacePrefix: r.PodInterfacePrefix, PodDenyCounters: r.PodDenyCounters, DropLog: dropLog})
 	if log := log.V(6); log.Enabled() {
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}
