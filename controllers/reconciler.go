@@ -60,6 +60,9 @@ type NodeReconciler struct {
 	// DropLog turns drop logging on: the node-wide level, overridden per namespace by LogAnnotation,
 	// and the NFLOG group. Nil: nothing is logged and LogAnnotation is not read.
 	DropLog *DropLogSettings
+	// Committed, when set, is called after each successful sync with the model it committed (the
+	// drop log names pods and policies from it).
+	Committed func(*selectors.Model)
 	// Conntrack ends tracked connections that a committed ruleset no longer allows. Nil: none.
 	Conntrack nft.ConntrackCleaner
 	// ForeignChanges brings news that another writer may have changed the table (a kernel
@@ -164,6 +167,9 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		return ctrl.Result{}, out.err
 	}
 	r.record(ctx, out, batch)
+	if r.Committed != nil && out.model != nil {
+		r.Committed(out.model)
+	}
 	if out.repaired != nil {
 		logf.FromContext(ctx).Info("Another writer changed the table; replaced it whole", "table", r.Table,
 			"cause", out.repaired.Cause, "change", out.repaired.Message, "repairedAfter", out.repaired.RepairedAfter.Duration)
