@@ -152,15 +152,19 @@ func TestCompilerMatchesCompileOverResolverSequences(t *testing.T) {
 }
 
 // sequenceDropLog turns drop logging on in every other sequence, for the pods whose key has an even
-// length, and for the anti-spoofing drops in every fourth.
+// length, logging all for those whose key's length is a multiple of three, and for the
+// anti-spoofing drops in every fourth.
 func sequenceDropLog(seq int, m *selectors.Model) *DropLog {
 	if seq%2 == 0 {
 		return nil
 	}
-	dl := &DropLog{Group: 3, PairRate: 5, Rate: 50, Pods: map[string]bool{}, AntiSpoof: seq%4 == 1}
+	dl := &DropLog{Group: 3, PairRate: 5, Rate: 50, Pods: map[string]bool{}, AllPods: map[string]bool{}, AntiSpoof: seq%4 == 1}
 	for _, p := range m.LocalPods {
 		if len(p.Key())%2 == 0 {
 			dl.Pods[p.Key()] = true
+		}
+		if len(p.Key())%3 == 0 {
+			dl.Pods[p.Key()], dl.AllPods[p.Key()] = true, true
 		}
 	}
 	return dl

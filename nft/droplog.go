@@ -5,6 +5,7 @@
 package nft
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +28,10 @@ type DropLog struct {
 	PairRate, Rate uint32
 	// Pods are the local pods, by selectors.LocalPod.Key, whose default denies are logged.
 	Pods map[string]bool
+	// AllPods are the local pods that also log the first packet of each allowed connection: a log
+	// rule before each accept of their policies' rules, whose prefix is LogPrefix and the rule's
+	// counter name (see Ruleset.CounterByName). Their policy chains are variants of their own.
+	AllPods map[string]bool
 	// AntiSpoof logs the anti-spoofing drops (they belong to no pod).
 	AntiSpoof bool
 }
@@ -65,14 +70,30 @@ func dropLogSets(dl *DropLog) []*Set {
 func (dl *DropLog) logRules(point string, fs familySet, ms ...Match) []Rule {
 	var rules []Rule
 	for _, f := range fs.list() {
-		set := setDropLogPairsV4
-		if f == IPv6 {
-			set = setDropLogPairsV6
-		}
-		matches := append(slices.Clone(ms), PairRateLimit{Family: f, Set: set, Rate: dl.PairRate}, RateLimit{Rate: dl.Rate})
-		rules = append(rules, Rule{Matches: matches, Log: &Log{Group: dl.Group, Prefix: LogPrefix + point}})
+		rules = append(rules, dl.logRulesOf(f, LogPrefix+point, ms...)...)
 	}
 	return rules
+}
+
+// logRulesOf returns the rule that logs the packets of family f matching ms with prefix.
+func (dl *DropLog) logRulesOf(f Family, prefix string, ms ...Match) []Rule {
+	set := setDropLogPairsV4
+	if f == IPv6 {
+		set = setDropLogPairsV6
+	}
+	matches := append(slices.Clone(ms), PairRateLimit{Family: f, Set: set, Rate: dl.PairRate}, RateLimit{Rate: dl.Rate})
+	return []Rule{{Matches: matches, Log: &Log{Group: dl.Group, Prefix: prefix}}}
+}
+
+// logsAccepts reports whether a local pod logs the first packet of its allowed connections (dl may
+// be nil).
+func (dl *DropLog) logsAccepts(pod selectors.LocalPod) bool {
+	return dl != nil && dl.AllPods[pod.Key()]
+}
+
+// sameLimits reports whether two configurations compile the same log rules.
+func (dl DropLog) sameLimits(other *DropLog) bool {
+	return other != nil && dl.Group == other.Group && dl.PairRate == other.PairRate && dl.Rate == other.Rate
 }
 
 // antiSpoofLogRules returns the rules logging an anti-spoofing drop matching ms, when dl logs them
@@ -89,11 +110,14 @@ func (dl *DropLog) logsPod(pod selectors.LocalPod) bool {
 	return dl != nil && dl.Pods[pod.Key()]
 }
 
-// DropPoint is what a log prefix names: a pod chain's default deny, or the anti-spoofing drops.
+// DropPoint is what a log prefix names: a pod chain's default deny, the anti-spoofing drops, or
+// the accept of a policy rule (DropLog.AllPods).
 type DropPoint struct {
 	AntiSpoof bool
-	// Chain is the pod chain (see Ruleset.Chains) whose final drop logged, when not AntiSpoof.
+	// Chain is the pod chain (see Ruleset.Chains) whose final drop logged.
 	Chain string
+	// Counter is the counter of the policy rule whose accept logged (see Ruleset.CounterByName).
+	Counter string
 }
 
 // ParseLogPrefix returns the drop point a log prefix names, or false when the prefix is not one of
@@ -107,6 +131,8 @@ func ParseLogPrefix(prefix string) (DropPoint, bool) {
 		return DropPoint{AntiSpoof: true}, true
 	case strings.HasPrefix(point, podIngressChainPrefix), strings.HasPrefix(point, podEgressChainPrefix):
 		return DropPoint{Chain: point}, true
+	case strings.HasPrefix(point, allowIngressCounterPrefix), strings.HasPrefix(point, allowEgressCounterPrefix):
+		return DropPoint{Counter: point}, true
 	default:
 		return DropPoint{}, false
 	}
@@ -123,13 +149,6 @@ func dropLogEqual(a, b *DropLog) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.Group != b.Group || a.PairRate != b.PairRate || a.Rate != b.Rate || a.AntiSpoof != b.AntiSpoof || len(a.Pods) != len(b.Pods) {
-		return false
-	}
-	for k, v := range a.Pods {
-		if b.Pods[k] != v {
-			return false
-		}
-	}
-	return true
+	return a.Group == b.Group && a.PairRate == b.PairRate && a.Rate == b.Rate && a.AntiSpoof == b.AntiSpoof &&
+		maps.Equal(a.Pods, b.Pods) && maps.Equal(a.AllPods, b.AllPods)
 }

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,60 @@ func compileGuestbookLogged(dl *DropLog) *Ruleset {
 
 func TestCompileGuestbookDropLogGolden(t *testing.T) {
 	checkGolden(t, "guestbook-droplog.nft", Render(compileGuestbookLogged(guestbookDropLog())))
+}
+
+// guestbookLogAll also logs the allowed connections of guestbook-1.
+func guestbookLogAll() *DropLog {
+	dl := guestbookDropLog()
+	dl.Pods["default/guestbook-1"] = true
+	dl.AllPods = map[string]bool{"default/guestbook-1": true}
+	return dl
+}
+
+func TestCompileGuestbookLogAllGolden(t *testing.T) {
+	checkGolden(t, "guestbook-droplog-all.nft", Render(compileGuestbookLogged(guestbookLogAll())))
+}
+
+// TestLogAllLogsBeforeEachAcceptOfItsOwnVariant: a pod logging all jumps to a logging variant of its
+// policy's chain, where a log rule naming the rule's counter precedes each accept.
+func TestLogAllLogsBeforeEachAcceptOfItsOwnVariant(t *testing.T) {
+	rs := compileGuestbookLogged(guestbookLogAll())
+	var logged int
+	for _, c := range rs.Chains {
+		if !strings.HasPrefix(c.Name, policyEgressChainPrefix) {
+			continue
+		}
+		if !strings.HasSuffix(c.Name, "_log") {
+			t.Errorf("policy chain %s: want only the logging variant (guestbook-1 is its only pod)", c.Name)
+			continue
+		}
+		for i, r := range c.Rules {
+			if r.Verdict.Kind != Accept {
+				continue
+			}
+			logged++
+			prev := c.Rules[i-1]
+			if prev.Log == nil || prev.Log.Prefix != LogPrefix+r.Counter || !slices.EqualFunc(prev.Matches[:len(r.Matches)], r.Matches, matchEqual) {
+				t.Errorf("accept %s is preceded by %s, want a log rule with its matches naming %s", RenderRule(r), RenderRule(prev), r.Counter)
+			}
+			if p, ok := ParseLogPrefix(prev.Log.Prefix); !ok || p.Counter != r.Counter {
+				t.Errorf("prefix %q parses as %+v, want counter %s", prev.Log.Prefix, p, r.Counter)
+			}
+		}
+	}
+	if logged == 0 {
+		t.Fatal("no logged accept")
+	}
+	plain := compileGuestbook()
+	for _, p := range []Packet{
+		{Hook: HookForward, Iifname: guestbkIface, Src: addr(guestbookIP), Dst: addr(redisIP), Proto: ProtoTCP, DstPort: 6379},
+		{Hook: HookForward, Iifname: guestbkIface, Src: addr(guestbookIP), Dst: addr(redisIP), Proto: ProtoTCP, DstPort: 80},
+		{Hook: HookForward, Iifname: guestbkIface, Src: addr(guestbookIP), Dst: addr(externalDNS), Proto: ProtoUDP, DstPort: 53},
+	} {
+		if got, want := Trace(rs, p).Verdict, Trace(plain, p).Verdict; got != want {
+			t.Errorf("%+v: %v when logging all, %v without", p, got, want)
+		}
+	}
 }
 
 func TestDropLogOffCompilesTheTableAsBefore(t *testing.T) {
@@ -138,7 +193,7 @@ func TestDropLogTurnsOnAndOffIncrementally(t *testing.T) {
 	var cc Compiler
 	f := NewFake("nftpolicy")
 	a := NewApplier(f)
-	for i, dl := range []*DropLog{nil, guestbookDropLog(), {Group: 7, PairRate: 5, Rate: 50}, nil} {
+	for i, dl := range []*DropLog{nil, guestbookDropLog(), guestbookLogAll(), {Group: 7, PairRate: 5, Rate: 50}, guestbookLogAll(), nil} {
 		in := CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces(), DropLog: dl, Changes: selectors.Changes{}}
 		rs, changed := cc.Compile(in)
 		if got, want := Render(rs), Render(compileGuestbookLogged(dl)); got != want {

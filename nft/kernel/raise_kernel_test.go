@@ -31,6 +31,11 @@ func TestReadRulesetRoundTrip(t *testing.T) {
 			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces(), PodInterfacePrefix: "veth"})
 		}},
 		{"guestbook drop log", compileGuestbookDropLog},
+		{"guestbook drop log all", func() *nft.Ruleset {
+			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces(),
+				DropLog: &nft.DropLog{Group: 7, PairRate: 5, Rate: 50, Pods: map[string]bool{"default/guestbook-1": true},
+					AllPods: map[string]bool{"default/guestbook-1": true}}})
+		}},
 		{"empty model", func() *nft.Ruleset {
 			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: emptyModel(), Interfaces: map[netip.Addr]string{}})
 		}},
