@@ -95,10 +95,10 @@ func (d *dropLogLevels) namespaceLevel(ns, value string, present bool, node Drop
 
 // dropLogFor is the nft.DropLog of a model: the local pods whose namespace's level is not off.
 // annotation returns a namespace's LogAnnotation. It returns the namespaces whose annotation is
-// unknown and not reported yet. Level all logs the default denies as deny does: the accepts of
-// allowed connections are not logged yet.
+// unknown and not reported yet. Level all also logs the first packet of allowed connections.
 func dropLogFor(s *DropLogSettings, levels *dropLogLevels, m *selectors.Model, annotation func(ns string) (string, bool)) (*nft.DropLog, []string) {
-	dl := &nft.DropLog{Group: s.Group, PairRate: s.PairRate, Rate: s.Rate, Pods: map[string]bool{}, AntiSpoof: s.Level != DropLogOff}
+	dl := &nft.DropLog{Group: s.Group, PairRate: s.PairRate, Rate: s.Rate, Pods: map[string]bool{}, AllPods: map[string]bool{},
+		AntiSpoof: s.Level != DropLogOff}
 	seen := map[string]DropLogLevel{}
 	var bad []string
 	for _, p := range m.LocalPods {
@@ -114,6 +114,9 @@ func dropLogFor(s *DropLogSettings, levels *dropLogLevels, m *selectors.Model, a
 		}
 		if level != DropLogOff && (p.Ingress != nil || p.Egress != nil) {
 			dl.Pods[p.Key()] = true
+			if level == DropLogAll {
+				dl.AllPods[p.Key()] = true
+			}
 		}
 	}
 	for ns := range levels.valid {

@@ -43,6 +43,7 @@ func TestDropLogForTakesTheNamespaceLevelOverTheNodes(t *testing.T) {
 		{"off everywhere: nothing compiled", DropLogOff, nil, nil, false},
 		{"one namespace opts in", DropLogOff, map[string]string{"b": "deny"}, []string{"b/isolated"}, false},
 		{"all logs the denies too", DropLogOff, map[string]string{"a": "all"}, []string{"a/isolated"}, false},
+		{"all and deny side by side", DropLogOff, map[string]string{"a": "all", "b": "deny"}, []string{"a/isolated", "b/isolated"}, false},
 		{"node-wide deny, one namespace opts out", DropLogDeny, map[string]string{"c": "off"}, []string{"a/isolated", "b/isolated"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,6 +57,15 @@ func TestDropLogForTakesTheNamespaceLevelOverTheNodes(t *testing.T) {
 			}
 			if dl != nil && (dl.AntiSpoof != tc.antiSpoof || dl.Group != 5) {
 				t.Errorf("drop log %+v, want anti-spoofing %t in group 5", dl, tc.antiSpoof)
+			}
+			var wantAll []string
+			for _, p := range tc.want {
+				if tc.values[p[:1]] == "all" {
+					wantAll = append(wantAll, p)
+				}
+			}
+			if dl != nil && !slices.Equal(slices.Sorted(maps.Keys(dl.AllPods)), wantAll) {
+				t.Errorf("pods logging all %v, want %v", slices.Sorted(maps.Keys(dl.AllPods)), wantAll)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/nftpolicy/nftpolicy/controllers"
 	"github.com/nftpolicy/nftpolicy/droplog"
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
+	"github.com/nftpolicy/nftpolicy/nft"
 )
 
 // lines is a goroutine-safe sink of the drop log's JSON lines.
@@ -66,6 +67,7 @@ var _ = Describe("Drop logging on the kernel", Ordered, Label("kernel"), func() 
 	var (
 		db, web, other *kernelPod
 		out            *lines
+		logAgent       *kernelAgent
 	)
 
 	BeforeAll(func() {
@@ -119,6 +121,7 @@ var _ = Describe("Drop logging on the kernel", Ordered, Label("kernel"), func() 
 		})
 		a.start()
 		DeferCleanup(a.stop)
+		logAgent = a
 		By("waiting until web reaches db and other does not")
 		dst := netip.AddrPortFrom(db.net.IPv4, redisPort)
 		Eventually(func() error { return web.net.ConnectTCP(dst, probeTimeout) }).WithTimeout(20 * time.Second).Should(Succeed())
@@ -166,6 +169,31 @@ var _ = Describe("Drop logging on the kernel", Ordered, Label("kernel"), func() 
 		Expect(len(out.entries())-before).To(BeNumerically("<=", 10), "one line per window for one flow")
 		Expect(total).To(BeNumerically("<", 100), "the per-pair limit holds the kernel's records")
 		Expect(testutil.ToFloat64(droplog.SuppressedTotal) - suppressed).To(BeNumerically(">", 0))
+	})
+
+	It("writes one record naming the admitting rule for an allowed connection under all", func() {
+		ns := &corev1.Namespace{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: logNamespace}, ns)).To(Succeed())
+		ns.Annotations[controllers.LogAnnotation] = "all"
+		Expect(k8sClient.Update(ctx, ns)).To(Succeed())
+		Eventually(func() string {
+			rs := logAgent.reconciler.Applier.Committed()
+			if rs == nil {
+				return ""
+			}
+			return nft.Render(rs)
+		}).WithTimeout(10 * time.Second).Should(ContainSubstring(`log prefix "np/allow-in_`))
+		before := len(out.entries())
+		Expect(web.net.ConnectTCP(netip.AddrPortFrom(db.net.IPv4, redisPort), probeTimeout)).To(Succeed())
+		Eventually(out.entries).WithTimeout(5 * time.Second).Should(HaveLen(before + 1))
+		Consistently(out.entries).WithTimeout(2 * time.Second).Should(HaveLen(before + 1))
+		e := out.entries()[before]
+		Expect(e.Verdict).To(Equal(droplog.VerdictAllow))
+		Expect(e.Reason).To(Equal(droplog.ReasonPolicyRule))
+		Expect(e.Policies).To(Equal([]string{logNamespace + "/allow-web"}))
+		Expect(e.Rule).To(HaveValue(Equal(0)))
+		Expect(e.Pod).To(Equal(logNamespace + "/db"))
+		Expect(e.Src.Pod).To(Equal("web"))
 	})
 })
 

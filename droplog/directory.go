@@ -12,6 +12,7 @@ import (
 type Directory struct {
 	points map[string]podPoint   // by pod chain name
 	pods   map[netip.Addr]PodRef // every known pod address
+	rules  *nft.Ruleset          // the committed ruleset, whose counters name the policy rules; may be nil
 }
 
 // podPoint is one isolated direction of a local pod.
@@ -27,10 +28,11 @@ type PodRef struct {
 	Name      string
 }
 
-// NewDirectory indexes the isolated directions of m's local pods by their chains, and the addresses
-// of m's local pods and of pods (other pods of the cluster, for naming peers; may be nil).
-func NewDirectory(m *selectors.Model, pods []selectors.Pod) *Directory {
-	d := &Directory{points: map[string]podPoint{}, pods: map[netip.Addr]PodRef{}}
+// NewDirectory indexes the isolated directions of m's local pods by their chains, the addresses of
+// m's local pods and of pods (other pods of the cluster, for naming peers; may be nil), and the
+// policy rules of rs, the ruleset committed from m, by their counters (rs may be nil).
+func NewDirectory(m *selectors.Model, rs *nft.Ruleset, pods []selectors.Pod) *Directory {
+	d := &Directory{points: map[string]podPoint{}, pods: map[netip.Addr]PodRef{}, rules: rs}
 	for _, p := range pods {
 		if p.HostNetwork {
 			continue // its addresses are the node's
@@ -68,6 +70,18 @@ func (d *Directory) pod(addr netip.Addr) (PodRef, bool) {
 	}
 	p, ok := d.pods[addr]
 	return p, ok
+}
+
+// rule returns the labels of a policy rule's counter.
+func (d *Directory) rule(counter string) (nft.CounterLabels, bool) {
+	if d == nil || d.rules == nil {
+		return nft.CounterLabels{}, false
+	}
+	c, ok := d.rules.CounterByName(counter)
+	if !ok || c.Labels.DefaultDeny() {
+		return nft.CounterLabels{}, false
+	}
+	return c.Labels, true
 }
 
 // point returns the isolated direction whose default deny a pod chain ends with.

@@ -31,8 +31,11 @@ type Entry struct {
 	Reason    string    `json:"reason"`
 	// Pod is the isolated pod whose default deny dropped the flow ("namespace/name").
 	Pod string `json:"pod,omitempty"`
-	// Policies are every policy isolating Pod in Direction: a default deny has no single policy.
+	// Policies are every policy isolating Pod in Direction: a default deny has no single policy. For
+	// an allowed connection, the one policy whose rule (Rule, its index in the direction's list)
+	// admitted it.
 	Policies []string `json:"policies,omitempty"`
+	Rule     *int     `json:"rule,omitempty"`
 	Src      Endpoint `json:"src"`
 	Dst      Endpoint `json:"dst"`
 	Protocol string   `json:"protocol"`
@@ -50,7 +53,9 @@ type Endpoint struct {
 const (
 	ReasonDefaultDeny = "default-deny"
 	ReasonAntiSpoof   = "anti-spoof"
+	ReasonPolicyRule  = "policy-rule"
 	VerdictDrop       = "drop"
+	VerdictAllow      = "allow"
 )
 
 // Options configure a Logger.
@@ -141,7 +146,7 @@ func (l *Logger) Run(ctx context.Context, src nflog.Source) error {
 // Handle adds one record to its flow.
 func (l *Logger) Handle(r nflog.Record) {
 	point, ok := nft.ParseLogPrefix(r.Prefix)
-	if !ok || point.Counter != "" { // accepts are not logged yet: nothing compiles DropLog.AllPods
+	if !ok {
 		l.mu.Lock()
 		l.foreign++
 		l.mu.Unlock()
@@ -180,6 +185,23 @@ func (l *Logger) entry(point nft.DropPoint, r nflog.Record, p nflog.Packet) *Ent
 		Src: endpoint(dir, p.Src, p.SrcPort), Dst: endpoint(dir, p.Dst, p.DstPort), Protocol: protocolName(p.Proto)}
 	if point.AntiSpoof {
 		e.Reason = ReasonAntiSpoof
+		return e
+	}
+	if point.Counter != "" {
+		// The first packet of a connection that a policy rule admitted (log level all).
+		e.Verdict, e.Reason = VerdictAllow, ReasonPolicyRule
+		if l, ok := dir.rule(point.Counter); ok {
+			rule := l.Rule
+			e.Direction, e.Policies, e.Rule = string(l.Direction), []string{l.Namespace + "/" + l.Policy}, &rule
+			// The pod the rule applies to is the destination of ingress, the source of egress.
+			local := e.Dst
+			if l.Direction == "egress" {
+				local = e.Src
+			}
+			if local.Pod != "" {
+				e.Pod = local.Namespace + "/" + local.Pod
+			}
+		}
 		return e
 	}
 	e.Reason = ReasonDefaultDeny

@@ -39,7 +39,8 @@ func testModel() *selectors.Model {
 }
 
 func testDirectory() *Directory {
-	return NewDirectory(testModel(), []selectors.Pod{{Namespace: "web", Name: "api", IPs: []netip.Addr{apiIP}}})
+	rs := &nft.Ruleset{Counters: []nft.Counter{{Name: "allow-in_db_allow-api_0", Labels: nft.CounterLabels{Namespace: "db", Direction: selectors.Ingress, Policy: "allow-api", Rule: 0}}}}
+	return NewDirectory(testModel(), rs, []selectors.Pod{{Namespace: "web", Name: "api", IPs: []netip.Addr{apiIP}}})
 }
 
 // tcpSYN is an IPv4 TCP SYN from src to dst, as NFLOG copies it from the network header on.
@@ -108,6 +109,18 @@ func TestDefaultDenyNamesThePodEveryIsolatingPolicyAndBothEnds(t *testing.T) {
 	}
 	if s := l.Stats(); s.Suppressed != 0 || s.Foreign != 0 {
 		t.Errorf("stats %+v, want none", s)
+	}
+}
+
+func TestAllowedConnectionNamesTheAdmittingRule(t *testing.T) {
+	entries, _ := run(t, Options{}, record(nft.LogPrefix+"allow-in_db_allow-api_0", t0, netip.AddrPortFrom(apiIP, 40000), netip.AddrPortFrom(postgresIP, 5432)))
+	if len(entries) != 1 {
+		t.Fatalf("%d lines, want 1", len(entries))
+	}
+	e := entries[0]
+	if e.Verdict != VerdictAllow || e.Reason != ReasonPolicyRule || e.Direction != "ingress" || !slices.Equal(e.Policies, []string{"db/allow-api"}) ||
+		e.Rule == nil || *e.Rule != 0 || e.Pod != "db/postgres" || e.Src.Pod != "api" {
+		t.Errorf("line %+v, want an allow by db/allow-api ingress[0] to db/postgres", e)
 	}
 }
 

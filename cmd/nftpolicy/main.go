@@ -46,7 +46,7 @@ func runAgent(args []string) int {
 		"The cost: a pod's first connections wait for the agent (about one sync after its IP is reported), "+
 		"and while the agent is down, new pods have no network. Interfaces without the prefix are not covered. "+
 		"Empty (the default): off, a pod is open until programmed.")
-	fs.StringVar(&opts.DropLog, "drop-log", agent.DropLogOff, "Drop logging: off; namespace (only namespaces annotated nftpolicy.io/log: deny|all); deny (every isolated pod's default deny and the anti-spoofing drops, unless a namespace's annotation says off); all (as deny for now). Records are JSON lines on standard output.")
+	fs.StringVar(&opts.DropLog, "drop-log", agent.DropLogOff, "Drop logging: off; namespace (only namespaces annotated nftpolicy.io/log: deny|all); deny (every isolated pod's default deny and the anti-spoofing drops, unless a namespace's annotation says off); all (deny plus the first packet of each allowed connection, naming the admitting rule). Records are JSON lines on standard output.")
 	dropLogGroup := fs.Uint("drop-log-group", agent.DefaultDropLogGroup, "The NFLOG group of the drop log.")
 	dropLogPairRate := fs.Uint("drop-log-pair-rate", agent.DefaultDropLogPairRate, "Drop log records per second per source and destination address pair at one drop point.")
 	dropLogRate := fs.Uint("drop-log-rate", agent.DefaultDropLogRate, "Drop log records per second at one drop point.")

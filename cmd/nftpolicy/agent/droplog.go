@@ -86,7 +86,7 @@ func setupDropLog(mgr ctrl.Manager, r *controllers.NodeReconciler, opts Options,
 	}
 	logger := droplog.New(droplog.Options{Node: opts.NodeName, Out: out, Suppressed: droplog.SuppressedTotal})
 	r.DropLog = settings
-	r.Committed = func(m *selectors.Model) { logger.SetDirectory(droplog.NewDirectory(m, nil)) }
+	r.Committed = func(m *selectors.Model) { logger.SetDirectory(droplog.NewDirectory(m, r.Applier.Committed(), nil)) }
 	log.Info("Drop logging on", "mode", opts.DropLog, "group", settings.Group)
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		if err := logger.Run(ctx, dp.DropLog); err != nil && ctx.Err() == nil {
