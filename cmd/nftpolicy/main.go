@@ -50,6 +50,7 @@ func runAgent(args []string) int {
 	dropLogGroup := fs.Uint("drop-log-group", agent.DefaultDropLogGroup, "The NFLOG group of the drop log.")
 	dropLogPairRate := fs.Uint("drop-log-pair-rate", agent.DefaultDropLogPairRate, "Drop log records per second per source and destination address pair at one drop point.")
 	dropLogRate := fs.Uint("drop-log-rate", agent.DefaultDropLogRate, "Drop log records per second at one drop point.")
+	fs.StringVar(&opts.DropLogFile, "drop-log-file", "", "A file that also receives the drop log's JSON lines (appended to); empty: standard output only.")
 	cleanup := fs.Bool("cleanup", false, "Remove the agent's table, and with it every rule it programmed, then exit.")
 	klog.InitFlags(fs) // -v and the other klog flags
 	if err := fs.Parse(args); err != nil {

@@ -82,8 +82,10 @@ type Options struct {
 	// packets per second (see nft.DropLog).
 	DropLogGroup                 uint16
 	DropLogPairRate, DropLogRate uint32
-	// DropLogOut receives the drop log's JSON lines; nil: standard output.
-	DropLogOut io.Writer
+	// DropLogOut receives the drop log's JSON lines; nil: standard output. DropLogFile, when set, is
+	// a file that receives them too (appended to).
+	DropLogOut  io.Writer
+	DropLogFile string
 }
 
 // Scheme holds every type the agent reads or writes.

@@ -81,6 +81,13 @@ func setupDropLog(mgr ctrl.Manager, r *controllers.NodeReconciler, opts Options,
 	if opts.DropLogOut != nil {
 		out = opts.DropLogOut
 	}
+	var file *os.File
+	if opts.DropLogFile != "" {
+		if file, err = os.OpenFile(opts.DropLogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err != nil {
+			return fmt.Errorf("--drop-log-file: %w", err)
+		}
+		out = io.MultiWriter(out, file)
+	}
 	if err := metrics.Registry.Register(droplog.SuppressedTotal); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 		return fmt.Errorf("registering the drop log metrics: %w", err)
 	}
@@ -89,6 +96,9 @@ func setupDropLog(mgr ctrl.Manager, r *controllers.NodeReconciler, opts Options,
 	r.Committed = func(m *selectors.Model) { logger.SetDirectory(droplog.NewDirectory(m, r.Applier.Committed(), nil)) }
 	log.Info("Drop logging on", "mode", opts.DropLog, "group", settings.Group)
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if file != nil {
+			defer func() { _ = file.Close() }()
+		}
 		if err := logger.Run(ctx, dp.DropLog); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("reading the drop log: %w", err)
 		}
