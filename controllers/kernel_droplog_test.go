@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -194,6 +195,27 @@ var _ = Describe("Drop logging on the kernel", Ordered, Label("kernel"), func() 
 		Expect(e.Rule).To(HaveValue(Equal(0)))
 		Expect(e.Pod).To(Equal(logNamespace + "/db"))
 		Expect(e.Src.Pod).To(Equal("web"))
+	})
+
+	It("reports an unknown annotation value on the Namespace and changes nothing", func() {
+		before := nft.Render(logAgent.reconciler.Applier.Committed())
+		ns := &corev1.Namespace{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: logNamespace}, ns)).To(Succeed())
+		ns.Annotations[controllers.LogAnnotation] = "verbose"
+		Expect(k8sClient.Update(ctx, ns)).To(Succeed())
+		Eventually(func(g Gomega) {
+			var list eventsv1.EventList
+			g.Expect(k8sClient.List(ctx, &list)).To(Succeed())
+			var found []string
+			for _, e := range list.Items {
+				if e.Regarding.Kind == "Namespace" && e.Regarding.Name == logNamespace && e.Reason == controllers.ReasonBadLogAnnotation {
+					found = append(found, e.Note)
+				}
+			}
+			g.Expect(found).To(ConsistOf(ContainSubstring(`"verbose"`)))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+		Consistently(func() string { return nft.Render(logAgent.reconciler.Applier.Committed()) }).
+			WithTimeout(2*kernelResyncPeriod).Should(Equal(before), "the namespace keeps logging all")
 	})
 })
 
