@@ -92,12 +92,14 @@ type Compiler struct {
 // names (everything on a Compiler's first call, or when in.Changes.Full).
 func (cc *Compiler) Compile(in CompileInput) (*Ruleset, Changes) {
 	full := in.Changes.Full || cc.last == nil || cc.last.Table != in.Table || cc.podIfacePrefix != in.PodInterfacePrefix ||
-		cc.podDenyCounters != in.PodDenyCounters || !dropLogEqual(cc.dropLog, in.DropLog)
+		cc.podDenyCounters != in.PodDenyCounters || !dropLogShapeEqual(cc.dropLog, in.DropLog)
+	// Which pods log changes only their chains (and the policy chain variants they jump to).
+	logPodsChanged := !dropLogEqual(cc.dropLog, in.DropLog)
 	cc.podIfacePrefix, cc.podDenyCounters, cc.dropLog = in.PodInterfacePrefix, in.PodDenyCounters, in.DropLog
 	changed := Changes{Full: full, Sets: sets.New[string]()}
 	rs := &Ruleset{Table: in.Table}
 	var lowered map[string]*Set // sets lowered by this call, by name
-	if full || in.Changes.Isolations() {
+	if full || in.Changes.Isolations() || logPodsChanged {
 		c := chainCompiler{model: in.Model, podIfacePrefix: in.PodInterfacePrefix, podDenyCounters: in.PodDenyCounters, dropLog: in.DropLog,
 			refs: map[string]setRef{}, last: cc.policyChains}
 		rs.Chains, rs.Maps = c.compile()

@@ -144,6 +144,15 @@ func PodChainName(pod selectors.LocalPod, dir selectors.Direction) string {
 	return podChainName(pod, dir)
 }
 
+// dropLogShapeEqual reports whether two drop log configurations compile the same static chains and
+// sets and the same log rules: everything but which pods log.
+func dropLogShapeEqual(a, b *DropLog) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.AntiSpoof == b.AntiSpoof && a.sameLimits(b)
+}
+
 // dropLogEqual compares two drop log configurations (nil: off).
 func dropLogEqual(a, b *DropLog) bool {
 	if a == nil || b == nil {
