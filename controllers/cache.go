@@ -119,8 +119,8 @@ func (s *sharing) sharedPorts(ports []selectors.ContainerPort) []selectors.Conta
 	})
 }
 
-// stripNamespace returns a new Namespace with its name, labels (what namespace selectors read) and
-// resourceVersion.
+// stripNamespace returns a new Namespace with its name, labels (what namespace selectors read), its
+// drop log annotation (LogAnnotation) if any, and resourceVersion.
 func (s *sharing) stripNamespace(in any) (any, error) {
 	ns, ok := in.(*corev1.Namespace)
 	if !ok {
@@ -133,6 +133,7 @@ func (s *sharing) stripNamespace(in any) (any, error) {
 			Name:            v.String(ns.Name),
 			ResourceVersion: ns.ResourceVersion,
 			Labels:          v.Labels(ns.Labels),
+			Annotations:     logAnnotationOf(ns.Annotations, v),
 		},
 	}, nil
 }

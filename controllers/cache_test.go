@@ -245,6 +245,12 @@ func TestStripNamespaceKeepsNameAndLabels(t *testing.T) {
 	if !sameString(got.Name, pod.Namespace) {
 		t.Error("the namespace's name and its pods' namespace are two copies of one string")
 	}
+	// The drop log annotation is kept, and no other.
+	ns.Annotations[LogAnnotation] = "deny"
+	got = strip(t, s.stripNamespace, ns).(*corev1.Namespace)
+	if want := map[string]string{LogAnnotation: "deny"}; !reflect.DeepEqual(got.Annotations, want) {
+		t.Errorf("stripped annotations = %v, want %v", got.Annotations, want)
+	}
 }
 
 func policy(name string) *networkingv1.NetworkPolicy {

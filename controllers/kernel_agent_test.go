@@ -48,15 +48,30 @@ func newKernelAgent(nodeName string, node *netlab.Node) *kernelAgent {
 // newKernelAgentWith builds an agent that watches nf_tables notifications only when notified is set;
 // without them it finds foreign changes by reading the table back on resyncs.
 func newKernelAgentWith(nodeName string, node *netlab.Node, notified bool) *kernelAgent {
+	return newKernelAgentTweaked(nodeName, node, notified, nil)
+}
+
+// newKernelAgentTweaked builds an agent whose options tweak adjusts (when not nil) before the
+// dataplane's optional parts (the drop log's reader) are opened as agent.Run opens them.
+func newKernelAgentTweaked(nodeName string, node *netlab.Node, notified bool, tweak func(*agent.Options)) *kernelAgent {
+	opts := agent.Options{NodeName: nodeName, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: kernelResyncPeriod, VerifyIncremental: true}
+	if tweak != nil {
+		tweak(&opts)
+	}
 	dp, closeDataplane, err := agent.OpenDataplane(node.Path, table)
 	Expect(err).NotTo(HaveOccurred())
 	if !notified {
 		dp.ForeignChanges = nil
 	}
+	dp.DropLog, err = agent.OpenDropLog(node.Path, opts)
+	Expect(err).NotTo(HaveOccurred())
+	if dp.DropLog != nil {
+		closeRest := closeDataplane
+		closeDataplane = func() { _ = dp.DropLog.Close(); closeRest() }
+	}
 	recording := &recordingBackend{Backend: dp.Backend}
 	dp.Backend = recording
-	mgr, r, err := agent.New(logf.IntoContext(ctx, logf.Log.WithValues("netns", node.Name)), cfg,
-		agent.Options{NodeName: nodeName, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: kernelResyncPeriod, VerifyIncremental: true},
+	mgr, r, err := agent.New(logf.IntoContext(ctx, logf.Log.WithValues("netns", node.Name)), cfg, opts,
 		dp, func(o *ctrl.Options) { o.Controller = config.Controller{SkipNameValidation: ptr.To(true)} })
 	Expect(err).NotTo(HaveOccurred())
 	return &kernelAgent{

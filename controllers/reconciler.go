@@ -57,6 +57,12 @@ type NodeReconciler struct {
 	// PodDenyCounters counts each isolated pod's default deny on its own (nft.CompileInput.PodDenyCounters)
 	// instead of per namespace.
 	PodDenyCounters bool
+	// DropLog turns drop logging on: the node-wide level, overridden per namespace by LogAnnotation,
+	// and the NFLOG group. Nil: nothing is logged and LogAnnotation is not read.
+	DropLog *DropLogSettings
+	// Committed, when set, is called after each successful sync with the model it committed (the
+	// drop log names pods and policies from it).
+	Committed func(*selectors.Model)
 	// Conntrack ends tracked connections that a committed ruleset no longer allows. Nil: none.
 	Conntrack nft.ConntrackCleaner
 	// ForeignChanges brings news that another writer may have changed the table (a kernel
@@ -108,6 +114,8 @@ type syncState struct {
 	// again when its Changes say isolations or problems changed.
 	inEffect map[selectors.PolicyRef]bool
 	problems []selectors.Problem
+	// dropLogLevels is what the syncs made of the namespaces' LogAnnotation.
+	dropLogLevels dropLogLevels
 	// cleanupPending is set when a committed ruleset's conntrack cleanup has not succeeded yet.
 	cleanupPending bool
 	// verifiedAt is when the kernel was last known to hold the committed ruleset: read back, or
@@ -159,6 +167,9 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		return ctrl.Result{}, out.err
 	}
 	r.record(ctx, out, batch)
+	if r.Committed != nil && out.model != nil {
+		r.Committed(out.model)
+	}
 	if out.repaired != nil {
 		logf.FromContext(ctx).Info("Another writer changed the table; replaced it whole", "table", r.Table,
 			"cause", out.repaired.Cause, "change", out.repaired.Message, "repairedAfter", out.repaired.RepairedAfter.Duration)
@@ -206,8 +217,12 @@ func (r *NodeReconciler) sync(ctx context.Context, batch changeBatch) syncOutcom
 	if err != nil {
 		return fail(stepInterfaces, err)
 	}
+	dropLog, err := r.dropLog(ctx, model)
+	if err != nil {
+		return fail(stepSnapshot, err)
+	}
 	desired, changed := r.state.compiler.Compile(nft.CompileInput{Table: r.Table, Model: model, Changes: changes, Interfaces: ifaces,
-		PodInterfacePrefix: r.PodInterfacePrefix, PodDenyCounters: r.PodDenyCounters})
+		PodInterfacePrefix: r.PodInterfacePrefix, PodDenyCounters: r.PodDenyCounters, DropLog: dropLog})
 	if log := log.V(6); log.Enabled() {
 		log.Info("Desired ruleset", "ruleset", nft.Render(desired))
 	}

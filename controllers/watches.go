@@ -164,9 +164,11 @@ var podChanged = predicate.Funcs{
 	},
 }
 
-// labelsChanged drops namespace updates that do not touch labels: namespace selectors read nothing else.
+// labelsChanged drops namespace updates that touch neither labels nor the drop log annotation:
+// namespace selectors read nothing else, and the drop log only LogAnnotation.
 var labelsChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+		return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+			e.ObjectOld.GetAnnotations()[LogAnnotation] != e.ObjectNew.GetAnnotations()[LogAnnotation]
 	},
 }

@@ -28,6 +28,10 @@ type CompileInput struct {
 	// instead of one per namespace and direction. Off by default: the counters, and the metrics
 	// made of them, then grow with the pods rather than the namespaces.
 	PodDenyCounters bool
+	// DropLog, when set, logs the default denies of the pods it names and, if it says so, the
+	// anti-spoofing drops (see DropLog). nil (the default) logs nothing and compiles the table as
+	// without it.
+	DropLog *DropLog
 }
 
 // Changes names what may differ between a Ruleset and the one its Compiler returned before it.
@@ -80,19 +84,23 @@ type Compiler struct {
 	// PodDenyCounters.
 	podIfacePrefix  string
 	podDenyCounters bool
+	// dropLog is the last compile's CompileInput.DropLog.
+	dropLog *DropLog
 }
 
 // Compile turns a resolved model into the full content of our table, lowering only what in.Changes
 // names (everything on a Compiler's first call, or when in.Changes.Full).
 func (cc *Compiler) Compile(in CompileInput) (*Ruleset, Changes) {
 	full := in.Changes.Full || cc.last == nil || cc.last.Table != in.Table || cc.podIfacePrefix != in.PodInterfacePrefix ||
-		cc.podDenyCounters != in.PodDenyCounters
-	cc.podIfacePrefix, cc.podDenyCounters = in.PodInterfacePrefix, in.PodDenyCounters
+		cc.podDenyCounters != in.PodDenyCounters || !dropLogShapeEqual(cc.dropLog, in.DropLog)
+	// Which pods log changes only their chains (and the policy chain variants they jump to).
+	logPodsChanged := !dropLogEqual(cc.dropLog, in.DropLog)
+	cc.podIfacePrefix, cc.podDenyCounters, cc.dropLog = in.PodInterfacePrefix, in.PodDenyCounters, in.DropLog
 	changed := Changes{Full: full, Sets: sets.New[string]()}
 	rs := &Ruleset{Table: in.Table}
 	var lowered map[string]*Set // sets lowered by this call, by name
-	if full || in.Changes.Isolations() {
-		c := chainCompiler{model: in.Model, podIfacePrefix: in.PodInterfacePrefix, podDenyCounters: in.PodDenyCounters,
+	if full || in.Changes.Isolations() || logPodsChanged {
+		c := chainCompiler{model: in.Model, podIfacePrefix: in.PodInterfacePrefix, podDenyCounters: in.PodDenyCounters, dropLog: in.DropLog,
 			refs: map[string]setRef{}, last: cc.policyChains}
 		rs.Chains, rs.Maps = c.compile()
 		rs.Counters = countersOf(c.counters)
@@ -118,6 +126,11 @@ func (cc *Compiler) Compile(in CompileInput) (*Ruleset, Changes) {
 			lowered[s.Name] = s
 		}
 		cc.antiSpoof = pairs
+	}
+	if full {
+		for _, s := range dropLogSets(in.DropLog) {
+			lowered[s.Name] = s
+		}
 	}
 	for name := range lowered {
 		changed.Sets.Insert(name)
@@ -201,6 +214,13 @@ func (cc *Compiler) mergeSets(lowered map[string]*Set, chainsChanged bool) []Set
 	for _, s := range antiSpoofSetNames {
 		if _, ok := lowered[s]; !ok {
 			names = append(names, s)
+		}
+	}
+	if cc.dropLog != nil {
+		for _, s := range dropLogSetNames {
+			if _, ok := lowered[s]; !ok {
+				names = append(names, s) // made by the full compile that turned logging on
+			}
 		}
 	}
 	slices.Sort(names)

@@ -114,7 +114,7 @@ func TestCompilerMatchesCompileOverResolverSequences(t *testing.T) {
 		dropIface := ""
 		for step := range 40 {
 			m, mc := res.Model()
-			in := CompileInput{Table: "nftpolicy", Model: m, Changes: mc, Interfaces: randomInterfaces(m, dropIface)}
+			in := CompileInput{Table: "nftpolicy", Model: m, Changes: mc, Interfaces: randomInterfaces(m, dropIface), DropLog: sequenceDropLog(seq, m)}
 			got, changed := incremental.Compile(in)
 			in.Changes = selectors.FullChanges()
 			fullRS, _ := full.Compile(in)
@@ -149,6 +149,25 @@ func TestCompilerMatchesCompileOverResolverSequences(t *testing.T) {
 		t.Fatalf("%d steps changed sets only and %d changed chains: the sequences do not test both paths", setsOnly, chains)
 	}
 	t.Logf("%d steps changed sets only, %d changed chains", setsOnly, chains)
+}
+
+// sequenceDropLog turns drop logging on in every other sequence, for the pods whose key has an even
+// length, logging all for those whose key's length is a multiple of three, and for the
+// anti-spoofing drops in every fourth.
+func sequenceDropLog(seq int, m *selectors.Model) *DropLog {
+	if seq%2 == 0 {
+		return nil
+	}
+	dl := &DropLog{Group: 3, PairRate: 5, Rate: 50, Pods: map[string]bool{}, AllPods: map[string]bool{}, AntiSpoof: seq%4 == 1}
+	for _, p := range m.LocalPods {
+		if len(p.Key())%2 == 0 {
+			dl.Pods[p.Key()] = true
+		}
+		if len(p.Key())%3 == 0 {
+			dl.Pods[p.Key()], dl.AllPods[p.Key()] = true, true
+		}
+	}
+	return dl
 }
 
 // withoutSizes returns a copy of rs whose sets have no size: sizes depend on the sets' history.

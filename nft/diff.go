@@ -260,7 +260,8 @@ func (d *differ) deleteUnused(tx *Transaction, refilled map[string]bool) {
 func (d *differ) replaceRedefinedSets(tx *Transaction) (redefinedSets, refilled map[string]bool) {
 	redefinedSets, refilled = map[string]bool{}, map[string]bool{}
 	for _, s := range d.sets(d.desired) {
-		if old, ok := d.oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Size != s.Size || old.Comment != s.Comment) {
+		if old, ok := d.oldSets.find(s.Name); ok && (old.Type != s.Type || old.Interval != s.Interval || old.Size != s.Size || old.Comment != s.Comment ||
+			old.Dynamic != s.Dynamic || old.Timeout != s.Timeout) {
 			redefinedSets[s.Name] = true
 		}
 	}

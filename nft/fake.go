@@ -191,7 +191,8 @@ func (t *fakeTable) applyCounterOp(op Op) error {
 func (t *fakeTable) applySetOp(op Op) error {
 	if o, ok := op.(AddSet); ok {
 		if old, ok := t.sets[o.Set.Name]; ok {
-			if old.def.Type != o.Set.Type || old.def.Interval != o.Set.Interval || old.def.Size != o.Set.Size {
+			if old.def.Type != o.Set.Type || old.def.Interval != o.Set.Interval || old.def.Size != o.Set.Size ||
+				old.def.Dynamic != o.Set.Dynamic || old.def.Timeout != o.Set.Timeout {
 				return fmt.Errorf("set %s exists with another type", o.Set.Name)
 			}
 			return nil

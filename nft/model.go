@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Family is an IP family.
@@ -52,6 +53,9 @@ const (
 	KeyIPv4ProtoPort KeyType = "ipv4_addr . inet_proto . inet_service"
 	KeyIPv6ProtoPort KeyType = "ipv6_addr . inet_proto . inet_service"
 	KeyPort          KeyType = "inet_service"
+	// Address pairs, keys of the drop log's per-pair limits (see DropLog).
+	KeyIPv4Pair KeyType = "ipv4_addr . ipv4_addr"
+	KeyIPv6Pair KeyType = "ipv6_addr . ipv6_addr"
 )
 
 // Set is a named set.
@@ -62,7 +66,11 @@ type Set struct {
 	// Size is the most elements the kernel lets the set hold (nft's `size`); 0 is no limit. A size
 	// lets the kernel allocate a hash set's buckets once, at creation, instead of growing them while
 	// a large batch fills the set. Compile sizes hash peer and service sets with room to grow.
-	Size     uint32
+	Size uint32
+	// Dynamic sets are filled by the rules' `update @set { ... }` statements, not by the ruleset:
+	// flags dynamic,timeout, elements expiring after Timeout (whole seconds). They hold no Elements.
+	Dynamic  bool
+	Timeout  time.Duration
 	Comment  string
 	Elements []Element // sorted, see SortElements
 }
@@ -149,6 +157,9 @@ type Rule struct {
 	// Counter names a counter object of the table (see Counter) that the rule updates before its
 	// verdict: `counter name "NAME"`. "" for none.
 	Counter string
+	// Log, when set, sends the packets the rule matches to an NFLOG group before the counter and
+	// verdict: `log prefix "PREFIX" group G`.
+	Log     *Log
 	Verdict Verdict
 	Comment string
 	// Handle is the rule's handle in the kernel when the rule was read back from it (see
@@ -156,6 +167,16 @@ type Rule struct {
 	// ignore it.
 	Handle uint64
 }
+
+// Log is a rule's log statement: the packet goes to NFLOG group Group, tagged with Prefix (at most
+// MaxLogPrefixLen bytes), and the rule goes on.
+type Log struct {
+	Group  uint16
+	Prefix string
+}
+
+// MaxLogPrefixLen is the longest log prefix the kernel takes (NF_LOG_PREFIXLEN less its NUL).
+const MaxLogPrefixLen = 127
 
 // Field is a packet field a match or lookup reads.
 type Field uint8
@@ -252,6 +273,22 @@ type ServiceInSet struct {
 // It tells the node's own traffic apart on the postrouting hook, which has no input interface.
 type SourceIsLocal struct{}
 
+// PairRateLimit adds or refreshes the packet's source and destination address pair in a dynamic set
+// whose elements each carry a rate limit, and matches while that pair is within its limit:
+// `update @set { ip saddr . ip daddr limit rate N/second }`. Like every IPv4 or IPv6 match it
+// implies the packet's family.
+type PairRateLimit struct {
+	Family Family
+	Set    string
+	Rate   uint32 // packets per second, with nft's default burst
+}
+
+// RateLimit matches while the rule's packets stay within a rate: `limit rate N/second`. Each rule
+// holds its own limit.
+type RateLimit struct {
+	Rate uint32 // packets per second, with nft's default burst
+}
+
 // ICMPv6TypeIn matches ICMPv6 types: `icmpv6 type { nd-neighbor-solicit, ... }`.
 type ICMPv6TypeIn struct {
 	Types []uint8 // sorted
@@ -268,6 +305,8 @@ func (DestPortInSet) isMatch()   {}
 func (ServiceInSet) isMatch()    {}
 func (ICMPv6TypeIn) isMatch()    {}
 func (SourceIsLocal) isMatch()   {}
+func (PairRateLimit) isMatch()   {}
+func (RateLimit) isMatch()       {}
 
 // IANA protocol numbers used by the compiler.
 const (
@@ -297,6 +336,9 @@ func ruleEqual(a, b Rule) bool {
 	if a.Verdict != b.Verdict || a.Comment != b.Comment || a.Counter != b.Counter || (a.VMap == nil) != (b.VMap == nil) || a.VMap != nil && *a.VMap != *b.VMap {
 		return false
 	}
+	if (a.Log == nil) != (b.Log == nil) || a.Log != nil && *a.Log != *b.Log {
+		return false
+	}
 	return slices.EqualFunc(a.Matches, b.Matches, matchEqual)
 }
 
@@ -312,7 +354,8 @@ func matchEqual(a, b Match) bool {
 	case ICMPv6TypeIn:
 		y, ok := b.(ICMPv6TypeIn)
 		return ok && slices.Equal(x.Types, y.Types)
-	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, IfnamePrefix, ServiceInSet, DestPortInSet, SourceIsLocal:
+	case CtState, AddrInSet, IfnameInSet, IfnameAddrInSet, IfnamePrefix, ServiceInSet, DestPortInSet, SourceIsLocal,
+		PairRateLimit, RateLimit:
 		return a == b // comparable kinds: equal types and fields
 	default:
 		panic(fmt.Sprintf("nft: unknown match %T", a))

@@ -42,11 +42,15 @@ func policyChainName(v *policyVariant) string {
 		prefix = policyEgressChainPrefix
 	}
 	ref := v.key.policy
-	if v.first {
+	if v.first && !v.logged {
 		return truncatedName(prefix+ref.Namespace+"_"+ref.Name, ref.String())
 	}
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", v.rules)))
 	variant := hex.EncodeToString(sum[:4])
+	if v.logged {
+		// The logging variant of rules is named apart from the variant that does not log.
+		variant += "_log"
+	}
 	return truncatedName(prefix+ref.Namespace+"_"+ref.Name+"_"+variant, ref.String()+"#"+variant)
 }
 

@@ -14,13 +14,18 @@ import (
 // podChain compiles one direction of one isolated pod: a jump to the chain of each selecting policy
 // whose rules can match something, then drop. The policies' rules are in policy chains, so that a
 // policy edit rewrites the policy's rules once, not every chain of every pod it selects together
-// with the rules of the other policies selecting them. The drop updates the default deny's counter.
-func podChain(pi podIsolation, counter string) Chain {
+// with the rules of the other policies selecting them. The drop updates the default deny's counter;
+// when dl logs the pod, rate-limited log rules come right before it. Only new connections reach a pod
+// chain: the egress and ingress chains accept established traffic before their dispatch.
+func podChain(pi podIsolation, counter string, dl *DropLog) Chain {
 	chain := Chain{Name: podChainName(pi.pod, pi.dir)}
 	for _, v := range pi.variants {
 		if v.chain != "" {
 			chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Jump, Chain: v.chain}})
 		}
+	}
+	if dl.logsPod(pi.pod) {
+		chain.Rules = append(chain.Rules, dl.logRules(chain.Name, familySetOf(pi.pod))...)
 	}
 	chain.Rules = append(chain.Rules, Rule{Counter: counter, Verdict: Verdict{Kind: Drop}, Comment: dropComment(pi.dir, pi.iso)})
 	return chain

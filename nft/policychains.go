@@ -21,7 +21,9 @@ type chainCompiler struct {
 	podIfacePrefix string
 	// podDenyCounters is CompileInput.PodDenyCounters.
 	podDenyCounters bool
-	refs            map[string]setRef // by set name
+	// dropLog is CompileInput.DropLog.
+	dropLog *DropLog
+	refs    map[string]setRef // by set name
 	// counters are the counters the chains' rules update, by name.
 	counters map[string]CounterLabels
 	// last are the policy chains of the previous compile, by name; next are this compile's.
@@ -35,6 +37,8 @@ type chainCompiler struct {
 // compiles to the same rules.
 type policyChainMemo struct {
 	rules    []selectors.Rule
+	logged   bool
+	dropLog  DropLog // what the logged rules were compiled with
 	families familySet
 	compiled []Rule
 	refs     map[string]setRef
@@ -55,6 +59,7 @@ type policyVariant struct {
 	key      policyKey
 	rules    []selectors.Rule // a run of one isolation's rules
 	first    bool             // the first variant of its key found: named after the policy alone
+	logged   bool             // logs the first packet of each connection it accepts (DropLog.AllPods)
 	families familySet        // of the pods that jump to it
 	chain    string           // "" when the rules compile to nothing: no pod jumps to it
 }
@@ -70,8 +75,8 @@ type podIsolation struct {
 // compile returns every chain (base chains first in declaration order, then the others sorted by
 // name) and the verdict maps (sorted by name).
 func (c *chainCompiler) compile() ([]Chain, []Map) {
-	isolated, variants := policyVariants(c.model)
-	chains := slices.Clone(staticChains(c.podIfacePrefix))
+	isolated, variants := policyVariants(c.model, c.dropLog.logsAccepts)
+	chains := slices.Clone(staticChains(c.podIfacePrefix, c.dropLog))
 	c.next = make(map[string]policyChainMemo, len(variants))
 	c.counters = map[string]CounterLabels{}
 	for _, v := range variants {
@@ -86,7 +91,7 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 	for _, pi := range isolated {
 		deny := denyCounter(pi.pod, pi.dir, c.podDenyCounters)
 		c.counters[deny.Name] = deny.Labels
-		chains = append(chains, podChain(pi, deny.Name))
+		chains = append(chains, podChain(pi, deny.Name, c.dropLog))
 	}
 	slices.SortFunc(chains[len(baseChains):], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
 	return chains, dispatchMapsOf(isolated)
@@ -95,16 +100,20 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 // policyChainRules compiles a variant's rules for the families of its pods, IPv4 first, or takes
 // what the previous compile made of the same rules and families.
 func (c *chainCompiler) policyChainRules(name string, v *policyVariant) []Rule {
-	if m, ok := c.last[name]; ok && !m.collided && m.families == v.families && slices.EqualFunc(m.rules, v.rules, policyRuleEqual) && c.adopt(m.refs) {
+	if m, ok := c.last[name]; ok && !m.collided && m.families == v.families && slices.EqualFunc(m.rules, v.rules, policyRuleEqual) &&
+		m.logged == v.logged && (!v.logged || m.dropLog.sameLimits(c.dropLog)) && c.adopt(m.refs) {
 		c.next[name] = m
 		maps.Copy(c.counters, m.counters)
 		return m.compiled
 	}
-	memo := policyChainMemo{rules: cloneRules(v.rules), families: v.families, refs: map[string]setRef{}, counters: map[string]CounterLabels{}}
+	memo := policyChainMemo{rules: cloneRules(v.rules), logged: v.logged, families: v.families, refs: map[string]setRef{}, counters: map[string]CounterLabels{}}
+	if v.logged {
+		memo.dropLog = *c.dropLog
+	}
 	c.compiling = &memo
 	for _, f := range v.families.list() {
 		for _, r := range v.rules {
-			memo.compiled = append(memo.compiled, c.compileRule(v.key.dir, f, r)...)
+			memo.compiled = append(memo.compiled, c.compileRule(v.key.dir, f, r, v.logged)...)
 		}
 	}
 	c.compiling = nil
@@ -144,9 +153,10 @@ func cloneRules(rules []selectors.Rule) []selectors.Rule {
 
 // policyVariants splits the rules of every isolation of the model's local pods into runs of one
 // policy, and finds the variants of each policy and direction: runs with equal rules share one.
-// It returns the isolations in the order of the model's local pods (ingress first), and the
-// variants in the order they were found.
-func policyVariants(m *selectors.Model) ([]podIsolation, []*policyVariant) {
+// Pods whose allowed connections are logged (logged) jump to variants of their own. It returns the
+// isolations in the order of the model's local pods (ingress first), and the variants in the order
+// they were found.
+func policyVariants(m *selectors.Model, logged func(selectors.LocalPod) bool) ([]podIsolation, []*policyVariant) {
 	var isolated []podIsolation
 	var variants []*policyVariant
 	byKey := map[policyKey][]*policyVariant{}
@@ -160,6 +170,7 @@ func policyVariants(m *selectors.Model) ([]podIsolation, []*policyVariant) {
 				continue
 			}
 			pi := podIsolation{pod: pod, dir: dir, iso: iso}
+			logsAccepts := logged(pod)
 			for rest := iso.Rules; len(rest) > 0; {
 				n := 1
 				for n < len(rest) && rest[n].Policy == rest[0].Policy {
@@ -168,12 +179,14 @@ func policyVariants(m *selectors.Model) ([]podIsolation, []*policyVariant) {
 				run := rest[:n]
 				rest = rest[n:]
 				key := policyKey{policy: run[0].Policy, dir: dir}
-				i := slices.IndexFunc(byKey[key], func(v *policyVariant) bool { return slices.EqualFunc(v.rules, run, policyRuleEqual) })
+				i := slices.IndexFunc(byKey[key], func(v *policyVariant) bool {
+					return v.logged == logsAccepts && slices.EqualFunc(v.rules, run, policyRuleEqual)
+				})
 				var v *policyVariant
 				if i >= 0 {
 					v = byKey[key][i]
 				} else {
-					v = &policyVariant{key: key, rules: run, first: len(byKey[key]) == 0}
+					v = &policyVariant{key: key, rules: run, logged: logsAccepts, first: len(byKey[key]) == 0}
 					byKey[key] = append(byKey[key], v)
 					variants = append(variants, v)
 				}
@@ -192,7 +205,9 @@ func policyRuleEqual(a, b selectors.Rule) bool {
 		a.AllPorts == b.AllPorts && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.NamedPorts, b.NamedPorts)
 }
 
-func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selectors.Rule) []Rule {
+// compileRule compiles one rule for one family: accepts updating the rule's counter, each preceded,
+// when logged, by a rate-limited log rule whose prefix names the counter.
+func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selectors.Rule, logged bool) []Rule {
 	comment := truncateComment(fmt.Sprintf("%s %s[%d]", r.Policy, dir, r.Index))
 	counter := ruleCounter(r, dir)
 	var peer []Match
@@ -204,33 +219,38 @@ func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selecto
 		}
 		peer = []Match{AddrInSet{Family: f, Field: field, Set: c.peerSet(r.Peers, f)}}
 	}
-	accept := func(ms ...Match) Rule {
+	var out []Rule
+	accept := func(ms ...Match) []Rule {
 		c.compiling.counters[counter.Name] = counter.Labels
-		return Rule{Matches: append(slices.Clone(peer), ms...), Counter: counter.Name, Verdict: Verdict{Kind: Accept}, Comment: comment}
+		matches := append(slices.Clone(peer), ms...)
+		var rules []Rule
+		if logged {
+			rules = c.dropLog.logRulesOf(f, LogPrefix+counter.Name, matches...)
+		}
+		return append(rules, Rule{Matches: matches, Counter: counter.Name, Verdict: Verdict{Kind: Accept}, Comment: comment})
 	}
 	if r.AllPorts {
-		return []Rule{accept()}
+		return accept()
 	}
-	var out []Rule
 	for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP} {
 		ranges, all := portRangesOf(r.Ports, proto)
 		switch {
 		case all:
-			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}))
+			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}})...)
 		case len(ranges) == 1:
-			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges}))
+			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges})...)
 		case len(ranges) > 1:
 			if set, ok := c.portSet(ranges); ok {
-				out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortInSet{Set: set}))
+				out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortInSet{Set: set})...)
 			} else {
-				out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges}))
+				out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges})...)
 			}
 		}
 	}
 	for _, id := range r.NamedPorts {
 		// The service set may hold the named port of pods that are not peers (the API resolves a
 		// named port on the destination pod, whatever made it a peer): the peer match comes first.
-		out = append(out, accept(ServiceInSet{Family: f, Set: c.serviceSet(id, f)}))
+		out = append(out, accept(ServiceInSet{Family: f, Set: c.serviceSet(id, f)})...)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Render writes the ruleset as `nft list table` prints it, so that goldens, logs and the kernel's own
@@ -34,6 +35,9 @@ func Render(rs *Ruleset) string {
 		}
 		if s.Interval {
 			b.WriteString("\t\tflags interval\n")
+		}
+		if s.Dynamic {
+			fmt.Fprintf(&b, "\t\tflags dynamic,timeout\n\t\ttimeout %s\n", renderTimeout(s.Timeout))
 		}
 		if s.Comment != "" {
 			fmt.Fprintf(&b, "\t\tcomment %s\n", strconv.Quote(s.Comment))
@@ -115,6 +119,9 @@ func setHeaderInline(s Set) string {
 	if s.Interval {
 		out += "flags interval; "
 	}
+	if s.Dynamic {
+		out += "flags dynamic,timeout; timeout " + renderTimeout(s.Timeout) + "; "
+	}
 	if s.Comment != "" {
 		out += "comment " + strconv.Quote(s.Comment) + "; "
 	}
@@ -143,6 +150,9 @@ func RenderRule(r Rule) string {
 	}
 	if r.VMap != nil {
 		parts = append(parts, fmt.Sprintf("%s %s vmap @%s", ipKeyword(r.VMap.Family), fieldName(r.VMap.Field), r.VMap.Map))
+	}
+	if r.Log != nil {
+		parts = append(parts, fmt.Sprintf("log prefix %s group %d", strconv.Quote(r.Log.Prefix), r.Log.Group))
 	}
 	if r.Counter != "" {
 		parts = append(parts, "counter name "+strconv.Quote(r.Counter))
@@ -195,6 +205,11 @@ func renderMatch(m Match) string {
 		return fmt.Sprintf("%s daddr . meta l4proto . th dport @%s", ipKeyword(m.Family), m.Set)
 	case SourceIsLocal:
 		return "fib saddr type local"
+	case PairRateLimit:
+		ip := ipKeyword(m.Family)
+		return fmt.Sprintf("update @%s { %s saddr . %s daddr limit rate %d/second }", m.Set, ip, ip, m.Rate)
+	case RateLimit:
+		return fmt.Sprintf("limit rate %d/second", m.Rate)
 	case ICMPv6TypeIn:
 		names := make([]string, len(m.Types))
 		for i, t := range m.Types {
@@ -222,6 +237,24 @@ func RenderVerdict(v Verdict) string {
 	default:
 		return ""
 	}
+}
+
+// renderTimeout writes a set's timeout as nft lists it: 1m, 90s, 1h30m.
+func renderTimeout(d time.Duration) string {
+	var b strings.Builder
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if n := d / u.unit; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			d -= n * u.unit
+		}
+	}
+	if b.Len() == 0 {
+		return "0s"
+	}
+	return b.String()
 }
 
 func renderPorts(ranges []PortRange) string {

@@ -107,7 +107,7 @@ var dispatchMaps = [...]struct {
 //
 // The order serves the common packet: an IPv4 packet from a pod's own interface with its own address
 // is recognised by one lookup and leaves the chain.
-func spoofingChain(podIfacePrefix string) Chain {
+func spoofingChain(podIfacePrefix string, dl *DropLog) Chain {
 	genuine := Verdict{Kind: Return}
 	rules := []Rule{
 		{Matches: []Match{IfnameAddrInSet{Family: IPv4, Set: setPodIfaceAddrsV4}}, Verdict: genuine},
@@ -115,15 +115,23 @@ func spoofingChain(podIfacePrefix string) Chain {
 		// drop.
 		{Matches: []Match{ICMPv6TypeIn{Types: ndTypes}}, Verdict: Verdict{Kind: Accept}},
 		{Matches: []Match{IfnameAddrInSet{Family: IPv6, Set: setPodIfaceAddrsV6}}, Verdict: genuine},
-		// Not a pod's own interface and address: a pod sends only from its own addresses ...
-		{Matches: []Match{IfnameInSet{Set: setPodIfaces}}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"},
 	}
+	// Not a pod's own interface and address: a pod sends only from its own addresses ...
+	fromPodIface := IfnameInSet{Set: setPodIfaces}
+	rules = append(rules, dl.antiSpoofLogRules(hasIPv4|hasIPv6, fromPodIface)...)
+	rules = append(rules, Rule{Matches: []Match{fromPodIface}, Verdict: Verdict{Kind: Drop}, Comment: "spoofed source from a pod interface"})
 	rules = append(rules, failClosedEgress(podIfacePrefix)...)
-	rules = append(rules,
-		// ... and nobody else sends from them.
-		Rule{Matches: []Match{AddrInSet{Family: IPv4, Field: SourceAddr, Set: setPodAddrsV4}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
-		Rule{Matches: []Match{AddrInSet{Family: IPv6, Field: SourceAddr, Set: setPodAddrsV6}}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"},
-	)
+	// ... and nobody else sends from them.
+	for _, f := range []struct {
+		families familySet
+		match    AddrInSet
+	}{
+		{hasIPv4, AddrInSet{Family: IPv4, Field: SourceAddr, Set: setPodAddrsV4}},
+		{hasIPv6, AddrInSet{Family: IPv6, Field: SourceAddr, Set: setPodAddrsV6}},
+	} {
+		rules = append(rules, dl.antiSpoofLogRules(f.families, f.match)...)
+		rules = append(rules, Rule{Matches: []Match{f.match}, Verdict: Verdict{Kind: Drop}, Comment: "local pod address from a foreign interface"})
+	}
 	return Chain{Name: chainSpoofing, Rules: rules}
 }
 
@@ -140,26 +148,27 @@ func egressChain() Chain {
 	}}
 }
 
-// defaultStaticChains are the static chains without the fail-closed mode, built once and shared by
-// every ruleset (rulesets are read-only).
-var defaultStaticChains = sync.OnceValue(func() []Chain { return buildStaticChains("") })
+// defaultStaticChains are the static chains without the fail-closed mode and drop logging, built
+// once and shared by every ruleset (rulesets are read-only).
+var defaultStaticChains = sync.OnceValue(func() []Chain { return buildStaticChains("", nil) })
 
 // staticChains are the chains every ruleset has with the same rules: the base chains, the egress
-// chains and the ingress chain. podIfacePrefix turns the fail-closed mode on (see failClosedEgress).
-func staticChains(podIfacePrefix string) []Chain {
-	if podIfacePrefix == "" {
+// chains and the ingress chain. podIfacePrefix turns the fail-closed mode on (see failClosedEgress);
+// dl, when it logs them, the logging of the anti-spoofing drops.
+func staticChains(podIfacePrefix string, dl *DropLog) []Chain {
+	if podIfacePrefix == "" && (dl == nil || !dl.AntiSpoof) {
 		return defaultStaticChains()
 	}
-	return buildStaticChains(podIfacePrefix)
+	return buildStaticChains(podIfacePrefix, dl)
 }
 
-func buildStaticChains(podIfacePrefix string) []Chain {
+func buildStaticChains(podIfacePrefix string, dl *DropLog) []Chain {
 	var chains []Chain
 	for _, bc := range baseChains {
 		hook := bc.hook
 		chains = append(chains, Chain{Name: bc.name, Base: &hook, Rules: []Rule{{Verdict: Verdict{Kind: Jump, Chain: bc.target}}}})
 	}
-	chains = append(chains, spoofingChain(podIfacePrefix), egressChain())
+	chains = append(chains, spoofingChain(podIfacePrefix, dl), egressChain())
 	return append(chains, ingressChain(podIfacePrefix))
 }
 

@@ -294,6 +294,11 @@ func (t *tracer) matches(m Match) bool {
 			return false
 		}
 		return t.inSet(m.Set, Element{Addr: p.Dst, Proto: p.Proto, Port: p.DstPort})
+	case PairRateLimit:
+		// A trace follows one packet: it is within every limit. The pair's family is implied.
+		return FamilyOf(p.Src) == m.Family
+	case RateLimit:
+		return true
 	case ICMPv6TypeIn:
 		return p.Proto == ProtoICMPv6 && FamilyOf(p.Src) == IPv6 && slices.Contains(m.Types, p.ICMPv6Type)
 	default:

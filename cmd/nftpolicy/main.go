@@ -46,6 +46,11 @@ func runAgent(args []string) int {
 		"The cost: a pod's first connections wait for the agent (about one sync after its IP is reported), "+
 		"and while the agent is down, new pods have no network. Interfaces without the prefix are not covered. "+
 		"Empty (the default): off, a pod is open until programmed.")
+	fs.StringVar(&opts.DropLog, "drop-log", agent.DropLogOff, "Drop logging: off; namespace (only namespaces annotated nftpolicy.io/log: deny|all); deny (every isolated pod's default deny and the anti-spoofing drops, unless a namespace's annotation says off); all (deny plus the first packet of each allowed connection, naming the admitting rule). Records are JSON lines on standard output.")
+	dropLogGroup := fs.Uint("drop-log-group", agent.DefaultDropLogGroup, "The NFLOG group of the drop log.")
+	dropLogPairRate := fs.Uint("drop-log-pair-rate", agent.DefaultDropLogPairRate, "Drop log records per second per source and destination address pair at one drop point.")
+	dropLogRate := fs.Uint("drop-log-rate", agent.DefaultDropLogRate, "Drop log records per second at one drop point.")
+	fs.StringVar(&opts.DropLogFile, "drop-log-file", "", "A file that also receives the drop log's JSON lines (appended to); empty: standard output only.")
 	cleanup := fs.Bool("cleanup", false, "Remove the agent's table, and with it every rule it programmed, then exit.")
 	klog.InitFlags(fs) // -v and the other klog flags
 	if err := fs.Parse(args); err != nil {
@@ -55,6 +60,11 @@ func runAgent(args []string) int {
 		fmt.Fprintf(os.Stderr, "nftpolicy: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	if *dropLogGroup > 0xffff || *dropLogPairRate > 0xffffffff || *dropLogRate > 0xffffffff {
+		fmt.Fprintln(os.Stderr, "nftpolicy: --drop-log-group is at most 65535, the rates at most 4294967295")
+		return 2
+	}
+	opts.DropLogGroup, opts.DropLogPairRate, opts.DropLogRate = uint16(*dropLogGroup), uint32(*dropLogPairRate), uint32(*dropLogRate)
 	var err error
 	if opts.MemoryLimit, err = agent.ParseMemoryLimit(*memoryLimit); err != nil {
 		fmt.Fprintf(os.Stderr, "nftpolicy: %v\n", err)

@@ -23,6 +23,13 @@ func compileGuestbook() *nft.Ruleset {
 	return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces()})
 }
 
+// compileGuestbookDropLog compiles the guestbook with drop logging on for redis-master and the
+// anti-spoofing drops.
+func compileGuestbookDropLog() *nft.Ruleset {
+	return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces(),
+		DropLog: &nft.DropLog{Group: 7, PairRate: 5, Rate: 50, Pods: map[string]bool{"default/redis-master": true}, AntiSpoof: true}})
+}
+
 // runApplierSequence applies the guestbook model and then every change of nfttest.ApplierSequence through a,
 // calling check with each desired ruleset after it committed.
 func runApplierSequence(t *testing.T, a *nft.Applier, check func(desired *nft.Ruleset)) {

@@ -164,17 +164,20 @@ var setKeyTypes = map[nft.KeyType]nftables.SetDatatype{
 	nft.KeyIPv4ProtoPort: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
 	nft.KeyIPv6ProtoPort: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService),
 	nft.KeyPort:          nftables.TypeInetService,
+	nft.KeyIPv4Pair:      nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr),
+	nft.KeyIPv6Pair:      nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeIP6Addr),
 }
 
 func isConcat(t nft.KeyType) bool {
 	switch t {
-	case nft.KeyIfnameIPv4, nft.KeyIfnameIPv6, nft.KeyIPv4ProtoPort, nft.KeyIPv6ProtoPort:
+	case nft.KeyIfnameIPv4, nft.KeyIfnameIPv6, nft.KeyIPv4ProtoPort, nft.KeyIPv6ProtoPort, nft.KeyIPv4Pair, nft.KeyIPv6Pair:
 		return true
 	}
 	return false
 }
 
-// addSet: `add set inet T NAME { type TYPE; [flags interval;] [comment "..."]; }`.
+// addSet: `add set inet T NAME { type TYPE; [size N;] [flags interval;] [flags dynamic,timeout; timeout T;]
+// [comment "..."]; }`.
 func (l *lowering) addSet(s nft.Set) error {
 	kt, ok := setKeyTypes[s.Type]
 	if !ok {
@@ -189,6 +192,13 @@ func (l *lowering) addSet(s nft.Set) error {
 		KeyType:       kt,
 		Size:          s.Size,
 		Comment:       s.Comment,
+		// A dynamic set is filled by the rules' `update @set` statements; its elements expire.
+		Dynamic:    s.Dynamic,
+		HasTimeout: s.Dynamic,
+		Timeout:    s.Timeout,
+	}
+	if s.Dynamic && s.Timeout <= 0 {
+		return fmt.Errorf("set %s: a dynamic set needs a timeout", s.Name)
 	}
 	switch s.Type {
 	case nft.KeyIPv4, nft.KeyIPv6, nft.KeyPort:

@@ -68,6 +68,13 @@ func (l *lowering) addRule(chain string, r nft.Rule) error {
 		exprs = append(exprs, es...)
 		exprs = append(exprs, &expr.Lookup{SourceRegister: nftReg1, IsDestRegSet: true, DestRegister: 0, SetName: ref.Name, SetID: ref.ID})
 	}
+	if r.Log != nil {
+		// log prefix "PREFIX" group G
+		if len(r.Log.Prefix) > nft.MaxLogPrefixLen {
+			return fmt.Errorf("rule in chain %s: log prefix %q is longer than %d bytes", chain, r.Log.Prefix, nft.MaxLogPrefixLen)
+		}
+		exprs = append(exprs, &expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: r.Log.Group, Data: []byte(r.Log.Prefix)})
+	}
 	if r.Counter != "" {
 		// counter name "NAME"
 		exprs = append(exprs, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: r.Counter})
@@ -196,6 +203,50 @@ func (l *lowering) lowerMatch(m nft.Match) ([]expr.Any, error) {
 			&expr.Fib{Register: nftReg1, FlagSADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
 		}, nil
+
+	case nft.PairRateLimit, nft.RateLimit:
+		return l.lowerLimit(m)
+
+	default:
+		return nil, fmt.Errorf("unknown match %T", m)
+	}
+}
+
+// limitBurst is the burst nft gives a `limit rate N/second` that names none.
+const limitBurst = 5
+
+// packetLimit is `limit rate N/second` as nft sends it.
+func packetLimit(rate uint32) *expr.Limit {
+	return &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(rate), Unit: expr.LimitTimeSecond, Burst: limitBurst}
+}
+
+// lowerLimit lowers the rate limits.
+func (l *lowering) lowerLimit(m nft.Match) ([]expr.Any, error) {
+	switch m := m.(type) {
+	case nft.PairRateLimit:
+		// update @NAME { ip saddr . ip daddr limit rate N/second }: the source address fills the
+		// key's first part, the destination follows it; the dynset keeps one limit per element.
+		if m.Rate == 0 {
+			return nil, fmt.Errorf("per-pair limit of set %s without a rate", m.Set)
+		}
+		es, err := loadAddr(m.Family, nft.SourceAddr, nftReg1)
+		if err != nil {
+			return nil, err
+		}
+		dst, err := loadAddrOnly(m.Family, nft.DestAddr, concatRegister(addrLen(m.Family)))
+		if err != nil {
+			return nil, err
+		}
+		ref := l.setRef(m.Set, false)
+		return append(es, dst, &expr.Dynset{SrcRegKey: nftReg1, SetName: ref.Name, SetID: ref.ID,
+			Operation: uint32(unix.NFT_DYNSET_OP_UPDATE), Exprs: []expr.Any{packetLimit(m.Rate)}}), nil
+
+	case nft.RateLimit:
+		// limit rate N/second
+		if m.Rate == 0 {
+			return nil, fmt.Errorf("limit without a rate")
+		}
+		return []expr.Any{packetLimit(m.Rate)}, nil
 
 	default:
 		return nil, fmt.Errorf("unknown match %T", m)

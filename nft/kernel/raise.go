@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 )
 
 // ReadRuleset reads our table back from the kernel and raises it into nft's model: the exact inverse
@@ -246,8 +247,22 @@ func raiseRule(r *nftables.Rule, anon anonymousSets) (nft.Rule, error) {
 // the expressions of its statement at the head of es, or none when the statement is absent.
 var ruleStatements = []func(es []expr.Any, rule *nft.Rule) (int, error){
 	raiseVMapStatement,
+	raiseLogStatement,
 	raiseCounterStatement,
 	raiseVerdictStatement,
+}
+
+// raiseLogStatement: `log prefix "PREFIX" group G`, and nothing else of the log expression.
+func raiseLogStatement(es []expr.Any, rule *nft.Rule) (int, error) {
+	l, ok := at[*expr.Log](es, 0)
+	if !ok {
+		return 0, nil
+	}
+	if l.Key != 1<<unix.NFTA_LOG_GROUP|1<<unix.NFTA_LOG_PREFIX {
+		return 0, fmt.Errorf("log expression with attributes %#x: the lowering sets a group and a prefix only", l.Key)
+	}
+	rule.Log = &nft.Log{Group: l.Group, Prefix: string(l.Data)}
+	return 1, nil
 }
 
 // raiseCounterStatement: `counter name "NAME"`.

@@ -30,6 +30,12 @@ func TestReadRulesetRoundTrip(t *testing.T) {
 		{"guestbook fail-closed", func() *nft.Ruleset {
 			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces(), PodInterfacePrefix: "veth"})
 		}},
+		{"guestbook drop log", compileGuestbookDropLog},
+		{"guestbook drop log all", func() *nft.Ruleset {
+			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: guestbookModel(), Interfaces: guestbookInterfaces(),
+				DropLog: &nft.DropLog{Group: 7, PairRate: 5, Rate: 50, Pods: map[string]bool{"default/guestbook-1": true},
+					AllPods: map[string]bool{"default/guestbook-1": true}}})
+		}},
 		{"empty model", func() *nft.Ruleset {
 			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: emptyModel(), Interfaces: map[netip.Addr]string{}})
 		}},
@@ -101,6 +107,10 @@ func TestReadRulesetRefusesForeignRules(t *testing.T) {
 		{"counter", []string{"ct", "state", "established", "counter", "accept"}, "Counter"},
 		{"ct state new", []string{"ct", "state", "new", "accept"}, "ct state"},
 		{"port inequality", []string{"meta", "l4proto", "tcp", "th", "dport", "!=", "80", "accept"}, "th dport"},
+		{"limit with a burst", []string{"limit", "rate", "5/second", "burst", "10", "packets", "accept"}, "limit"},
+		{"limit over", []string{"limit", "rate", "over", "5/second", "drop"}, "limit"},
+		{"log with a snaplen", []string{"log", "prefix", "np/x", "group", "3", "snaplen", "64"}, "log expression"},
+		{"log to the kernel log", []string{"log", "prefix", "np/x"}, "log expression"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := everyKindRuleset()

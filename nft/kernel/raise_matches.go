@@ -43,6 +43,13 @@ func raiseMatch(es []expr.Any, anon anonymousSets) (nft.Match, int, error) {
 			m, err := raisePorts(es[1:], anon)
 			return m, 2, matchError("th dport", err)
 		}
+	case *expr.Limit:
+		// limit rate N/second
+		rate, ok := raisePacketLimit(e)
+		if !ok {
+			return nil, 0, matchError("limit", errNotLowering)
+		}
+		return nft.RateLimit{Rate: rate}, 1, nil
 	case *expr.Fib:
 		// fib saddr type local
 		cmp, ok := at[*expr.Cmp](es, 1)
@@ -146,7 +153,36 @@ func raiseAddrMatch(es []expr.Any, family nft.Family, anon anonymousSets) (nft.M
 	if set, ok := namedLookup(es, 1, anon); ok {
 		return nft.AddrInSet{Family: family, Field: field, Set: set.SetName, Negate: set.Invert}, 2
 	}
+	// update @NAME { ip saddr . ip daddr limit rate N/second }
+	if dst, ok := addrLoad(es, 1, family, concatRegister(alen)); ok && field == nft.SourceAddr && dst == nft.DestAddr {
+		if d, ok := at[*expr.Dynset](es, 2); ok {
+			if rate, ok := raisePairLimit(d); ok {
+				return nft.PairRateLimit{Family: family, Set: d.SetName, Rate: rate}, 3
+			}
+		}
+	}
 	return nil, 0
+}
+
+// raisePairLimit reads the dynset of a per-pair limit: an update of the key in register 1, with one
+// packet limit and nothing else.
+func raisePairLimit(d *expr.Dynset) (uint32, bool) {
+	if d.SrcRegKey != nftReg1 || d.SrcRegData != 0 || d.Operation != uint32(unix.NFT_DYNSET_OP_UPDATE) || d.Timeout != 0 || d.Invert || len(d.Exprs) != 1 {
+		return 0, false
+	}
+	l, ok := d.Exprs[0].(*expr.Limit)
+	if !ok {
+		return 0, false
+	}
+	return raisePacketLimit(l)
+}
+
+// raisePacketLimit inverts packetLimit.
+func raisePacketLimit(l *expr.Limit) (uint32, bool) {
+	if l.Type != expr.LimitTypePkts || l.Unit != expr.LimitTimeSecond || l.Burst != limitBurst || l.Over || l.Rate == 0 || l.Rate > 1<<32-1 {
+		return 0, false
+	}
+	return uint32(l.Rate), true
 }
 
 func isVMapLookup(es []expr.Any) bool {

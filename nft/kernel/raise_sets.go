@@ -21,6 +21,12 @@ func raiseSet(s *nftables.Set, attrs setAttributes, elems []nftables.SetElement)
 	set := nft.Set{Name: s.Name, Type: t, Interval: s.Interval, Size: s.Size, Comment: attrs.comment}
 	var err error
 	switch {
+	case s.Dynamic != s.HasTimeout || s.Dynamic && (s.Interval || s.Timeout <= 0):
+		err = fmt.Errorf("flags dynamic %t, timeout %t (%s), interval %t: the lowering makes dynamic sets with a timeout only",
+			s.Dynamic, s.HasTimeout, s.Timeout, s.Interval)
+	case s.Dynamic:
+		// Filled by the rules as packets pass: the model holds none of its elements.
+		set.Dynamic, set.Timeout = true, s.Timeout
 	case s.Interval && (t == nft.KeyIPv4 || t == nft.KeyIPv6 || t == nft.KeyPort):
 		set.Elements, err = raiseRangeElements(t, elems)
 	case s.Interval:

@@ -118,6 +118,10 @@ func (t *tableImage) AddSet(s *nftables.Set, elems []nftables.SetElement) error 
 	} else {
 		t.sets[s.Name] = img
 	}
+	if s.Dynamic {
+		// The rules fill a dynamic set as packets pass: its elements are the kernel's, not ours.
+		return nil
+	}
 	for _, e := range elems {
 		img.elems = append(img.elems, elementString(e))
 	}
@@ -349,6 +353,12 @@ func compareElements(got, want []string) (missing, extra int) {
 func (t *tableImage) ruleString(r *nftables.Rule) string {
 	var b strings.Builder
 	for _, e := range r.Exprs {
+		if d, ok := e.(*expr.Dynset); ok {
+			// The batch's set ID is not listed back; the set's name is.
+			c := *d
+			c.SetID = 0
+			e = &c
+		}
 		if l, ok := e.(*expr.Lookup); ok {
 			c := *l
 			c.SetID = 0
@@ -377,7 +387,11 @@ func setDef(s *nftables.Set) string {
 	if s.IsMap {
 		return fmt.Sprintf("verdict map interval %t", s.Interval)
 	}
-	return fmt.Sprintf("key %d/%d interval %t concat %t", s.KeyType.GetNFTMagic(), s.KeyType.Bytes, s.Interval, s.Concatenation)
+	def := fmt.Sprintf("key %d/%d interval %t concat %t", s.KeyType.GetNFTMagic(), s.KeyType.Bytes, s.Interval, s.Concatenation)
+	if s.Dynamic || s.HasTimeout {
+		def += fmt.Sprintf(" dynamic %t timeout %s", s.Dynamic, s.Timeout)
+	}
+	return def
 }
 
 func chainDef(c *nftables.Chain) string {

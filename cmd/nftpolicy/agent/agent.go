@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -29,6 +30,7 @@ import (
 	"github.com/nftpolicy/nftpolicy/explain/dataplane"
 	"github.com/nftpolicy/nftpolicy/nft"
 	"github.com/nftpolicy/nftpolicy/nft/kernel"
+	"github.com/nftpolicy/nftpolicy/nft/kernel/nflog"
 )
 
 // Options configure one agent.
@@ -74,6 +76,16 @@ type Options struct {
 	// interfaces, whose traffic is dropped until their pod is programmed (see
 	// controllers.NodeReconciler.PodInterfacePrefix). "": off.
 	PodInterfacePrefix string
+	// DropLog is the drop log mode: off (""), namespace, deny or all (see DropLogNamespace).
+	DropLog string
+	// DropLogGroup is the NFLOG group of the drop log; DropLogPairRate and DropLogRate its limits in
+	// packets per second (see nft.DropLog).
+	DropLogGroup                 uint16
+	DropLogPairRate, DropLogRate uint32
+	// DropLogOut receives the drop log's JSON lines; nil: standard output. DropLogFile, when set, is
+	// a file that receives them too (appended to).
+	DropLogOut  io.Writer
+	DropLogFile string
 }
 
 // Scheme holds every type the agent reads or writes.
@@ -98,6 +110,8 @@ type Dataplane struct {
 	// in conntrack; nil Kernel: the agent does not serve explain.
 	Kernel dataplane.Kernel
 	Flows  dataplane.Conntrack
+	// DropLog reads the drop log's NFLOG group; nil: drop logging cannot be turned on.
+	DropLog nflog.Source
 }
 
 // OpenDataplane opens the netlink seams of the network namespace at netnsPath ("" = the agent's own),
@@ -199,6 +213,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		PodInterfacePrefix: opts.PodInterfacePrefix,
 		PodDenyCounters:    opts.PodDenyCounters,
 	}
+	if err := setupDropLog(mgr, r, opts, dp, log.WithName("droplog")); err != nil {
+		return nil, nil, err
+	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, fmt.Errorf("setting up the controller: %w", err)
 	}
@@ -293,6 +310,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	defer closeDataplane()
+	if dp.DropLog, err = OpenDropLog(opts.NetNSPath, opts); err != nil {
+		return err
+	}
+	if dp.DropLog != nil {
+		defer func() { _ = dp.DropLog.Close() }()
+	}
 	softLimit := SetMemoryLimit(opts.MemoryLimit)
 	mgr, r, err := New(ctx, cfg, opts, dp, nil)
 	if err != nil {
