@@ -132,15 +132,19 @@ func (c *clusterResolution) ruleForPod(cp *clusterPolicy, cr clusterRule, dir Di
 		// "DestinationNamedPort selects a destination port on a pod based on the ContainerPort
 		// name": for ingress, a port of the subject pod itself.
 		ports := slices.Clone(cr.ports.numeric)
+		defined := map[string]bool{}
 		for _, np := range cr.ports.named {
 			for _, n := range NamedPortNumbers(pod, np.name, np.protocol) {
 				ports = append(ports, PortRange{Protocol: np.protocol, First: n, Last: n})
+				defined[np.name] = true
 			}
 		}
 		rule.Ports = normalizePorts(ports)
-		if len(rule.Ports) == len(cr.ports.numeric) {
-			c.problems[Problem{Policy: ClusterPolicyRef(cp.name), Field: cr.ports.named[0].field,
-				Message: fmt.Sprintf("a named port is not defined by pod %s/%s; it matches nothing for that pod", pod.Namespace, pod.Name)}] = struct{}{}
+		for _, np := range cr.ports.named {
+			if !defined[np.name] {
+				c.problems[Problem{Policy: ClusterPolicyRef(cp.name), Field: np.field,
+					Message: fmt.Sprintf("named port %q is not defined by pod %s/%s; it matches nothing for that pod", np.name, pod.Namespace, pod.Name)}] = struct{}{}
+			}
 		}
 	}
 	return rule
