@@ -152,9 +152,10 @@ func (c *policyCompiler) readClusterRule(dir Direction, index int, name string, 
 	field := fmt.Sprintf("spec.%s[%d]", dir, index)
 	rule := clusterRule{index: index, name: name, action: ClusterAction(action)}
 	if rule.action != Accept && rule.action != Deny && rule.action != Pass {
-		// An action we do not know cannot be Accept: deny, as for an unreadable peer.
-		c.problem(field+".action", fmt.Sprintf("unknown action %q; the rule denies all traffic", action))
-		return denyAll(rule), true
+		// An action we do not know can be neither Accept nor Pass, which could admit what a later
+		// rule denies: the rule denies the traffic it matches.
+		c.problem(field+".action", fmt.Sprintf("unknown action %q; the rule denies the traffic it matches", action))
+		rule.action = Deny
 	}
 	readable := true
 	if len(rawPeers) == 0 {
