@@ -42,6 +42,9 @@ var protectedNamespaces = []string{"default", "kube-system", "kube-public", "kub
 func (l *Lab) Setup(ctx context.Context, c scenario.ClusterSpec) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.clearClusterPolicies(ctx); err != nil {
+		return err
+	}
 	for _, ns := range c.Namespaces {
 		if err := l.clearNamespace(ctx, ns.Name); err != nil {
 			return err
@@ -96,12 +99,13 @@ func namespaceLabels(name string, labels map[string]string) map[string]string {
 	return out
 }
 
-// Teardown removes the namespaces of the current cluster with their pods and policies; the control
+// Teardown removes the namespaces of the current cluster with their pods and policies, and the
+// scenario's ClusterNetworkPolicies; the control
 // plane, nodes and agents stay.
 func (l *Lab) Teardown(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var errs []error
+	errs := []error{l.clearClusterPolicies(ctx)}
 	for _, ns := range l.namespaces {
 		errs = append(errs, l.clearNamespace(ctx, ns))
 	}

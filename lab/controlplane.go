@@ -32,7 +32,7 @@ type controlPlane struct {
 }
 
 // startControlPlane starts etcd and kube-apiserver with their data, certificates and log in the
-// state directory, installs the NodeEnforcement CRD, writes the kubeconfig and starts
+// state directory, installs the NodeEnforcement and ClusterNetworkPolicy CRDs, writes the kubeconfig and starts
 // kube-controller-manager and kube-scheduler.
 func (l *Lab) startControlPlane(ctx context.Context) error {
 	begin := time.Now()
@@ -40,9 +40,13 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	crds, err := CRDPaths(ctx, l.opts.RepoRoot)
+	if err != nil {
+		return err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(l.opts.RepoRoot, "config", "crd", "bases")},
+		CRDDirectoryPaths:     crds,
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}

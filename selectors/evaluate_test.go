@@ -35,10 +35,10 @@ func modelsAllow(models []*selectors.Model, c oracle.Connection) bool {
 	for _, m := range models {
 		for i := range m.LocalPods {
 			lp := &m.LocalPods[i]
-			if hasAddr(lp.IPs, c.Src) && lp.Egress != nil && !isolationAllows(m, lp.Egress, c.Dst, c) {
+			if hasAddr(lp.IPs, c.Src) && !directionAllows(m, lp.ClusterEgress, lp.Egress, c.Dst, c) {
 				return false
 			}
-			if hasAddr(lp.IPs, c.Dst) && lp.Ingress != nil && !isolationAllows(m, lp.Ingress, c.Src, c) {
+			if hasAddr(lp.IPs, c.Dst) && !directionAllows(m, lp.ClusterIngress, lp.Ingress, c.Src, c) {
 				return false
 			}
 		}
@@ -55,29 +55,77 @@ func hasAddr(ips []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
+// directionAllows evaluates one direction of a local pod: the Admin tier's rules, then its
+// NetworkPolicy isolation, then the Baseline tier's rules; the first decision wins.
+func directionAllows(m *selectors.Model, cluster *selectors.ClusterRules, iso *selectors.Isolation, peer netip.Addr, c oracle.Connection) bool {
+	if cluster != nil {
+		if allowed, decided := tierDecides(m, cluster.Admin, peer, c); decided {
+			return allowed
+		}
+	}
+	if iso != nil {
+		return isolationAllows(m, iso, peer, c)
+	}
+	if cluster != nil {
+		if allowed, decided := tierDecides(m, cluster.Baseline, peer, c); decided {
+			return allowed
+		}
+	}
+	return true
+}
+
+// tierDecides walks a tier's rules in order: the first that matches decides, a Pass ends the tier
+// undecided.
+func tierDecides(m *selectors.Model, rules []selectors.ClusterRule, peer netip.Addr, c oracle.Connection) (allowed, decided bool) {
+	for _, r := range rules {
+		if !r.AnyPeer && !setContains(m, r.Peers, peer) {
+			continue
+		}
+		if !portsMatch(m, r.AllPorts, r.Ports, r.NamedPorts, c) {
+			continue
+		}
+		switch r.Action {
+		case selectors.Accept:
+			return true, true
+		case selectors.Pass:
+			return false, false
+		default:
+			return false, true
+		}
+	}
+	return false, false
+}
+
 // isolationAllows: peer is the address at the other end.
 func isolationAllows(m *selectors.Model, iso *selectors.Isolation, peer netip.Addr, c oracle.Connection) bool {
 	for _, r := range iso.Rules {
 		if !r.AnyPeer && !setContains(m, r.Peers, peer) {
 			continue
 		}
-		if r.AllPorts {
+		if portsMatch(m, r.AllPorts, r.Ports, r.NamedPorts, c) {
 			return true
 		}
-		for _, pr := range r.Ports {
-			if pr.Protocol == c.Protocol && pr.First <= c.Port && c.Port <= pr.Last {
-				return true
-			}
+	}
+	return false
+}
+
+func portsMatch(m *selectors.Model, all bool, ports []selectors.PortRange, named []string, c oracle.Connection) bool {
+	if all {
+		return true
+	}
+	for _, pr := range ports {
+		if pr.Protocol == c.Protocol && pr.First <= c.Port && c.Port <= pr.Last {
+			return true
 		}
-		for _, id := range r.NamedPorts {
-			for _, ss := range m.ServiceSets {
-				if ss.ID != id {
-					continue
-				}
-				for _, svc := range ss.Services {
-					if svc == (selectors.Service{Addr: c.Dst, Protocol: c.Protocol, Port: c.Port}) {
-						return true
-					}
+	}
+	for _, id := range named {
+		for _, ss := range m.ServiceSets {
+			if ss.ID != id {
+				continue
+			}
+			for _, svc := range ss.Services {
+				if svc == (selectors.Service{Addr: c.Dst, Protocol: c.Protocol, Port: c.Port}) {
+					return true
 				}
 			}
 		}

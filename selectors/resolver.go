@@ -132,10 +132,14 @@ func modelSets[S any, T any](states []*S, model func(*S) T) []T {
 
 // Resolve computes which local pods of s.Node are isolated in which direction and what each of
 // them allows: the Model of a new Resolver loaded with s. The same Snapshot, in any order, yields
-// a deeply equal Model.
+// a deeply equal Model. Resolve also resolves the snapshot's ClusterNetworkPolicies, which the
+// Resolver does not read yet.
 func Resolve(s *Snapshot) *Model {
 	r := NewResolver(s.Node)
 	r.Load(s)
 	m, _ := r.Model()
+	if len(s.ClusterPolicies) > 0 {
+		resolveClusterPolicies(s, m)
+	}
 	return m
 }

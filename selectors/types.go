@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // Pod is the part of a Pod that NetworkPolicy semantics depend on.
@@ -49,6 +50,9 @@ type Snapshot struct {
 	Pods       []Pod
 	Namespaces []Namespace
 	Policies   []*networkingv1.NetworkPolicy
+	// ClusterPolicies are every ClusterNetworkPolicy. Only Resolve reads them so far, not the
+	// Resolver.
+	ClusterPolicies []*v1beta1.ClusterNetworkPolicy
 }
 
 // PolicyRef names a NetworkPolicy.
@@ -83,6 +87,9 @@ type Model struct {
 	// Problems found in policies. A problem never widens access: the part of a rule that cannot be
 	// understood matches nothing.
 	Problems []Problem
+	// ClusterProblems are the problems found in ClusterNetworkPolicies (Policy has no namespace),
+	// sorted. Like Problems, they never widen access: see failClosed.
+	ClusterProblems []Problem
 }
 
 // LocalPod is one enforceable pod on this node.
@@ -92,6 +99,36 @@ type LocalPod struct {
 	IPs       []netip.Addr
 	Ingress   *Isolation // nil: no policy isolates this pod for ingress
 	Egress    *Isolation // nil: no policy isolates this pod for egress
+	// ClusterIngress and ClusterEgress are the ClusterNetworkPolicy rules that apply to the pod in
+	// each direction; nil when no rule of that direction applies.
+	ClusterIngress *ClusterRules
+	ClusterEgress  *ClusterRules
+}
+
+// ClusterRules are the ClusterNetworkPolicy rules of one local pod and direction, tier by tier, in
+// the order they are evaluated: policies by priority then name, each policy's rules as written. The
+// first rule that matches decides for its tier.
+type ClusterRules struct {
+	Admin    []ClusterRule
+	Baseline []ClusterRule
+}
+
+// ClusterRule is one ClusterNetworkPolicy rule as it applies to one local pod. Traffic matches when
+// it matches the peers AND one of the ports.
+type ClusterRule struct {
+	Policy   string // the ClusterNetworkPolicy's name
+	Priority int32
+	Index    int    // position in spec.ingress or spec.egress
+	Name     string // the rule's name, as written
+	Action   ClusterAction
+	// AnyPeer is true only for a rule failed closed into "deny all"; otherwise Peers is the ID of the
+	// AddressSet of the rule's peers, shared with NetworkPolicy rules of the same peers.
+	AnyPeer bool
+	Peers   string
+	// AllPorts, Ports and NamedPorts mean what they mean in Rule.
+	AllPorts   bool
+	Ports      []PortRange
+	NamedPorts []string
 }
 
 // Key is "namespace/name".

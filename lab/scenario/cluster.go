@@ -6,7 +6,21 @@ import (
 	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
+
+// ClusterPolicyCluster is a Cluster that can hold ClusterNetworkPolicies (format v1.1). The runner
+// runs a file that applies or deletes one only on a cluster that implements it and enforces them.
+type ClusterPolicyCluster interface {
+	Cluster
+	// EnforcesClusterNetworkPolicy reports whether the cluster's dataplane enforces them, and why
+	// not when it does not.
+	EnforcesClusterNetworkPolicy() (ok bool, reason string)
+	// ApplyClusterPolicies creates each policy, or replaces the whole object when the name exists.
+	ApplyClusterPolicies(ctx context.Context, policies []*v1beta1.ClusterNetworkPolicy) error
+	// DeleteClusterPolicies deletes the named ClusterNetworkPolicies.
+	DeleteClusterPolicies(ctx context.Context, names []string) error
+}
 
 // Cluster is the lab a scenario runs against. The runner calls it from several goroutines at once
 // (Probe in particular), so implementations must be safe for concurrent use.

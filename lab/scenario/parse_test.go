@@ -73,10 +73,11 @@ func TestLoadDefaultDenyIngressExample(t *testing.T) {
 	if e.Port != 81 || e.Protocol != ProtocolUDP || len(e.Deny) != 24 {
 		t.Errorf("expect = %s with %d deny pairs, want UDP/81 with 24", e, len(e.Deny))
 	}
-	policies, err := s.Steps[0].Policies(IPv4, nil)
+	manifests, err := s.Steps[0].Manifests(IPv4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	policies := manifests.NetworkPolicies
 	if len(policies) != 1 || policies[0].Namespace != "x" || policies[0].Name != "deny-ingress" {
 		t.Errorf("policies = %+v, want x/deny-ingress", policies)
 	}

@@ -119,10 +119,11 @@ func TestStepPoliciesResolvePerFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	resolve := resolverOf(map[string]string{"ops/admin": "10.244.1.10", "web/back": "10.244.0.11"})
-	policies, err := s.Steps[0].Policies(IPv4, resolve)
+	manifests, err := s.Steps[0].Manifests(IPv4, resolve)
 	if err != nil {
 		t.Fatal(err)
 	}
+	policies := manifests.NetworkPolicies
 	block := policies[0].Spec.Ingress[0].From[1].IPBlock
 	if block.CIDR != "10.244.1.0/24" || len(block.Except) != 1 || block.Except[0] != "10.244.1.10/32" {
 		t.Errorf("ipBlock = %+v", block)
@@ -131,10 +132,11 @@ func TestStepPoliciesResolvePerFamily(t *testing.T) {
 		t.Errorf("annotation = %q", got)
 	}
 	resolve6 := resolverOf(map[string]string{"ops/admin": "fd00:10:244:1::a", "web/back": "fd00:10:244::b"})
-	policies, err = s.Steps[0].Policies(IPv6, resolve6)
+	manifests, err = s.Steps[0].Manifests(IPv6, resolve6)
 	if err != nil {
 		t.Fatal(err)
 	}
+	policies = manifests.NetworkPolicies
 	block = policies[0].Spec.Ingress[0].From[1].IPBlock
 	if block.CIDR != "fd00::/24" || block.Except[0] != "fd00:10:244:1::a/128" {
 		t.Errorf("ipBlock = %+v", block)

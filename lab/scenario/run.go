@@ -73,10 +73,33 @@ func Run(ctx context.Context, cluster Cluster, s *Scenario, opts Options) Result
 		result.Skipped = reason
 		return result
 	}
+	if err := r.clusterPoliciesUnsupported(); err != nil {
+		// The format: "A runner without ClusterNetworkPolicy support fails such a file with that reason."
+		for _, family := range r.opts.Families {
+			result.Runs = append(result.Runs, FamilyRun{Family: family, Err: err, wantSteps: len(s.Steps)})
+		}
+		return result
+	}
 	for _, family := range r.opts.Families {
 		result.Runs = append(result.Runs, r.runFamily(ctx, family))
 	}
 	return result
+}
+
+// clusterPoliciesUnsupported is why the file cannot run: it uses ClusterNetworkPolicies and the
+// cluster does not enforce them.
+func (r *runner) clusterPoliciesUnsupported() error {
+	if !r.scenario.UsesClusterNetworkPolicies() {
+		return nil
+	}
+	cpc, ok := r.cluster.(ClusterPolicyCluster)
+	if !ok {
+		return fmt.Errorf("%w by this runner", ErrClusterNetworkPolicy)
+	}
+	if ok, reason := cpc.EnforcesClusterNetworkPolicy(); !ok {
+		return fmt.Errorf("%w: %s", ErrClusterNetworkPolicy, reason)
+	}
+	return nil
 }
 
 // skipWholeFile reports whether every expectation of the file needs a protocol the lab cannot
@@ -178,21 +201,35 @@ func (r *runner) ways(e Expect) []Via {
 	return []Via{ViaPod}
 }
 
-// change applies the step's delete, apply and relabel, in that order.
+// change applies the step's delete, apply and relabel, in that order. ClusterNetworkPolicies are
+// deleted after NetworkPolicies and applied before them; only a ClusterPolicyCluster gets here with
+// any (see clusterPoliciesUnsupported).
 func (r *runner) change(ctx context.Context, step *Step, family Family) error {
-	if len(step.Delete) > 0 {
-		if err := r.cluster.DeletePolicies(ctx, step.Delete); err != nil {
+	policyDeletes, clusterDeletes := step.ClusterPolicyDeletes()
+	if len(policyDeletes) > 0 {
+		if err := r.cluster.DeletePolicies(ctx, policyDeletes); err != nil {
 			return fmt.Errorf("deleting policies: %w", err)
 		}
 	}
-	policies, err := step.Policies(family, func(pod string) (netip.Addr, error) {
+	cpc, _ := r.cluster.(ClusterPolicyCluster)
+	if len(clusterDeletes) > 0 {
+		if err := cpc.DeleteClusterPolicies(ctx, clusterDeletes); err != nil {
+			return fmt.Errorf("deleting ClusterNetworkPolicies: %w", err)
+		}
+	}
+	manifests, err := step.Manifests(family, func(pod string) (netip.Addr, error) {
 		return r.cluster.PodIP(pod, family)
 	})
 	if err != nil {
 		return fmt.Errorf("rendering apply for %s: %w", family, err)
 	}
-	if len(policies) > 0 {
-		if err := r.cluster.ApplyPolicies(ctx, policies); err != nil {
+	if len(manifests.ClusterNetworkPolicies) > 0 {
+		if err := cpc.ApplyClusterPolicies(ctx, manifests.ClusterNetworkPolicies); err != nil {
+			return fmt.Errorf("applying ClusterNetworkPolicies: %w", err)
+		}
+	}
+	if len(manifests.NetworkPolicies) > 0 {
+		if err := r.cluster.ApplyPolicies(ctx, manifests.NetworkPolicies); err != nil {
 			return fmt.Errorf("applying policies: %w", err)
 		}
 	}

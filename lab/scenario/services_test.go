@@ -78,7 +78,6 @@ func TestParseServiceErrors(t *testing.T) {
 		}
 		return strings.Replace(servicesFile, old, new, 1)
 	}
-	cnp := "apiVersion: policy.networking.k8s.io/v1alpha2\n      kind: ClusterNetworkPolicy\n      metadata: {name: deny}\n      spec: {priority: 1}\n"
 	tests := []struct {
 		name, yaml, want string
 	}{
@@ -103,10 +102,6 @@ func TestParseServiceErrors(t *testing.T) {
 			"lab.nftpolicy.io/pod belongs to the lab"},
 		{"relabel sets the lab's label", replace("  - expect:\n", "  - relabel: [{kind: Pod, name: shop/client, labels: {lab.nftpolicy.io/pod: x}}]\n    expect:\n"),
 			"steps[0].relabel[0].labels: lab.nftpolicy.io/pod belongs to the lab"},
-		{"ClusterNetworkPolicy applied", replace("  - expect:\n", "  - apply: |\n      "+cnp+"    expect:\n"),
-			"steps[0].apply: document 0: ClusterNetworkPolicy is not supported yet"},
-		{"ClusterNetworkPolicy deleted", replace("  - expect:\n", "  - delete: [ClusterNetworkPolicy/deny]\n    expect:\n"),
-			`steps[0].delete[0]: "ClusterNetworkPolicy/deny": ClusterNetworkPolicy is not supported yet`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

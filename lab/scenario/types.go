@@ -66,10 +66,10 @@ type ServicePort struct {
 
 // Step is one change of the cluster followed by the connectivity expected after it.
 type Step struct {
-	// Delete names NetworkPolicies as "namespace/name" (and ClusterNetworkPolicies as
-	// "ClusterNetworkPolicy/name", which Parse refuses: they are not supported yet).
+	// Delete names NetworkPolicies as "namespace/name" and ClusterNetworkPolicies as
+	// "ClusterNetworkPolicy/name".
 	Delete  []string  `yaml:"delete"`
-	Apply   string    `yaml:"apply"` // multi-document NetworkPolicy manifests, with placeholders
+	Apply   string    `yaml:"apply"` // multi-document NetworkPolicy and ClusterNetworkPolicy manifests, with placeholders
 	Relabel []Relabel `yaml:"relabel"`
 	Expect  Expects   `yaml:"expect"`
 }

@@ -143,12 +143,17 @@ func validateNamespaceLabels(name string, labels map[string]string, path string)
 	return validateLabels(labels, path)
 }
 
+// clusterPolicyNamePattern is a cluster-scoped object's name (a DNS subdomain).
+var clusterPolicyNamePattern = regexp.MustCompile(`^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$`)
+
 func (st *Step) validate(c *ClusterSpec, path string) error {
 	var errs []error
 	for i, ref := range st.Delete {
 		refPath := fmt.Sprintf("%s.delete[%d]", path, i)
-		if strings.HasPrefix(ref, clusterNetworkPolicyKind+"/") {
-			errs = append(errs, fmt.Errorf("%s: %q: %w", refPath, ref, ErrClusterNetworkPolicy))
+		if name, ok := strings.CutPrefix(ref, clusterNetworkPolicyKind+"/"); ok {
+			if !clusterPolicyNamePattern.MatchString(name) {
+				errs = append(errs, fmt.Errorf("%s: %q: want \"ClusterNetworkPolicy/name\"", refPath, ref))
+			}
 			continue
 		}
 		ns, _, err := splitRef(ref)
@@ -214,11 +219,11 @@ func validateApply(text string, c *ClusterSpec) error {
 	if err != nil {
 		return err
 	}
-	policies, err := ParsePolicies(rendered)
+	manifests, err := ParseManifests(rendered)
 	if err != nil {
 		return err
 	}
-	for _, p := range policies {
+	for _, p := range manifests.NetworkPolicies {
 		if _, ok := c.Namespace(p.Namespace); !ok {
 			return fmt.Errorf("NetworkPolicy %s/%s: namespace %q is not in the cluster", p.Namespace, p.Name, p.Namespace)
 		}

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
+
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
@@ -65,7 +67,24 @@ func podByIP(s *selectors.Snapshot, ip netip.Addr) *selectors.Pod {
 // are no NetworkPolicies selecting the pod ... OR if the traffic matches at least one ingress rule
 // across all of the NetworkPolicy objects whose podSelector matches the pod." (and likewise for
 // egress). other is the pod at the other end, nil when that address is no pod.
+//
+// ClusterNetworkPolicy tiers come around it: "Policy tiers are evaluated in the following order:
+// Admin tier, NetworkPolicy tier, Baseline tier." "v1.NetworkPolicy always makes a final decision
+// for selected pods." "If a given connection wasn't allowed or denied by any of the tiers, the
+// default kubernetes policy is applied, which says that all pods can communicate with each other."
 func directionAllows(s *selectors.Snapshot, pod *selectors.Pod, dir selectors.Direction, c Connection, other *selectors.Pod) bool {
+	if v := tierVerdict(s, v1beta1.AdminTier, pod, dir, c, other); v != undecided {
+		return v == accepted
+	}
+	if allowed, isolated := networkPolicyAllows(s, pod, dir, c, other); isolated {
+		return allowed
+	}
+	return tierVerdict(s, v1beta1.BaselineTier, pod, dir, c, other) != denied
+}
+
+// networkPolicyAllows answers for the NetworkPolicy tier and reports whether any policy isolates
+// the pod in that direction.
+func networkPolicyAllows(s *selectors.Snapshot, pod *selectors.Pod, dir selectors.Direction, c Connection, other *selectors.Pod) (bool, bool) {
 	isolated := false
 	for _, np := range s.Policies {
 		if np == nil || np.Namespace != pod.Namespace || !selectorMatches(&np.Spec.PodSelector, pod.Labels) {
@@ -79,7 +98,7 @@ func directionAllows(s *selectors.Snapshot, pod *selectors.Pod, dir selectors.Di
 			for _, rule := range np.Spec.Ingress {
 				// For ingress the named ports are those of the pod being reached: this pod.
 				if ruleMatches(s, np.Namespace, rule.From, rule.Ports, c.Src, other, c, pod) {
-					return true
+					return true, true
 				}
 			}
 		} else {
@@ -87,12 +106,12 @@ func directionAllows(s *selectors.Snapshot, pod *selectors.Pod, dir selectors.Di
 				// For egress they are the destination's, however the peer matched it (an ipBlock
 				// too); an address that is no pod's has none.
 				if ruleMatches(s, np.Namespace, rule.To, rule.Ports, c.Dst, other, c, other) {
-					return true
+					return true, true
 				}
 			}
 		}
 	}
-	return !isolated
+	return false, isolated
 }
 
 // affects reads policyTypes: "If this field is not specified, it will default based on the

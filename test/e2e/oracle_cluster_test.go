@@ -20,13 +20,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/nftpolicy/nftpolicy/lab/scenario"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/selectors/oracle"
 )
 
-var _ scenario.Cluster = (*oracleCluster)(nil)
+var _ scenario.ClusterPolicyCluster = (*oracleCluster)(nil)
 
 // oracleIPPlan gives the addresses of the pod at podIndex of the namespace at nsIndex.
 type oracleIPPlan struct {
@@ -63,6 +64,8 @@ type oracleCluster struct {
 	pods     map[string]*selectors.Pod // by "namespace/pod"; labels change with Relabel
 	nsLabels map[string]map[string]string
 	policies map[string]*networkingv1.NetworkPolicy // by "namespace/name"
+	// clusterPolicies are the ClusterNetworkPolicies, by name.
+	clusterPolicies map[string]*v1beta1.ClusterNetworkPolicy
 }
 
 func newOracleCluster(plan oracleIPPlan) *oracleCluster {
@@ -77,6 +80,7 @@ func (o *oracleCluster) Setup(_ context.Context, c scenario.ClusterSpec) error {
 	o.pods = map[string]*selectors.Pod{}
 	o.nsLabels = map[string]map[string]string{}
 	o.policies = map[string]*networkingv1.NetworkPolicy{}
+	o.clusterPolicies = map[string]*v1beta1.ClusterNetworkPolicy{}
 	podCount := 0
 	for n, ns := range c.Namespaces {
 		o.nsLabels[ns.Name] = oracleNamespaceLabels(ns.Name, ns.Labels)
@@ -225,6 +229,9 @@ func (o *oracleCluster) snapshotLocked() *selectors.Snapshot {
 	for _, p := range o.policies {
 		s.Policies = append(s.Policies, p)
 	}
+	for _, p := range o.clusterPolicies {
+		s.ClusterPolicies = append(s.ClusterPolicies, p)
+	}
 	return s
 }
 
@@ -241,5 +248,33 @@ func (o *oracleCluster) Teardown(context.Context) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.policies = map[string]*networkingv1.NetworkPolicy{}
+	o.clusterPolicies = map[string]*v1beta1.ClusterNetworkPolicy{}
+	return nil
+}
+
+// EnforcesClusterNetworkPolicy: the oracle evaluates them.
+func (o *oracleCluster) EnforcesClusterNetworkPolicy() (bool, string) { return true, "" }
+
+// ApplyClusterPolicies creates or replaces each policy. The API server's CRD validation is not
+// repeated here: a file the lab's API server would refuse fails there.
+func (o *oracleCluster) ApplyClusterPolicies(_ context.Context, policies []*v1beta1.ClusterNetworkPolicy) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, p := range policies {
+		o.clusterPolicies[p.Name] = p.DeepCopy()
+	}
+	return nil
+}
+
+// DeleteClusterPolicies fails on a policy that does not exist, as the API server would.
+func (o *oracleCluster) DeleteClusterPolicies(_ context.Context, names []string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, name := range names {
+		if _, ok := o.clusterPolicies[name]; !ok {
+			return fmt.Errorf("ClusterNetworkPolicy %s not found", name)
+		}
+		delete(o.clusterPolicies, name)
+	}
 	return nil
 }

@@ -43,6 +43,25 @@ func TestOracleScenarios(t *testing.T) {
 	}
 }
 
+// TestOracleClusterNetworkPolicyScenarios checks the ClusterNetworkPolicy files of
+// test/e2e/scenarios-cnp against the oracle, before any dataplane enforces them. They live apart
+// from test/e2e/scenarios, which the lab runs, until the agent enforces ClusterNetworkPolicies.
+func TestOracleClusterNetworkPolicyScenarios(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("scenarios-cnp", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatal("no scenario files in test/e2e/scenarios-cnp")
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel()
+			oracleCheckFile(t, path)
+		})
+	}
+}
+
 // TestOracleSharedExamples checks the two example files beside the format description, which the
 // runner must accept unchanged.
 func TestOracleSharedExamples(t *testing.T) {
