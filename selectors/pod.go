@@ -75,10 +75,13 @@ type localPod struct {
 	pod             *Pod
 	ips             []netip.Addr // a copy: the Model shares no memory with the pods set
 	ingress, egress *Isolation   // as handed out in Models: never written again
+	// auditIngress and auditEgress are the isolations by audited policies, handed out likewise.
+	auditIngress, auditEgress *Isolation
 }
 
 func (lp *localPod) model() LocalPod {
-	return LocalPod{Namespace: lp.pod.Namespace, Name: lp.pod.Name, IPs: lp.ips, Ingress: lp.ingress, Egress: lp.egress}
+	return LocalPod{Namespace: lp.pod.Namespace, Name: lp.pod.Name, IPs: lp.ips, Ingress: lp.ingress, Egress: lp.egress,
+		AuditIngress: lp.auditIngress, AuditEgress: lp.auditEgress}
 }
 
 func byLocalPodKey(a, b *localPod) int {

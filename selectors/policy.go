@@ -17,7 +17,7 @@ func (r *Resolver) SetPolicy(np *networkingv1.NetworkPolicy) {
 	}
 	ref := PolicyRef{Namespace: np.Namespace, Name: np.Name}
 	ps := r.policies[ref]
-	if ps != nil && (ps.np == np || reflect.DeepEqual(ps.np.Spec, np.Spec)) {
+	if ps != nil && (ps.np == np || reflect.DeepEqual(ps.np.Spec, np.Spec) && ps.np.Annotations[ModeAnnotation] == np.Annotations[ModeAnnotation]) {
 		ps.np = np
 		return
 	}
@@ -49,6 +49,7 @@ func (r *Resolver) DeletePolicy(namespace, name string) {
 type policyState struct {
 	ref        PolicyRef
 	np         *networkingv1.NetworkPolicy
+	audit      bool // audited, not enforced (ModeAnnotation)
 	selector   parsedSelector
 	selectorOK bool
 	// selectorProblems is the invalid podSelector, reported while the namespace has a local pod.
@@ -73,11 +74,15 @@ type selectedPod struct {
 func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networkingv1.NetworkPolicy) {
 	old := ps.compiled
 	r.pending.notePolicy(ps.ref)
-	ps.np, ps.compiled, ps.selected = np, nil, nil
+	ps.np, ps.compiled, ps.selected, ps.audit = np, nil, nil, false
 	ps.selector, ps.selectorOK, ps.selectorProblems = parsedSelector{}, false, nil
 	if np != nil {
 		c := newPolicyCompiler(ps.ref)
 		ps.selector, ps.selectorOK = c.policySelector(np)
+		var problem string
+		if ps.audit, problem = audited(np); problem != "" {
+			c.problem(modeField, problem)
+		}
 		ps.selectorProblems = c.problems
 		r.reselect(ns, ps)
 	} else {
@@ -179,20 +184,25 @@ func (r *Resolver) setProblems(ps *policyState, problems []Problem) {
 //
 // "Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod ... OR if the
 // traffic matches at least one ingress rule across all of the NetworkPolicy objects whose
-// podSelector matches the pod." Policies are taken by name, then direction.
+// podSelector matches the pod." Policies are taken by name, then direction. Audited policies make
+// isolations of their own, as if the enforced ones were absent.
 func (r *Resolver) reisolate(ns *namespaceState) {
 	for _, lp := range ns.local {
-		var isolations [2]*Isolation // ingress, egress
+		var isolations [4]*Isolation // ingress, egress, audited ingress, audited egress
 		for _, ps := range ns.policies {
 			i := slices.IndexFunc(ps.selected, func(sp selectedPod) bool { return sp.pod == lp })
 			if i < 0 {
 				continue
 			}
 			for d, dir := range ps.compiled.dirs {
-				iso := &isolations[0]
+				k := 0
 				if dir == Egress {
-					iso = &isolations[1]
+					k = 1
 				}
+				if ps.audit {
+					k += 2
+				}
+				iso := &isolations[k]
 				if *iso == nil {
 					*iso = &Isolation{}
 				}
@@ -202,6 +212,8 @@ func (r *Resolver) reisolate(ns *namespaceState) {
 		}
 		r.keepIsolation(lp, &lp.ingress, isolations[0])
 		r.keepIsolation(lp, &lp.egress, isolations[1])
+		r.keepIsolation(lp, &lp.auditIngress, isolations[2])
+		r.keepIsolation(lp, &lp.auditEgress, isolations[3])
 	}
 }
 

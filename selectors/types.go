@@ -99,6 +99,11 @@ type LocalPod struct {
 	IPs       []netip.Addr
 	Ingress   *Isolation // nil: no policy isolates this pod for ingress
 	Egress    *Isolation // nil: no policy isolates this pod for egress
+	// AuditIngress and AuditEgress are what the audited policies (ModeAnnotation) that select the pod
+	// would make of it in each direction, as if no other policy existed; nil when none selects it.
+	// Ingress and Egress leave audited policies out.
+	AuditIngress *Isolation
+	AuditEgress  *Isolation
 	// ClusterIngress and ClusterEgress are the ClusterNetworkPolicy rules that apply to the pod in
 	// each direction; nil when no rule of that direction applies.
 	ClusterIngress *ClusterRules
