@@ -29,18 +29,23 @@ type CounterValue struct {
 }
 
 // CounterLabels is what a counter counts: a NetworkPolicy rule (Policy set, Rule its index in the
-// direction's list), or the default deny of isolated pods of a namespace (Policy empty; Pod set only
-// with CompileInput.PodDenyCounters).
+// direction's list), the default deny of isolated pods of a namespace (Policy empty; Pod set only
+// with CompileInput.PodDenyCounters), or a verdict of an audited policy (Audit set).
 type CounterLabels struct {
 	Namespace string
 	Direction selectors.Direction
 	Policy    string
 	Rule      int
 	Pod       string
+	// Audit is set for the counters of an audited policy (Rule unused): what it would change.
+	Audit AuditVerdict
 }
 
 // DefaultDeny reports whether the counter counts a default deny rather than a policy rule.
 func (l CounterLabels) DefaultDeny() bool { return l.Policy == "" }
+
+// PolicyRule reports whether the counter counts the connections a NetworkPolicy rule accepts.
+func (l CounterLabels) PolicyRule() bool { return l.Policy != "" && l.Audit == "" }
 
 // Counter name prefixes, per direction: a policy rule's connections are allowed, a default deny's
 // dropped. Kubernetes names hold no "_", which separates the parts.

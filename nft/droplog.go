@@ -96,6 +96,14 @@ func (dl DropLog) sameLimits(other *DropLog) bool {
 	return other != nil && dl.Group == other.Group && dl.PairRate == other.PairRate && dl.Rate == other.Rate
 }
 
+// limitsEqual reports whether two configurations (nil: off) compile the same log rules.
+func limitsEqual(a, b *DropLog) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.sameLimits(b)
+}
+
 // antiSpoofLogRules returns the rules logging an anti-spoofing drop matching ms, when dl logs them
 // (dl may be nil).
 func (dl *DropLog) antiSpoofLogRules(fs familySet, ms ...Match) []Rule {
@@ -114,9 +122,13 @@ func (dl *DropLog) logsPod(pod selectors.LocalPod) bool {
 // the accept of a policy rule (DropLog.AllPods).
 type DropPoint struct {
 	AntiSpoof bool
+	// WouldDrop: Chain is a pod chain that only audited policies isolate, and the connection is one
+	// they would drop.
+	WouldDrop bool
 	// Chain is the pod chain (see Ruleset.Chains) whose final drop logged.
 	Chain string
-	// Counter is the counter of the policy rule whose accept logged (see Ruleset.CounterByName).
+	// Counter is the counter of the policy rule whose accept logged, or of the audited policy
+	// whose rule would allow (see Ruleset.CounterByName).
 	Counter string
 }
 
@@ -131,8 +143,15 @@ func ParseLogPrefix(prefix string) (DropPoint, bool) {
 		return DropPoint{AntiSpoof: true}, true
 	case strings.HasPrefix(point, podIngressChainPrefix), strings.HasPrefix(point, podEgressChainPrefix):
 		return DropPoint{Chain: point}, true
-	case strings.HasPrefix(point, allowIngressCounterPrefix), strings.HasPrefix(point, allowEgressCounterPrefix):
+	case strings.HasPrefix(point, allowIngressCounterPrefix), strings.HasPrefix(point, allowEgressCounterPrefix),
+		strings.HasPrefix(point, auditAllowIngressCounterPrefix), strings.HasPrefix(point, auditAllowEgressCounterPrefix):
 		return DropPoint{Counter: point}, true
+	case strings.HasPrefix(point, LogPrefixWouldDrop):
+		chain := strings.TrimPrefix(point, LogPrefixWouldDrop)
+		if !strings.HasPrefix(chain, podIngressChainPrefix) && !strings.HasPrefix(chain, podEgressChainPrefix) {
+			return DropPoint{}, false
+		}
+		return DropPoint{Chain: chain, WouldDrop: true}, true
 	default:
 		return DropPoint{}, false
 	}

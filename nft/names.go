@@ -42,14 +42,17 @@ func policyChainName(v *policyVariant) string {
 		prefix = policyEgressChainPrefix
 	}
 	ref := v.key.policy
-	if v.first && !v.logged {
+	if v.first && !v.logged && !v.audit {
 		return truncatedName(prefix+ref.Namespace+"_"+ref.Name, ref.String())
 	}
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", v.rules)))
 	variant := hex.EncodeToString(sum[:4])
-	if v.logged {
+	switch {
+	case v.logged:
 		// The logging variant of rules is named apart from the variant that does not log.
 		variant += "_log"
+	case v.audit:
+		variant += "_audit"
 	}
 	return truncatedName(prefix+ref.Namespace+"_"+ref.Name+"_"+variant, ref.String()+"#"+variant)
 }

@@ -38,13 +38,17 @@ type chainCompiler struct {
 type policyChainMemo struct {
 	rules    []selectors.Rule
 	logged   bool
-	dropLog  DropLog // what the logged rules were compiled with
+	audit    bool     // the variant's accepts are would-allow records (policyVariant.audit)
+	dropLog  *DropLog // what the logged rules were compiled with (nil: not logged, or logging off)
 	families familySet
 	compiled []Rule
 	refs     map[string]setRef
 	counters map[string]CounterLabels // the counters the rules update
 	collided bool                     // a port set's name was taken: the rules match those ports in an anonymous set
 }
+
+// logsRecords reports whether the chain's rules depend on the drop log's settings.
+func (m *policyChainMemo) logsRecords() bool { return m.logged || m.audit }
 
 // policyKey is one direction of one policy.
 type policyKey struct {
@@ -56,19 +60,25 @@ type policyKey struct {
 // are the same for every pod it selects unless an ingress rule names a port that the pods define
 // differently (the resolver resolves those per pod). Pods with the same rules share a chain.
 type policyVariant struct {
-	key      policyKey
-	rules    []selectors.Rule // a run of one isolation's rules
-	first    bool             // the first variant of its key found: named after the policy alone
-	logged   bool             // logs the first packet of each connection it accepts (DropLog.AllPods)
-	families familySet        // of the pods that jump to it
-	chain    string           // "" when the rules compile to nothing: no pod jumps to it
+	key    policyKey
+	rules  []selectors.Rule // a run of one isolation's rules
+	first  bool             // the first variant of its key found: named after the policy alone
+	logged bool             // logs the first packet of each connection it accepts (DropLog.AllPods)
+	// audit: an audited policy's rules for pods that enforced policies isolate: where a rule would
+	// admit, the variant counts (and logs) a would-allow and returns instead of accepting.
+	audit    bool
+	families familySet // of the pods that jump to it
+	chain    string    // "" when the rules compile to nothing: no pod jumps to it
 }
 
-// podIsolation is one isolated direction of one local pod, with the policy variants it jumps to.
+// podIsolation is one isolated direction of one local pod, with the policy variants it jumps to:
+// the enforced policies' (iso), then the audited policies' (audit). A pod isolated only by audited
+// policies (iso nil) jumps to their plain variants and ends with a would-drop instead of a drop.
 type podIsolation struct {
 	pod      selectors.LocalPod
 	dir      selectors.Direction
-	iso      *selectors.Isolation
+	iso      *selectors.Isolation // nil when only audited policies select the pod
+	audit    *selectors.Isolation // nil when no audited policy selects the pod
 	variants []*policyVariant
 }
 
@@ -89,6 +99,10 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 		chains = append(chains, Chain{Name: name, Rules: rules})
 	}
 	for _, pi := range isolated {
+		if pi.iso == nil {
+			chains = append(chains, c.wouldDropChain(pi))
+			continue
+		}
 		deny := denyCounter(pi.pod, pi.dir, c.podDenyCounters)
 		c.counters[deny.Name] = deny.Labels
 		chains = append(chains, podChain(pi, deny.Name, c.dropLog))
@@ -101,19 +115,20 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 // what the previous compile made of the same rules and families.
 func (c *chainCompiler) policyChainRules(name string, v *policyVariant) []Rule {
 	if m, ok := c.last[name]; ok && !m.collided && m.families == v.families && slices.EqualFunc(m.rules, v.rules, policyRuleEqual) &&
-		m.logged == v.logged && (!v.logged || m.dropLog.sameLimits(c.dropLog)) && c.adopt(m.refs) {
+		m.logged == v.logged && m.audit == v.audit && (!m.logsRecords() || limitsEqual(m.dropLog, c.dropLog)) && c.adopt(m.refs) {
 		c.next[name] = m
 		maps.Copy(c.counters, m.counters)
 		return m.compiled
 	}
-	memo := policyChainMemo{rules: cloneRules(v.rules), logged: v.logged, families: v.families, refs: map[string]setRef{}, counters: map[string]CounterLabels{}}
-	if v.logged {
-		memo.dropLog = *c.dropLog
+	memo := policyChainMemo{rules: cloneRules(v.rules), logged: v.logged, audit: v.audit, families: v.families, refs: map[string]setRef{}, counters: map[string]CounterLabels{}}
+	if memo.logsRecords() && c.dropLog != nil {
+		dl := *c.dropLog
+		memo.dropLog = &dl
 	}
 	c.compiling = &memo
-	for _, f := range v.families.list() {
+	for i, f := range v.families.list() {
 		for _, r := range v.rules {
-			memo.compiled = append(memo.compiled, c.compileRule(v.key.dir, f, r, v.logged)...)
+			memo.compiled = append(memo.compiled, c.compileRule(v.key.dir, f, r, v, i == 0)...)
 		}
 	}
 	c.compiling = nil
@@ -156,42 +171,55 @@ func cloneRules(rules []selectors.Rule) []selectors.Rule {
 // Pods whose allowed connections are logged (logged) jump to variants of their own. It returns the
 // isolations in the order of the model's local pods (ingress first), and the variants in the order
 // they were found.
+//
+// The audited policies' rules come after the enforced ones: as audit variants when enforced
+// policies isolate the pod too, else as plain variants (what they admit, nothing enforced denies).
 func policyVariants(m *selectors.Model, logged func(selectors.LocalPod) bool) ([]podIsolation, []*policyVariant) {
 	var isolated []podIsolation
 	var variants []*policyVariant
 	byKey := map[policyKey][]*policyVariant{}
+	// add appends the variants of a list of rules (sorted by policy) to pi's.
+	add := func(pi *podIsolation, rules []selectors.Rule, logsAccepts, audit bool) {
+		for rest := rules; len(rest) > 0; {
+			n := 1
+			for n < len(rest) && rest[n].Policy == rest[0].Policy {
+				n++
+			}
+			run := rest[:n]
+			rest = rest[n:]
+			key := policyKey{policy: run[0].Policy, dir: pi.dir}
+			i := slices.IndexFunc(byKey[key], func(v *policyVariant) bool {
+				return v.logged == logsAccepts && v.audit == audit && slices.EqualFunc(v.rules, run, policyRuleEqual)
+			})
+			var v *policyVariant
+			if i >= 0 {
+				v = byKey[key][i]
+			} else {
+				v = &policyVariant{key: key, rules: run, logged: logsAccepts, audit: audit, first: len(byKey[key]) == 0}
+				byKey[key] = append(byKey[key], v)
+				variants = append(variants, v)
+			}
+			v.families |= familySetOf(pi.pod)
+			pi.variants = append(pi.variants, v)
+		}
+	}
 	for _, pod := range m.LocalPods {
 		for _, dir := range []selectors.Direction{selectors.Ingress, selectors.Egress} {
-			iso := pod.Ingress
+			iso, audit := pod.Ingress, pod.AuditIngress
 			if dir == selectors.Egress {
-				iso = pod.Egress
+				iso, audit = pod.Egress, pod.AuditEgress
 			}
-			if iso == nil {
+			if iso == nil && audit == nil {
 				continue
 			}
-			pi := podIsolation{pod: pod, dir: dir, iso: iso}
-			logsAccepts := logged(pod)
-			for rest := iso.Rules; len(rest) > 0; {
-				n := 1
-				for n < len(rest) && rest[n].Policy == rest[0].Policy {
-					n++
-				}
-				run := rest[:n]
-				rest = rest[n:]
-				key := policyKey{policy: run[0].Policy, dir: dir}
-				i := slices.IndexFunc(byKey[key], func(v *policyVariant) bool {
-					return v.logged == logsAccepts && slices.EqualFunc(v.rules, run, policyRuleEqual)
-				})
-				var v *policyVariant
-				if i >= 0 {
-					v = byKey[key][i]
-				} else {
-					v = &policyVariant{key: key, rules: run, logged: logsAccepts, first: len(byKey[key]) == 0}
-					byKey[key] = append(byKey[key], v)
-					variants = append(variants, v)
-				}
-				v.families |= familySetOf(pod)
-				pi.variants = append(pi.variants, v)
+			pi := podIsolation{pod: pod, dir: dir, iso: iso, audit: audit}
+			if iso != nil {
+				add(&pi, iso.Rules, logged(pod), false)
+			}
+			if audit != nil {
+				// A pod that only audited policies isolate is not isolated: what their rules admit
+				// is admitted, without naming them as the admitting rule.
+				add(&pi, audit.Rules, false, iso != nil)
 			}
 			isolated = append(isolated, pi)
 		}
@@ -205,11 +233,21 @@ func policyRuleEqual(a, b selectors.Rule) bool {
 		a.AllPorts == b.AllPorts && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.NamedPorts, b.NamedPorts)
 }
 
-// compileRule compiles one rule for one family: accepts updating the rule's counter, each preceded,
-// when logged, by a rate-limited log rule whose prefix names the counter.
-func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selectors.Rule, logged bool) []Rule {
+// compileRule compiles one rule of a variant for one family: accepts updating the rule's counter,
+// each preceded, when the variant is logged, by a rate-limited log rule whose prefix names the
+// counter. An audit variant counts, and logs when logging is on, a would-allow and returns instead.
+// firstFamily says f is the first family the variant is compiled for.
+func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selectors.Rule, v *policyVariant, firstFamily bool) []Rule {
 	comment := truncateComment(fmt.Sprintf("%s %s[%d]", r.Policy, dir, r.Index))
 	counter := ruleCounter(r, dir)
+	verdict := Verdict{Kind: Accept}
+	logged := v.logged
+	if v.audit {
+		counter = auditCounter(r.Policy, dir, WouldAllow)
+		verdict = Verdict{Kind: Return}
+		logged = c.dropLog != nil
+		comment = truncateComment(fmt.Sprintf("%s %s[%d] audited: would allow", r.Policy, dir, r.Index))
+	}
 	var peer []Match
 	if !r.AnyPeer {
 		// The peer is the source of ingress traffic and the destination of egress traffic.
@@ -224,10 +262,20 @@ func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selecto
 		c.compiling.counters[counter.Name] = counter.Labels
 		matches := append(slices.Clone(peer), ms...)
 		var rules []Rule
-		if logged {
+		switch {
+		case logged && r.AnyPeer && !hasServiceMatch(ms):
+			// The rule matches packets of every family: its log rules (whose limits are per family)
+			// must all come before it, or the first family's accept would take the other's packets.
+			if !firstFamily {
+				return nil
+			}
+			for _, lf := range v.families.list() {
+				rules = append(rules, c.dropLog.logRulesOf(lf, LogPrefix+counter.Name, matches...)...)
+			}
+		case logged:
 			rules = c.dropLog.logRulesOf(f, LogPrefix+counter.Name, matches...)
 		}
-		return append(rules, Rule{Matches: matches, Counter: counter.Name, Verdict: Verdict{Kind: Accept}, Comment: comment})
+		return append(rules, Rule{Matches: matches, Counter: counter.Name, Verdict: verdict, Comment: comment})
 	}
 	if r.AllPorts {
 		return accept()
@@ -253,6 +301,11 @@ func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selecto
 		out = append(out, accept(ServiceInSet{Family: f, Set: c.serviceSet(id, f)})...)
 	}
 	return out
+}
+
+// hasServiceMatch reports whether ms match a service set, which is of one family.
+func hasServiceMatch(ms []Match) bool {
+	return slices.ContainsFunc(ms, func(m Match) bool { _, ok := m.(ServiceInSet); return ok })
 }
 
 // portRangesOf returns the ranges of one protocol, sorted and merged, and whether they cover every port.

@@ -192,6 +192,10 @@ func (t *tracer) run(chain string, depth int) VerdictKind {
 		}
 		t.rec.end(true, "", v)
 		if v.Kind == VerdictNone {
+			if r.Counter != "" || r.Log != nil {
+				// A rule that counts or logs is on the packet's way even without a verdict.
+				t.steps = append(t.steps, TraceStep{Chain: chain, Index: i, Rule: RenderRule(r), Counter: r.Counter})
+			}
 			continue
 		}
 		t.steps = append(t.steps, TraceStep{Chain: chain, Index: i, Rule: RenderRule(r), Counter: r.Counter})

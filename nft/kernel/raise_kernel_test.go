@@ -36,6 +36,13 @@ func TestReadRulesetRoundTrip(t *testing.T) {
 				DropLog: &nft.DropLog{Group: 7, PairRate: 5, Rate: 50, Pods: map[string]bool{"default/guestbook-1": true},
 					AllPods: map[string]bool{"default/guestbook-1": true}}})
 		}},
+		{"guestbook audit", func() *nft.Ruleset {
+			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: nfttest.GuestbookAuditModel(), Interfaces: guestbookInterfaces(),
+				DropLog: &nft.DropLog{Group: 7, PairRate: 5, Rate: 50, Pods: map[string]bool{"default/redis-master": true}, AntiSpoof: true}})
+		}},
+		{"guestbook audit without logging", func() *nft.Ruleset {
+			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: nfttest.GuestbookAuditModel(), Interfaces: guestbookInterfaces()})
+		}},
 		{"empty model", func() *nft.Ruleset {
 			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: emptyModel(), Interfaces: map[netip.Addr]string{}})
 		}},

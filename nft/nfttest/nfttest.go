@@ -158,6 +158,18 @@ func GuestbookModel() *selectors.Model {
 	}
 }
 
+// GuestbookAuditModel is GuestbookModel with two audited policies: redis-trial would admit TCP 6379
+// from anyone to redis-master (whose enforced policy admits only guestbook pods), and
+// redis-egress-trial, the only policy selecting redis-master for egress, would admit only guestbook
+// pods on TCP 3000.
+func GuestbookAuditModel() *selectors.Model {
+	m := GuestbookModel()
+	redis := &m.LocalPods[1]
+	redis.AuditIngress = Isolation("default", "redis-trial", []selectors.Rule{MakeRule(0, OnPorts(TCP(6379)))})
+	redis.AuditEgress = Isolation("default", "redis-egress-trial", []selectors.Rule{MakeRule(0, FromPeers("guestbook"), OnPorts(TCP(3000)))})
+	return m
+}
+
 // GuestbookInterfaces are the host interfaces of GuestbookModel's local pods.
 func GuestbookInterfaces() map[netip.Addr]string {
 	return map[netip.Addr]string{
