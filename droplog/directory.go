@@ -20,6 +20,7 @@ type podPoint struct {
 	pod       PodRef
 	dir       selectors.Direction
 	isolating []string // every policy isolating the pod in dir, "namespace/name", sorted
+	audited   []string // every audited policy selecting the pod for dir, likewise
 }
 
 // PodRef names a pod.
@@ -47,20 +48,28 @@ func NewDirectory(m *selectors.Model, rs *nft.Ruleset, pods []selectors.Pod) *Di
 			d.pods[ip] = ref
 		}
 		for _, iso := range []struct {
-			dir selectors.Direction
-			iso *selectors.Isolation
-		}{{selectors.Ingress, lp.Ingress}, {selectors.Egress, lp.Egress}} {
-			if iso.iso == nil {
+			dir        selectors.Direction
+			iso, audit *selectors.Isolation
+		}{{selectors.Ingress, lp.Ingress, lp.AuditIngress}, {selectors.Egress, lp.Egress, lp.AuditEgress}} {
+			if iso.iso == nil && iso.audit == nil {
 				continue
 			}
-			names := make([]string, len(iso.iso.Policies))
-			for i, p := range iso.iso.Policies {
-				names[i] = p.String()
-			}
-			d.points[nft.PodChainName(lp, iso.dir)] = podPoint{pod: ref, dir: iso.dir, isolating: names}
+			d.points[nft.PodChainName(lp, iso.dir)] = podPoint{pod: ref, dir: iso.dir, isolating: policyNames(iso.iso), audited: policyNames(iso.audit)}
 		}
 	}
 	return d
+}
+
+// policyNames names the policies of an isolation (nil: none).
+func policyNames(iso *selectors.Isolation) []string {
+	if iso == nil {
+		return nil
+	}
+	names := make([]string, len(iso.Policies))
+	for i, p := range iso.Policies {
+		names[i] = p.String()
+	}
+	return names
 }
 
 // pod returns the pod holding addr, if known.

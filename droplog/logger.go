@@ -33,7 +33,8 @@ type Entry struct {
 	Pod string `json:"pod,omitempty"`
 	// Policies are every policy isolating Pod in Direction: a default deny has no single policy. For
 	// an allowed connection, the one policy whose rule (Rule, its index in the direction's list)
-	// admitted it.
+	// admitted it. For a would-drop, every audited policy isolating Pod; for a would-allow, the
+	// audited policy that would admit it.
 	Policies []string `json:"policies,omitempty"`
 	Rule     *int     `json:"rule,omitempty"`
 	Src      Endpoint `json:"src"`
@@ -54,8 +55,11 @@ const (
 	ReasonDefaultDeny = "default-deny"
 	ReasonAntiSpoof   = "anti-spoof"
 	ReasonPolicyRule  = "policy-rule"
-	VerdictDrop       = "drop"
-	VerdictAllow      = "allow"
+	// ReasonAudit: what audited policies (selectors.ModeAnnotation) would change; the verdict is
+	// nft.WouldDrop or nft.WouldAllow, and the connection's real verdict the opposite.
+	ReasonAudit  = "audit"
+	VerdictDrop  = "drop"
+	VerdictAllow = "allow"
 )
 
 // Options configure a Logger.
@@ -189,10 +193,16 @@ func (l *Logger) entry(point nft.DropPoint, r nflog.Record, p nflog.Packet) *Ent
 	}
 	if point.Counter != "" {
 		// The first packet of a connection that a policy rule admitted (log level all).
+		// Or, from an audited policy's counter, a connection denied that the policy would admit.
 		e.Verdict, e.Reason = VerdictAllow, ReasonPolicyRule
 		if l, ok := dir.rule(point.Counter); ok {
-			rule := l.Rule
-			e.Direction, e.Policies, e.Rule = string(l.Direction), []string{l.Namespace + "/" + l.Policy}, &rule
+			e.Direction, e.Policies = string(l.Direction), []string{l.Namespace + "/" + l.Policy}
+			if l.Audit != "" {
+				e.Verdict, e.Reason = string(l.Audit), ReasonAudit
+			} else {
+				rule := l.Rule
+				e.Rule = &rule
+			}
 			// The pod the rule applies to is the destination of ingress, the source of egress.
 			local := e.Dst
 			if l.Direction == "egress" {
@@ -205,10 +215,16 @@ func (l *Logger) entry(point nft.DropPoint, r nflog.Record, p nflog.Packet) *Ent
 		return e
 	}
 	e.Reason = ReasonDefaultDeny
+	if point.WouldDrop {
+		e.Verdict, e.Reason = string(nft.WouldDrop), ReasonAudit
+	}
 	if pp, ok := dir.point(point.Chain); ok {
 		e.Direction = string(pp.dir)
 		e.Pod = pp.pod.Namespace + "/" + pp.pod.Name
 		e.Policies = pp.isolating
+		if point.WouldDrop {
+			e.Policies = pp.audited
+		}
 	}
 	return e
 }

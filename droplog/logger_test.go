@@ -21,7 +21,8 @@ import (
 
 // IP plan: 10.0.0.10 is db/postgres, local and isolated for ingress by db/deny-all and
 // db/allow-api; 10.0.0.20 is web/frontend, local and not isolated; 10.1.0.30 is web/api on another
-// node; 192.0.2.1 is outside the cluster.
+// node; 192.0.2.1 is outside the cluster. Audited policies: db/trial selects postgres for ingress,
+// web/trial frontend for egress (nothing enforced isolates frontend).
 var (
 	postgresIP = netip.MustParseAddr("10.0.0.10")
 	frontendIP = netip.MustParseAddr("10.0.0.20")
@@ -33,13 +34,18 @@ var (
 func testModel() *selectors.Model {
 	iso := &selectors.Isolation{Policies: []selectors.PolicyRef{{Namespace: "db", Name: "allow-api"}, {Namespace: "db", Name: "deny-all"}}}
 	return &selectors.Model{Node: "n1", LocalPods: []selectors.LocalPod{
-		{Namespace: "db", Name: "postgres", IPs: []netip.Addr{postgresIP}, Ingress: iso},
-		{Namespace: "web", Name: "frontend", IPs: []netip.Addr{frontendIP}},
+		{Namespace: "db", Name: "postgres", IPs: []netip.Addr{postgresIP}, Ingress: iso,
+			AuditIngress: &selectors.Isolation{Policies: []selectors.PolicyRef{{Namespace: "db", Name: "trial"}}}},
+		{Namespace: "web", Name: "frontend", IPs: []netip.Addr{frontendIP},
+			AuditEgress: &selectors.Isolation{Policies: []selectors.PolicyRef{{Namespace: "web", Name: "trial"}}}},
 	}}
 }
 
 func testDirectory() *Directory {
-	rs := &nft.Ruleset{Counters: []nft.Counter{{Name: "allow-in_db_allow-api_0", Labels: nft.CounterLabels{Namespace: "db", Direction: selectors.Ingress, Policy: "allow-api", Rule: 0}}}}
+	rs := &nft.Ruleset{Counters: []nft.Counter{
+		{Name: "allow-in_db_allow-api_0", Labels: nft.CounterLabels{Namespace: "db", Direction: selectors.Ingress, Policy: "allow-api", Rule: 0}},
+		{Name: "audit-allow-in_db_trial", Labels: nft.CounterLabels{Namespace: "db", Direction: selectors.Ingress, Policy: "trial", Audit: nft.WouldAllow}},
+	}}
 	return NewDirectory(testModel(), rs, []selectors.Pod{{Namespace: "web", Name: "api", IPs: []netip.Addr{apiIP}}})
 }
 
@@ -121,6 +127,25 @@ func TestAllowedConnectionNamesTheAdmittingRule(t *testing.T) {
 	if e.Verdict != VerdictAllow || e.Reason != ReasonPolicyRule || e.Direction != "ingress" || !slices.Equal(e.Policies, []string{"db/allow-api"}) ||
 		e.Rule == nil || *e.Rule != 0 || e.Pod != "db/postgres" || e.Src.Pod != "api" {
 		t.Errorf("line %+v, want an allow by db/allow-api ingress[0] to db/postgres", e)
+	}
+}
+
+func TestAuditRecordsNameTheAuditedPolicies(t *testing.T) {
+	frontendEgress := nft.LogPrefix + nft.LogPrefixWouldDrop + nft.PodChainName(testModel().LocalPods[1], selectors.Egress)
+	entries, _ := run(t, Options{},
+		record(frontendEgress, t0, netip.AddrPortFrom(frontendIP, 40000), netip.AddrPortFrom(outsideIP, 443)),
+		record(nft.LogPrefix+"audit-allow-in_db_trial", t0, netip.AddrPortFrom(apiIP, 40001), netip.AddrPortFrom(postgresIP, 5432)),
+	)
+	if len(entries) != 2 {
+		t.Fatalf("%d lines, want 2: %+v", len(entries), entries)
+	}
+	if e := entries[0]; e.Verdict != "would-drop" || e.Reason != ReasonAudit || e.Direction != "egress" || e.Pod != "web/frontend" ||
+		!slices.Equal(e.Policies, []string{"web/trial"}) || e.Dst.IP != outsideIP {
+		t.Errorf("first line %+v, want a would-drop of web/frontend's egress by web/trial", e)
+	}
+	if e := entries[1]; e.Verdict != "would-allow" || e.Reason != ReasonAudit || e.Direction != "ingress" || e.Pod != "db/postgres" ||
+		!slices.Equal(e.Policies, []string{"db/trial"}) || e.Rule != nil || e.Src.Pod != "api" {
+		t.Errorf("second line %+v, want a would-allow of web/api to db/postgres by db/trial", e)
 	}
 }
 
