@@ -138,8 +138,9 @@ func (s *sharing) stripNamespace(in any) (any, error) {
 	}, nil
 }
 
-// stripPolicy drops a NetworkPolicy's managed fields and annotations (kubectl's
-// last-applied-configuration annotation alone is as large as the object) and shares the label maps
+// stripPolicy drops a NetworkPolicy's managed fields and annotations but the mode
+// (selectors.ModeAnnotation; kubectl's last-applied-configuration annotation alone is as large as
+// the object) and shares the label maps
 // of its selectors and the strings that repeat between policies. It changes the decoded object in
 // place, which client-go allows a transform (it sees an object before anything else does); it only
 // stores shared values into the object's fields and never writes into a shared map or slice. The uid,
@@ -160,6 +161,7 @@ func (s *sharing) stripPolicy(in any) (any, error) {
 		CreationTimestamp: np.CreationTimestamp,
 		DeletionTimestamp: np.DeletionTimestamp,
 		Labels:            v.Labels(np.Labels),
+		Annotations:       modeAnnotationOf(np.Annotations, v),
 	}
 	s.shareSelector(&np.Spec.PodSelector)
 	for i := range np.Spec.Ingress {
@@ -169,6 +171,16 @@ func (s *sharing) stripPolicy(in any) (any, error) {
 		s.sharePeers(np.Spec.Egress[i].To)
 	}
 	return np, nil
+}
+
+// modeAnnotationOf keeps only selectors.ModeAnnotation of a NetworkPolicy's annotations (nil
+// without it).
+func modeAnnotationOf(annotations map[string]string, v *internTable) map[string]string {
+	value, ok := annotations[selectors.ModeAnnotation]
+	if !ok {
+		return nil
+	}
+	return map[string]string{selectors.ModeAnnotation: v.String(value)}
 }
 
 func (s *sharing) sharePeers(peers []networkingv1.NetworkPolicyPeer) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"net/netip"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -299,8 +299,20 @@ func TestStripPolicyKeepsItsSpecAndSharesSelectors(t *testing.T) {
 	}
 	changed := policy("allow-web")
 	changed.Generation = 4
-	if !(predicate.GenerationChangedPredicate{}).Update(event.UpdateEvent{ObjectOld: got, ObjectNew: strip(t, s.stripPolicy, changed).(*networkingv1.NetworkPolicy)}) {
+	if !policyChanged.Update(event.UpdateEvent{ObjectOld: got, ObjectNew: strip(t, s.stripPolicy, changed).(*networkingv1.NetworkPolicy)}) {
 		t.Error("a new generation of a stripped policy is not seen as a change")
+	}
+	if policyChanged.Update(event.UpdateEvent{ObjectOld: got, ObjectNew: strip(t, s.stripPolicy, policy("allow-web")).(*networkingv1.NetworkPolicy)}) {
+		t.Error("an update of nothing the agent reads is seen as a change")
+	}
+	audited := policy("allow-web")
+	audited.Annotations[selectors.ModeAnnotation] = selectors.ModeAudit
+	auditedGot := strip(t, s.stripPolicy, audited).(*networkingv1.NetworkPolicy)
+	if !maps.Equal(auditedGot.Annotations, map[string]string{selectors.ModeAnnotation: selectors.ModeAudit}) {
+		t.Errorf("stripped annotations = %v, want the mode alone", auditedGot.Annotations)
+	}
+	if !policyChanged.Update(event.UpdateEvent{ObjectOld: got, ObjectNew: auditedGot}) {
+		t.Error("a mode change, which keeps the generation, is not seen as a change")
 	}
 }
 

@@ -6,6 +6,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -125,10 +126,16 @@ func dropLogFor(s *DropLogSettings, levels *dropLogLevels, m *selectors.Model, a
 			delete(levels.reported, ns)
 		}
 	}
-	if !dl.AntiSpoof && len(dl.Pods) == 0 {
+	if !dl.AntiSpoof && len(dl.Pods) == 0 && !audits(m) {
 		return nil, bad
 	}
 	return dl, bad
+}
+
+// audits reports whether audited policies select a local pod: their records are logged whatever
+// the namespaces' levels.
+func audits(m *selectors.Model) bool {
+	return slices.ContainsFunc(m.LocalPods, func(p selectors.LocalPod) bool { return p.AuditIngress != nil || p.AuditEgress != nil })
 }
 
 // dropLog reads the LogAnnotation of the local pods' namespaces from the cache and returns the

@@ -113,3 +113,18 @@ func TestParseDropLogLevel(t *testing.T) {
 		}
 	}
 }
+
+// Audited policies are logged whatever the namespaces' levels: their pods need the log settings
+// even where nothing else is logged.
+func TestDropLogForCompilesTheSettingsForAudits(t *testing.T) {
+	m := dropLogModel()
+	m.LocalPods[1].AuditEgress = &selectors.Isolation{Policies: []selectors.PolicyRef{{Namespace: "a", Name: "trial"}}}
+	var levels dropLogLevels
+	dl, _ := dropLogFor(&DropLogSettings{Level: DropLogOff, Group: 5, PairRate: 5, Rate: 50}, &levels, m, annotations(nil))
+	if dl == nil || len(dl.Pods) != 0 || dl.AntiSpoof || dl.Group != 5 {
+		t.Errorf("drop log %+v, want the settings with no pod logging its drops", dl)
+	}
+	if dl, _ := dropLogFor(&DropLogSettings{Level: DropLogOff, Group: 5, PairRate: 5, Rate: 50}, &levels, dropLogModel(), annotations(nil)); dl != nil {
+		t.Errorf("without audited policies: drop log %+v, want nil", dl)
+	}
+}

@@ -29,6 +29,9 @@ const (
 		"that no rule allowed and the default deny dropped. " + countersResetHelp
 	podDefaultDenyConnectionsHelp = "New connections (first packets, retransmitted SYNs included) to or from an isolated pod " +
 		"that no rule allowed and the default deny dropped. " + countersResetHelp
+	auditConnectionsHelp = "New connections (first packets, retransmitted SYNs included) that an audited NetworkPolicy " +
+		"(annotation nftpolicy.io/mode: audit) would change: verdict would-drop (allowed now, the policy would deny it) or " +
+		"would-allow (denied now, a rule of the policy would admit it). " + countersResetHelp
 	countersResetHelp = "Reset when the agent replaces its whole table (on start, or to repair drift)."
 )
 
@@ -39,6 +42,8 @@ var (
 		[]string{"namespace", "direction"}, nil)
 	podDefaultDenyConnectionsDesc = prometheus.NewDesc("nftpolicy_default_deny_connections_total", podDefaultDenyConnectionsHelp,
 		[]string{"namespace", "direction", "pod"}, nil)
+	auditConnectionsDesc = prometheus.NewDesc("nftpolicy_audit_connections_total", auditConnectionsHelp,
+		[]string{"namespace", "policy", "direction", "verdict"}, nil)
 )
 
 // RuleCounterCollector exports the table's counters as Prometheus metrics. Each scrape reads every
@@ -68,6 +73,7 @@ func (c *RuleCounterCollector) denyDesc() *prometheus.Desc {
 func (c *RuleCounterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- policyRuleConnectionsDesc
 	ch <- c.denyDesc()
+	ch <- auditConnectionsDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -94,6 +100,11 @@ func (c *RuleCounterCollector) Collect(ch chan<- prometheus.Metric) {
 				labels = append(labels, l.Pod)
 			}
 			ch <- prometheus.MustNewConstMetric(c.denyDesc(), prometheus.CounterValue, float64(v.Packets), labels...)
+			continue
+		}
+		if l.Audit != "" {
+			ch <- prometheus.MustNewConstMetric(auditConnectionsDesc, prometheus.CounterValue, float64(v.Packets),
+				l.Namespace, l.Policy, string(l.Direction), string(l.Audit))
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(policyRuleConnectionsDesc, prometheus.CounterValue, float64(v.Packets),

@@ -92,3 +92,26 @@ func TestRuleCounterCollectorReportsNothingUnknown(t *testing.T) {
 		t.Errorf("a failed dump: %v, want the scrape to fail with the error", err)
 	}
 }
+
+func TestRuleCounterCollectorAuditVerdicts(t *testing.T) {
+	a := nft.NewApplier(nft.NewFake("nftpolicy"))
+	if _, err := a.Apply(nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: nfttest.GuestbookAuditModel()}), nft.FullChanges()); err != nil {
+		t.Fatal(err)
+	}
+	c := &RuleCounterCollector{Table: "nftpolicy", Applier: a, Reader: fakeCounters{values: map[string]nft.CounterValue{
+		"audit-allow-in_default_redis-trial":       {Packets: 4},
+		"audit-drop-eg_default_redis-egress-trial": {Packets: 9},
+		"allow-in_default_redis-policy_0":          {Packets: 1},
+	}}}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP nftpolicy_audit_connections_total `+auditConnectionsHelp+`
+# TYPE nftpolicy_audit_connections_total counter
+nftpolicy_audit_connections_total{direction="egress",namespace="default",policy="redis-egress-trial",verdict="would-drop"} 9
+nftpolicy_audit_connections_total{direction="ingress",namespace="default",policy="redis-trial",verdict="would-allow"} 4
+`), "nftpolicy_audit_connections_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(c, "nftpolicy_policy_rule_connections_total"); n != 1 {
+		t.Errorf("%d policy rule series, want 1: audit counters are not policy rules", n)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/nftpolicy/nftpolicy/nft"
+	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // SetupWithManager registers the agent's watches. Every event of every watched kind maps to the same
@@ -56,7 +57,7 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithLogConstructor(nodeLogConstructor(mgr.GetLogger().WithValues("controller", name), r.NodeName)).
 		Watches(&corev1.Pod{}, r.enqueueNode(kindPod), builder.WithPredicates(podChanged)).
 		Watches(&corev1.Namespace{}, r.enqueueNode(kindNamespace), builder.WithPredicates(labelsChanged)).
-		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&networkingv1.NetworkPolicy{}, r.enqueueNode(kindNetworkPolicy), builder.WithPredicates(policyChanged)).
 		// A sync that no object asked for: an informer started failing (see ReportStaleCache).
 		WatchesRawSource(source.Channel(r.recheck, handler.Funcs{
 			GenericFunc: func(_ context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -163,6 +164,17 @@ var podChanged = predicate.Funcs{
 		return !old.ReadsAs(&cur.Pod)
 	},
 }
+
+// policyChanged drops NetworkPolicy updates that change neither the spec (its generation) nor the
+// mode annotation (selectors.ModeAnnotation), which changes no generation.
+var policyChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetAnnotations()[selectors.ModeAnnotation] != e.ObjectNew.GetAnnotations()[selectors.ModeAnnotation]
+	},
+})
 
 // labelsChanged drops namespace updates that touch neither labels nor the drop log annotation:
 // namespace selectors read nothing else, and the drop log only LogAnnotation.
