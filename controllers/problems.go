@@ -93,7 +93,8 @@ func problemsIn(m *selectors.Model, inEffect map[selectors.PolicyRef]bool) []sel
 	return out
 }
 
-// policiesInEffect returns the policies that isolate at least one local pod in some direction.
+// policiesInEffect returns the policies that isolate at least one local pod in some direction,
+// audited ones included: their problems are reported too.
 func policiesInEffect(m *selectors.Model) map[selectors.PolicyRef]bool {
 	return addPoliciesInEffect(map[selectors.PolicyRef]bool{}, m)
 }
@@ -101,7 +102,7 @@ func policiesInEffect(m *selectors.Model) map[selectors.PolicyRef]bool {
 // addPoliciesInEffect adds the policies in effect in m to in and returns it.
 func addPoliciesInEffect(in map[selectors.PolicyRef]bool, m *selectors.Model) map[selectors.PolicyRef]bool {
 	for _, pod := range m.LocalPods {
-		for _, iso := range []*selectors.Isolation{pod.Ingress, pod.Egress} {
+		for _, iso := range []*selectors.Isolation{pod.Ingress, pod.Egress, pod.AuditIngress, pod.AuditEgress} {
 			if iso == nil {
 				continue
 			}

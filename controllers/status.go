@@ -42,7 +42,7 @@ type syncOutcome struct {
 
 // counts are the numbers the status and the gauges report.
 type counts struct {
-	localPods, isolatedPods, policiesInEffect, chains, setElements int
+	localPods, isolatedPods, policiesInEffect, auditedPolicies, chains, setElements int
 }
 
 // countsOf counts m and rs; inEffect is policiesInEffect(m).
@@ -50,12 +50,22 @@ func countsOf(m *selectors.Model, inEffect map[selectors.PolicyRef]bool, rs *nft
 	var c counts
 	if m != nil {
 		c.localPods = len(m.LocalPods)
+		audited := map[selectors.PolicyRef]bool{}
 		for _, pod := range m.LocalPods {
 			if pod.Ingress != nil || pod.Egress != nil {
 				c.isolatedPods++
 			}
+			for _, iso := range []*selectors.Isolation{pod.AuditIngress, pod.AuditEgress} {
+				if iso != nil {
+					for _, ref := range iso.Policies {
+						audited[ref] = true
+					}
+				}
+			}
 		}
-		c.policiesInEffect = len(inEffect)
+		// A policy is either enforced or audited.
+		c.auditedPolicies = len(audited)
+		c.policiesInEffect = len(inEffect) - len(audited)
 	}
 	if rs != nil {
 		c.chains = len(rs.Chains)
@@ -209,6 +219,15 @@ func (in *statusInputs) equal(o *statusInputs, withElements bool) bool {
 		in.problemCount == o.problemCount && slices.Equal(in.problems, o.problems)
 }
 
+// programmedMessage is the Programmed condition's message of a committed table.
+func programmedMessage(table string, st *policyv1alpha1.NodeEnforcementStatus) string {
+	msg := fmt.Sprintf("table inet %s enforces %d policies on %d local pods", table, st.PoliciesInEffect, st.LocalPods)
+	if st.AuditedPolicies > 0 {
+		msg += fmt.Sprintf(", and audits %d (%s: %s) without enforcing them", st.AuditedPolicies, selectors.ModeAnnotation, selectors.ModeAudit)
+	}
+	return msg
+}
+
 // desiredStatus fills ne's status from a sync's outcome. After a failure, counts keep describing what
 // the table last held.
 func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table string) {
@@ -224,6 +243,7 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 		st.LocalPods = int32(c.localPods)
 		st.IsolatedPods = int32(c.isolatedPods)
 		st.PoliciesInEffect = int32(c.policiesInEffect)
+		st.AuditedPolicies = int32(c.auditedPolicies)
 		st.Chains = int32(c.chains)
 		st.SetElements = int32(c.setElements)
 		st.ProblemCount = int32(len(out.problems))
@@ -245,7 +265,7 @@ func desiredStatus(ne *policyv1alpha1.NodeEnforcement, out syncOutcome, table st
 		Type:               policyv1alpha1.ConditionProgrammed,
 		Status:             metav1.ConditionTrue,
 		Reason:             policyv1alpha1.ReasonCommitted,
-		Message:            fmt.Sprintf("table inet %s enforces %d policies on %d local pods", table, st.PoliciesInEffect, st.LocalPods),
+		Message:            programmedMessage(table, st),
 		ObservedGeneration: ne.Generation,
 	}
 	degraded := metav1.Condition{

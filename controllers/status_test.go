@@ -48,6 +48,22 @@ func TestProblemsInEffectKeepsOnlyPoliciesSelectingLocalPods(t *testing.T) {
 	}
 }
 
+// An audited policy is counted apart, named in the Programmed message, and its problems reported.
+func TestDesiredStatusShowsAuditedPolicies(t *testing.T) {
+	m := modelWithProblems(0)
+	m.LocalPods[1].AuditIngress = &selectors.Isolation{Policies: []selectors.PolicyRef{remotePolicy}}
+	ne := &policyv1alpha1.NodeEnforcement{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Generation: 3}}
+	desiredStatus(ne, syncOutcome{started: time.Now(), duration: time.Millisecond, model: m, problems: problemsInEffect(m), counts: countsOf(m, policiesInEffect(m), nil)}, "nftpolicy")
+	st := ne.Status
+	if st.PoliciesInEffect != 1 || st.AuditedPolicies != 1 || st.IsolatedPods != 1 || st.ProblemCount != 1 || st.Problems[0].PolicyName != remotePolicy.Name {
+		t.Errorf("status %+v, want 1 enforced and 1 audited policy, 1 isolated pod, the audited policy's problem", st)
+	}
+	programmed := meta.FindStatusCondition(st.Conditions, policyv1alpha1.ConditionProgrammed)
+	if want := "table inet nftpolicy enforces 1 policies on 2 local pods, and audits 1 (nftpolicy.io/mode: audit) without enforcing them"; programmed == nil || programmed.Message != want {
+		t.Errorf("Programmed = %+v, want the message %q", programmed, want)
+	}
+}
+
 func TestDesiredStatusBoundsTheProblemList(t *testing.T) {
 	m := modelWithProblems(policyv1alpha1.MaxProblems + 5)
 	ne := &policyv1alpha1.NodeEnforcement{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Generation: 3}}

@@ -88,6 +88,11 @@ type NodeEnforcementStatus struct {
 	// PoliciesInEffect counts the NetworkPolicies that select at least one local pod.
 	// +optional
 	PoliciesInEffect int32 `json:"policiesInEffect"`
+	// AuditedPolicies counts the NetworkPolicies annotated nftpolicy.io/mode: audit that select at
+	// least one local pod: evaluated, counted and logged, not enforced. PoliciesInEffect leaves them
+	// out.
+	// +optional
+	AuditedPolicies int32 `json:"auditedPolicies,omitempty"`
 	// Chains counts the chains of the programmed table.
 	// +optional
 	Chains int32 `json:"chains"`
