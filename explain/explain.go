@@ -169,14 +169,20 @@ type evaluator struct {
 	snapshot *selectors.Snapshot
 	conn     *Connection
 	policies []*selectors.PolicyReading // by namespace, then name, as the agent orders rules
+	audited  map[selectors.PolicyRef]bool
 	problems []string
 	reported map[selectors.PolicyRef]bool
 }
 
 func (e *evaluator) readPolicies() {
+	e.audited = map[selectors.PolicyRef]bool{}
 	for _, np := range e.snapshot.Policies {
 		if np != nil {
-			e.policies = append(e.policies, selectors.ReadPolicy(np))
+			pr := selectors.ReadPolicy(np)
+			e.policies = append(e.policies, pr)
+			if selectors.Audited(np) {
+				e.audited[pr.Ref] = true
+			}
 		}
 	}
 	slices.SortFunc(e.policies, func(a, b *selectors.PolicyReading) int {
@@ -190,7 +196,8 @@ func (e *evaluator) readPolicies() {
 //
 // "Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod ... OR if the
 // traffic matches at least one ingress rule across all of the NetworkPolicy objects whose
-// podSelector matches the pod." Likewise for egress.
+// podSelector matches the pod." Likewise for egress. Audited policies are left out, and answered
+// apart in Audit.
 func (e *evaluator) direction(pod *selectors.Pod, dir selectors.Direction, peerAddr netip.Addr, peerPod, namedOn *selectors.Pod) *DirectionAnswer {
 	da := &DirectionAnswer{Direction: Direction(dir), Pod: pod.Namespace + "/" + pod.Name}
 	for _, pr := range e.policies {
@@ -198,6 +205,10 @@ func (e *evaluator) direction(pod *selectors.Pod, dir selectors.Direction, peerA
 			continue
 		}
 		ref := PolicyRef{Namespace: pr.Ref.Namespace, Name: pr.Ref.Name}
+		if e.audited[pr.Ref] {
+			e.audit(da, pr, ref, peerAddr, peerPod, namedOn)
+			continue
+		}
 		da.Isolated = true
 		da.IsolatedBy = append(da.IsolatedBy, ref)
 		e.noteProblems(pr)
@@ -216,7 +227,32 @@ func (e *evaluator) direction(pod *selectors.Pod, dir selectors.Direction, peerA
 	if da.Allowed {
 		da.Rejections = nil
 	}
+	if a := da.Audit; a != nil {
+		// Enforcing the audited policies adds their rules to the enforced ones, and isolates the
+		// pod if nothing enforced did: it denies only a pod that they alone isolate and do not admit.
+		switch {
+		case da.Allowed && !da.Isolated && a.AdmittedBy == nil:
+			a.Verdict = WouldDrop
+		case !da.Allowed && a.AdmittedBy != nil:
+			a.Verdict = WouldAllow
+		}
+	}
 	return da
+}
+
+// audit adds an audited policy selecting the pod to da.Audit.
+func (e *evaluator) audit(da *DirectionAnswer, pr *selectors.PolicyReading, ref PolicyRef, peerAddr netip.Addr, peerPod, namedOn *selectors.Pod) {
+	if da.Audit == nil {
+		da.Audit = &AuditAnswer{}
+	}
+	da.Audit.Policies = append(da.Audit.Policies, ref)
+	e.noteProblems(pr)
+	for _, rule := range pr.Rules(selectors.Direction(da.Direction)) {
+		if admit, _ := e.rule(&rule, peerAddr, peerPod, namedOn); admit != nil && da.Audit.AdmittedBy == nil {
+			admit.Policy = ref
+			da.Audit.AdmittedBy = admit
+		}
+	}
 }
 
 func (e *evaluator) noteProblems(pr *selectors.PolicyReading) {

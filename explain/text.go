@@ -65,6 +65,7 @@ func (tw *textWriter) direction(da *DirectionAnswer) {
 	if da == nil {
 		return
 	}
+	defer tw.audit(da)
 	tw.printf("%s of %s: ", da.Direction, da.Pod)
 	if !da.Isolated {
 		tw.printf("not isolated; allowed\n")
@@ -88,6 +89,28 @@ func (tw *textWriter) direction(da *DirectionAnswer) {
 		for _, reason := range rej.Reasons {
 			tw.printf("  %s %s[%d]: %s\n", rej.Policy, rej.Direction, rej.Rule, reason.Text)
 		}
+	}
+}
+
+// audit writes "  audited (not enforced): default/trial; would drop" or what else the audited
+// policies of da would change.
+func (tw *textWriter) audit(da *DirectionAnswer) {
+	a := da.Audit
+	if a == nil {
+		return
+	}
+	names := make([]string, len(a.Policies))
+	for i, p := range a.Policies {
+		names[i] = p.String()
+	}
+	tw.printf("  audited (not enforced): %s; ", strings.Join(names, ", "))
+	switch {
+	case a.Verdict == WouldDrop:
+		tw.printf("WOULD DROP: no audited rule admits\n")
+	case a.Verdict == WouldAllow:
+		tw.printf("WOULD ALLOW by %s %s[%d] (%s; %s)\n", a.AdmittedBy.Policy, a.AdmittedBy.Direction, a.AdmittedBy.Rule, peerPart(a.AdmittedBy), portPart(a.AdmittedBy))
+	default:
+		tw.printf("enforcing them would change nothing here\n")
 	}
 }
 

@@ -145,7 +145,26 @@ type DirectionAnswer struct {
 	// Rejections are every rule of the isolating policies when none admits. An isolating policy
 	// without rules for the direction admits nothing and has no entry.
 	Rejections []RuleRejection `json:"rejections,omitempty"`
+	// Audit is what the audited policies selecting the pod for the direction would change; nil when
+	// none does. They take no part in the fields above.
+	Audit *AuditAnswer `json:"audit,omitempty"`
 }
+
+// AuditAnswer is what the audited policies (annotation nftpolicy.io/mode: audit) of one pod and
+// direction would make of the connection if they were enforced.
+type AuditAnswer struct {
+	Policies []PolicyRef `json:"policies"`
+	// Verdict is WouldDrop, WouldAllow, or empty when enforcing them would change nothing.
+	Verdict string `json:"verdict,omitempty"`
+	// AdmittedBy is the first audited rule, by policy then rule index, that admits the connection.
+	AdmittedBy *RuleRef `json:"admittedBy,omitempty"`
+}
+
+// Verdicts of AuditAnswer.
+const (
+	WouldDrop  = "would-drop"
+	WouldAllow = "would-allow"
+)
 
 // SpecAnswer is what the policies say about a connection.
 type SpecAnswer struct {
