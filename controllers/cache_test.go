@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"fmt"
-	"net/netip"
 	"maps"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
