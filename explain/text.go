@@ -104,10 +104,10 @@ func (tw *textWriter) audit(da *DirectionAnswer) {
 		names[i] = p.String()
 	}
 	tw.printf("  audited (not enforced): %s; ", strings.Join(names, ", "))
-	switch {
-	case a.Verdict == WouldDrop:
+	switch a.Verdict {
+	case WouldDrop:
 		tw.printf("WOULD DROP: no audited rule admits\n")
-	case a.Verdict == WouldAllow:
+	case WouldAllow:
 		tw.printf("WOULD ALLOW by %s %s[%d] (%s; %s)\n", a.AdmittedBy.Policy, a.AdmittedBy.Direction, a.AdmittedBy.Rule, peerPart(a.AdmittedBy), portPart(a.AdmittedBy))
 	default:
 		tw.printf("enforcing them would change nothing here\n")
