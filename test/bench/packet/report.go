@@ -20,7 +20,7 @@ func Report(r *Run, source string) string {
 	w := &strings.Builder{}
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	o := r.Options
-	p("# Per-packet cost: nftpolicy (A) against conntrack only and baseline B")
+	p("# Per-packet cost: nftpolicy (A) against conntrack only and baseline B, and with drop logging on")
 	p("")
 	p("Written by `hack/bench/packet.sh` from `%s` (run of %s, %s).", source, r.Started.Format("2006-01-02 15:04 UTC"), (time.Duration(r.Seconds) * time.Second).Round(time.Second))
 	p("Machine: %d CPUs (%s), %d MiB, kernel %s, %s; load average at the start %s (other work shares the machine).",
@@ -131,7 +131,7 @@ func reportDropLog(p func(string, ...any), r *Run) {
 			}
 		}
 		p("")
-		p("These ratios are reported as figures, as issue #18 asks; they are not goals and nothing is judged against them. Above 1 means %s is faster, except for latencies (above 1: slower).", t.Name)
+		p("These ratios are reported as figures, as issue #18 asks; they are not goals and nothing is judged against them. Above 1 means %s is faster, except for latencies (above 1: slower).%s", t.Name, spreadNote(r))
 		p("")
 		total := r.LogTotals[t.Name]
 		var perRound [6][]float64
@@ -155,6 +155,26 @@ func reportDropLog(p func(string, ...any), r *Run) {
 		p("Few records for many connections: every connection is between the same two addresses, and the per-pair limit is one budget per address pair shared by every log rule of the node (%d/s, burst 5), so it bounds the records of the allowed connections, both directions together, and of any drop of the same pair.", dl.PairRate)
 		p("")
 	}
+}
+
+// spreadNote says how far the conntrack-only baseline's own figures moved between rounds: the scale
+// of the machine's noise that a per-round ratio cancels only in part.
+func spreadNote(r *Run) string {
+	for _, t := range r.Tables {
+		if t.Kind != KindConntrack {
+			continue
+		}
+		s := r.Summary[t.Name]
+		spread := func(x Summary) string {
+			if x.N == 0 || x.Median == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f%%", 100*(x.Max-x.Min)/x.Median)
+		}
+		return fmt.Sprintf(" For scale, %s's own figures varied between rounds by %s (new connections/s), %s (stream) and %s (UDP) of their medians: a ratio per round cancels the drift both of its runs saw, not the noise within a round.",
+			t.Name, spread(s.CRRPerSecond), spread(s.StreamGbps), spread(s.UDPPerSecond))
+	}
+	return ""
 }
 
 func tableName(t *Table) string {
