@@ -10,8 +10,9 @@ import (
 	"github.com/nftpolicy/nftpolicy/test/bench/generator"
 )
 
-// TestMeasureSmall runs the whole measurement on a small cluster with short runs: four nodes in real
-// network namespaces, every table programmed, every workload passing, the lab removed afterwards.
+// TestMeasureSmall runs the whole measurement on a small cluster with short runs: five nodes in real
+// network namespaces, every table programmed, every workload passing, the logging table's records
+// read, the lab removed afterwards.
 func TestMeasureSmall(t *testing.T) {
 	if reason := netlab.Unavailable(); reason != "" {
 		t.Skip(reason)
@@ -27,8 +28,14 @@ func TestMeasureSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Tables) != 4 || len(r.Order) != 2 {
-		t.Fatalf("want 4 tables and 2 rounds, got %d and %d", len(r.Tables), len(r.Order))
+	if len(r.Tables) != 5 || len(r.Order) != 2 {
+		t.Fatalf("want 5 tables and 2 rounds, got %d and %d", len(r.Tables), len(r.Order))
+	}
+	// The logging table's reader read records of allowed connections (level all) and of the check's
+	// connection to a port without policy (a default deny).
+	logged := r.LogTotals["A-400-log"]
+	if logged.Allowed == 0 || logged.Denied == 0 || len(r.Figures[3].Log) != 2 {
+		t.Errorf("drop log of A-400-log: %+v, per round %+v", logged, r.Figures[3].Log)
 	}
 	for _, tb := range r.Tables {
 		s := r.Summary[tb.Name]

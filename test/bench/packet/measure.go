@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -30,6 +31,8 @@ type Options struct {
 	UDPSeconds    float64          `json:"udpSeconds"`
 	ServerThreads int              `json:"serverThreads"` // per server socket (CRR and UDP)
 	PauseMS       int              `json:"pauseMs"`       // between two runs, for the softirq backlog to drain
+	// DropLog, when set, adds the table with N policies again with drop logging on (A-10k-log).
+	DropLog *DropLogOptions `json:"dropLog,omitempty"`
 	// Log, when set, gets one line per run.
 	Log func(format string, args ...any) `json:"-"`
 }
@@ -46,6 +49,7 @@ func DefaultOptions() Options {
 		UDPWorkers:    2, UDPSeconds: 1.5,
 		ServerThreads: 2,
 		PauseMS:       200,
+		DropLog:       DefaultDropLogOptions(),
 	}
 }
 
@@ -54,6 +58,8 @@ type Figures struct {
 	CRR    []CRRResult    `json:"crr"`
 	Stream []StreamResult `json:"stream"`
 	UDP    []UDPResult    `json:"udp"`
+	// Log is, per round, what the table's NFLOG reader read during the round (logging tables only).
+	Log []LogCounts `json:"log,omitempty"`
 }
 
 // Run is the JSON file of one run.
@@ -69,6 +75,9 @@ type Run struct {
 	Problems []string         `json:"problems,omitempty"`
 	Summary  map[string]Stats `json:"summary"` // per table name
 	Ratios   []RatioRow       `json:"ratios"`
+	// LogTotals is, per logging table, what its NFLOG reader read over the whole run, from the
+	// checks before the first round until the reader was closed.
+	LogTotals map[string]LogCounts `json:"logTotals,omitempty"`
 }
 
 // node is one table's node with its pods and servers.
@@ -77,11 +86,13 @@ type node struct {
 	node           *netlab.Node
 	client, server *netlab.Pod
 	srv            *servers
+	log            *logReader // the log group's reader, on a table with drop logging
+	logSeen        LogCounts  // the reader's counts at the end of the last round
 }
 
 func (n *node) dst(port uint16) netip.AddrPort { return netip.AddrPortFrom(n.server.IPv4, port) }
 
-// Measure builds the four nodes, runs the workloads round after round and returns the run. The lab
+// Measure builds the nodes (one per table), runs the workloads round after round and returns the run. The lab
 // is removed before it returns, whatever happens.
 func Measure(opts Options) (run *Run, err error) {
 	logf := opts.Log
@@ -99,6 +110,9 @@ func Measure(opts Options) (run *Run, err error) {
 			if n.srv != nil {
 				err = errors.Join(err, n.srv.close())
 			}
+			if n.log != nil {
+				err = errors.Join(err, n.log.close())
+			}
 		}
 		err = errors.Join(err, lab.Close())
 	}()
@@ -108,6 +122,9 @@ func Measure(opts Options) (run *Run, err error) {
 	}
 	for _, n := range nodes {
 		run.Tables = append(run.Tables, *n.table)
+		if n.log != nil {
+			n.logSeen = n.log.counts() // the checks' records count in the totals, not in round 1
+		}
 	}
 	run.Figures = make([]Figures, len(nodes))
 	for r := range opts.Rounds {
@@ -120,6 +137,18 @@ func Measure(opts Options) (run *Run, err error) {
 		if err := runRound(nodes, order, opts, run, logf, r); err != nil {
 			return nil, fmt.Errorf("round %d: %w", r+1, err)
 		}
+	}
+	for _, n := range nodes {
+		if n.log == nil {
+			continue
+		}
+		if err := n.log.close(); err != nil {
+			return nil, fmt.Errorf("drop log of %s: %w", n.table.Name, err)
+		}
+		if run.LogTotals == nil {
+			run.LogTotals = map[string]LogCounts{}
+		}
+		run.LogTotals[n.table.Name] = n.log.counts()
 	}
 	run.Seconds = time.Since(run.Started).Seconds()
 	run.summarize()
@@ -173,6 +202,17 @@ func runRound(nodes []*node, order []int, opts Options, run *Run, logf func(stri
 		run.Figures[i].UDP = append(run.Figures[i].UDP, res)
 		logf("round %d %-15s udp %8.0f round trips/s (%d lost)", r+1, n.table.Name, res.PerSecond, res.Lost)
 	}
+	for _, i := range order {
+		n := nodes[i]
+		if n.log == nil {
+			continue
+		}
+		total := n.log.counts()
+		c := total.minus(n.logSeen)
+		n.logSeen = total
+		run.Figures[i].Log = append(run.Figures[i].Log, c)
+		logf("round %d %-15s log %d records (%d allowed, %d denied, %d other), %d overruns, %d lost", r+1, n.table.Name, c.Records, c.Allowed, c.Denied, c.Other, c.Overruns, c.Lost)
+	}
 	return nil
 }
 
@@ -207,11 +247,19 @@ func buildNodes(lab *netlab.Lab, opts Options, logf func(string, ...any)) ([]*no
 		table    Table
 		snapshot *selectors.Snapshot
 		twins    *Twins
+		log      *DropLogOptions
 	}{
-		{Table{Name: KindConntrack, Kind: KindConntrack, Description: "`ct state established,related accept`, then `accept`, in one forward base chain"}, nil, nil},
-		{Table{Name: "A-0", Kind: KindA, Description: fmt.Sprintf("nftpolicy, P=%d pods, no policy", opts.Params.Pods)}, without.Snapshot, nil},
-		{Table{Name: "A-" + label, Kind: KindA, Policies: opts.Params.Policies, Description: fmt.Sprintf("nftpolicy, P=%d pods, N=%d policies", opts.Params.Pods, opts.Params.Policies)}, withPolicies.Snapshot, &twins},
-		{Table{Name: "B-" + label, Kind: KindB, Policies: opts.Params.Policies, Description: fmt.Sprintf("baseline B (linear rules), same model as A-%s", label)}, withPolicies.Snapshot, &twins},
+		{Table{Name: KindConntrack, Kind: KindConntrack, Description: "`ct state established,related accept`, then `accept`, in one forward base chain"}, nil, nil, nil},
+		{Table{Name: "A-0", Kind: KindA, Description: fmt.Sprintf("nftpolicy, P=%d pods, no policy", opts.Params.Pods)}, without.Snapshot, nil, nil},
+		{Table{Name: "A-" + label, Kind: KindA, Policies: opts.Params.Policies, Description: fmt.Sprintf("nftpolicy, P=%d pods, N=%d policies", opts.Params.Pods, opts.Params.Policies)}, withPolicies.Snapshot, &twins, nil},
+		{Table{Name: "B-" + label, Kind: KindB, Policies: opts.Params.Policies, Description: fmt.Sprintf("baseline B (linear rules), same model as A-%s", label)}, withPolicies.Snapshot, &twins, nil},
+	}
+	if opts.DropLog != nil {
+		// Right after A-N, so that the interleaved order runs the two one after the other.
+		logged := Table{Name: "A-" + label + logTableSuffix, Kind: KindA, Policies: opts.Params.Policies,
+			Description: fmt.Sprintf("A-%s with drop logging at level all for the lab pods' namespaces, an NFLOG reader draining group %d", label, opts.DropLog.Group)}
+		specs = slices.Insert(specs, 3, specs[2])
+		specs[3].table, specs[3].log = logged, opts.DropLog
 	}
 	var nodes []*node
 	for _, spec := range specs {
@@ -220,8 +268,13 @@ func buildNodes(lab *netlab.Lab, opts Options, logf func(string, ...any)) ([]*no
 			return nodes, twins, err
 		}
 		nodes = append(nodes, n)
-		if err := n.program(spec.snapshot, spec.twins); err != nil {
+		if err := n.program(spec.snapshot, spec.twins, spec.log); err != nil {
 			return nodes, twins, err
+		}
+		if spec.log != nil {
+			if n.log, err = openLogReader(n.node.Path, spec.log.Group); err != nil {
+				return nodes, twins, fmt.Errorf("table %s: %w", n.table.Name, err)
+			}
 		}
 		if n.srv, err = startServers(n.server, opts.ServerThreads); err != nil {
 			return nodes, twins, err
@@ -265,8 +318,9 @@ func newNode(lab *netlab.Lab, t Table) (*node, error) {
 }
 
 // program writes the node's table: the conntrack-only baseline when snapshot is nil, else A or B of
-// the snapshot with the lab pods added.
-func (n *node) program(snapshot *selectors.Snapshot, twins *Twins) error {
+// the snapshot with the lab pods added; A with drop logging for the lab pods' namespaces when log
+// is set.
+func (n *node) program(snapshot *selectors.Snapshot, twins *Twins, log *DropLogOptions) error {
 	t := n.table
 	if snapshot == nil {
 		rs := conntrackOnly()
@@ -284,7 +338,13 @@ func (n *node) program(snapshot *selectors.Snapshot, twins *Twins) error {
 	m := selectors.Resolve(s)
 	switch t.Kind {
 	case KindA:
-		rs := compileA(m, map[netip.Addr]string{n.client.IPv4: n.client.HostIfname, n.server.IPv4: n.server.HostIfname})
+		var dl *nft.DropLog
+		if log != nil {
+			var desc TableDropLog
+			dl, desc = dropLogFor(m, *log, labNamespaces(m, n.client.IPv4, n.server.IPv4))
+			t.DropLog = &desc
+		}
+		rs := compileA(m, map[netip.Addr]string{n.client.IPv4: n.client.HostIfname, n.server.IPv4: n.server.HostIfname}, dl)
 		if err := describeNFT(t, rs, n.syn()); err != nil {
 			return err
 		}
@@ -317,15 +377,11 @@ func (n *node) syn() nft.Packet {
 	}
 }
 
-// check runs one transaction of each workload, and a connection to a port no policy allows: refused
-// by the server's kernel (the table let the SYN through) or timed out (the table dropped it).
+// check runs a connection to a port no policy allows, refused by the server's kernel (the table let
+// the SYN through) or timed out (the table dropped it), and one transaction of each workload. The
+// denied connection goes first: on a logging table its drop is then the first record of the
+// client-server pair, which the per-pair limit lets through (it is shared by every log rule).
 func (n *node) check() error {
-	if _, err := runCRR(n.client, n.dst(crrPort), 1, 50*time.Millisecond); err != nil {
-		return fmt.Errorf("checking TCP on %s: %w", n.table.Name, err)
-	}
-	if err := n.client.RequestUDP(n.dst(udpPort), time.Second); err != nil {
-		return fmt.Errorf("checking UDP on %s: %w", n.table.Name, err)
-	}
 	err := n.client.ConnectTCP(n.dst(deniedPort), 300*time.Millisecond)
 	n.table.DeniedPortDropped = err != nil && !errors.Is(err, syscall.ECONNREFUSED)
 	if want := n.table.Policies > 0; n.table.DeniedPortDropped != want {
@@ -333,6 +389,12 @@ func (n *node) check() error {
 			return fmt.Errorf("table %s: a connection to port %d, which no policy allows, went through", n.table.Name, deniedPort)
 		}
 		return fmt.Errorf("table %s: a connection to port %d (want dropped: %v): %w", n.table.Name, deniedPort, want, err)
+	}
+	if _, err := runCRR(n.client, n.dst(crrPort), 1, 50*time.Millisecond); err != nil {
+		return fmt.Errorf("checking TCP on %s: %w", n.table.Name, err)
+	}
+	if err := n.client.RequestUDP(n.dst(udpPort), time.Second); err != nil {
+		return fmt.Errorf("checking UDP on %s: %w", n.table.Name, err)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func Report(r *Run, source string) string {
 	w := &strings.Builder{}
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	o := r.Options
-	p("# Per-packet cost: nftpolicy (A) against conntrack only and baseline B")
+	p("# Per-packet cost: nftpolicy (A) against conntrack only and baseline B, and with drop logging on")
 	p("")
 	p("Written by `hack/bench/packet.sh` from `%s` (run of %s, %s).", source, r.Started.Format("2006-01-02 15:04 UTC"), (time.Duration(r.Seconds) * time.Second).Round(time.Second))
 	p("Machine: %d CPUs (%s), %d MiB, kernel %s, %s; load average at the start %s (other work shares the machine).",
@@ -42,6 +42,7 @@ func Report(r *Run, source string) string {
 	reportTables(p, r)
 	reportFigures(p, r)
 	reportRatios(p, r)
+	reportDropLog(p, r)
 	reportGoals(p, r)
 	p("Not measured: a pair of pods on two nodes. On one node the same-node path is the longest: the packet crosses the client's egress and the server's ingress chains of the same table; across nodes each node sees one of the two.")
 	p("")
@@ -98,6 +99,100 @@ func reportRatios(p func(string, ...any), r *Run) {
 	p("")
 }
 
+// reportDropLog describes the tables with drop logging on, their ratios against the same table
+// without, and what their NFLOG readers read. Issue #18 asks for these ratios as figures, not goals.
+func reportDropLog(p func(string, ...any), r *Run) {
+	for _, t := range r.Tables {
+		if t.DropLog == nil {
+			continue
+		}
+		var plain *Table
+		for i := range r.Tables {
+			if u := &r.Tables[i]; u.Kind == t.Kind && u.Policies == t.Policies && u.DropLog == nil {
+				plain = u
+			}
+		}
+		dl := t.DropLog
+		p("## Drop logging on: %s", t.Name)
+		p("")
+		p("What was measured: %s is the model of %s compiled with drop logging on (`nft.CompileInput.DropLog`), as the agent compiles it with `--drop-log=namespace` when the lab pods' namespaces (%s) are annotated `nftpolicy.io/log: all`: the %d isolated local pods of those namespaces log their default denies and the first packet of each allowed connection (a log rule before each accept of their policies' rules, naming the rule), limited to %d records/s per source and destination address pair and %d/s per log rule (burst 5), NFLOG group %d: the agent's defaults. The anti-spoofing drops are not logged (the node-wide level is off).",
+			t.Name, tableName(plain), codeList(dl.Namespaces), dl.Pods, dl.PairRate, dl.Rate, dl.Group)
+		p("An NFLOG reader (`nft/kernel/nflog`, with the agent's options) bound the group in the node's namespace before the checks and drained it until the end of the run, counting records by drop point; it did not format log lines (the agent's `droplog` formatter only sees records that passed the limits).")
+		if plain != nil {
+			p("A new connection's first packet is evaluated against %d rules in %s and %d in %s: the log rules add the per-pair `update` of a dynamic set and the per-rule limit in front of the accepts. Established packets are accepted before any log rule (%d rules in both), so stream and UDP show what logging costs established traffic.",
+				t.FirstPacketRules, t.Name, plain.FirstPacketRules, plain.Name, t.EstablishedRules)
+		}
+		p("")
+		p("| ratio | new connections/s | connect p50 | connect p99 | stream | UDP round trips/s |")
+		p("|---|---|---|---|---|---|")
+		for _, row := range r.Ratios {
+			if row.Numerator == t.Name {
+				p("| %s / %s | %s | %s | %s | %s | %s |", row.Numerator, row.Denominator, sum(row.CRRPerSecond), sum(row.ConnectP50US), sum(row.ConnectP99US), sum(row.StreamGbps), sum(row.UDPPerSecond))
+			}
+		}
+		p("")
+		p("These ratios are reported as figures, as issue #18 asks; they are not goals and nothing is judged against them. Above 1 means %s is faster, except for latencies (above 1: slower).%s", t.Name, spreadNote(r))
+		p("")
+		total := r.LogTotals[t.Name]
+		var perRound [6][]float64
+		for i := range r.Tables {
+			if r.Tables[i].Name != t.Name {
+				continue
+			}
+			for _, c := range r.Figures[i].Log {
+				for k, v := range c.columns() {
+					perRound[k] = append(perRound[k], float64(v))
+				}
+			}
+		}
+		p("| NFLOG reader of %s | records | allowed connections | default denies | other prefixes | receive buffer overruns | records lost |", t.Name)
+		p("|---|---|---|---|---|---|---|")
+		c := total.columns()
+		p("| whole run, from the checks on | %d | %d | %d | %d | %d | %d |", c[0], c[1], c[2], c[3], c[4], c[5])
+		p("| per round | %s | %s | %s | %s | %s | %s |", sum(summarize(perRound[0])), sum(summarize(perRound[1])), sum(summarize(perRound[2])),
+			sum(summarize(perRound[3])), sum(summarize(perRound[4])), sum(summarize(perRound[5])))
+		p("")
+		p("Few records for many connections: every connection is between the same two addresses, and the per-pair limit is one budget per address pair shared by every log rule of the node (%d/s, burst 5), so it bounds the records of the allowed connections, both directions together, and of any drop of the same pair.", dl.PairRate)
+		p("")
+	}
+}
+
+// spreadNote says how far the conntrack-only baseline's own figures moved between rounds: the scale
+// of the machine's noise that a per-round ratio cancels only in part.
+func spreadNote(r *Run) string {
+	for _, t := range r.Tables {
+		if t.Kind != KindConntrack {
+			continue
+		}
+		s := r.Summary[t.Name]
+		spread := func(x Summary) string {
+			if x.N == 0 || x.Median == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f%%", 100*(x.Max-x.Min)/x.Median)
+		}
+		return fmt.Sprintf(" For scale, %s's own figures varied between rounds by %s (new connections/s), %s (stream) and %s (UDP) of their medians: a ratio per round cancels the drift both of its runs saw, not the noise within a round.",
+			t.Name, spread(s.CRRPerSecond), spread(s.StreamGbps), spread(s.UDPPerSecond))
+	}
+	return ""
+}
+
+func tableName(t *Table) string {
+	if t == nil {
+		return "the same table"
+	}
+	return t.Name
+}
+
+// codeList renders names as `a`, `b`.
+func codeList(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = "`" + n + "`"
+	}
+	return strings.Join(quoted, ", ")
+}
+
 // goal is one line of the goals table.
 type goal struct {
 	text, figure, verdict, why string
@@ -124,7 +219,7 @@ func goals(r *Run) []goal {
 		switch {
 		case t.Kind == KindConntrack:
 			base = t
-		case t.Kind == KindA && t.Policies > 0:
+		case t.Kind == KindA && t.Policies > 0 && t.DropLog == nil:
 			a = t
 		case t.Kind == KindB:
 			b = t

@@ -44,7 +44,8 @@ func (f Figures) series() series {
 }
 
 // summarize fills Summary and Ratios from Tables and Figures: every table against the conntrack-only
-// baseline, and each A table against the B table with as many policies.
+// baseline, each A table against the B table with as many policies, and each A table with drop
+// logging against the A table with as many policies and none.
 func (r *Run) summarize() {
 	r.Summary = map[string]Stats{}
 	r.Ratios = nil
@@ -84,7 +85,10 @@ func (r *Run) summarize() {
 			continue
 		}
 		for j, u := range r.Tables {
-			if u.Kind == KindB && u.Policies == t.Policies {
+			switch {
+			case t.DropLog == nil && u.Kind == KindB && u.Policies == t.Policies:
+				r.Ratios = append(r.Ratios, ratio(i, j))
+			case t.DropLog != nil && u.Kind == KindA && u.DropLog == nil && u.Policies == t.Policies:
 				r.Ratios = append(r.Ratios, ratio(i, j))
 			}
 		}

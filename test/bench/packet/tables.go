@@ -41,6 +41,8 @@ type Table struct {
 	// EstablishedRules: the same count for a packet of an established connection.
 	EstablishedRules int     `json:"establishedRules"`
 	ProgramMS        float64 `json:"programMs"`
+	// DropLog is set on the table with drop logging on.
+	DropLog *TableDropLog `json:"dropLog,omitempty"`
 	// DeniedPortDropped: a TCP connection from the client to a port no policy allows timed out (the
 	// table dropped its SYN) instead of being refused by the server's kernel.
 	DeniedPortDropped bool `json:"deniedPortDropped"`
@@ -80,13 +82,13 @@ func programNFT(nodePath string, rs *nft.Ruleset) (time.Duration, error) {
 }
 
 // compileA compiles nftpolicy's table for a model, with the lab pods' real host interfaces (the
-// other local pods get made-up ones, as in the other measurements).
-func compileA(m *selectors.Model, ifaces map[netip.Addr]string) *nft.Ruleset {
+// other local pods get made-up ones, as in the other measurements), and drop logging when dl is set.
+func compileA(m *selectors.Model, ifaces map[netip.Addr]string, dl *nft.DropLog) *nft.Ruleset {
 	all := harness.Interfaces(m)
 	for ip, name := range ifaces {
 		all[ip] = name
 	}
-	return nft.Compile(nft.CompileInput{Table: harness.Table, Model: m, Interfaces: all})
+	return nft.Compile(nft.CompileInput{Table: harness.Table, Model: m, Interfaces: all, DropLog: dl})
 }
 
 // describeNFT counts a ruleset's objects and traces the first packet of a new connection through it.

@@ -1,5 +1,6 @@
 // Command packet-bench is measurement 3 of nftpolicy's benchmarks: per-packet cost with 0 and N
-// policies against a conntrack-only baseline and baseline B (see package packet). It writes one JSON
+// policies, and with N policies and drop logging on, against a conntrack-only baseline and baseline
+// B (see package packet). It writes one JSON
 // file per run, or renders bench/PACKET.md from such a file.
 //
 //	packet-bench run -out bench/runs/packet-RUN.json [flags]     (needs root: network namespaces)
@@ -11,7 +12,9 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
@@ -55,11 +58,24 @@ func run(args []string) error {
 	fs.Float64Var(&o.UDPSeconds, "udp-seconds", o.UDPSeconds, "duration of one UDP run")
 	fs.IntVar(&o.ServerThreads, "server-threads", o.ServerThreads, "server threads per socket")
 	fs.IntVar(&o.PauseMS, "pause-ms", o.PauseMS, "pause before each run")
+	dropLog := fs.Bool("drop-log", true, "also measure A with drop logging on (A-N-log)")
+	logOpts := packet.DefaultDropLogOptions()
+	group := fs.Uint("drop-log-group", uint(logOpts.Group), "NFLOG group of the logging table (the agent's default)")
+	fs.Func("drop-log-pair-rate", "records per second per address pair (the agent's default: 5)", uintFlag(&logOpts.PairRate))
+	fs.Func("drop-log-rate", "records per second per log rule (the agent's default: 50)", uintFlag(&logOpts.Rate))
 	out := fs.String("out", "", "JSON file to write (default bench/runs/packet-TIMESTAMP.json)")
 	md := fs.String("report", "", "also render the markdown report to this file")
 	_ = fs.Parse(args)
 	if o.Rounds < 1 || o.CRRWorkers < 1 || o.UDPWorkers < 1 || o.ServerThreads < 1 {
 		return fmt.Errorf("rounds, workers and threads must be at least 1")
+	}
+	if *group > math.MaxUint16 || logOpts.PairRate == 0 || logOpts.Rate == 0 {
+		return fmt.Errorf("-drop-log-group is at most %d, the rates at least 1", math.MaxUint16)
+	}
+	logOpts.Group = uint16(*group)
+	o.DropLog = nil
+	if *dropLog {
+		o.DropLog = logOpts
 	}
 	if reason := netlab.Unavailable(); reason != "" {
 		return fmt.Errorf("cannot run the benchmark: %s", reason)
@@ -84,6 +100,15 @@ func run(args []string) error {
 		return writeReport(r, *out, *md)
 	}
 	return nil
+}
+
+// uintFlag parses a flag into a uint32.
+func uintFlag(dst *uint32) func(string) error {
+	return func(s string) error {
+		v, err := strconv.ParseUint(s, 10, 32)
+		*dst = uint32(v)
+		return err
+	}
 }
 
 func report(args []string) error {
