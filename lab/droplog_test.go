@@ -179,7 +179,7 @@ func logRuleProgrammed(l *Lab, node string) error {
 	}
 	out, err := exec.Command("nsenter", "--net="+netns, "nft", "list", "table", "inet", "nftpolicy").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("listing the table: %v: %s", err, out)
+		return fmt.Errorf("listing the table: %w: %s", err, out)
 	}
 	if !strings.Contains(string(out), "log prefix") {
 		return fmt.Errorf("no log rule yet")
