@@ -133,6 +133,50 @@ func TestDropLogWalkthrough(t *testing.T) {
 	if lines := readDropLog(t, l, "node-1"); len(lines) != 0 {
 		t.Errorf("node-1, which isolates none of x's pods, logged %+v", lines)
 	}
+	seen = len(lines)
+	// Audit mode: kubectl annotate networkpolicy -n x b-from-a nftpolicy.io/mode=audit. x/c now
+	// reaches x/b, and node-2 logs it as a connection b-from-a would drop.
+	np := &networkingv1.NetworkPolicy{}
+	if err := l.Client().Get(ctx, client.ObjectKey{Namespace: "x", Name: "b-from-a"}, np); err != nil {
+		t.Fatal(err)
+	}
+	npPatch := client.MergeFrom(np.DeepCopy())
+	np.Annotations = map[string]string{"nftpolicy.io/mode": "audit"}
+	if err := l.Client().Patch(ctx, np, npPatch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if ok, err := l.Probe(ctx, "x/c", "x/b", 80, scenario.ProtocolTCP, scenario.IPv4); err != nil || !ok {
+			return fmt.Errorf("x/c -> x/b 80/TCP: allowed %v (%v)", ok, err)
+		}
+		return nil
+	}, "node-2 no longer enforcing the audited b-from-a")
+	// The probes made before node-2 stopped enforcing it were drops: the audit's line is the one
+	// whose verdict says so.
+	var e droplog.Entry
+	eventually(t, 15*time.Second, func() error {
+		for _, line := range readDropLog(t, l, "node-2")[seen:] {
+			if line.Verdict == "would-drop" {
+				e = line
+				return nil
+			}
+		}
+		return fmt.Errorf("no would-drop line yet")
+	}, "waiting for the audit's line in the drop log of node-2")
+	t.Logf("audit line: %s", mustJSON(t, e))
+	if e.Verdict != "would-drop" || e.Reason != droplog.ReasonAudit || e.Pod != "x/b" || !slices.Equal(e.Policies, []string{"x/b-from-a"}) ||
+		e.Src.Pod != "c" || e.Dst.Port != 80 {
+		t.Errorf("audit line %+v, want x/c -> x/b port 80 as a would-drop of x/b by x/b-from-a", e)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // readDropLog runs `nftpolicy-lab droplog --node node` and reads its lines.
