@@ -147,7 +147,7 @@ func TestDropLogWalkthrough(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, func() error {
 		if ok, err := l.Probe(ctx, "x/c", "x/b", 80, scenario.ProtocolTCP, scenario.IPv4); err != nil || !ok {
-			return fmt.Errorf("x/c -> x/b 80/TCP: allowed %v (%v)", ok, err)
+			return fmt.Errorf("x/c -> x/b 80/TCP: allowed %v (%w)", ok, err)
 		}
 		return nil
 	}, "node-2 no longer enforcing the audited b-from-a")
