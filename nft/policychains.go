@@ -80,6 +80,10 @@ type podIsolation struct {
 	iso      *selectors.Isolation // nil when only audited policies select the pod
 	audit    *selectors.Isolation // nil when no audited policy selects the pod
 	variants []*policyVariant
+	// cluster are the pod's ClusterNetworkPolicy rules of the direction (nil: none); admin and
+	// baseline name the tier chains the pod chain jumps to ("" for none, see clusterJumps).
+	cluster         *selectors.ClusterRules
+	admin, baseline string
 }
 
 // compile returns every chain (base chains first in declaration order, then the others sorted by
@@ -87,6 +91,7 @@ type podIsolation struct {
 func (c *chainCompiler) compile() ([]Chain, []Map) {
 	isolated, variants := policyVariants(c.model, c.dropLog.logsAccepts)
 	chains := slices.Clone(staticChains(c.podIfacePrefix, c.dropLog))
+	chains = append(chains, c.clusterTiers(isolated)...)
 	c.next = make(map[string]policyChainMemo, len(variants))
 	c.counters = map[string]CounterLabels{}
 	for _, v := range variants {
@@ -99,7 +104,11 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 		chains = append(chains, Chain{Name: name, Rules: rules})
 	}
 	for _, pi := range isolated {
-		if pi.iso == nil {
+		switch {
+		case pi.iso == nil && pi.audit == nil:
+			chains = append(chains, clusterOnlyChain(pi))
+			continue
+		case pi.iso == nil:
 			chains = append(chains, c.wouldDropChain(pi))
 			continue
 		}
@@ -205,14 +214,14 @@ func policyVariants(m *selectors.Model, logged func(selectors.LocalPod) bool) ([
 	}
 	for _, pod := range m.LocalPods {
 		for _, dir := range []selectors.Direction{selectors.Ingress, selectors.Egress} {
-			iso, audit := pod.Ingress, pod.AuditIngress
+			iso, audit, cluster := pod.Ingress, pod.AuditIngress, pod.ClusterIngress
 			if dir == selectors.Egress {
-				iso, audit = pod.Egress, pod.AuditEgress
+				iso, audit, cluster = pod.Egress, pod.AuditEgress, pod.ClusterEgress
 			}
-			if iso == nil && audit == nil {
+			if iso == nil && audit == nil && cluster == nil {
 				continue
 			}
-			pi := podIsolation{pod: pod, dir: dir, iso: iso, audit: audit}
+			pi := podIsolation{pod: pod, dir: dir, iso: iso, audit: audit, cluster: cluster}
 			if iso != nil {
 				add(&pi, iso.Rules, logged(pod), false)
 			}
