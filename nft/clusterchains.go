@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -25,6 +26,16 @@ func tierChainName(tier string, dir selectors.Direction, rules []selectors.Clust
 	}
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", rules)))
 	return prefix + hex.EncodeToString(sum[:6])
+}
+
+// isTierChain reports whether a chain is a ClusterNetworkPolicy tier chain.
+func isTierChain(name string) bool {
+	for _, prefix := range []string{adminIngressChainPrefix, adminEgressChainPrefix, baselineIngressChainPrefix, baselineEgressChainPrefix} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // The tiers, as rule comments name them.
