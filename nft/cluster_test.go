@@ -6,15 +6,14 @@ package nft
 // through veth-<ns>-<name>, n2's pods arrive through fabric0.
 
 import (
-	"reflect"
-
-	"k8s.io/apimachinery/pkg/util/sets"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
@@ -261,7 +260,7 @@ func TestClusterPoliciesCompileIncrementally(t *testing.T) {
 	// tierWorld's ClusterNetworkPolicies are guard, dns, default.
 	steps := []func(s *selectors.Snapshot){
 		func(s *selectors.Snapshot) { s.ClusterPolicies = nil },                   // the NetworkPolicy alone
-		func(s *selectors.Snapshot) {},                                            // both tiers added
+		func(*selectors.Snapshot) {},                                              // both tiers added
 		func(s *selectors.Snapshot) { s.ClusterPolicies = s.ClusterPolicies[1:] }, // the Admin ingress policy goes
 		func(s *selectors.Snapshot) { s.ClusterPolicies[1].Spec.Priority = 30 },   // a priority edit
 		func(s *selectors.Snapshot) { s.ClusterPolicies[2].Spec.Ingress[0].Action = "Accept" },
