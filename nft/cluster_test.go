@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/nftpolicy/nftpolicy/nft/nfttest"
 	"github.com/nftpolicy/nftpolicy/selectors"
 	"github.com/nftpolicy/nftpolicy/selectors/oracle"
 )
@@ -294,5 +295,59 @@ func TestClusterPoliciesCompileIncrementally(t *testing.T) {
 			t.Fatalf("step %d: the fake holds\n%s\nwant\n%s", i, got, want)
 		}
 		prev = m
+	}
+}
+
+func compileGuestbookCluster() *Ruleset {
+	return Compile(CompileInput{Table: "nftpolicy", Model: nfttest.GuestbookClusterModel(), Interfaces: guestbookInterfaces()})
+}
+
+// TestTraceGuestbookCluster traces the tier shapes of nfttest.GuestbookClusterModel, both families.
+func TestTraceGuestbookCluster(t *testing.T) {
+	rs := compileGuestbookCluster()
+	checkGolden(t, "guestbook-cluster.nft", Render(rs))
+	fwd := func(iif, src, dst string, proto uint8, port uint16) Packet {
+		return Packet{Hook: HookForward, Iifname: iif, Src: addr(src), Dst: addr(dst), Proto: proto, DstPort: port}
+	}
+	const idleIP, idleIface = "198.18.0.40", "veth-idle"
+	cases := []struct {
+		name   string
+		packet Packet
+		want   VerdictKind
+	}{
+		{"Admin pass from guestbook pods hands redis over to its NetworkPolicy, which admits them",
+			fwd(fabricIface, remoteGBIP, redisIP, ProtoTCP, 22), Accept},
+		{"Admin deny of TCP 22 from the cluster",
+			fwd(fabricIface, busyboxIP, redisIP, ProtoTCP, 22), Drop},
+		{"Admin deny of a UDP range from the cluster",
+			fwd(fabricIface, busyboxIP, redisIP, ProtoUDP, 5050), Drop},
+		{"the failed-closed rule denies everything else, over IPv6 too (its rule has no family)",
+			fwd(fabricIface, "fd18::1:30", redisIPv6, ProtoTCP, 6379), Drop},
+		{"the failed-closed deny comes after the pass: guestbook pods still reach redis",
+			fwd(fabricIface, remoteGBIP, redisIP, ProtoTCP, 6379), Accept},
+		{"Admin accept of the named port beats guestbook's egress NetworkPolicy",
+			fwd(guestbkIface, guestbookIP, remoteGBIP, ProtoTCP, 3000), Accept},
+		{"the Baseline deny does not apply to a pod a NetworkPolicy isolates",
+			fwd(fabricIface, busyboxIP, guestbookIP, ProtoTCP, 8000), Drop}, // its own isolation denies
+		{"Baseline deny of a TCP range for a pod no NetworkPolicy selects",
+			fwd(fabricIface, busyboxIP, idleIP, ProtoTCP, 8042), Drop},
+		{"Baseline deny of TCP 9000 (the list's port set)",
+			fwd(fabricIface, busyboxIP, idleIP, ProtoTCP, 9000), Drop},
+		{"what no tier decides is allowed",
+			fwd(fabricIface, busyboxIP, idleIP, ProtoTCP, 8081), Accept},
+		{"Admin egress deny to the world",
+			fwd(idleIface, idleIP, externalDNS, ProtoUDP, 53), Drop},
+		{"Admin egress leaves the rest allowed",
+			fwd(idleIface, idleIP, busyboxIP, ProtoUDP, 53), Accept},
+		{"replies of accepted connections pass",
+			Packet{Hook: HookForward, Iifname: idleIface, Src: addr(idleIP), Dst: addr(busyboxIP), Proto: ProtoTCP, DstPort: 40000, Ct: CtEstablished}, Accept},
+	}
+	for _, tc := range cases {
+		if got := Trace(rs, tc.packet); got.Verdict != tc.want {
+			t.Errorf("%s: %s got %s, want %s", tc.name, tc.packet, verdictName(got.Verdict), verdictName(tc.want))
+			for _, st := range got.Steps {
+				t.Logf("  %s[%d]: %s", st.Chain, st.Index, st.Rule)
+			}
+		}
 	}
 }

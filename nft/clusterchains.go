@@ -77,7 +77,12 @@ func (c *chainCompiler) clusterTiers(isolated []podIsolation) []Chain {
 			continue
 		}
 		pi.admin = use(tierAdmin, pi.dir, pi.cluster.Admin, familySetOf(pi.pod))
-		pi.baseline = use(tierBaseline, pi.dir, pi.cluster.Baseline, familySetOf(pi.pod))
+		// "v1.NetworkPolicy always makes a final decision for selected pods. Further evaluation
+		// only happens for Pods not selected by a v1.NetworkPolicy": an isolated pod has no
+		// Baseline tier.
+		if pi.iso == nil {
+			pi.baseline = use(tierBaseline, pi.dir, pi.cluster.Baseline, familySetOf(pi.pod))
+		}
 	}
 	compiled := map[string][]Rule{}
 	var chains []Chain
@@ -148,9 +153,8 @@ func clusterVerdict(a selectors.ClusterAction) Verdict {
 
 // clusterJumps are the rules a pod chain starts with: the jump to its Admin tier chain and, when no
 // NetworkPolicy isolates the pod in the direction, the jump to its Baseline tier chain. "Policy tiers
-// are evaluated in the following order: Admin tier, NetworkPolicy tier, Baseline tier", and
-// "v1.NetworkPolicy always makes a final decision for selected pods. Further evaluation only happens
-// for Pods not selected by a v1.NetworkPolicy": for an isolated pod the Baseline tier never decides. A packet that returns from both falls through the pod chain: "If a
+// are evaluated in the following order: Admin tier, NetworkPolicy tier, Baseline tier": the
+// NetworkPolicy part of an isolated pod's chain comes after these jumps and ends in a drop. A packet that returns from both falls through the pod chain: "If a
 // given connection wasn't allowed or denied by any of the tiers, the default kubernetes policy is
 // applied, which says that all pods can communicate with each other."
 func (pi *podIsolation) clusterJumps() []Rule {
@@ -158,7 +162,7 @@ func (pi *podIsolation) clusterJumps() []Rule {
 	if pi.admin != "" {
 		rules = append(rules, Rule{Verdict: Verdict{Kind: Jump, Chain: pi.admin}})
 	}
-	if pi.baseline != "" && pi.iso == nil {
+	if pi.baseline != "" {
 		rules = append(rules, Rule{Verdict: Verdict{Kind: Jump, Chain: pi.baseline}})
 	}
 	return rules
