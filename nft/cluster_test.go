@@ -351,3 +351,26 @@ func TestTraceGuestbookCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleFlowsSeeClusterPolicies: conntrack cleanup traces the committed ruleset, so a tracked
+// connection that a ClusterNetworkPolicy now denies is ended, also for a pod no NetworkPolicy
+// selects (its dispatch map entries make it one of the pods whose flows are judged).
+func TestStaleFlowsSeeClusterPolicies(t *testing.T) {
+	rs := compileGuestbookCluster()
+	stale := NewStaleFlows(rs, guestbookInterfaces())
+	idle := addr("198.18.0.40")
+	for _, tc := range []struct {
+		flow Flow
+		want bool
+	}{
+		{Flow{Src: addr(busyboxIP), Dst: idle, Proto: ProtoTCP, DstPort: 8042}, true},        // Baseline deny
+		{Flow{Src: addr(busyboxIP), Dst: idle, Proto: ProtoTCP, DstPort: 8081}, false},       // no tier decides
+		{Flow{Src: idle, Dst: addr(externalDNS), Proto: ProtoUDP, DstPort: 53}, true},        // Admin egress deny
+		{Flow{Src: addr(busyboxIP), Dst: addr(redisIP), Proto: ProtoTCP, DstPort: 22}, true}, // Admin ingress deny
+		{Flow{Src: addr(remoteGBIP), Dst: addr(redisIP), Proto: ProtoTCP, DstPort: 22}, false},
+	} {
+		if got := stale.Denied(tc.flow); got != tc.want {
+			t.Errorf("%+v: denied %v, want %v", tc.flow, got, tc.want)
+		}
+	}
+}
