@@ -250,9 +250,9 @@ var _ = Describe("The agents of two nodes on the kernel", Ordered, Label("kernel
 		Consistently(func() int32 { repairsStart, _ = lastDriftRepair(kernelNode1); return repairsStart }).
 			WithTimeout(500 * time.Millisecond).Should(Equal(repairsStart))
 		notified := 0
-		for i, change := range foreignChanges {
+		base := repairsStart
+		for _, change := range foreignChanges {
 			By("making a foreign change: " + change.name)
-			wantRepairs := repairsStart + int32(i) + 1
 			txsBefore := len(agent1.kernel.transactions())
 			args := change.args(node1, agent1.reconciler.Applier.Committed())
 			watch := watchForLeaks(deniedPairs()...)
@@ -264,10 +264,20 @@ var _ = Describe("The agents of two nodes on the kernel", Ordered, Label("kernel
 
 			var repairs int32
 			var last *policyv1alpha1.DriftRepair
-			Eventually(func() int32 { repairs, last = lastDriftRepair(kernelNode1); return repairs }).Should(Equal(wantRepairs),
+			Eventually(func() int32 { repairs, last = lastDriftRepair(kernelNode1); return repairs }).Should(BeNumerically(">", base),
 				"the NodeEnforcement counts the repair of %s", change.name)
 			// The specs resync every second, so a resync's read-back sometimes finds the change before the
-			// notification's sync runs; the notification is then moot and ignored (one repair either way).
+			// notification's sync runs; the notification is then moot and ignored, unless the agent
+			// received it only after the read-back's replacement began (a loaded machine): one redundant
+			// replacement more. Count from a settled status before the next change.
+			Eventually(func() bool {
+				before, _ := lastDriftRepair(kernelNode1)
+				time.Sleep(500 * time.Millisecond)
+				repairs, last = lastDriftRepair(kernelNode1)
+				return repairs == before
+			}).WithTimeout(5*time.Second).Should(BeTrue(), "the repairs of %s settle", change.name)
+			Expect(repairs-base).To(BeNumerically("<=", 2), "at most one redundant repair of %s", change.name)
+			base = repairs
 			switch last.Cause {
 			case policyv1alpha1.DriftCauseNotification:
 				notified++
