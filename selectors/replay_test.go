@@ -535,10 +535,19 @@ func TestResolverMatchesAFreshLoad(t *testing.T) {
 // TestResolverMatchesAFreshLoadOnGeneratedCluster replays the benchmarks' events on a small generated
 // cluster: bigger sets and more policies than the random ones.
 func TestResolverMatchesAFreshLoadOnGeneratedCluster(t *testing.T) {
-	s := generateCluster(benchScale{pods: 800, namespaces: 10, nodes: 10, policies: 150})
+	s := generateCluster(benchScale{pods: 800, namespaces: 10, nodes: 10, policies: 150, clusterPolicies: 20})
 	rp := newReplayOn(t, s.Node)
 	rp.load(s)
-	for _, ring := range []func(*selectors.Snapshot) []setEvent{podRelabelRing, podIPChangeRing, namespaceRelabelRing, policyEditRing} {
+	subjects := 0
+	for _, lp := range modelOnly(rp.resolver).LocalPods {
+		if lp.ClusterIngress != nil || lp.ClusterEgress != nil {
+			subjects++
+		}
+	}
+	if subjects == 0 {
+		t.Fatal("no local pod is the subject of a generated ClusterNetworkPolicy")
+	}
+	for _, ring := range []func(*selectors.Snapshot) []setEvent{podRelabelRing, podIPChangeRing, namespaceRelabelRing, policyEditRing, clusterPolicyEditRing} {
 		for _, e := range ring(s)[:8] {
 			e.apply(rp)
 		}
