@@ -165,13 +165,15 @@ func (r *Resolver) reclusterPod(lp *localPod) {
 	namespaceLabels := r.namespaces[lp.pod.Namespace].labels
 	var selecting []*clusterPolicyState
 	var rules [2]ClusterRules // by clusterDirIndex
+	c := newPolicyCompiler(PolicyRef{})
 	for t, tier := range r.clusterTiers {
 		for _, cs := range tier {
 			if !cs.read.subjectSelects(namespaceLabels, lp.pod) {
 				continue
 			}
 			selecting = append(selecting, cs)
-			c := newPolicyCompiler(ClusterPolicyRef(cs.name))
+			c.ref = ClusterPolicyRef(cs.name)
+			clear(c.problems)
 			for d, dir := range []Direction{Ingress, Egress} {
 				for i := range cs.read.rules[d] {
 					rule := c.clusterRuleForPod(cs.read, &cs.read.rules[d][i], dir, lp.pod)
