@@ -8,17 +8,19 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // snapshot lists the world this node resolves: every pod (peers may live anywhere) from the agent's
-// pod store, and every namespace and NetworkPolicy from the cache.
+// pod store, and every namespace and NetworkPolicy (and ClusterNetworkPolicy, when clusterPolicies)
+// from the cache.
 //
 // The snapshot shares the cache's objects instead of deep-copying them on every sync (most of a sync's
 // allocations otherwise): the snapshot and selectors.Resolve only read them, and nothing keeps them
 // past the sync.
-func snapshot(ctx context.Context, pods toolscache.Store, c client.Reader, node string) (*selectors.Snapshot, error) {
+func snapshot(ctx context.Context, pods toolscache.Store, c client.Reader, node string, clusterPolicies bool) (*selectors.Snapshot, error) {
 	items := pods.List()
 	ps := make([]selectors.Pod, 0, len(items))
 	for _, obj := range items {
@@ -28,7 +30,19 @@ func snapshot(ctx context.Context, pods toolscache.Store, c client.Reader, node 
 		}
 		ps = append(ps, p.Pod)
 	}
-	return snapshotWith(ctx, c, node, ps)
+	s, err := snapshotWith(ctx, c, node, ps)
+	if err != nil || !clusterPolicies {
+		return s, err
+	}
+	var cnps v1beta1.ClusterNetworkPolicyList
+	if err := c.List(ctx, &cnps, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing cluster network policies: %w", err)
+	}
+	s.ClusterPolicies = make([]*v1beta1.ClusterNetworkPolicy, len(cnps.Items))
+	for i := range cnps.Items {
+		s.ClusterPolicies[i] = &cnps.Items[i]
+	}
+	return s, nil
 }
 
 // snapshotWith completes a snapshot of pods with every namespace and NetworkPolicy c lists.
