@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/nftpolicy/nftpolicy/cmd/nftpolicy/agent"
 	"github.com/nftpolicy/nftpolicy/droplog"
 	"github.com/nftpolicy/nftpolicy/lab/netlab"
 	"github.com/nftpolicy/nftpolicy/selectors"
@@ -105,23 +104,7 @@ var _ = Describe("Audit mode on the kernel", Ordered, Label("kernel"), func() {
 			policy("web-lock", "web", "", nil),
 			policy("web-trial", "web", selectors.ModeAudit, ingressFrom("other", tcp)),
 		}
-		for _, p := range policies {
-			Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		}
-		DeferCleanup(func() {
-			for _, p := range policies {
-				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, p))).To(Succeed())
-			}
-			for _, p := range []*kernelPod{db, web, other} {
-				deleteKernelPod(p)
-			}
-		})
-		out = &lines{}
-		a := newKernelAgentTweaked(auditNode, node, true, func(o *agent.Options) {
-			o.DropLog, o.DropLogGroup, o.DropLogPairRate, o.DropLogRate, o.DropLogOut = agent.DropLogNamespace, 8, 5, 50, out
-		})
-		a.start()
-		DeferCleanup(a.stop)
+		out, _ = startLoggingAgent(auditNode, node, 8, policies, db, web, other)
 		By("waiting until web-lock is enforced")
 		Eventually(func() error { return other.net.ConnectTCP(netip.AddrPortFrom(web.net.IPv4, redisPort), probeTimeout) }).
 			WithTimeout(20 * time.Second).ShouldNot(Succeed())

@@ -54,6 +54,29 @@ func (l *lines) entries() []droplog.Entry {
 	return out
 }
 
+// startLoggingAgent creates policies and starts the agent of one node with --drop-log=namespace on
+// NFLOG group, writing its lines to the sink it returns; the policies and pods go at cleanup.
+func startLoggingAgent(nodeName string, node *netlab.Node, group uint16, policies []*networkingv1.NetworkPolicy, pods ...*kernelPod) (*lines, *kernelAgent) {
+	for _, p := range policies {
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	}
+	DeferCleanup(func() {
+		for _, p := range policies {
+			Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, p))).To(Succeed())
+		}
+		for _, p := range pods {
+			deleteKernelPod(p)
+		}
+	})
+	out := &lines{}
+	a := newKernelAgentTweaked(nodeName, node, true, func(o *agent.Options) {
+		o.DropLog, o.DropLogGroup, o.DropLogPairRate, o.DropLogRate, o.DropLogOut = agent.DropLogNamespace, group, 5, 50, out
+	})
+	a.start()
+	DeferCleanup(a.stop)
+	return out, a
+}
+
 // One node whose agent runs with --drop-log=namespace; its namespace asks for `deny`. db is selected
 // by two policies: allow-web (TCP redisPort from app=web) and deny-all (no ingress rule).
 //
@@ -104,24 +127,8 @@ var _ = Describe("Drop logging on the kernel", Ordered, Label("kernel"), func() 
 				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}},
 		}
-		for _, p := range policies {
-			Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		}
-		DeferCleanup(func() {
-			for _, p := range policies {
-				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, p))).To(Succeed())
-			}
-			for _, p := range []*kernelPod{db, web, other} {
-				deleteKernelPod(p)
-			}
-		})
-
-		out = &lines{}
-		a := newKernelAgentTweaked(logNode, node, true, func(o *agent.Options) {
-			o.DropLog, o.DropLogGroup, o.DropLogPairRate, o.DropLogRate, o.DropLogOut = agent.DropLogNamespace, 7, 5, 50, out
-		})
-		a.start()
-		DeferCleanup(a.stop)
+		var a *kernelAgent
+		out, a = startLoggingAgent(logNode, node, 7, policies, db, web, other)
 		logAgent = a
 		By("waiting until web reaches db and other does not")
 		dst := netip.AddrPortFrom(db.net.IPv4, redisPort)

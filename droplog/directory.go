@@ -13,7 +13,11 @@ type Directory struct {
 	points map[string]podPoint   // by pod chain name
 	pods   map[netip.Addr]PodRef // every known pod address
 	rules  *nft.Ruleset          // the committed ruleset, whose counters name the policy rules; may be nil
+	peers  PeerFinder            // the addresses pods does not hold; may be nil
 }
+
+// PeerFinder finds the pod of the cluster holding an address, for a peer on another node.
+type PeerFinder func(netip.Addr) (PodRef, bool)
 
 // podPoint is one isolated direction of a local pod.
 type podPoint struct {
@@ -72,13 +76,22 @@ func policyNames(iso *selectors.Isolation) []string {
 	return names
 }
 
+// WithPeers makes d ask find for the addresses that neither its model nor its pods hold; it returns
+// d, before d is handed to a Logger.
+func (d *Directory) WithPeers(find PeerFinder) *Directory {
+	d.peers = find
+	return d
+}
+
 // pod returns the pod holding addr, if known.
 func (d *Directory) pod(addr netip.Addr) (PodRef, bool) {
 	if d == nil {
 		return PodRef{}, false
 	}
-	p, ok := d.pods[addr]
-	return p, ok
+	if p, ok := d.pods[addr]; ok || d.peers == nil {
+		return p, ok
+	}
+	return d.peers(addr)
 }
 
 // rule returns the labels of a policy rule's counter.

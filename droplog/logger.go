@@ -149,8 +149,7 @@ func (l *Logger) Run(ctx context.Context, src nflog.Source) error {
 
 // Handle adds one record to its flow.
 func (l *Logger) Handle(r nflog.Record) {
-	point, ok := nft.ParseLogPrefix(r.Prefix)
-	if !ok {
+	if _, ok := nft.ParseLogPrefix(r.Prefix); !ok {
 		l.mu.Lock()
 		l.foreign++
 		l.mu.Unlock()
@@ -178,18 +177,25 @@ func (l *Logger) Handle(r nflog.Record) {
 		l.suppress(1)
 		return
 	}
-	l.flows[key] = l.entry(point, r, p)
+	l.flows[key] = l.entry(r, p)
 	l.order = append(l.order, key)
 }
 
-// entry makes a flow's line from its first record.
-func (l *Logger) entry(point nft.DropPoint, r nflog.Record, p nflog.Packet) *Entry {
+// entry makes a flow's line from its first record; name fills in what the directory says of it.
+func (l *Logger) entry(r nflog.Record, p nflog.Packet) *Entry {
+	return &Entry{First: r.Timestamp, Last: r.Timestamp, Count: 1, Node: l.opts.Node, Verdict: VerdictDrop,
+		Src: Endpoint{IP: p.Src, Port: p.SrcPort}, Dst: Endpoint{IP: p.Dst, Port: p.DstPort}, Protocol: protocolName(p.Proto)}
+}
+
+// name fills in the pods, policies, verdict and reason of a flow's line at its drop point, from the
+// directory set when the line is written: a record may reach the agent before the directory of the
+// commit that made its drop point.
+func (l *Logger) name(e *Entry, point nft.DropPoint) {
 	dir := l.dir.Load()
-	e := &Entry{First: r.Timestamp, Last: r.Timestamp, Count: 1, Node: l.opts.Node, Verdict: VerdictDrop,
-		Src: endpoint(dir, p.Src, p.SrcPort), Dst: endpoint(dir, p.Dst, p.DstPort), Protocol: protocolName(p.Proto)}
+	e.Src, e.Dst = endpoint(dir, e.Src.IP, e.Src.Port), endpoint(dir, e.Dst.IP, e.Dst.Port)
 	if point.AntiSpoof {
 		e.Reason = ReasonAntiSpoof
-		return e
+		return
 	}
 	if point.Counter != "" {
 		// The first packet of a connection that a policy rule admitted (log level all).
@@ -212,7 +218,7 @@ func (l *Logger) entry(point nft.DropPoint, r nflog.Record, p nflog.Packet) *Ent
 				e.Pod = local.Namespace + "/" + local.Pod
 			}
 		}
-		return e
+		return
 	}
 	e.Reason = ReasonDefaultDeny
 	if point.WouldDrop {
@@ -226,7 +232,6 @@ func (l *Logger) entry(point nft.DropPoint, r nflog.Record, p nflog.Packet) *Ent
 			e.Policies = pp.audited
 		}
 	}
-	return e
 }
 
 func endpoint(d *Directory, addr netip.Addr, port uint16) Endpoint {
@@ -260,6 +265,8 @@ func (l *Logger) flush(due func(*Entry) bool) {
 			continue
 		}
 		delete(l.flows, k)
+		point, _ := nft.ParseLogPrefix(k.prefix) // a flow's prefix is a drop point's
+		l.name(e, point)
 		// A line that cannot be written is lost like a suppressed record; the writer reports it.
 		if err := l.enc.Encode(e); err != nil {
 			l.suppress(uint64(e.Count))

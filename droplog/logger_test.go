@@ -222,3 +222,20 @@ func TestFlowsBeyondTheBoundAndKernelLossesAreSuppressed(t *testing.T) {
 		t.Errorf("%d suppressed, want 6 beyond the bound and 5 lost", s.Suppressed)
 	}
 }
+
+// A record can reach the agent before the directory of the commit that made its drop point: lines
+// are named when written.
+func TestLinesAreNamedByTheDirectoryOfTheirWrite(t *testing.T) {
+	var out bytes.Buffer
+	l := New(Options{Node: "n1", Out: &out})
+	l.Handle(record(postgresIngress, t0, netip.AddrPortFrom(apiIP, 40000), netip.AddrPortFrom(postgresIP, 5432)))
+	l.SetDirectory(testDirectory())
+	l.Flush(t0.Add(2 * time.Second))
+	var e Entry
+	if err := json.Unmarshal(out.Bytes(), &e); err != nil {
+		t.Fatalf("line %q: %v", out.String(), err)
+	}
+	if e.Pod != "db/postgres" || !slices.Equal(e.Policies, []string{"db/allow-api", "db/deny-all"}) || e.Src.Pod != "api" {
+		t.Errorf("line %+v, want it named by the directory set after its record", e)
+	}
+}

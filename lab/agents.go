@@ -118,6 +118,13 @@ func (l *Lab) startAgent(ctx context.Context, n *node, logDir string) (*agentPro
 	if l.opts.FailClosed {
 		args = append(args, "--pod-interface-prefix", netlab.HostIfnamePrefix)
 	}
+	args = append(args, "--drop-log", l.opts.DropLog)
+	dropLogFile := ""
+	if l.opts.DropLog != DropLogOff {
+		// Appended to, so the lines of a killed agent stay before its successor's.
+		dropLogFile = filepath.Join(logDir, "droplog-"+n.name+".jsonl")
+		args = append(args, "--drop-log-file", dropLogFile)
+	}
 	cmd := exec.Command(l.opts.AgentPath, append(args, l.opts.AgentArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C in the terminal reaches the lab only, which stops the agents
@@ -136,7 +143,7 @@ func (l *Lab) startAgent(ctx context.Context, n *node, logDir string) (*agentPro
 	if err != nil {
 		p = Process{PID: cmd.Process.Pid}
 	}
-	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, Kubeconfig: kubeconfig, HealthAddr: health, MetricsAddr: metrics, MetricsToken: l.metricsToken})
+	l.state.Agents = append(l.state.Agents, AgentState{Node: n.name, Process: p, Log: logPath, Kubeconfig: kubeconfig, HealthAddr: health, MetricsAddr: metrics, MetricsToken: l.metricsToken, DropLogFile: dropLogFile})
 	if err := l.registerAgentPod(ctx, n, metrics); err != nil {
 		_ = cmd.Process.Kill()
 		<-a.exited

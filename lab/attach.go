@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,7 @@ import (
 )
 
 // Attached is a running lab seen from another process: its API server and, through the pods'
-// NetnsAnnotation, their network namespaces. `nftpolicy-lab apply`, `probe` and `matrix` use it.
+// NetnsAnnotation, their network namespaces. `nftpolicy-lab apply`, `probe`, `matrix` and `droplog` use it.
 type Attached struct {
 	state  *State
 	client client.Client
@@ -144,3 +145,8 @@ func (a *Attached) probe(ctx context.Context, pods map[string]*remotePod, src, d
 
 // Kubeconfig is the path of the lab's kubeconfig (the administrator's).
 func (a *Attached) Kubeconfig() string { return a.state.Kubeconfig }
+
+// DropLog copies the JSON lines of the agents' drop logs to w (see ReadDropLog).
+func (a *Attached) DropLog(ctx context.Context, node string, follow bool, w io.Writer) error {
+	return ReadDropLog(ctx, a.state, node, follow, w)
+}

@@ -49,6 +49,18 @@ const (
 	ProxyModeIPVS     = "ipvs"
 )
 
+// Drop log levels of the lab's agents (Options.DropLog), their --drop-log.
+const (
+	DropLogOff       = "off"
+	DropLogNamespace = "namespace"
+	DropLogDeny      = "deny"
+	DropLogAll       = "all"
+)
+
+// DefaultDropLog is the agents' drop log level unless told otherwise: nothing is logged until a
+// namespace is annotated nftpolicy.io/log, and the tables are as without drop logging until then.
+const DefaultDropLog = DropLogNamespace
+
 // DefaultNodes is how many nodes a lab has unless told otherwise: enough for same-node and
 // cross-node pairs.
 const DefaultNodes = 2
@@ -74,6 +86,10 @@ type Options struct {
 	AgentVerbosity int
 	// AgentArgs are more flags for every agent, e.g. --verify-incremental.
 	AgentArgs []string
+	// DropLog is every agent's --drop-log: DropLogOff, DropLogNamespace (the default), DropLogDeny
+	// or DropLogAll. Unless off, each agent also writes the JSON lines to --drop-log-file in the
+	// lab's state directory (AgentState.DropLogFile), which ReadDropLog and `nftpolicy-lab droplog` read.
+	DropLog string
 	// FailClosed runs the agents in the fail-closed mode, with the prefix of the lab's pod interfaces
 	// (--pod-interface-prefix=netlab.HostIfnamePrefix).
 	FailClosed bool
@@ -210,6 +226,13 @@ func (o Options) withDefaults() (Options, error) {
 	case ProxyModeNFTables, ProxyModeIPTables, ProxyModeIPVS:
 	default:
 		return o, fmt.Errorf("unknown kube-proxy mode %q: want nftables, iptables or ipvs", o.ProxyMode)
+	}
+	switch o.DropLog {
+	case "":
+		o.DropLog = DefaultDropLog
+	case DropLogOff, DropLogNamespace, DropLogDeny, DropLogAll:
+	default:
+		return o, fmt.Errorf("unknown drop log level %q: want off, namespace, deny or all", o.DropLog)
 	}
 	if o.Log == nil {
 		o.Log = io.Discard

@@ -65,6 +65,8 @@ type AgentState struct {
 	MetricsAddr string `json:"metricsAddr"`
 	// MetricsToken is a bearer token allowed to read the agent's metrics (see ScrapeMetrics).
 	MetricsToken string `json:"metricsToken"`
+	// DropLogFile is the agent's --drop-log-file; "" when its drop logging is off.
+	DropLogFile string `json:"dropLogFile,omitempty"`
 }
 
 // ChildState is a process the lab runs for its cluster and its log.

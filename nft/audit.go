@@ -52,9 +52,10 @@ func auditCounter(policy selectors.PolicyRef, dir selectors.Direction, verdict A
 
 // wouldDropChain is the chain of a direction of a pod that only audited policies isolate: their
 // chains accept what they admit; what falls through is what they would drop. It is logged (when
-// logging is on), counted once per audited policy, and accepted.
+// logging is on), counted once per audited policy, and accepted. The pod's ClusterNetworkPolicy
+// tiers come first: audited policies isolate nothing, so the Baseline tier decides before them.
 func (c *chainCompiler) wouldDropChain(pi podIsolation) Chain {
-	chain := Chain{Name: podChainName(pi.pod, pi.dir)}
+	chain := Chain{Name: podChainName(pi.pod, pi.dir), Rules: pi.clusterJumps()}
 	for _, v := range pi.variants {
 		if v.chain != "" {
 			chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Jump, Chain: v.chain}})

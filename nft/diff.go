@@ -232,12 +232,16 @@ func countersByName(rs *Ruleset) map[string]bool {
 // flushed twice.
 func (d *differ) deleteUnused(tx *Transaction, refilled map[string]bool) {
 	if d.changed.Full || d.changed.Chains {
-		for _, c := range d.committed.Chains {
-			if _, ok := d.newChains.find(c.Name); !ok {
-				if !refilled[c.Name] {
-					tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
+		// Chains sort so that a chain jumps only to chains after it, but for the pod chains'
+		// ClusterNetworkPolicy tier chains, whose deletion waits for the others'.
+		for _, tiers := range []bool{false, true} {
+			for _, c := range d.committed.Chains {
+				if _, ok := d.newChains.find(c.Name); !ok && isTierChain(c.Name) == tiers {
+					if !refilled[c.Name] {
+						tx.Ops = append(tx.Ops, FlushChain{Name: c.Name})
+					}
+					tx.Ops = append(tx.Ops, DeleteChain{Name: c.Name})
 				}
-				tx.Ops = append(tx.Ops, DeleteChain{Name: c.Name})
 			}
 		}
 		kept := countersByName(d.desired)

@@ -104,7 +104,13 @@ func tracedVerdict(s *selectors.Snapshot, nodes map[string]fuzzNode, c oracle.Co
 
 func checkCompiledAgainstOracle(t *testing.T, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	s := randomSnapshot(r)
+	checkSnapshotAgainstOracle(t, seed, randomSnapshot(r))
+}
+
+// checkSnapshotAgainstOracle traces every connection between the snapshot's addresses on a few
+// protocols and ports through the compiled rulesets and compares the verdict with oracle.Allows.
+func checkSnapshotAgainstOracle(t *testing.T, seed uint64, s *selectors.Snapshot) {
+	t.Helper()
 	nodes := compileNodes(s)
 	var addrs []netip.Addr
 	for _, p := range s.Pods {
@@ -133,6 +139,9 @@ func checkCompiledAgainstOracle(t *testing.T, seed uint64) {
 					for _, p := range s.Policies {
 						t.Logf("  policy %s/%s: %+v", p.Namespace, p.Name, p.Spec)
 					}
+					for _, p := range s.ClusterPolicies {
+						t.Logf("  cluster policy %s: %+v", p.Name, p.Spec)
+					}
 					t.FailNow()
 				}
 			}
@@ -146,5 +155,30 @@ func FuzzCompiledVerdictMatchesAPI(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, seed uint64) {
 		checkCompiledAgainstOracle(t, seed)
+	})
+}
+
+// The same property with ClusterNetworkPolicies on top of the NetworkPolicies: both tiers, every
+// action, pod, namespace and network peers, port ranges and named ports, on single-stack and
+// dual-stack pods.
+func checkClusterPoliciesAgainstOracle(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
+	s := randomSnapshot(r)
+	s.ClusterPolicies = selectorstest.RandomClusterPolicies(r)
+	checkSnapshotAgainstOracle(t, seed, s)
+}
+
+func TestClusterPoliciesCompiledVerdictMatchesAPI(t *testing.T) {
+	for seed := range uint64(100) {
+		checkClusterPoliciesAgainstOracle(t, seed)
+	}
+}
+
+func FuzzClusterPoliciesCompiledVerdictMatchesAPI(f *testing.F) {
+	for seed := range uint64(16) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) {
+		checkClusterPoliciesAgainstOracle(t, seed)
 	})
 }

@@ -11,14 +11,15 @@ import (
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
-// podChain compiles one direction of one isolated pod: a jump to the chain of each selecting policy
-// whose rules can match something, then drop. The policies' rules are in policy chains, so that a
+// podChain compiles one direction of one isolated pod: the jump to its Admin tier chain, if any (see
+// clusterJumps), a jump to the chain of each selecting policy whose rules can match something, then
+// drop. The policies' rules are in policy chains, so that a
 // policy edit rewrites the policy's rules once, not every chain of every pod it selects together
 // with the rules of the other policies selecting them. The drop updates the default deny's counter;
 // when dl logs the pod, rate-limited log rules come right before it. Only new connections reach a pod
 // chain: the egress and ingress chains accept established traffic before their dispatch.
 func podChain(pi podIsolation, counter string, dl *DropLog) Chain {
-	chain := Chain{Name: podChainName(pi.pod, pi.dir)}
+	chain := Chain{Name: podChainName(pi.pod, pi.dir), Rules: pi.clusterJumps()}
 	for _, v := range pi.variants {
 		if v.chain != "" {
 			chain.Rules = append(chain.Rules, Rule{Verdict: Verdict{Kind: Jump, Chain: v.chain}})
@@ -40,7 +41,8 @@ func dropComment(dir selectors.Direction, iso *selectors.Isolation) string {
 }
 
 // dispatchMapsOf returns the verdict maps of dispatchMaps, sorted by name: each address of an
-// isolated pod goes to that pod's chain of the direction.
+// isolated pod, or of a pod with ClusterNetworkPolicy rules, goes to that pod's chain of the
+// direction.
 func dispatchMapsOf(isolated []podIsolation) []Map {
 	maps := make([]Map, len(dispatchMaps))
 	for i, d := range dispatchMaps {

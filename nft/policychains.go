@@ -80,6 +80,10 @@ type podIsolation struct {
 	iso      *selectors.Isolation // nil when only audited policies select the pod
 	audit    *selectors.Isolation // nil when no audited policy selects the pod
 	variants []*policyVariant
+	// cluster are the pod's ClusterNetworkPolicy rules of the direction (nil: none); admin and
+	// baseline name the tier chains the pod chain jumps to ("" for none, see clusterJumps).
+	cluster         *selectors.ClusterRules
+	admin, baseline string
 }
 
 // compile returns every chain (base chains first in declaration order, then the others sorted by
@@ -87,6 +91,7 @@ type podIsolation struct {
 func (c *chainCompiler) compile() ([]Chain, []Map) {
 	isolated, variants := policyVariants(c.model, c.dropLog.logsAccepts)
 	chains := slices.Clone(staticChains(c.podIfacePrefix, c.dropLog))
+	chains = append(chains, c.clusterTiers(isolated)...)
 	c.next = make(map[string]policyChainMemo, len(variants))
 	c.counters = map[string]CounterLabels{}
 	for _, v := range variants {
@@ -99,7 +104,11 @@ func (c *chainCompiler) compile() ([]Chain, []Map) {
 		chains = append(chains, Chain{Name: name, Rules: rules})
 	}
 	for _, pi := range isolated {
-		if pi.iso == nil {
+		switch {
+		case pi.iso == nil && pi.audit == nil:
+			chains = append(chains, clusterOnlyChain(pi))
+			continue
+		case pi.iso == nil:
 			chains = append(chains, c.wouldDropChain(pi))
 			continue
 		}
@@ -205,14 +214,14 @@ func policyVariants(m *selectors.Model, logged func(selectors.LocalPod) bool) ([
 	}
 	for _, pod := range m.LocalPods {
 		for _, dir := range []selectors.Direction{selectors.Ingress, selectors.Egress} {
-			iso, audit := pod.Ingress, pod.AuditIngress
+			iso, audit, cluster := pod.Ingress, pod.AuditIngress, pod.ClusterIngress
 			if dir == selectors.Egress {
-				iso, audit = pod.Egress, pod.AuditEgress
+				iso, audit, cluster = pod.Egress, pod.AuditEgress, pod.ClusterEgress
 			}
-			if iso == nil && audit == nil {
+			if iso == nil && audit == nil && cluster == nil {
 				continue
 			}
-			pi := podIsolation{pod: pod, dir: dir, iso: iso, audit: audit}
+			pi := podIsolation{pod: pod, dir: dir, iso: iso, audit: audit, cluster: cluster}
 			if iso != nil {
 				add(&pi, iso.Rules, logged(pod), false)
 			}
@@ -248,22 +257,12 @@ func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selecto
 		logged = c.dropLog != nil
 		comment = truncateComment(fmt.Sprintf("%s %s[%d] audited: would allow", r.Policy, dir, r.Index))
 	}
-	var peer []Match
-	if !r.AnyPeer {
-		// The peer is the source of ingress traffic and the destination of egress traffic.
-		field := SourceAddr
-		if dir == selectors.Egress {
-			field = DestAddr
-		}
-		peer = []Match{AddrInSet{Family: f, Field: field, Set: c.peerSet(r.Peers, f)}}
-	}
 	var out []Rule
-	accept := func(ms ...Match) []Rule {
+	accept := func(matches []Match) []Rule {
 		c.compiling.counters[counter.Name] = counter.Labels
-		matches := append(slices.Clone(peer), ms...)
 		var rules []Rule
 		switch {
-		case logged && r.AnyPeer && !hasServiceMatch(ms):
+		case logged && r.AnyPeer && !hasServiceMatch(matches):
 			// The rule matches packets of every family: its log rules (whose limits are per family)
 			// must all come before it, or the first family's accept would take the other's packets.
 			if !firstFamily {
@@ -277,28 +276,64 @@ func (c *chainCompiler) compileRule(dir selectors.Direction, f Family, r selecto
 		}
 		return append(rules, Rule{Matches: matches, Counter: counter.Name, Verdict: verdict, Comment: comment})
 	}
-	if r.AllPorts {
-		return accept()
+	for _, matches := range c.trafficMatches(dir, f, trafficOf(r)) {
+		out = append(out, accept(matches)...)
 	}
+	return out
+}
+
+// traffic is what a rule matches, NetworkPolicy's or ClusterNetworkPolicy's: peers AND one of the
+// ports (see selectors.Rule).
+type traffic struct {
+	anyPeer    bool
+	peers      string
+	allPorts   bool
+	ports      []selectors.PortRange
+	namedPorts []string
+}
+
+func trafficOf(r selectors.Rule) traffic {
+	return traffic{anyPeer: r.AnyPeer, peers: r.Peers, allPorts: r.AllPorts, ports: r.Ports, namedPorts: r.NamedPorts}
+}
+
+// trafficMatches lowers what a rule matches in one family and direction: one list of matches per nft
+// rule, each the peer match (unless any peer) and one protocol's ports or one named port. No list
+// means the rule matches nothing.
+func (c *chainCompiler) trafficMatches(dir selectors.Direction, f Family, t traffic) [][]Match {
+	var peer []Match
+	if !t.anyPeer {
+		// The peer is the source of ingress traffic and the destination of egress traffic.
+		field := SourceAddr
+		if dir == selectors.Egress {
+			field = DestAddr
+		}
+		peer = []Match{AddrInSet{Family: f, Field: field, Set: c.peerSet(t.peers, f)}}
+	}
+	if t.allPorts {
+		return [][]Match{peer}
+	}
+	var out [][]Match
+	with := func(ms ...Match) { out = append(out, append(slices.Clone(peer), ms...)) }
 	for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP} {
-		ranges, all := portRangesOf(r.Ports, proto)
+		ranges, all := portRangesOf(t.ports, proto)
+		l4 := L4Proto{Protos: []uint8{protoNumber(proto)}}
 		switch {
 		case all:
-			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}})...)
+			with(l4)
 		case len(ranges) == 1:
-			out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges})...)
+			with(l4, DestPortIn{Ranges: ranges})
 		case len(ranges) > 1:
 			if set, ok := c.portSet(ranges); ok {
-				out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortInSet{Set: set})...)
+				with(l4, DestPortInSet{Set: set})
 			} else {
-				out = append(out, accept(L4Proto{Protos: []uint8{protoNumber(proto)}}, DestPortIn{Ranges: ranges})...)
+				with(l4, DestPortIn{Ranges: ranges})
 			}
 		}
 	}
-	for _, id := range r.NamedPorts {
+	for _, id := range t.namedPorts {
 		// The service set may hold the named port of pods that are not peers (the API resolves a
 		// named port on the destination pod, whatever made it a peer): the peer match comes first.
-		out = append(out, accept(ServiceInSet{Family: f, Set: c.serviceSet(id, f)})...)
+		with(ServiceInSet{Family: f, Set: c.serviceSet(id, f)})
 	}
 	return out
 }

@@ -26,7 +26,8 @@ const (
 	chainEgress   = "egress"
 	chainIngress  = "ingress"
 
-	// Verdict maps: local pod address -> goto that pod's chain, for pods isolated in that direction.
+	// Verdict maps: local pod address -> goto that pod's chain, for pods isolated in that direction
+	// or with ClusterNetworkPolicy rules for it.
 	mapEgressPodsV4  = "egress-pods-v4"
 	mapEgressPodsV6  = "egress-pods-v6"
 	mapIngressPodsV4 = "ingress-pods-v4"
@@ -44,9 +45,14 @@ const (
 	podEgressChainPrefix     = "eg_"
 	policyIngressChainPrefix = "pi_"
 	policyEgressChainPrefix  = "pe_"
-	peerSetPrefix            = "peers_"
-	serviceSetPrefix         = "svc_"
-	portSetPrefix            = "ports_"
+	// ClusterNetworkPolicy tier chains, per tier and direction (see clusterchains.go).
+	adminIngressChainPrefix    = "admin-in_"
+	adminEgressChainPrefix     = "admin-eg_"
+	baselineIngressChainPrefix = "baseline-in_"
+	baselineEgressChainPrefix  = "baseline-eg_"
+	peerSetPrefix              = "peers_"
+	serviceSetPrefix           = "svc_"
+	portSetPrefix              = "ports_"
 
 	// Hook priorities, relative to the filter priority (0); see baseChains.
 	sourceCheckPriority = -150 // prerouting: after conntrack (-200), before DNAT (-100)

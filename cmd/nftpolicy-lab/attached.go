@@ -122,6 +122,28 @@ func cmdMatrix(ctx context.Context, args []string) int {
 	return 0
 }
 
+// cmdDropLog prints the JSON lines of the drop logs of the lab's agents.
+func cmdDropLog(ctx context.Context, args []string) int {
+	fs := newFlagSet("droplog")
+	name := fs.String("name", "", "The lab (default: the only one).")
+	node := fs.String("node", "", "Only this node's agent (default: every node's, node by node).")
+	follow := fs.Bool("follow", false, "Keep printing new lines until Ctrl-C.")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: nftpolicy-lab droplog [--name NAME] [--node NODE] [--follow]")
+		return 2
+	}
+	a, err := lab.Attach(*name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := a.DropLog(ctx, *node, *follow, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
 // parsePortProto reads "80/TCP" (the protocol defaults to TCP).
 func parsePortProto(s string) (int, string, error) {
 	portText, proto, found := strings.Cut(s, "/")

@@ -50,6 +50,9 @@ func cmdUp(ctx context.Context, args []string) int {
 		if port, ok := firstPort(cluster); ok {
 			fmt.Printf("  nftpolicy-lab matrix %d/%s\n", port.Port, port.Protocol)
 		}
+		if lf.dropLog != lab.DropLogOff {
+			fmt.Printf("  kubectl annotate namespace NAMESPACE nftpolicy.io/log=deny; nftpolicy-lab droplog --follow\n")
+		}
 		fmt.Printf("Ctrl-C (or `nftpolicy-lab down --name %s`) removes it.\n", l.Name())
 		<-ctx.Done()
 		fmt.Println("Removing the lab")

@@ -43,6 +43,9 @@ func TestReadRulesetRoundTrip(t *testing.T) {
 		{"guestbook audit without logging", func() *nft.Ruleset {
 			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: nfttest.GuestbookAuditModel(), Interfaces: guestbookInterfaces()})
 		}},
+		{"guestbook cluster tiers", func() *nft.Ruleset {
+			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: nfttest.GuestbookClusterModel(), Interfaces: guestbookInterfaces()})
+		}},
 		{"empty model", func() *nft.Ruleset {
 			return nft.Compile(nft.CompileInput{Table: "nftpolicy", Model: emptyModel(), Interfaces: map[netip.Addr]string{}})
 		}},

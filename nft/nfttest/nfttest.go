@@ -263,3 +263,39 @@ func MovePod(m *selectors.Model, ifaces map[netip.Addr]string, to netip.Addr) {
 		}
 	}
 }
+
+// GuestbookClusterModel is GuestbookModel with ClusterNetworkPolicy rules, so that every tier shape
+// appears:
+//   - redis-master (dual-stack, isolated by a NetworkPolicy) has an Admin ingress list: Pass from
+//     guestbook pods, Deny TCP 22 and UDP 5000-5100 from anyone in the cluster (peers "cluster"), and a
+//     failed-closed Deny of everything;
+//   - guestbook-1 has the Admin egress list Accept of the named port http-server (service set
+//     "http") to guestbook pods, and a Baseline ingress list that its NetworkPolicy overrides;
+//   - idle-1 (198.18.0.40), selected by no NetworkPolicy, has the same Baseline ingress list
+//     (Deny TCP 8000-8080 and 9000 from the cluster) and an Admin egress Deny of 203.0.113.0/24.
+func GuestbookClusterModel() *selectors.Model {
+	m := GuestbookModel()
+	baseline := []selectors.ClusterRule{{Policy: "baseline", Priority: 1, Index: 0, Action: selectors.Deny, Peers: "cluster",
+		Ports: []selectors.PortRange{{Protocol: corev1.ProtocolTCP, First: 8000, Last: 8080}, TCP(9000)}}}
+	m.LocalPods[0].ClusterEgress = &selectors.ClusterRules{Admin: []selectors.ClusterRule{
+		{Policy: "web", Priority: 5, Index: 0, Action: selectors.Accept, Peers: "guestbook", NamedPorts: []string{"http"}},
+	}}
+	m.LocalPods[0].ClusterIngress = &selectors.ClusterRules{Baseline: baseline}
+	m.LocalPods[1].ClusterIngress = &selectors.ClusterRules{Admin: []selectors.ClusterRule{
+		{Policy: "guard", Priority: 1, Index: 0, Action: selectors.Pass, Peers: "guestbook", AllPorts: true},
+		{Policy: "guard", Priority: 1, Index: 1, Action: selectors.Deny, Peers: "cluster", Ports: []selectors.PortRange{TCP(22), {Protocol: corev1.ProtocolUDP, First: 5000, Last: 5100}}},
+		{Policy: "broken", Priority: 2, Index: 0, Action: selectors.Deny, AnyPeer: true, AllPorts: true},
+	}}
+	idle := MakeLocalPod("default", "idle-1", WithIPs("198.18.0.40"))
+	idle.ClusterIngress = &selectors.ClusterRules{Baseline: baseline}
+	idle.ClusterEgress = &selectors.ClusterRules{Admin: []selectors.ClusterRule{
+		{Policy: "no-external", Priority: 3, Index: 0, Action: selectors.Deny, Peers: "world", AllPorts: true},
+	}}
+	m.LocalPods = append(m.LocalPods, idle)
+	m.AddressSets = append([]selectors.AddressSet{{ID: "cluster", Description: "namespaces={} pods={}",
+		Ranges: []selectors.AddrRange{{From: Addr("198.18.0.0"), To: Addr("198.18.1.255")}, {From: Addr("fd18::"), To: Addr("fd18::ffff")}}}},
+		m.AddressSets...)
+	m.AddressSets = append(m.AddressSets, selectors.AddressSet{ID: "world", Description: "ipBlock=203.0.113.0/24", HasIPBlocks: true,
+		Ranges: []selectors.AddrRange{{From: Addr("203.0.113.0"), To: Addr("203.0.113.255")}}})
+	return m
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 
 	"github.com/go-logr/logr"
@@ -91,9 +92,21 @@ func setupDropLog(mgr ctrl.Manager, r *controllers.NodeReconciler, opts Options,
 	if err := metrics.Registry.Register(droplog.SuppressedTotal); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 		return fmt.Errorf("registering the drop log metrics: %w", err)
 	}
+	// Peers on other nodes are named from an index of the cached pods by address, looked up per new
+	// flow: a map of every cluster pod rebuilt at each sync would cost O(cluster pods) per sync.
+	peers, err := controllers.IndexPodsByAddress(context.Background(), mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	peerOf := func(addr netip.Addr) (droplog.PodRef, bool) {
+		p, ok := peers.Pod(addr)
+		return droplog.PodRef{Namespace: p.Namespace, Name: p.Name}, ok
+	}
 	logger := droplog.New(droplog.Options{Node: opts.NodeName, Out: out, Suppressed: droplog.SuppressedTotal})
 	r.DropLog = settings
-	r.Committed = func(m *selectors.Model) { logger.SetDirectory(droplog.NewDirectory(m, r.Applier.Committed(), nil)) }
+	r.Committed = func(m *selectors.Model) {
+		logger.SetDirectory(droplog.NewDirectory(m, r.Applier.Committed(), nil).WithPeers(peerOf))
+	}
 	log.Info("Drop logging on", "mode", opts.DropLog, "group", settings.Group)
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		if file != nil {

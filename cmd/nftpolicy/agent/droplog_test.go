@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache/informertest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/nftpolicy/nftpolicy/controllers"
@@ -83,6 +85,9 @@ type runnables struct {
 }
 
 func (m *runnables) Add(r manager.Runnable) error { m.added = append(m.added, r); return nil }
+
+// GetCache holds the pod informer that names peers by address.
+func (m *runnables) GetCache() cache.Cache { return &informertest.FakeInformers{} }
 
 // ipv4Header is a bare IPv4 header from 198.18.0.1 to 198.18.0.2 with no transport.
 func ipv4Header() []byte {

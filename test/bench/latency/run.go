@@ -56,7 +56,7 @@ type sizeRun struct {
 func runSize(ctx context.Context, cfg config, total int) (*sizeResult, error) {
 	res := &sizeResult{Pods: total, Nodes: cfg.nodes, Trials: cfg.trials}
 	begin := time.Now()
-	l, err := lab.Start(ctx, lab.Options{Nodes: cfg.nodes, AgentPath: cfg.agentPath, AssetsDir: cfg.assets, Log: prefixed("lab: ")})
+	l, err := lab.Start(ctx, lab.Options{Nodes: cfg.nodes, AgentPath: cfg.agentPath, AssetsDir: cfg.assets, DropLog: lab.DropLogOff, Log: prefixed("lab: ")})
 	if err != nil {
 		return nil, fmt.Errorf("starting the lab: %w", err)
 	}

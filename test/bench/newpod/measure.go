@@ -109,6 +109,8 @@ func measureSeries(ctx context.Context, cfg config, failClosed bool, delay time.
 	l, err := lab.Start(ctx, lab.Options{
 		Nodes: 2, AgentPath: cfg.agentPath, AssetsDir: cfg.assets, AgentVerbosity: 1,
 		FailClosed: failClosed, IPReportDelay: delay,
+		// The DaemonSet's default, so that the figures compare with earlier runs.
+		DropLog: lab.DropLogOff,
 		OnPodNetworkUp: func(ref string, pod *netlab.Pod) {
 			if f := networkUp.Load(); f != nil {
 				(*f)(ref, pod)
