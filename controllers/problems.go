@@ -52,8 +52,12 @@ func (r *NodeReconciler) reportProblems(ctx context.Context, inEffect []selector
 			continue
 		}
 		log.V(2).Info("Reporting a policy problem", "policy", klog.KObj(policy), "field", p.Field, "problem", p.Message)
+		how := "enforces it as matching nothing"
+		if p.Field == selectors.ModeField {
+			how = "enforces the policy" // an unknown mode: the message says so
+		}
 		r.Recorder.Eventf(policy, nil, corev1.EventTypeWarning, ReasonPolicyProblem, actionEnforcing,
-			"%s: %s (node %s enforces it as matching nothing)", p.Field, p.Message, r.NodeName)
+			"%s: %s (node %s %s)", p.Field, p.Message, r.NodeName, how)
 		reported[p] = true
 	}
 	rep.reported = reported

@@ -19,8 +19,8 @@ const (
 	ModeAudit   = "audit"
 )
 
-// modeField is the field a problem with the mode annotation names.
-const modeField = "metadata.annotations[" + ModeAnnotation + "]"
+// ModeField is the field a problem with the mode annotation names.
+const ModeField = "metadata.annotations[" + ModeAnnotation + "]"
 
 // audited reports whether a policy is audited rather than enforced. An unknown value enforces the
 // policy (auditing would stop enforcing it: that could only widen access) and is returned as a

@@ -81,7 +81,7 @@ func (r *Resolver) replacePolicy(ns *namespaceState, ps *policyState, np *networ
 		ps.selector, ps.selectorOK = c.policySelector(np)
 		var problem string
 		if ps.audit, problem = audited(np); problem != "" {
-			c.problem(modeField, problem)
+			c.problem(ModeField, problem)
 		}
 		ps.selectorProblems = c.problems
 		r.reselect(ns, ps)
