@@ -30,10 +30,11 @@ func snapshot(ctx context.Context, pods toolscache.Store, c client.Reader, node 
 		}
 		ps = append(ps, p.Pod)
 	}
-	s, err := snapshotWith(ctx, c, node, ps)
-	if err != nil || !clusterPolicies {
-		return s, err
-	}
+	return snapshotWith(ctx, c, node, ps, clusterPolicies)
+}
+
+// clusterPoliciesOf adds every ClusterNetworkPolicy c lists to s.
+func clusterPoliciesOf(ctx context.Context, c client.Reader, s *selectors.Snapshot) (*selectors.Snapshot, error) {
 	var cnps v1beta1.ClusterNetworkPolicyList
 	if err := c.List(ctx, &cnps, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing cluster network policies: %w", err)
@@ -45,8 +46,9 @@ func snapshot(ctx context.Context, pods toolscache.Store, c client.Reader, node 
 	return s, nil
 }
 
-// snapshotWith completes a snapshot of pods with every namespace and NetworkPolicy c lists.
-func snapshotWith(ctx context.Context, c client.Reader, node string, pods []selectors.Pod) (*selectors.Snapshot, error) {
+// snapshotWith completes a snapshot of pods with every namespace and NetworkPolicy c lists, and every
+// ClusterNetworkPolicy when clusterPolicies.
+func snapshotWith(ctx context.Context, c client.Reader, node string, pods []selectors.Pod, clusterPolicies bool) (*selectors.Snapshot, error) {
 	var namespaces corev1.NamespaceList
 	if err := c.List(ctx, &namespaces, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing namespaces: %w", err)
@@ -67,6 +69,9 @@ func snapshotWith(ctx context.Context, c client.Reader, node string, pods []sele
 	}
 	for i := range policies.Items {
 		s.Policies = append(s.Policies, &policies.Items[i])
+	}
+	if clusterPolicies {
+		return clusterPoliciesOf(ctx, c, s)
 	}
 	return s, nil
 }
