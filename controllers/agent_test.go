@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/controllers"
@@ -181,6 +182,23 @@ var _ = Describe("The agent of node-a", Ordered, func() {
 		Expect(verdictFor(otherIP, redisIP, redisPort)).To(Equal(nft.Drop))
 		Expect(verdictFor(frontendIP, redisIP, redisPort)).To(Equal(nft.Drop))
 		Expect(nft.Render(programmed())).To(ContainSubstring(`"veth-redis" . 10.1.0.10`), "anti-spoofing binds redis's address to its interface")
+	})
+
+	It("enforces a ClusterNetworkPolicy's Admin Deny over the NetworkPolicy, and withdraws it", func() {
+		all := metav1.LabelSelector{}
+		cnp := &v1beta1.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "deny-guestbook-to-redis"}, Spec: v1beta1.ClusterNetworkPolicySpec{
+			Tier: v1beta1.AdminTier, Priority: 10,
+			Subject: v1beta1.ClusterNetworkPolicySubject{Pods: &v1beta1.NamespacedPod{
+				NamespaceSelector: all, PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "redis"}}}},
+			Ingress: []v1beta1.ClusterNetworkPolicyIngressRule{{Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+				From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Pods: &v1beta1.NamespacedPod{
+					NamespaceSelector: all, PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "guestbook"}}}}}}},
+		}}
+		Expect(k8sClient.Create(ctx, cnp)).To(Succeed())
+		Eventually(func() nft.VerdictKind { return verdictFor(guestbookIP, redisIP, redisPort) }).Should(Equal(nft.Drop))
+		Expect(verdictFor(otherIP, redisIP, redisPort)).To(Equal(nft.Drop), "still isolated by redis-policy")
+		Expect(k8sClient.Delete(ctx, cnp)).To(Succeed())
+		Eventually(func() nft.VerdictKind { return verdictFor(guestbookIP, redisIP, redisPort) }).Should(Equal(nft.Accept))
 	})
 
 	It("reports the enforcement on the node's NodeEnforcement", func() {

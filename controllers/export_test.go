@@ -21,5 +21,5 @@ func SnapshotOf(ctx context.Context, c client.Reader, node string) (*selectors.S
 	for i := range pods.Items {
 		ps = append(ps, selectors.PodOf(&pods.Items[i]))
 	}
-	return snapshotWith(ctx, c, node, ps)
+	return snapshotWith(ctx, c, node, ps, true)
 }

@@ -14,6 +14,8 @@ const (
 	kindPod           = "Pod"
 	kindNamespace     = "Namespace"
 	kindNetworkPolicy = "NetworkPolicy"
+	// kindClusterNetworkPolicy objects are cluster-scoped: their refs have no namespace.
+	kindClusterNetworkPolicy = "ClusterNetworkPolicy"
 )
 
 // maxPendingObjects bounds the objects remembered between two syncs; past it, the next sync re-reads

@@ -54,6 +54,9 @@ type NodeReconciler struct {
 	// of a host interface with this prefix that is not a programmed local pod's is dropped. It needs
 	// Interfaces. "": off.
 	PodInterfacePrefix string
+	// ClusterNetworkPolicies makes the agent watch and enforce ClusterNetworkPolicies
+	// (policy.networking.k8s.io v1beta1), whose CRD must be installed. Off: they are not read.
+	ClusterNetworkPolicies bool
 	// PodDenyCounters counts each isolated pod's default deny on its own (nft.CompileInput.PodDenyCounters)
 	// instead of per namespace.
 	PodDenyCounters bool
@@ -140,8 +143,9 @@ func (s *syncState) derive(m *selectors.Model, changes *selectors.Changes) {
 	if s.inEffect == nil || changes.Isolations() {
 		s.inEffect = policiesInEffect(m)
 	}
-	if s.inEffect == nil || changes.Isolations() || changes.Problems {
-		s.problems = problemsIn(m, s.inEffect)
+	if s.inEffect == nil || changes.Isolations() || changes.Problems || changes.ClusterProblems {
+		// ClusterNetworkPolicies' problems are listed too (an Event needs a namespaced policy).
+		s.problems = append(problemsIn(m, s.inEffect), m.ClusterProblems...)
 	}
 }
 
@@ -317,7 +321,7 @@ func (r *NodeReconciler) resolve(ctx context.Context, batch changeBatch) (*selec
 
 // rebuild reads the whole cache into a new resolver.
 func (r *NodeReconciler) rebuild(ctx context.Context) error {
-	res, err := rebuildResolver(ctx, r.pods, r.Client, r.NodeName)
+	res, err := rebuildResolver(ctx, r.pods, r.Client, r.NodeName, r.ClusterNetworkPolicies)
 	if err != nil {
 		return err
 	}
@@ -329,7 +333,7 @@ func (r *NodeReconciler) rebuild(ctx context.Context) error {
 // resolver when they differ (rebuilt is then true). A change that reaches the cache between the two
 // reads is not a difference: it is pending for the next sync, so the comparison is skipped then.
 func (r *NodeReconciler) verifyIncremental(ctx context.Context, got *selectors.Model) (rebuilt bool, err error) {
-	snap, err := snapshot(ctx, r.pods, r.Client, r.NodeName)
+	snap, err := snapshot(ctx, r.pods, r.Client, r.NodeName, r.ClusterNetworkPolicies)
 	if err != nil {
 		return false, err
 	}

@@ -100,7 +100,8 @@ var _ = BeforeSuite(func() {
 	kernel = nft.NewFake(table)
 	mgr, r, err := agent.New(ctx, cfg,
 		// A short resync period, so that the status heartbeat is exercised too.
-		agent.Options{NodeName: thisNode, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: 2 * time.Second, VerifyIncremental: true},
+		agent.Options{NodeName: thisNode, Table: table, MetricsAddr: "0", ProbeAddr: "0", ResyncPeriod: 2 * time.Second, VerifyIncremental: true,
+			ClusterNetworkPolicies: true},
 		agent.Dataplane{Backend: &flakyKernel{Backend: kernel}, Interfaces: hostInterfaces, ForeignChanges: foreignNews},
 		func(o *ctrl.Options) { o.Controller = config.Controller{SkipNameValidation: ptr.To(true)} })
 	Expect(err).NotTo(HaveOccurred())

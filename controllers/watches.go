@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/nftpolicy/nftpolicy/nft"
 	"github.com/nftpolicy/nftpolicy/selectors"
@@ -64,6 +65,10 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				q.Add(r.request())
 			},
 		}))
+	if r.ClusterNetworkPolicies {
+		b = b.Watches(&v1beta1.ClusterNetworkPolicy{}, r.enqueueNode(kindClusterNetworkPolicy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	}
 	if r.ForeignChanges != nil {
 		events := make(chan event.TypedGenericEvent[nft.ForeignChange])
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {

@@ -13,12 +13,14 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
+
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
 
 // rebuildResolver reads every pod, namespace and policy from the cache into a new resolver.
-func rebuildResolver(ctx context.Context, pods toolscache.Store, c client.Reader, node string) (*selectors.Resolver, error) {
-	snap, err := snapshot(ctx, pods, c, node)
+func rebuildResolver(ctx context.Context, pods toolscache.Store, c client.Reader, node string, clusterPolicies bool) (*selectors.Resolver, error) {
+	snap, err := snapshot(ctx, pods, c, node, clusterPolicies)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +60,15 @@ func refresh(ctx context.Context, pods toolscache.Store, c client.Reader, res *s
 				res.SetNamespace(selectors.Namespace{Name: ns.Name, Labels: ns.Labels})
 			} else if apierrors.IsNotFound(err) {
 				res.DeleteNamespace(ref.name)
+				err = nil
+			}
+		case kindClusterNetworkPolicy:
+			cnp := &v1beta1.ClusterNetworkPolicy{}
+			// Shared with the cache, as NetworkPolicies are.
+			if err = c.Get(ctx, key, cnp, client.UnsafeDisableDeepCopy); err == nil {
+				res.SetClusterPolicy(cnp)
+			} else if apierrors.IsNotFound(err) {
+				res.DeleteClusterPolicy(ref.name)
 				err = nil
 			}
 		case kindNetworkPolicy:

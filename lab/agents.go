@@ -118,6 +118,9 @@ func (l *Lab) startAgent(ctx context.Context, n *node, logDir string) (*agentPro
 	if l.opts.FailClosed {
 		args = append(args, "--pod-interface-prefix", netlab.HostIfnamePrefix)
 	}
+	if agentEnforcesClusterNetworkPolicy {
+		args = append(args, "--cluster-network-policies") // the lab installs their CRD
+	}
 	args = append(args, "--drop-log", l.opts.DropLog)
 	dropLogFile := ""
 	if l.opts.DropLog != DropLogOff {

@@ -15,9 +15,8 @@ import (
 )
 
 // agentEnforcesClusterNetworkPolicy is the one switch that lets scenario files with
-// ClusterNetworkPolicies run on the lab. It stays false until the agent compiles them into its
-// table: until then such a file fails with that reason instead of checking something else.
-const agentEnforcesClusterNetworkPolicy = false
+// ClusterNetworkPolicies run on the lab: the lab's agents then run with --cluster-network-policies.
+const agentEnforcesClusterNetworkPolicy = true
 
 // clusterPolicyLabel marks the ClusterNetworkPolicies the lab creates for a scenario, so that Setup
 // and Teardown remove them (they live in no namespace of the file) and nothing else.

@@ -12,13 +12,15 @@ type Changes struct {
 	AddressSets sets.Set[string]
 	ServiceSets sets.Set[string]
 	// LocalPods are the keys ("namespace/name", LocalPod.Key) of the local pods that appeared, went
-	// away, or whose addresses or isolations changed.
+	// away, or whose addresses, isolations or ClusterNetworkPolicy rules changed.
 	LocalPods sets.Set[string]
 	// Policies are the policies that were added, deleted or edited, or started or stopped selecting
 	// a local pod.
 	Policies sets.Set[PolicyRef]
 	// Problems: Model.Problems changed.
 	Problems bool
+	// ClusterProblems: Model.ClusterProblems changed.
+	ClusterProblems bool
 }
 
 // FullChanges is the Changes of a Model with no Model before it.
@@ -26,7 +28,7 @@ func FullChanges() Changes { return Changes{Full: true} }
 
 // None reports whether nothing changed.
 func (c *Changes) None() bool {
-	return !c.Full && !c.Problems && c.AddressSets.Len() == 0 && c.ServiceSets.Len() == 0 &&
+	return !c.Full && !c.Problems && !c.ClusterProblems && c.AddressSets.Len() == 0 && c.ServiceSets.Len() == 0 &&
 		c.LocalPods.Len() == 0 && c.Policies.Len() == 0
 }
 

@@ -3,6 +3,7 @@ package selectors
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -237,4 +238,32 @@ func compareClusterPolicies(a, b *clusterPolicy) int {
 		return c
 	}
 	return strings.Compare(a.name, b.name)
+}
+
+// clusterRuleForPod is a rule as it applies to one subject pod.
+func (c *policyCompiler) clusterRuleForPod(cp *clusterPolicy, cr *clusterRule, dir Direction, pod *Pod) ClusterRule {
+	rule := ClusterRule{
+		Policy: cp.name, Priority: cp.priority, Index: cr.index, Name: cr.name, Action: cr.action,
+		AnyPeer: cr.anyPeer, Peers: cr.peersID,
+		AllPorts: cr.ports.all, Ports: cr.ports.numeric, NamedPorts: cr.namedPorts,
+	}
+	if dir == Ingress && len(cr.ports.named) > 0 {
+		// "DestinationNamedPort selects a destination port on a pod based on the ContainerPort
+		// name": for ingress, a port of the subject pod itself.
+		ports := slices.Clone(cr.ports.numeric)
+		defined := map[string]bool{}
+		for _, np := range cr.ports.named {
+			for _, n := range NamedPortNumbers(pod, np.name, np.protocol) {
+				ports = append(ports, PortRange{Protocol: np.protocol, First: n, Last: n})
+				defined[np.name] = true
+			}
+		}
+		rule.Ports = normalizePorts(ports)
+		for _, np := range cr.ports.named {
+			if !defined[np.name] {
+				c.problem(np.field, fmt.Sprintf("named port %q is not defined by pod %s/%s; it matches nothing for that pod", np.name, pod.Namespace, pod.Name))
+			}
+		}
+	}
+	return rule
 }

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -13,6 +15,7 @@ import (
 // benchScale sizes a generated cluster. The node under test is node-0.
 type benchScale struct {
 	pods, namespaces, nodes, policies int
+	clusterPolicies                   int
 }
 
 // generateCluster builds a deterministic cluster: pod i lives in a random namespace on node
@@ -81,5 +84,59 @@ func generateCluster(sc benchScale) *selectors.Snapshot {
 		}
 		s.Policies = append(s.Policies, np)
 	}
+	s.ClusterPolicies = generateClusterPolicies(sc)
 	return s
+}
+
+// generateClusterPolicies builds deterministic ClusterNetworkPolicies in the usual shapes: an
+// Admin guardrail around a team's namespaces (deny from dev, pass within the team), an Admin rule
+// for prod databases (accept from one app's pods by named port, deny egress to an external range),
+// an Admin DNS allowance, and a Baseline isolation of dev namespaces.
+func generateClusterPolicies(sc benchScale) []*v1beta1.ClusterNetworkPolicy {
+	rng := rand.New(rand.NewSource(43))
+	var out []*v1beta1.ClusterNetworkPolicy
+	tcpPort := func(n int32) []v1beta1.ClusterNetworkPolicyProtocol {
+		return []v1beta1.ClusterNetworkPolicyProtocol{{TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &v1beta1.Port{Number: n}}}}
+	}
+	for j := range sc.clusterPolicies {
+		cnp := &v1beta1.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cnp-%03d", j)}}
+		cnp.Spec.Tier, cnp.Spec.Priority = v1beta1.AdminTier, int32(rng.Intn(100))
+		team := sel("team", fmt.Sprintf("team-%d", rng.Intn(5)))
+		app := sel("app", fmt.Sprintf("app-%d", rng.Intn(7)))
+		switch j % 4 {
+		case 0:
+			cnp.Spec.Subject.Namespaces = team
+			cnp.Spec.Ingress = []v1beta1.ClusterNetworkPolicyIngressRule{
+				{Action: v1beta1.ClusterNetworkPolicyRuleActionDeny, From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: sel("env", "dev")}}, Protocols: tcpPort(5432)},
+				{Action: v1beta1.ClusterNetworkPolicyRuleActionPass, From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: team}}},
+			}
+		case 1:
+			cnp.Spec.Subject.Pods = &v1beta1.NamespacedPod{NamespaceSelector: *sel("env", "prod"), PodSelector: *sel("tier", "db")}
+			cnp.Spec.Ingress = []v1beta1.ClusterNetworkPolicyIngressRule{{
+				Action:    v1beta1.ClusterNetworkPolicyRuleActionAccept,
+				From:      []v1beta1.ClusterNetworkPolicyIngressPeer{{Pods: &v1beta1.NamespacedPod{NamespaceSelector: *team, PodSelector: *app}}},
+				Protocols: []v1beta1.ClusterNetworkPolicyProtocol{{DestinationNamedPort: "http"}},
+			}}
+			cnp.Spec.Egress = []v1beta1.ClusterNetworkPolicyEgressRule{{
+				Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+				To:     []v1beta1.ClusterNetworkPolicyEgressPeer{{Networks: []v1beta1.CIDR{v1beta1.CIDR(fmt.Sprintf("198.19.%d.0/24", rng.Intn(4)))}}},
+			}}
+		case 2:
+			cnp.Spec.Subject.Namespaces = sel("env", "prod")
+			cnp.Spec.Egress = []v1beta1.ClusterNetworkPolicyEgressRule{{
+				Action:    v1beta1.ClusterNetworkPolicyRuleActionAccept,
+				To:        []v1beta1.ClusterNetworkPolicyEgressPeer{{Namespaces: sel("kubernetes.io/metadata.name", "ns-0000")}},
+				Protocols: []v1beta1.ClusterNetworkPolicyProtocol{{UDP: &v1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: &v1beta1.Port{Number: 53}}}},
+			}}
+		case 3:
+			cnp.Spec.Tier = v1beta1.BaselineTier
+			cnp.Spec.Subject.Namespaces = sel("env", "dev")
+			cnp.Spec.Ingress = []v1beta1.ClusterNetworkPolicyIngressRule{
+				{Action: v1beta1.ClusterNetworkPolicyRuleActionAccept, From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: team}}},
+				{Action: v1beta1.ClusterNetworkPolicyRuleActionDeny, From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{}}}},
+			}
+		}
+		out = append(out, cnp)
+	}
+	return out
 }

@@ -45,6 +45,10 @@ func (r *Resolver) setNamespaceLabels(st *namespaceState, set labels.Set) {
 	st.labels = set
 	if !maps.Equal(old, set) {
 		r.relabelNamespace(st, old)
+		// ClusterNetworkPolicy subjects select by namespace labels.
+		for _, lp := range st.local {
+			r.unsettleClusterRules(lp)
+		}
 	}
 }
 

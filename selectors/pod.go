@@ -77,11 +77,15 @@ type localPod struct {
 	ingress, egress *Isolation   // as handed out in Models: never written again
 	// auditIngress and auditEgress are the isolations by audited policies, handed out likewise.
 	auditIngress, auditEgress *Isolation
+	// clusterIngress and clusterEgress are its ClusterNetworkPolicy rules, handed out likewise;
+	// clusterPolicies are the ClusterNetworkPolicies that select it, in tier order.
+	clusterIngress, clusterEgress *ClusterRules
+	clusterPolicies               []*clusterPolicyState
 }
 
 func (lp *localPod) model() LocalPod {
 	return LocalPod{Namespace: lp.pod.Namespace, Name: lp.pod.Name, IPs: lp.ips, Ingress: lp.ingress, Egress: lp.egress,
-		AuditIngress: lp.auditIngress, AuditEgress: lp.auditEgress}
+		AuditIngress: lp.auditIngress, AuditEgress: lp.auditEgress, ClusterIngress: lp.clusterIngress, ClusterEgress: lp.clusterEgress}
 }
 
 func byLocalPodKey(a, b *localPod) int {
@@ -103,12 +107,14 @@ func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
 		r.localOrder = insertSorted(r.localOrder, lp, byLocalPodKey)
 		ns.local = insertSorted(ns.local, lp, byLocalPodKey)
 		r.pending.noteLocalPod(key.String())
+		r.unsettleClusterRules(lp)
 	case cur == nil:
 		lp := r.local[key]
 		delete(r.local, key)
 		r.localOrder = deleteSorted(r.localOrder, lp, byLocalPodKey)
 		ns.local = deleteSorted(ns.local, lp, byLocalPodKey)
 		r.pending.noteLocalPod(key.String())
+		r.forgetClusterRules(lp)
 	default:
 		lp := r.local[key]
 		lp.pod = cur
@@ -119,6 +125,8 @@ func (r *Resolver) relocalPod(ns *namespaceState, key podKey, old, cur *Pod) {
 		if maps.Equal(old.Labels, cur.Labels) && slices.Equal(old.Ports, cur.Ports) {
 			return
 		}
+		// Subjects select by labels; ingress named ports resolve on the pod's ports.
+		r.unsettleClusterRules(lp)
 	}
 	for _, ps := range ns.policies {
 		r.reselect(ns, ps)

@@ -149,7 +149,7 @@ func (r *Resolver) referSets(cp *compiledPolicy, delta int) {
 			cr := &rules[i]
 			if !cr.anyPeer {
 				if delta > 0 {
-					r.acquireAddressSet(cr)
+					r.acquireAddressSet(cr.peersID, cr.peersDescription, cr.peers)
 				} else {
 					r.addressSets.release(cr.peersID)
 				}

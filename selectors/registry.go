@@ -81,18 +81,18 @@ func deleteSorted[T any](list []T, item T, compare func(a, b T) int) []T {
 	return list
 }
 
-// acquireAddressSet takes one reference to the AddressSet of a rule's peers, counting the
-// addresses of its peers' members the first time.
-func (r *Resolver) acquireAddressSet(cr *compiledRule) {
-	r.addressSets.acquire(r, cr.peersID, func() *addressSetState {
-		s := &addressSetState{setBase: setBase{id: cr.peersID, description: cr.peersDescription}}
+// acquireAddressSet takes one reference to the AddressSet of a rule's peers (its ID, description
+// and peers), counting the addresses of its peers' members the first time.
+func (r *Resolver) acquireAddressSet(id, description string, peers []peer) {
+	r.addressSets.acquire(r, id, func() *addressSetState {
+		s := &addressSetState{setBase: setBase{id: id, description: description}}
 		var blocks []AddrRange
-		for i := range cr.peers {
-			if cr.peers[i].isIPBlock {
+		for i := range peers {
+			if peers[i].isIPBlock {
 				s.hasIPBlocks = true
-				blocks = append(blocks, cr.peers[i].ipRanges...)
+				blocks = append(blocks, peers[i].ipRanges...)
 			} else {
-				s.peers = append(s.peers, r.acquirePeer(cr.peers[i], s))
+				s.peers = append(s.peers, r.acquirePeer(peers[i], s))
 			}
 		}
 		s.blocks = normalizeRanges(blocks)

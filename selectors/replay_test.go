@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -25,6 +26,7 @@ type replay struct {
 	pods       map[string]selectors.Pod
 	namespaces map[string]selectors.Namespace
 	policies   map[selectors.PolicyRef]*networkingv1.NetworkPolicy
+	cnps       map[string]*v1beta1.ClusterNetworkPolicy
 	events     []string          // so far, for failure messages
 	models     []savedModel      // every Model handed out, with a copy, to check that none changes
 	changes    selectors.Changes // returned with the last Model
@@ -45,6 +47,7 @@ func newReplayOn(t *testing.T, node string) *replay {
 		pods:       make(map[string]selectors.Pod),
 		namespaces: make(map[string]selectors.Namespace),
 		policies:   make(map[selectors.PolicyRef]*networkingv1.NetworkPolicy),
+		cnps:       make(map[string]*v1beta1.ClusterNetworkPolicy),
 	}
 }
 
@@ -85,6 +88,18 @@ func (rp *replay) DeletePolicy(namespace, name string) {
 	rp.check(fmt.Sprintf("DeletePolicy %s/%s", namespace, name))
 }
 
+func (rp *replay) SetClusterPolicy(cnp *v1beta1.ClusterNetworkPolicy) {
+	rp.cnps[cnp.Name] = cnp
+	rp.resolver.SetClusterPolicy(cnp)
+	rp.check(fmt.Sprintf("SetClusterPolicy %s %+v", cnp.Name, cnp.Spec))
+}
+
+func (rp *replay) DeleteClusterPolicy(name string) {
+	delete(rp.cnps, name)
+	rp.resolver.DeleteClusterPolicy(name)
+	rp.check("DeleteClusterPolicy " + name)
+}
+
 // load sets every object of a snapshot at once.
 func (rp *replay) load(s *selectors.Snapshot) {
 	for _, ns := range s.Namespaces {
@@ -96,8 +111,12 @@ func (rp *replay) load(s *selectors.Snapshot) {
 	for _, p := range s.Pods {
 		rp.pods[p.Namespace+"/"+p.Name] = p
 	}
+	for _, cnp := range s.ClusterPolicies {
+		rp.cnps[cnp.Name] = cnp
+	}
 	rp.resolver.Load(s)
-	rp.check(fmt.Sprintf("Load of %d pods, %d namespaces and %d policies", len(s.Pods), len(s.Namespaces), len(s.Policies)))
+	rp.check(fmt.Sprintf("Load of %d pods, %d namespaces, %d policies and %d cluster policies",
+		len(s.Pods), len(s.Namespaces), len(s.Policies), len(s.ClusterPolicies)))
 }
 
 // snapshot holds the recorded objects, in a shuffled-enough order: Load must not care.
@@ -111,6 +130,9 @@ func (rp *replay) snapshot() *selectors.Snapshot {
 	}
 	for _, np := range rp.policies {
 		s.Policies = append(s.Policies, np)
+	}
+	for _, cnp := range rp.cnps {
+		s.ClusterPolicies = append(s.ClusterPolicies, cnp)
 	}
 	return s
 }
@@ -163,13 +185,15 @@ func (rp *replay) finish() {
 
 // copyModel is a deep copy that keeps nil and empty slices apart.
 func copyModel(m *selectors.Model) *selectors.Model {
-	c := &selectors.Model{Node: m.Node, Problems: slices.Clone(m.Problems)}
+	c := &selectors.Model{Node: m.Node, Problems: slices.Clone(m.Problems), ClusterProblems: slices.Clone(m.ClusterProblems)}
 	if m.LocalPods != nil {
 		c.LocalPods = make([]selectors.LocalPod, len(m.LocalPods))
 	}
 	for i, lp := range m.LocalPods {
 		lp.IPs = slices.Clone(lp.IPs)
 		lp.Ingress, lp.Egress = copyIsolation(lp.Ingress), copyIsolation(lp.Egress)
+		lp.AuditIngress, lp.AuditEgress = copyIsolation(lp.AuditIngress), copyIsolation(lp.AuditEgress)
+		lp.ClusterIngress, lp.ClusterEgress = copyClusterRules(lp.ClusterIngress), copyClusterRules(lp.ClusterEgress)
 		c.LocalPods[i] = lp
 	}
 	c.AddressSets = slices.Clone(m.AddressSets)
@@ -195,6 +219,20 @@ func copyIsolation(iso *selectors.Isolation) *selectors.Isolation {
 	return c
 }
 
+func copyClusterRules(cr *selectors.ClusterRules) *selectors.ClusterRules {
+	if cr == nil {
+		return nil
+	}
+	c := &selectors.ClusterRules{Admin: slices.Clone(cr.Admin), Baseline: slices.Clone(cr.Baseline)}
+	for _, rules := range [][]selectors.ClusterRule{c.Admin, c.Baseline} {
+		for i := range rules {
+			rules[i].Ports = slices.Clone(rules[i].Ports)
+			rules[i].NamedPorts = slices.Clone(rules[i].NamedPorts)
+		}
+	}
+	return c
+}
+
 // diffModels says, part by part, what one Model has that the other does not.
 func diffModels(got, want *selectors.Model) string {
 	var b strings.Builder
@@ -209,6 +247,7 @@ func diffModels(got, want *selectors.Model) string {
 		return fmt.Sprintf("%s %q %v", s.ID, s.Description, s.Services)
 	})
 	diffPart(&b, "Problems", got.Problems, want.Problems, selectors.Problem.String)
+	diffPart(&b, "ClusterProblems", got.ClusterProblems, want.ClusterProblems, selectors.Problem.String)
 	return b.String()
 }
 
@@ -250,7 +289,16 @@ func formatAll[T any](xs []T, format func(T) string) []string {
 }
 
 func formatLocalPod(lp selectors.LocalPod) string {
-	return fmt.Sprintf("%s ips=%v ingress=%s egress=%s", lp.Key(), lp.IPs, formatIsolation(lp.Ingress), formatIsolation(lp.Egress))
+	return fmt.Sprintf("%s ips=%v ingress=%s egress=%s auditIngress=%s auditEgress=%s clusterIngress=%s clusterEgress=%s",
+		lp.Key(), lp.IPs, formatIsolation(lp.Ingress), formatIsolation(lp.Egress), formatIsolation(lp.AuditIngress), formatIsolation(lp.AuditEgress),
+		formatClusterRules(lp.ClusterIngress), formatClusterRules(lp.ClusterEgress))
+}
+
+func formatClusterRules(cr *selectors.ClusterRules) string {
+	if cr == nil {
+		return "none"
+	}
+	return fmt.Sprintf("{admin=%+v baseline=%+v}", cr.Admin, cr.Baseline)
 }
 
 func formatIsolation(iso *selectors.Isolation) string {
@@ -263,7 +311,7 @@ func formatIsolation(iso *selectors.Isolation) string {
 // Random events. Each builds fresh objects: the Resolver keeps what it is given.
 
 func (rp *replay) randomEvent(c *chooser) {
-	switch c.pick(18) {
+	switch c.pick(23) {
 	case 0, 1, 2:
 		rp.SetPod(randomPod(c, c.pick(6)))
 	case 3:
@@ -297,13 +345,27 @@ func (rp *replay) randomEvent(c *chooser) {
 		}
 	case 17:
 		rp.sameAgain(c)
+	case 18, 19:
+		rp.SetClusterPolicy(randomClusterPolicy(c, fmt.Sprintf("cnp%d", c.pick(4))))
+	case 20, 21:
+		if cnp, ok := rp.anyClusterPolicy(c); ok {
+			rp.SetClusterPolicy(editClusterPolicy(c, cnp))
+		}
+	case 22:
+		if cnp, ok := rp.anyClusterPolicy(c); ok {
+			rp.DeleteClusterPolicy(cnp.Name)
+		}
 	}
 }
 
 // sameAgain sets a copy of an object that is held: nothing changes.
 func (rp *replay) sameAgain(c *chooser) {
 	rp.changes = selectors.Changes{}
-	switch c.pick(3) {
+	switch c.pick(4) {
+	case 3:
+		if cnp, ok := rp.anyClusterPolicy(c); ok {
+			rp.SetClusterPolicy(cnp.DeepCopy())
+		}
 	case 0:
 		if p, ok := rp.anyPod(c); ok {
 			p.Labels, p.IPs, p.Ports = maps.Clone(p.Labels), slices.Clone(p.IPs), slices.Clone(p.Ports)
@@ -338,6 +400,14 @@ func (rp *replay) anyPolicy(c *chooser) (*networkingv1.NetworkPolicy, bool) {
 		return nil, false
 	}
 	return rp.policies[refs[c.pick(len(refs))]], true
+}
+
+func (rp *replay) anyClusterPolicy(c *chooser) (*v1beta1.ClusterNetworkPolicy, bool) {
+	names := sortedKeys(rp.cnps)
+	if len(names) == 0 {
+		return nil, false
+	}
+	return rp.cnps[names[c.pick(len(names))]], true
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
@@ -380,11 +450,41 @@ func editPolicy(c *chooser, np *networkingv1.NetworkPolicy) *networkingv1.Networ
 	return edited
 }
 
+// editClusterPolicy changes one thing of a held ClusterNetworkPolicy (its priority, tier, subject,
+// a rule's action, a rule more), or replaces it by a random one of the same name.
+func editClusterPolicy(c *chooser, cnp *v1beta1.ClusterNetworkPolicy) *v1beta1.ClusterNetworkPolicy {
+	edited := cnp.DeepCopy()
+	switch c.pick(6) {
+	case 0:
+		edited.Spec.Priority = int32(c.pick(3))
+	case 1:
+		edited.Spec.Tier = []v1beta1.Tier{v1beta1.AdminTier, v1beta1.BaselineTier}[c.pick(2)]
+	case 2:
+		edited.Spec.Subject = randomClusterPolicy(c, cnp.Name).Spec.Subject
+	case 3:
+		if n := len(edited.Spec.Ingress); n > 0 {
+			edited.Spec.Ingress[c.pick(n)].Action = cnpActions[c.pick(len(cnpActions))]
+		} else if n := len(edited.Spec.Egress); n > 0 {
+			edited.Spec.Egress[c.pick(n)].Action = cnpActions[c.pick(len(cnpActions))]
+		}
+	case 4:
+		other := randomClusterPolicy(c, cnp.Name)
+		edited.Spec.Ingress = append(edited.Spec.Ingress, other.Spec.Ingress...)
+		edited.Spec.Egress = append(other.Spec.Egress, edited.Spec.Egress...)
+	case 5:
+		edited = randomClusterPolicy(c, cnp.Name)
+	}
+	return edited
+}
+
 // replayRandom loads a random cluster object by object, then plays random events.
 func replayRandom(t *testing.T, c *chooser, events int) {
 	t.Helper()
 	rp := newReplay(t)
 	s := randomSnapshot(c)
+	for i := range c.pick(4) {
+		s.ClusterPolicies = append(s.ClusterPolicies, randomClusterPolicy(c, fmt.Sprintf("cnp%d", i)))
+	}
 	if c.coin() {
 		rp.load(s)
 	} else {
@@ -394,6 +494,9 @@ func replayRandom(t *testing.T, c *chooser, events int) {
 		}
 		for _, np := range s.Policies {
 			setEvent{policy: np}.apply(rp)
+		}
+		for _, cnp := range s.ClusterPolicies {
+			rp.SetClusterPolicy(cnp)
 		}
 		for i := range s.Namespaces {
 			setEvent{namespace: &s.Namespaces[i]}.apply(rp)
@@ -432,10 +535,19 @@ func TestResolverMatchesAFreshLoad(t *testing.T) {
 // TestResolverMatchesAFreshLoadOnGeneratedCluster replays the benchmarks' events on a small generated
 // cluster: bigger sets and more policies than the random ones.
 func TestResolverMatchesAFreshLoadOnGeneratedCluster(t *testing.T) {
-	s := generateCluster(benchScale{pods: 800, namespaces: 10, nodes: 10, policies: 150})
+	s := generateCluster(benchScale{pods: 800, namespaces: 10, nodes: 10, policies: 150, clusterPolicies: 20})
 	rp := newReplayOn(t, s.Node)
 	rp.load(s)
-	for _, ring := range []func(*selectors.Snapshot) []setEvent{podRelabelRing, podIPChangeRing, namespaceRelabelRing, policyEditRing} {
+	subjects := 0
+	for _, lp := range modelOnly(rp.resolver).LocalPods {
+		if lp.ClusterIngress != nil || lp.ClusterEgress != nil {
+			subjects++
+		}
+	}
+	if subjects == 0 {
+		t.Fatal("no local pod is the subject of a generated ClusterNetworkPolicy")
+	}
+	for _, ring := range []func(*selectors.Snapshot) []setEvent{podRelabelRing, podIPChangeRing, namespaceRelabelRing, policyEditRing, clusterPolicyEditRing} {
 		for _, e := range ring(s)[:8] {
 			e.apply(rp)
 		}
@@ -497,6 +609,9 @@ func checkChanges(prev, cur *selectors.Model, c selectors.Changes) error {
 	}
 	if !reflect.DeepEqual(prev.Problems, cur.Problems) && !c.Problems {
 		missed = append(missed, "problems")
+	}
+	if !reflect.DeepEqual(prev.ClusterProblems, cur.ClusterProblems) && !c.ClusterProblems {
+		missed = append(missed, "cluster problems")
 	}
 	// Nor do they name a set or a local pod that is equal in both: the layers below would redo it
 	// for nothing.

@@ -14,7 +14,11 @@ package selectors
 //     change. A namespace relabel re-matches that namespace's pods against the peers whose
 //     namespaceSelector flips. An event about a local pod or a policy re-resolves the policies and
 //     local pods of one namespace. Model costs the number of sets and local pods when they changed.
-//   - The Resolver keeps the Pods' maps and slices and the NetworkPolicy pointers it is given:
+//   - ClusterNetworkPolicies: an edit re-resolves the local pods its old or new subject selects,
+//     against every ClusterNetworkPolicy; a local pod's relabel or port change, or a relabel of
+//     its namespace, re-resolves that pod likewise. Their peers are the sets NetworkPolicy uses,
+//     kept up to date by the same peer events.
+//   - The Resolver keeps the Pods' maps and slices and the policy pointers it is given:
 //     callers must not mutate them afterwards (hand in a fresh Pod per event, as a cache transform
 //     does). Models share no memory with them: local pods' addresses are copied.
 //   - It is not safe for concurrent use: the caller serialises every call, Model included.
@@ -40,6 +44,14 @@ type Resolver struct {
 	withIssues map[*policyState]struct{} // policies with problems to report
 	unsettled  map[string]struct{}       // namespaces whose local pods' isolations need recomputing
 
+	// ClusterNetworkPolicies.
+	clusterPolicies      map[string]*clusterPolicyState
+	clusterTiers         [2][]*clusterPolicyState         // Admin, Baseline; by priority, then name
+	clusterUnsettled     map[*localPod]struct{}           // local pods whose cluster rules need recomputing
+	clusterTouched       map[*clusterPolicyState]struct{} // may have started or stopped selecting a local pod
+	clusterProblemsStale bool
+	clusterProblems      []Problem // as in the last Model
+
 	model   *Model  // the last Model handed out
 	pending Changes // since the last Model
 }
@@ -60,12 +72,16 @@ func NewResolver(node string) *Resolver {
 		local:              make(map[podKey]*localPod),
 		withIssues:         make(map[*policyState]struct{}),
 		unsettled:          make(map[string]struct{}),
+		clusterPolicies:    make(map[string]*clusterPolicyState),
+		clusterUnsettled:   make(map[*localPod]struct{}),
+		clusterTouched:     make(map[*clusterPolicyState]struct{}),
 		pending:            FullChanges(),
 	}
 }
 
 // Load sets every object of a snapshot, as an agent does from its cache on start: namespaces,
-// pods, then policies, so that each peer's members are found once, when a policy first uses it.
+// pods, then NetworkPolicies and ClusterNetworkPolicies, so that each peer's members are found
+// once, when a policy first uses it.
 // The snapshot's Node is not read: the Resolver's is.
 func (r *Resolver) Load(s *Snapshot) {
 	for _, ns := range s.Namespaces {
@@ -76,6 +92,9 @@ func (r *Resolver) Load(s *Snapshot) {
 	}
 	for _, np := range s.Policies {
 		r.SetPolicy(np)
+	}
+	for _, cnp := range s.ClusterPolicies {
+		r.SetClusterPolicy(cnp)
 	}
 }
 
@@ -89,6 +108,7 @@ func (r *Resolver) Model() (*Model, Changes) {
 		}
 	}
 	clear(r.unsettled)
+	r.settleClusterPolicies()
 	r.settleSets()
 	changes := r.pending
 	r.pending = Changes{}
@@ -114,6 +134,9 @@ func (r *Resolver) Model() (*Model, Changes) {
 	if changes.Full || changes.Problems {
 		m.Problems = r.problems()
 	}
+	if changes.Full || changes.ClusterProblems {
+		m.ClusterProblems = r.clusterProblems
+	}
 	r.model = m
 	return m, changes
 }
@@ -131,15 +154,11 @@ func modelSets[S any, T any](states []*S, model func(*S) T) []T {
 }
 
 // Resolve computes which local pods of s.Node are isolated in which direction and what each of
-// them allows: the Model of a new Resolver loaded with s. The same Snapshot, in any order, yields
-// a deeply equal Model. Resolve also resolves the snapshot's ClusterNetworkPolicies, which the
-// Resolver does not read yet.
+// them allows, ClusterNetworkPolicy rules included: the Model of a new Resolver loaded with s. The
+// same Snapshot, in any order, yields a deeply equal Model.
 func Resolve(s *Snapshot) *Model {
 	r := NewResolver(s.Node)
 	r.Load(s)
 	m, _ := r.Model()
-	if len(s.ClusterPolicies) > 0 {
-		resolveClusterPolicies(s, m)
-	}
 	return m
 }

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -25,6 +26,19 @@ var resolverScales = []struct {
 }{
 	{"pods=25k/policies=10k", benchScale{pods: 25000, namespaces: 500, nodes: 228, policies: 10000}},
 	{"pods=50k/policies=10k", fullScale},
+}
+
+// clusterPolicyScales add ClusterNetworkPolicies to the full scale.
+var clusterPolicyScales = []struct {
+	name  string
+	scale benchScale
+}{
+	{"pods=50k/policies=10k/cnps=100", withClusterPolicies(fullScale, 100)},
+}
+
+func withClusterPolicies(sc benchScale, n int) benchScale {
+	sc.clusterPolicies = n
+	return sc
 }
 
 // benchCluster is a generated cluster loaded into a Resolver, kept across benchmarks: every event
@@ -53,11 +67,12 @@ func loadResolver(s *selectors.Snapshot) *selectors.Resolver {
 	return r
 }
 
-// setEvent sets one object: a pod, a namespace or a policy.
+// setEvent sets one object: a pod, a namespace, a policy or a cluster policy.
 type setEvent struct {
-	pod       *selectors.Pod
-	namespace *selectors.Namespace
-	policy    *networkingv1.NetworkPolicy
+	pod           *selectors.Pod
+	namespace     *selectors.Namespace
+	policy        *networkingv1.NetworkPolicy
+	clusterPolicy *v1beta1.ClusterNetworkPolicy
 }
 
 // objectSetter is what takes events: a Resolver, or a test's replay of one.
@@ -65,6 +80,7 @@ type objectSetter interface {
 	SetPod(selectors.Pod)
 	SetNamespace(selectors.Namespace)
 	SetPolicy(*networkingv1.NetworkPolicy)
+	SetClusterPolicy(*v1beta1.ClusterNetworkPolicy)
 }
 
 var (
@@ -78,6 +94,8 @@ func (e setEvent) apply(to objectSetter) {
 		to.SetPod(*e.pod)
 	case e.namespace != nil:
 		to.SetNamespace(*e.namespace)
+	case e.clusterPolicy != nil:
+		to.SetClusterPolicy(e.clusterPolicy)
 	default:
 		to.SetPolicy(e.policy)
 	}
@@ -86,7 +104,14 @@ func (e setEvent) apply(to objectSetter) {
 // benchEvents runs a ring of events, each alone ("event") and followed by Model ("event+model"),
 // at every scale. Events come in pairs, the second undoing the first.
 func benchEvents(b *testing.B, ring func(s *selectors.Snapshot) []setEvent) {
-	for _, sc := range resolverScales {
+	benchEventsAt(b, resolverScales, ring)
+}
+
+func benchEventsAt(b *testing.B, scales []struct {
+	name  string
+	scale benchScale
+}, ring func(s *selectors.Snapshot) []setEvent) {
+	for _, sc := range scales {
 		b.Run(sc.name, func(b *testing.B) {
 			bc := loadedCluster(sc.scale)
 			events := ring(bc.snapshot)
@@ -191,6 +216,42 @@ func policyEditRing(s *selectors.Snapshot) []setEvent {
 		ring = append(ring, setEvent{policy: changed}, setEvent{policy: np})
 	}
 	return ring
+}
+
+// clusterPolicyEditRing: a ClusterNetworkPolicy's priority changes (which reorders its tier) or
+// its first rule's action flips between Accept and Deny.
+func clusterPolicyEditRing(s *selectors.Snapshot) []setEvent {
+	var ring []setEvent
+	for i, cnp := range s.ClusterPolicies {
+		changed := cnp.DeepCopy()
+		switch {
+		case i%2 == 0:
+			changed.Spec.Priority = (changed.Spec.Priority + 37) % 100
+		case len(changed.Spec.Ingress) > 0:
+			changed.Spec.Ingress[0].Action = flipAction(changed.Spec.Ingress[0].Action)
+		default:
+			changed.Spec.Egress[0].Action = flipAction(changed.Spec.Egress[0].Action)
+		}
+		ring = append(ring, setEvent{clusterPolicy: changed}, setEvent{clusterPolicy: cnp})
+	}
+	return ring
+}
+
+func flipAction(a v1beta1.ClusterNetworkPolicyRuleAction) v1beta1.ClusterNetworkPolicyRuleAction {
+	if a == v1beta1.ClusterNetworkPolicyRuleActionAccept {
+		return v1beta1.ClusterNetworkPolicyRuleActionDeny
+	}
+	return v1beta1.ClusterNetworkPolicyRuleActionAccept
+}
+
+// The ClusterNetworkPolicy benchmarks: an edit of one, and a namespace relabel that also moves the
+// namespace's pods in and out of subjects and peers selected by team.
+func BenchmarkResolverClusterPolicyEdit(b *testing.B) {
+	benchEventsAt(b, clusterPolicyScales, clusterPolicyEditRing)
+}
+
+func BenchmarkResolverNamespaceRelabelWithClusterPolicies(b *testing.B) {
+	benchEventsAt(b, clusterPolicyScales, namespaceRelabelRing)
 }
 
 func BenchmarkResolverPodRelabel(b *testing.B)       { benchEvents(b, podRelabelRing) }

@@ -50,8 +50,7 @@ type Snapshot struct {
 	Pods       []Pod
 	Namespaces []Namespace
 	Policies   []*networkingv1.NetworkPolicy
-	// ClusterPolicies are every ClusterNetworkPolicy. Only Resolve reads them so far, not the
-	// Resolver.
+	// ClusterPolicies are every ClusterNetworkPolicy.
 	ClusterPolicies []*v1beta1.ClusterNetworkPolicy
 }
 

@@ -34,6 +34,7 @@ func runAgent(args []string) int {
 	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":9474", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	fs.BoolVar(&opts.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to callers the API server authenticates and authorizes (a token allowed to get the non-resource URL /metrics, e.g. through the nftpolicy-metrics-reader ClusterRole). false: plain HTTP, open to anyone who reaches the address.")
 	fs.StringVar(&opts.MetricsCertPath, "metrics-cert-path", "", "Directory holding tls.crt and tls.key for the secure metrics endpoint (reloaded when they change); empty: a self-signed certificate made at start.")
+	fs.BoolVar(&opts.ClusterNetworkPolicies, "cluster-network-policies", false, "Watch and enforce ClusterNetworkPolicies (policy.networking.k8s.io v1beta1: Admin and Baseline tiers); their CRD must be installed. Experimental.")
 	fs.BoolVar(&opts.PodDenyCounters, "pod-deny-counters", false, "Count each isolated pod's default deny on its own: nftpolicy_default_deny_connections_total gets a pod label (one series per isolated pod and direction, instead of per namespace).")
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":9475", "Address of the /healthz and /readyz endpoints; \"0\" disables them.")
 	fs.BoolVar(&opts.VerifyIncremental, "verify-incremental", false, "Check every incremental sync against a full resolve of the cache and repair any difference (costs a full resolve per sync; for tests and debugging).")

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	policyv1alpha1 "github.com/nftpolicy/nftpolicy/api/v1alpha1"
 	"github.com/nftpolicy/nftpolicy/controllers"
@@ -58,6 +59,9 @@ type Options struct {
 	// nftpolicy_default_deny_connections_total, instead of per namespace (see
 	// nft.CompileInput.PodDenyCounters).
 	PodDenyCounters bool
+	// ClusterNetworkPolicies makes the agent watch and enforce ClusterNetworkPolicies (their CRD
+	// must be installed; see controllers.NodeReconciler.ClusterNetworkPolicies).
+	ClusterNetworkPolicies bool
 	// ResyncPeriod is how often an idle agent re-syncs; 0 is controllers.DefaultResyncPeriod.
 	ResyncPeriod time.Duration
 	// MemoryLimit is the agent's memory limit in bytes (the container's); the Go runtime's soft limit
@@ -93,6 +97,7 @@ func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(policyv1alpha1.AddToScheme(s))
+	utilruntime.Must(v1beta1.Install(s))
 	return s
 }
 
@@ -209,9 +214,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options, dp Dataplane, twea
 		ResyncPeriod:   opts.ResyncPeriod,
 		Watches:        watches,
 
-		VerifyIncremental:  opts.VerifyIncremental,
-		PodInterfacePrefix: opts.PodInterfacePrefix,
-		PodDenyCounters:    opts.PodDenyCounters,
+		VerifyIncremental:      opts.VerifyIncremental,
+		PodInterfacePrefix:     opts.PodInterfacePrefix,
+		PodDenyCounters:        opts.PodDenyCounters,
+		ClusterNetworkPolicies: opts.ClusterNetworkPolicies,
 	}
 	if err := setupDropLog(mgr, r, opts, dp, log.WithName("droplog")); err != nil {
 		return nil, nil, err

@@ -7,6 +7,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/nftpolicy/nftpolicy/selectors"
 )
@@ -24,14 +25,18 @@ const (
 	PodDelete        EventKind = "pod-delete"        // the last added pod goes away (or a random remote pod)
 	PolicyEdit       EventKind = "policy-edit"       // a port of a policy of a local pod's namespace changes
 	NamespaceRelabel EventKind = "namespace-relabel" // a namespace's "team" label changes value
+	// ClusterPolicyEdit: a ClusterNetworkPolicy's priority changes. Only for clusters with
+	// Params.ClusterPolicies, so not in EventKinds.
+	ClusterPolicyEdit EventKind = "cluster-policy-edit"
 )
 
-// EventKinds lists every kind, in the order the benchmarks report them.
+// EventKinds lists every kind any cluster takes, in the order the benchmarks report them.
 var EventKinds = []EventKind{PodRelabel, PodIPChange, PodAdd, PodDelete, PolicyEdit, NamespaceRelabel}
 
 // ElementOnly reports whether the kind only ever changes set elements in nftpolicy's table (no rule,
-// chain or set is added or removed). A policy edit rewrites the rules of its policy chain.
-func (k EventKind) ElementOnly() bool { return k != PolicyEdit }
+// chain or set is added or removed). A policy edit rewrites the rules of its policy chain, a
+// cluster policy edit the rules of the pods it selects.
+func (k EventKind) ElementOnly() bool { return k != PolicyEdit && k != ClusterPolicyEdit }
 
 // Change is the object one event changed (set) or removed (deleted), as the snapshot now holds it.
 type Change struct {
@@ -39,6 +44,8 @@ type Change struct {
 	DeletedPod *selectors.Pod // the pod as it was before it was deleted
 	Namespace  *selectors.Namespace
 	Policy     *networkingv1.NetworkPolicy
+	// ClusterPolicy is the ClusterNetworkPolicy's new state.
+	ClusterPolicy *v1beta1.ClusterNetworkPolicy
 }
 
 // Apply changes the snapshot by one event of the given kind, records the change in c.Last and
@@ -87,6 +94,8 @@ func (c *Cluster) Apply(kind EventKind) (string, error) {
 		return fmt.Sprintf("pod %s/%s deleted", p.Namespace, p.Name), nil
 	case PolicyEdit:
 		return c.editPolicy()
+	case ClusterPolicyEdit:
+		return c.editClusterPolicy()
 	case NamespaceRelabel:
 		ns := c.namespace(c.Snapshot.Pods[c.randomRemotePod()].Namespace)
 		old := ns.Labels["team"]

@@ -77,6 +77,7 @@ func Generate(p Params) (*Cluster, error) {
 	for j := range p.Policies {
 		c.Snapshot.Policies = append(c.Snapshot.Policies, c.makePolicy(j))
 	}
+	c.makeClusterPolicies()
 	return c, nil
 }
 

@@ -181,3 +181,43 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterPolicies(t *testing.T) {
+	without := mustGenerate(t, small())
+	c := mustGenerate(t, small(func(p *Params) { p.ClusterPolicies = 20 }))
+	if len(c.Snapshot.ClusterPolicies) != 20 || len(without.Snapshot.ClusterPolicies) != 0 {
+		t.Fatalf("%d and %d cluster policies, want 20 and 0", len(c.Snapshot.ClusterPolicies), len(without.Snapshot.ClusterPolicies))
+	}
+	c.Snapshot.ClusterPolicies, without.Snapshot.ClusterPolicies = nil, c.Snapshot.ClusterPolicies
+	if !reflect.DeepEqual(c.Snapshot, mustGenerate(t, small()).Snapshot) {
+		t.Error("cluster policies changed the rest of the cluster")
+	}
+	c.Snapshot.ClusterPolicies = without.Snapshot.ClusterPolicies
+	before := selectors.Resolve(c.Snapshot)
+	if len(before.ClusterProblems) != 0 {
+		t.Errorf("generated cluster policies have problems: %v", before.ClusterProblems)
+	}
+	subjects := 0
+	for _, lp := range before.LocalPods {
+		if lp.ClusterIngress != nil || lp.ClusterEgress != nil {
+			subjects++
+		}
+	}
+	if subjects == 0 {
+		t.Error("no local pod is the subject of a cluster policy")
+	}
+	for range 5 {
+		if _, err := c.Apply(ClusterPolicyEdit); err != nil {
+			t.Fatal(err)
+		}
+		if c.Last.ClusterPolicy == nil {
+			t.Fatal("a cluster policy edit did not say which policy it changed")
+		}
+	}
+	if reflect.DeepEqual(before, selectors.Resolve(c.Snapshot)) {
+		t.Error("cluster policy edits changed nothing in the model")
+	}
+	if _, err := mustGenerate(t, small()).Apply(ClusterPolicyEdit); err == nil {
+		t.Error("a cluster policy edit on a cluster without any was accepted")
+	}
+}

@@ -45,6 +45,9 @@ type Params struct {
 	NamedPortEvery int `json:"namedPortEvery"` // every n-th port is a named port; 0: never
 	EgressEvery    int `json:"egressEvery"`    // every n-th policy is for egress too; 0: never
 	SelectAllEvery int `json:"selectAllEvery"` // every n-th policy selects its whole namespace; 0: never
+
+	// ClusterPolicies: ClusterNetworkPolicies (see makeClusterPolicies); 0: none.
+	ClusterPolicies int `json:"clusterPolicies,omitempty"`
 }
 
 // Defaults returns the parameters of the issue's target scale (P=50k, N=10k, L=110) scaled to the
@@ -80,6 +83,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("local pods %d not within 0..%d", p.LocalPods, p.Pods)
 	case p.Pods > 1<<22:
 		return fmt.Errorf("%d pods do not fit the address plan", p.Pods)
+	case p.ClusterPolicies < 0:
+		return fmt.Errorf("%d cluster policies", p.ClusterPolicies)
 	case p.Shape != DistinctSelectors && p.Shape != WideSelectors:
 		return fmt.Errorf("unknown shape %q", p.Shape)
 	case p.PeersPerRule > 0 && p.PodSelectorPeers+p.NamespaceSelectorPeers+p.IPBlockPeers <= 0:

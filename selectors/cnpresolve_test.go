@@ -1,15 +1,16 @@
 package selectors
 
 import (
-	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
 
-// resolveClusterPolicies adds the ClusterNetworkPolicy part to a fresh Model of the same snapshot:
-// each local pod's ordered rules per direction and tier, the address and service sets they refer
-// to (reusing the Model's own set where a NetworkPolicy rule has the same peers), and the problems.
-// It recomputes everything from the snapshot; the incremental Resolver does not know these policies.
+// resolveClusterPolicies adds the ClusterNetworkPolicy part to a fresh Model of the same snapshot
+// without its ClusterNetworkPolicies: each local pod's ordered rules per direction and tier, the
+// address and service sets they refer to (reusing the Model's own set where a NetworkPolicy rule
+// has the same peers), and the problems. It recomputes everything from the snapshot, without the
+// Resolver's indexes: tests check the Resolver against it.
 func resolveClusterPolicies(s *Snapshot, m *Model) {
 	c := clusterResolution{snapshot: s, model: m, problems: make(problemSet), addressSets: map[string]bool{}, serviceSets: map[string]bool{}}
 	for _, set := range m.AddressSets {
@@ -117,35 +118,14 @@ func (c *clusterResolution) namespaceLabels(name string) map[string]string {
 
 // ruleForPod is a rule as it applies to one subject pod; it makes sure the sets it names exist.
 func (c *clusterResolution) ruleForPod(cp *clusterPolicy, cr clusterRule, dir Direction, pod *Pod) ClusterRule {
-	rule := ClusterRule{
-		Policy: cp.name, Priority: cp.priority, Index: cr.index, Name: cr.name, Action: cr.action,
-		AnyPeer: cr.anyPeer, Peers: cr.peersID,
-		AllPorts: cr.ports.all, Ports: cr.ports.numeric, NamedPorts: cr.namedPorts,
-	}
+	pc := newPolicyCompiler(ClusterPolicyRef(cp.name))
+	rule := pc.clusterRuleForPod(cp, &cr, dir, pod)
+	maps.Copy(c.problems, pc.problems)
 	if !cr.anyPeer {
 		c.ensureAddressSet(cr)
 	}
 	for _, def := range cr.services {
 		c.ensureServiceSet(def)
-	}
-	if dir == Ingress && len(cr.ports.named) > 0 {
-		// "DestinationNamedPort selects a destination port on a pod based on the ContainerPort
-		// name": for ingress, a port of the subject pod itself.
-		ports := slices.Clone(cr.ports.numeric)
-		defined := map[string]bool{}
-		for _, np := range cr.ports.named {
-			for _, n := range NamedPortNumbers(pod, np.name, np.protocol) {
-				ports = append(ports, PortRange{Protocol: np.protocol, First: n, Last: n})
-				defined[np.name] = true
-			}
-		}
-		rule.Ports = normalizePorts(ports)
-		for _, np := range cr.ports.named {
-			if !defined[np.name] {
-				c.problems[Problem{Policy: ClusterPolicyRef(cp.name), Field: np.field,
-					Message: fmt.Sprintf("named port %q is not defined by pod %s/%s; it matches nothing for that pod", np.name, pod.Namespace, pod.Name)}] = struct{}{}
-			}
-		}
 	}
 	return rule
 }
